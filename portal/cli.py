@@ -1,0 +1,61 @@
+"""``flask portal …`` commands."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup, with_appcontext
+
+from .crypto import generate_key
+from .extension import current_portal
+
+portal_cli = AppGroup("portal", help="Connect Portal: database, keys and catalog.")
+
+
+@portal_cli.group("db")
+def db_group() -> None:
+    """Database migrations (Alembic, version table portal_alembic_version)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    current_portal.store.upgrade(revision)
+    click.echo(f"database at revision {current_portal.store.current_revision()}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ('base' drops every portal table)."""
+    current_portal.store.downgrade(revision)
+    click.echo(f"database at revision {current_portal.store.current_revision()}")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Print the applied revision."""
+    click.echo(current_portal.store.current_revision() or "(empty database)")
+
+
+@portal_cli.command("generate-key")
+def generate_key_command() -> None:
+    """Print a new Fernet key for PORTAL_ENCRYPTION_KEYS."""
+    click.echo(generate_key())
+
+
+@portal_cli.group("apps")
+def apps_group() -> None:
+    """The catalog."""
+
+
+@apps_group.command("list")
+@with_appcontext
+def apps_list() -> None:
+    """List every app with its auth method and whether it is usable."""
+    for app in current_portal.catalog:
+        state = "ready" if app.usable else "needs " + ", ".join(app.missing)
+        click.echo(f"{app.slug:24} {app.auth_type:8} {state}")

@@ -1,0 +1,56 @@
+"""Every ``PORTAL_*`` configuration key with its default.
+
+:class:`~portal.extension.ConnectPortal` writes each default with ``app.config.setdefault`` in
+``init_app``, so a host overrides any of them in its own Flask config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    #: URL prefix the portal blueprint is mounted at. Default ``"/portal"``.
+    "PORTAL_URL_PREFIX": "/portal",
+    #: External base URL of the portal's origin, e.g. ``"https://portal.example"``. Used to build
+    #: OAuth redirect URIs, which are never built from request headers (RFC 9700 §4.1). Required
+    #: for OAuth connect flows. Default ``None``.
+    "PORTAL_BASE_URL": None,
+    #: SQLAlchemy URL of the portal's own database. Default ``None``: an SQLite file
+    #: ``portal.sqlite3`` in the Flask instance folder.
+    "PORTAL_DATABASE_URL": None,
+    #: Apply Alembic migrations at start-up. ``None`` (default) means "only for SQLite".
+    "PORTAL_AUTO_MIGRATE": None,
+    #: Fernet keys (url-safe base64, 32 bytes) sealing credentials at rest; the first encrypts,
+    #: all decrypt (rotation). Required outside debug/testing/demo. Default ``[]``.
+    "PORTAL_ENCRYPTION_KEYS": [],
+    #: Host projects: ``{app_key: [app_secret, …]}``. Several secrets are accepted at once during a
+    #: rotation; removing a key revokes it. Default ``{}``.
+    "PORTAL_APP_KEYS": {},
+    #: Origins (``scheme://host[:port]``) allowed to embed the portal, create sessions and be
+    #: ``return_to`` targets. Default ``[]``.
+    "PORTAL_ALLOWED_ORIGINS": [],
+    #: Lifetime of a browser session token, in seconds. Default ``3600``.
+    "PORTAL_SESSION_TTL": 3600,
+    #: Lifetime of a connect ticket (and of one connect attempt), in seconds. Default ``600``.
+    "PORTAL_TICKET_TTL": 600,
+    #: Longest accepted ``user_id``, in characters. Default ``255``.
+    "PORTAL_USER_ID_MAX_LENGTH": 255,
+    #: Extra directories of app definition YAML files, loaded after the shipped catalog; a file
+    #: with the same slug replaces the shipped one. Default ``[]``.
+    "PORTAL_CATALOG_PATHS": [],
+    #: Per-app settings that never live in YAML: ``{"slack": {"client_id": …, "client_secret": …,
+    #: "base_url": …, "scopes": [...]}}``. Environment variables ``PORTAL_<APP>_CLIENT_ID`` and
+    #: ``PORTAL_<APP>_CLIENT_SECRET`` fill gaps. Default ``{}``.
+    "PORTAL_APPS": {},
+    #: Slugs shown in the marketplace, in this order. ``None`` (default): every usable app.
+    "PORTAL_ENABLED_APPS": None,
+    #: Timeout of every request to a provider (token, identity, revocation), in seconds.
+    #: Default ``10``.
+    "PORTAL_HTTP_TIMEOUT": 10.0,
+    #: Default colour theme of portal pages: ``"auto"`` (follows the browser), ``"light"`` or
+    #: ``"dark"``. Default ``"auto"``.
+    "PORTAL_THEME": "auto",
+    #: Name of the cookie holding the popup's first-party session (OAuth state and PKCE verifier)
+    #: when the portal runs as its own service. Default ``"portal_session"``.
+    "PORTAL_SESSION_COOKIE_NAME": "portal_session",
+}

@@ -1,0 +1,195 @@
+"""The :class:`ConnectPortal` Flask extension."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+from werkzeug.local import LocalProxy
+
+from .auth import TokenService, normalize_origin
+from .catalog import Catalog, load_catalog
+from .config import DEFAULTS
+from .crypto import Sealer
+from .errors import ConfigurationError
+from .oauth import OAuthClients
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+UserLoader = Callable[[], "str | None"]
+
+
+@dataclass
+class PortalState:
+    """Everything the portal keeps per Flask app, at ``app.extensions["portal"]``."""
+
+    portal: ConnectPortal
+    catalog: Catalog
+    store: Store
+    sealer: Sealer
+    tokens: TokenService
+    oauth: OAuthClients
+    allowed_origins: frozenset[str]
+    base_url: str | None
+    config: dict[str, Any]
+
+    @property
+    def own_origin(self) -> str | None:
+        """The portal's own origin from ``PORTAL_BASE_URL``, if configured."""
+        return normalize_origin(self.base_url) if self.base_url else None
+
+    def enabled_apps(self) -> list[Any]:
+        """Apps shown in the marketplace: usable ones, in ``PORTAL_ENABLED_APPS`` order if set."""
+        return self.catalog.usable(self.config["PORTAL_ENABLED_APPS"])
+
+    def app(self, slug: str) -> Any:
+        """An enabled app by slug, or ``None``."""
+        app = self.catalog.get(slug)
+        if app is None or not app.usable:
+            return None
+        enabled = self.config["PORTAL_ENABLED_APPS"]
+        if enabled is not None and slug not in enabled:
+            return None
+        return app
+
+
+class ConnectPortal:
+    """The connect portal as a Flask extension.
+
+    ``ConnectPortal(app)`` or ``portal = ConnectPortal(); portal.init_app(app)``. Per-app state
+    lives in ``app.extensions["portal"]`` (:class:`PortalState`); the extension keeps no app.
+
+    Mounted mode: register :meth:`user_loader` to tell the portal who the logged-in end user is.
+    """
+
+    def __init__(self, app: Flask | None = None) -> None:
+        self._user_loader: UserLoader | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def user_loader(self, callback: UserLoader) -> UserLoader:
+        """Decorator: ``callback()`` returns the current end user's id (``str``) or ``None``.
+
+        Used by same-origin mounted pages and API calls that carry no session token.
+        """
+        self._user_loader = callback
+        return callback
+
+    def load_user(self) -> str | None:
+        """The mounted-mode end user, or ``None`` (no loader, or nobody logged in)."""
+        if self._user_loader is None:
+            return None
+        user = self._user_loader()
+        return None if user is None else str(user)
+
+    @property
+    def has_user_loader(self) -> bool:
+        """True when a :meth:`user_loader` callback is registered."""
+        return self._user_loader is not None
+
+    def init_app(self, app: Flask) -> None:
+        """Configure ``app``: defaults, database, catalog, OAuth clients, blueprint.
+
+        :raises RuntimeError: the portal is already initialised on ``app``.
+        :raises ConfigurationError: missing ``SECRET_KEY`` or encryption keys (outside
+            debug/testing), OAuth apps without ``PORTAL_BASE_URL``, or an invalid catalog.
+        """
+        if "portal" in app.extensions:
+            raise RuntimeError("ConnectPortal is already initialised on this Flask app.")
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        config = app.config
+
+        if not config.get("SECRET_KEY"):
+            raise ConfigurationError("SECRET_KEY must be set: it signs session tokens and tickets.")
+
+        catalog = load_catalog(
+            [Path(p) for p in config["PORTAL_CATALOG_PATHS"]], config["PORTAL_APPS"]
+        )
+        base_url = config["PORTAL_BASE_URL"]
+        if base_url and normalize_origin(_origin_part(base_url)) is None:
+            raise ConfigurationError(f"PORTAL_BASE_URL {base_url!r} is not an http(s) URL.")
+        if any(a.oauth2 and a.usable for a in catalog) and not base_url:
+            raise ConfigurationError(
+                "PORTAL_BASE_URL must be set (e.g. 'https://portal.example'): OAuth redirect "
+                "URIs are built from it, never from request headers."
+            )
+        origins = []
+        for origin in config["PORTAL_ALLOWED_ORIGINS"]:
+            normal = normalize_origin(origin)
+            if normal is None:
+                raise ConfigurationError(f"PORTAL_ALLOWED_ORIGINS: {origin!r} is not an origin.")
+            origins.append(normal)
+
+        keys = list(config["PORTAL_ENCRYPTION_KEYS"])
+        if not keys:
+            if not (app.debug or app.testing):
+                raise ConfigurationError(
+                    "PORTAL_ENCRYPTION_KEYS is empty. Generate a key with "
+                    "`flask portal generate-key` and set PORTAL_ENCRYPTION_KEYS = [key]."
+                )
+            log.warning("PORTAL_ENCRYPTION_KEYS is empty; deriving a development key from SECRET_KEY")
+            keys = [_dev_key(config["SECRET_KEY"])]
+
+        url = config["PORTAL_DATABASE_URL"]
+        if not url:
+            Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+            url = "sqlite:///" + str(Path(app.instance_path) / "portal.sqlite3")
+        store = Store(url)
+        auto = config["PORTAL_AUTO_MIGRATE"]
+        if auto or (auto is None and store.engine.dialect.name == "sqlite"):
+            store.upgrade()
+
+        state = PortalState(
+            portal=self,
+            catalog=catalog,
+            store=store,
+            sealer=Sealer(keys),
+            tokens=TokenService(
+                config["SECRET_KEY"], config["PORTAL_SESSION_TTL"], config["PORTAL_TICKET_TTL"]
+            ),
+            oauth=OAuthClients(catalog, float(config["PORTAL_HTTP_TIMEOUT"])),
+            allowed_origins=frozenset(origins),
+            base_url=base_url.rstrip("/") if base_url else None,
+            config=config,  # type: ignore[arg-type]
+        )
+        app.extensions["portal"] = state
+
+        from .views import create_blueprint
+
+        app.register_blueprint(create_blueprint(), url_prefix=config["PORTAL_URL_PREFIX"])
+
+        from .cli import portal_cli
+
+        if "portal" not in app.cli.commands:
+            app.cli.add_command(portal_cli)
+
+
+def _origin_part(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _dev_key(secret_key: str | bytes) -> str:
+    raw = secret_key.encode() if isinstance(secret_key, str) else secret_key
+    return base64.urlsafe_b64encode(hashlib.sha256(b"portal-dev-key:" + raw).digest()).decode()
+
+
+def _get_state() -> PortalState:
+    try:
+        return current_app.extensions["portal"]  # type: ignore[no-any-return]
+    except KeyError:
+        raise RuntimeError("ConnectPortal is not initialised on the current app.") from None
+
+
+#: The current app's :class:`PortalState`.
+current_portal: PortalState = LocalProxy(_get_state)  # type: ignore[assignment]

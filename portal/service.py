@@ -1,0 +1,53 @@
+"""The portal as its own service (gunicorn ``'portal.service:create_app()'``).
+
+Configuration comes from the mapping given, else from ``PORTAL_*`` environment variables
+(values that parse as JSON are decoded, so lists and dicts can be given as JSON) plus
+``SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, redirect, url_for
+from werkzeug.wrappers import Response
+
+from .extension import ConnectPortal
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``PORTAL_*`` and ``SECRET_KEY`` from the environment, JSON-decoded where possible."""
+    env = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for key, raw in env.items():
+        if key.startswith("PORTAL_") or key == "SECRET_KEY":
+            try:
+                config[key] = json.loads(raw)
+            except ValueError:
+                config[key] = raw
+    return config
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """A Flask app serving only the portal, with its own first-party session cookie.
+
+    :raises ConfigurationError: see :meth:`ConnectPortal.init_app`.
+    """
+    app = Flask("portal.service", instance_relative_config=True)
+    app.config.update(config_from_env() if config is None else config)
+    app.config["SESSION_COOKIE_NAME"] = app.config.get(
+        "PORTAL_SESSION_COOKIE_NAME", "portal_session"
+    )
+    # The popup's session only needs to survive the top-level redirect back from the provider.
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    ConnectPortal(app)
+
+    @app.get("/")
+    def index() -> Response:
+        return redirect(url_for("portal.api_root"))
+
+    return app

@@ -1,0 +1,191 @@
+"""SQLAlchemy 2 models and the portal's own engine.
+
+The portal never shares the host's database session: it builds its own engine from
+``PORTAL_DATABASE_URL`` (an SQLite file in the instance folder by default), and every table is
+prefixed ``portal_``. Schema changes ship as Alembic migrations in ``portal/migrations``; the
+version table is ``portal_alembic_version`` so it never collides with the host's own Alembic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+VERSION_TABLE = "portal_alembic_version"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC, truncated to microseconds."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC, on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class JSONText(TypeDecorator[Any]):
+    """JSON stored as text, identical on SQLite and PostgreSQL."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every portal table."""
+
+
+class ConnectedAccount(Base):
+    """One end user's authorization of one external account in one app.
+
+    Unique on ``(user_id, app, external_id)``: reconnecting the same external account updates
+    the row, connecting a different one adds a row. ``credentials`` is a sealed blob
+    (:class:`portal.crypto.Sealer`), never plaintext.
+    """
+
+    __tablename__ = "portal_connected_accounts"
+    __table_args__ = (
+        UniqueConstraint("user_id", "app", "external_id", name="uq_portal_account_identity"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(1024), index=True)
+    app: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(255))
+    label: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32), default="active")
+    scopes: Mapped[list[str]] = mapped_column(JSONText, default=list)
+    credentials: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConnectAttempt(Base):
+    """One run of the connect flow, started by a single-use connect ticket.
+
+    ``id`` is the ticket's nonce: inserting it twice fails, which makes the ticket single-use.
+    ``status`` moves ``started`` -> ``exchanging`` -> ``connected`` | ``failed``; the iframe polls
+    it when the popup lost ``window.opener``.
+    """
+
+    __tablename__ = "portal_connect_attempts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(1024))
+    app: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="started")
+    state_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    host_origin: Mapped[str] = mapped_column(String(255))
+    opener_origin: Mapped[str] = mapped_column(String(255))
+    return_to: Mapped[str | None] = mapped_column(Text, nullable=True)
+    account_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Store:
+    """The portal's engine and session factory.
+
+    :param url: SQLAlchemy database URL.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
+                kwargs["poolclass"] = StaticPool
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply Alembic migrations up to ``revision``."""
+        from alembic import command
+
+        command.upgrade(self._alembic_config(), revision)
+
+    def downgrade(self, revision: str) -> None:
+        """Revert Alembic migrations down to ``revision`` (``"base"`` drops every table)."""
+        from alembic import command
+
+        command.downgrade(self._alembic_config(), revision)
+
+    def current_revision(self) -> str | None:
+        """The applied Alembic revision, or ``None`` on an empty database."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            return ctx.get_current_revision()
+
+    def _alembic_config(self) -> Any:
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.attributes["engine"] = self.engine
+        return cfg
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run while the connect flow writes; busy_timeout waits instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,25 @@
+"""The portal blueprint: thin views over the service modules."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from .._paths import STATIC_DIR, TEMPLATES_DIR
+
+
+def create_blueprint() -> Blueprint:
+    """A fresh ``portal`` blueprint with every route, hook and error handler registered."""
+    from . import api, common, connect, ui
+
+    bp = Blueprint(
+        "portal",
+        __name__,
+        template_folder=str(TEMPLATES_DIR),
+        static_folder=str(STATIC_DIR),
+        static_url_path="/static",
+    )
+    common.register(bp)
+    api.register(bp)
+    ui.register(bp)
+    connect.register(bp)
+    return bp

@@ -1,0 +1,256 @@
+"""The JSON API under ``/api/v1``, used by portal.js, frame.js and host backends.
+
+Errors everywhere: ``{"error": code, "message": text, "error_details": [...]}``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+from sqlalchemy import select
+
+from .. import accounts as account_service
+from .. import signals
+from ..auth import app_key_for_secret, bearer_token, check_user_id, normalize_origin, verify_user_hash
+from ..errors import AuthenticationFailed, InvalidRequest, OriginNotAllowed, ResourceNotFound
+from ..extension import current_portal
+from ..store import ConnectAttempt, ConnectedAccount
+from .common import app_ref, app_summary, current_caller, own_origin, request_origin
+
+#: Largest JSON body the API accepts, in bytes.
+MAX_BODY = 64 * 1024
+
+
+def _json_body() -> dict[str, Any]:
+    request.max_content_length = MAX_BODY
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
+    return data
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def api_root() -> Response:
+    """``GET /api/v1``: a small index, so the root URL answers something useful."""
+    return jsonify({"name": "connect-portal", "version": 1})
+
+
+def create_session() -> tuple[Response, int]:
+    """``POST /api/v1/sessions``: exchange host authentication for a session token.
+
+    Browser: ``{appKey, userId, hash}`` with an allowed ``Origin`` header. Server-to-server:
+    ``Authorization: Bearer <app secret>`` and ``{userId, origin}``.
+
+    :returns: 201 ``{token, expires_at, user_id, origin}``.
+    """
+    state = current_portal
+    presented_secret = bearer_token(request.headers.get("Authorization"))
+    body = _json_body()
+    user_id = check_user_id(body.get("userId"), state.config["PORTAL_USER_ID_MAX_LENGTH"])
+    if presented_secret is not None:
+        app_key = app_key_for_secret(state.config["PORTAL_APP_KEYS"], presented_secret)
+        if app_key is None:
+            raise AuthenticationFailed("Unknown app secret.", code="invalid_app_secret")
+        origin = normalize_origin(body.get("origin"))
+        if origin is None or origin not in state.allowed_origins:
+            raise OriginNotAllowed("`origin` must be one of PORTAL_ALLOWED_ORIGINS.")
+    else:
+        origin = request_origin()
+        if origin is None or origin not in state.allowed_origins:
+            raise OriginNotAllowed("This page's origin is not allowed to use the portal.")
+        app_key = body.get("appKey")
+        presented_hash = body.get("hash")
+        accepted = state.config["PORTAL_APP_KEYS"].get(app_key) if isinstance(app_key, str) else None
+        if not accepted:
+            raise AuthenticationFailed("Unknown app key.", code="invalid_app_key")
+        if not isinstance(presented_hash, str) or len(presented_hash) > 256:
+            raise AuthenticationFailed("`hash` is missing.", code="invalid_hash")
+        if not verify_user_hash(accepted, user_id, presented_hash):
+            raise AuthenticationFailed("`hash` does not match this userId.", code="invalid_hash")
+    token, expires_at = state.tokens.issue_session(user_id, origin, app_key)
+    body_out = {"token": token, "expires_at": _iso(expires_at), "user_id": user_id, "origin": origin}
+    return jsonify(body_out), 201
+
+
+def get_session() -> Response:
+    """``GET /api/v1/session``: who the bearer token is for, and its verified host origin."""
+    caller = current_caller()
+    return jsonify({"user_id": caller.user_id, "origin": caller.host_origin, "via": caller.via})
+
+
+def list_apps() -> Response:
+    """``GET /api/v1/apps``: ``{apps: [AppSummary]}`` with the caller's connected flags."""
+    caller = current_caller()
+    with current_portal.store.session() as session:
+        rows = session.execute(
+            select(ConnectedAccount.app).where(ConnectedAccount.user_id == caller.user_id)
+        ).scalars()
+        counts = Counter(rows)
+    apps = [app_summary(a, counts.get(a.slug, 0)) for a in current_portal.enabled_apps()]
+    return jsonify({"apps": apps})
+
+
+def _app_or_404(slug: str) -> Any:
+    app = current_portal.app(slug)
+    if app is None:
+        raise ResourceNotFound(f"No app called {slug!r}.", code="unknown_app")
+    return app
+
+
+def get_app(app: str) -> Response:
+    """``GET /api/v1/apps/<app>``: ``{app: AppSummary, connected_accounts: [Account]}``."""
+    caller = current_caller()
+    definition = _app_or_404(app)
+    with current_portal.store.session() as session:
+        accounts = account_service.list_accounts(session, caller.user_id, definition.slug)
+        result = {
+            "app": app_summary(definition, len(accounts)),
+            "connected_accounts": [account_service.to_dict(a) for a in accounts],
+        }
+    return jsonify(result)
+
+
+def list_connected_accounts() -> Response:
+    """``GET /api/v1/connected-accounts[?app=]``: ``{connected_accounts}``, newest first."""
+    caller = current_caller()
+    slug = request.args.get("app")
+    if slug is not None:
+        _app_or_404(slug)
+    with current_portal.store.session() as session:
+        accounts = account_service.list_accounts(session, caller.user_id, slug)
+        result = [account_service.to_dict(a) for a in accounts]
+    return jsonify({"connected_accounts": result})
+
+
+def get_connected_account(account_id: str) -> Response:
+    """``GET /api/v1/connected-accounts/<id>``: one Account; another user's id is a 404."""
+    caller = current_caller()
+    with current_portal.store.session() as session:
+        account = account_service.get_account(session, caller.user_id, account_id)
+        return jsonify(account_service.to_dict(account))
+
+
+def delete_connected_account(account_id: str) -> Response:
+    """``DELETE /api/v1/connected-accounts/<id>``: revoke at the provider, delete, and answer
+    the ``app-disconnected`` payload ``{app, connectedAccountId, connected_accounts}``."""
+    from flask import current_app
+
+    caller = current_caller()
+    state = current_portal
+    with state.store.session() as session:
+        account = account_service.get_account(session, caller.user_id, account_id)
+        credentials = state.sealer.open(account.id, account.credentials)
+        public = account_service.to_dict(account)
+        slug = account.app
+    definition = state.catalog.get(slug)
+    revoked = False
+    if definition is not None and definition.oauth2 is not None:
+        # Revocation failure is logged and does not block the disconnect (RFC 7009 §2.2).
+        revoked = state.oauth.revoke(definition, credentials)
+    with state.store.session() as session:
+        account = account_service.get_account(session, caller.user_id, account_id)
+        account_service.delete_account(session, account)
+        remaining = account_service.list_accounts(session, caller.user_id, slug)
+        ref = app_ref(definition) if definition else {"name": slug, "title": slug, "icon_url": ""}
+        payload = account_service.event_payload(ref, account_id, remaining)
+    signals.account_disconnected.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        user_id=caller.user_id,
+        app=slug,
+        account=public,
+        revoked=revoked,
+    )
+    return jsonify(payload)
+
+
+def create_connect_ticket() -> tuple[Response, int]:
+    """``POST /api/v1/connect-tickets`` ``{app, opener}``: a single-use ticket for the popup.
+
+    ``opener`` is ``"frame"`` (the portal iframe opens the popup; results go to the portal's
+    own origin) or ``"host"`` (portal.js on the host page opens it).
+
+    :returns: 201 ``{ticket, connect_url, attempt_id, expires_at}``.
+    """
+    caller = current_caller()
+    body = _json_body()
+    slug = body.get("app")
+    if not isinstance(slug, str):
+        raise InvalidRequest("`app` is required.", code="invalid_app")
+    definition = _app_or_404(slug)
+    opener = body.get("opener", "host")
+    if opener not in ("host", "frame"):
+        raise InvalidRequest("`opener` must be 'host' or 'frame'.")
+    opener_origin = caller.host_origin if opener == "host" else own_origin()
+    ticket, attempt_id, expires_at = current_portal.tokens.issue_ticket(
+        caller.user_id, definition.slug, caller.host_origin, opener_origin
+    )
+    connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
+    result = {
+        "ticket": ticket,
+        "connect_url": connect_url,
+        "attempt_id": attempt_id,
+        "expires_at": _iso(expires_at),
+    }
+    return jsonify(result), 201
+
+
+def get_connect_attempt(attempt_id: str) -> Response:
+    """``GET /api/v1/connect-attempts/<id>``: the popup's result, for an opener that lost it.
+
+    ``{status: "pending"|"connected"|"failed", app, connectedAccountId?, payload?, error?}``.
+    Unknown ids, and other users' attempts, read as ``pending``.
+    """
+    caller = current_caller()
+    state = current_portal
+    with state.store.session() as session:
+        attempt = session.get(ConnectAttempt, attempt_id)
+        if attempt is None or attempt.user_id != caller.user_id:
+            return jsonify({"status": "pending"})
+        result: dict[str, Any] = {"status": "pending", "app": attempt.app}
+        if attempt.status == "connected" and attempt.account_id:
+            definition = state.catalog.get(attempt.app)
+            accounts = account_service.list_accounts(session, caller.user_id, attempt.app)
+            ref = app_ref(definition) if definition else {"name": attempt.app}
+            result.update(
+                status="connected",
+                connectedAccountId=attempt.account_id,
+                payload=account_service.event_payload(ref, attempt.account_id, accounts),
+            )
+        elif attempt.status == "failed":
+            result.update(
+                status="failed",
+                error={"type": attempt.error_code, "message": attempt.error_message},
+            )
+    return jsonify(result)
+
+
+def register(bp: Blueprint) -> None:
+    """Add the API routes to ``bp``."""
+    prefix = "/api/v1"
+    bp.add_url_rule(prefix, "api_root", api_root)
+    bp.add_url_rule(f"{prefix}/sessions", "api_create_session", create_session, methods=["POST"])
+    bp.add_url_rule(f"{prefix}/session", "api_session", get_session)
+    bp.add_url_rule(f"{prefix}/apps", "api_apps", list_apps)
+    bp.add_url_rule(f"{prefix}/apps/<app>", "api_app", get_app)
+    bp.add_url_rule(f"{prefix}/connected-accounts", "api_accounts", list_connected_accounts)
+    bp.add_url_rule(
+        f"{prefix}/connected-accounts/<account_id>", "api_account", get_connected_account
+    )
+    bp.add_url_rule(
+        f"{prefix}/connected-accounts/<account_id>",
+        "api_delete_account",
+        delete_connected_account,
+        methods=["DELETE"],
+    )
+    bp.add_url_rule(
+        f"{prefix}/connect-tickets", "api_connect_tickets", create_connect_ticket, methods=["POST"]
+    )
+    bp.add_url_rule(
+        f"{prefix}/connect-attempts/<attempt_id>", "api_connect_attempt", get_connect_attempt
+    )

@@ -1,0 +1,226 @@
+"""Request context shared by the views: who is calling, security headers, CORS, errors."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, render_template, request
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from werkzeug.exceptions import HTTPException
+from wtforms import ValidationError
+
+from ..auth import bearer_token, normalize_origin
+from ..errors import AuthenticationFailed, OriginNotAllowed, PortalHTTPError
+from ..extension import current_portal
+
+log = logging.getLogger("portal")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The end user behind a request and the host origin their events go to.
+
+    ``via`` is ``"session"`` (bearer session token: iframe or portal.js) or ``"mounted"``
+    (the host's own cookie session and ``user_loader``).
+    """
+
+    user_id: str
+    host_origin: str
+    via: str
+    app_key: str | None = None
+
+
+def own_origin() -> str:
+    """The portal's own origin: from ``PORTAL_BASE_URL`` when set, else this request's."""
+    return current_portal.own_origin or normalize_origin(request.host_url) or request.host_url
+
+
+def request_origin() -> str | None:
+    """The request's ``Origin`` header, normalised; ``None`` when absent or ``"null"``."""
+    return normalize_origin(request.headers.get("Origin"))
+
+
+def current_caller() -> Caller:
+    """The authenticated caller of this request (cached in ``g``).
+
+    A bearer session token wins; otherwise mounted mode asks the ``user_loader`` and requires
+    a Flask-WTF CSRF token (``X-CSRFToken``) on unsafe methods.
+
+    :raises AuthenticationFailed: no valid token and no logged-in mounted user.
+    :raises OriginNotAllowed: the token is presented from an origin it was not issued to.
+    """
+    cached: Caller | None = g.get("_portal_caller")
+    if cached is not None:
+        return cached
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None:
+        claims = current_portal.tokens.read_session(token)
+        origin = request_origin()
+        if origin is not None and origin not in (claims.origin, own_origin()):
+            raise OriginNotAllowed(
+                "This session token was issued to another origin.", code="origin_mismatch"
+            )
+        caller = Caller(claims.user_id, claims.origin, "session", claims.app_key)
+    else:
+        user_id = current_portal.portal.load_user()
+        if user_id is None:
+            raise AuthenticationFailed("Sign in first: no session token and no logged-in user.")
+        if request.method not in SAFE_METHODS:
+            try:
+                validate_csrf(request.headers.get("X-CSRFToken"))
+            except ValidationError as exc:
+                raise AuthenticationFailed(
+                    f"CSRF check failed: {exc}", code="csrf_failed"
+                ) from exc
+        caller = Caller(user_id, own_origin(), "mounted")
+    g._portal_caller = caller
+    return caller
+
+
+def wants_json() -> bool:
+    """True for the JSON API (errors answer JSON there, HTML pages elsewhere)."""
+    return request.blueprint == "portal" and "/api/" in request.path
+
+
+def error_response(exc: HTTPException) -> tuple[Response | str, int]:
+    """Render ``exc`` as ``{"error","message","error_details"}`` JSON or the error page."""
+    status = exc.code or 500
+    code = getattr(exc, "error_code", None) or (exc.name or "error").lower().replace(" ", "_")
+    message = exc.description or exc.name
+    details = getattr(exc, "details", [])
+    if wants_json():
+        response = jsonify({"error": code, "message": message, "error_details": details})
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="portal"'
+        return response, status
+    page = render_template(
+        "portal/error.html",
+        status=status,
+        title=exc.name,
+        message=message,
+        **page_context("error"),
+    )
+    return page, status
+
+
+def page_context(page: str, mode: str = "page", layout: str = "wide") -> dict[str, Any]:
+    """Variables every full page template needs (see ``templates/portal/base.html``)."""
+    return {
+        "page": page,
+        "mode": mode,
+        "layout": layout,
+        "mounted": False,
+        "csrf_token_value": None,
+        "theme": current_portal.config["PORTAL_THEME"],
+    }
+
+
+def content_security_policy() -> str:
+    """The portal pages' CSP: no inline script or style, framing only by allowed origins."""
+    ancestors = " ".join(["'self'", *sorted(current_portal.allowed_origins)])
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        f"form-action 'self'; frame-ancestors {ancestors}"
+    )
+
+
+def _cors_origin() -> str | None:
+    origin = request_origin()
+    if origin is not None and origin in current_portal.allowed_origins:
+        return origin
+    return None
+
+
+def _preflight() -> Response | None:
+    if request.method == "OPTIONS" and "/api/" in request.path:
+        response = Response(status=204)
+        if _cors_origin() is None:
+            response.status_code = 403
+        return response
+    return None
+
+
+def _headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    is_static = request.endpoint == "portal.static"
+    if not is_static:
+        headers["Cache-Control"] = "no-store"
+        headers.setdefault("Content-Security-Policy", content_security_policy())
+    if "/api/" in request.path and (origin := _cors_origin()) is not None:
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+        headers["Access-Control-Max-Age"] = "600"
+    if "/api/" in request.path or is_static:
+        headers.add("Vary", "Origin")
+    return response
+
+
+def _handle(exc: HTTPException) -> tuple[Response | str, int]:
+    return error_response(exc)
+
+
+def _handle_unexpected(exc: Exception) -> tuple[Response | str, int]:
+    if isinstance(exc, HTTPException):
+        return error_response(exc)
+    log.exception("unhandled error in %s", request.endpoint)
+    return error_response(_Internal())
+
+
+class _Internal(PortalHTTPError):
+    code = 500
+    error_code = "internal_error"
+    description = "Something went wrong on our side. Please try again."
+
+
+def register(bp: Blueprint) -> None:
+    """Install the hooks and error handlers on ``bp``."""
+    bp.before_request(_preflight)
+    bp.after_request(_headers)
+    bp.register_error_handler(HTTPException, _handle)
+    bp.register_error_handler(Exception, _handle_unexpected)
+    bp.app_context_processor(lambda: {})
+
+
+def mounted_page_context(page: str) -> dict[str, Any]:
+    """Page context for same-origin mounted pages: CSRF token in a meta tag."""
+    ctx = page_context(page)
+    ctx.update(mounted=True, csrf_token_value=generate_csrf())
+    return ctx
+
+
+def icon_url(app: Any) -> str:
+    """Absolute URL of the app's icon (absolute because the host page shows it too)."""
+    from flask import url_for
+
+    icon = app.icon or "default.svg"
+    if icon.startswith("https://"):
+        return str(icon)
+    return own_origin() + url_for("portal.static", filename=f"icons/{icon}")
+
+
+def app_ref(app: Any) -> dict[str, str]:
+    """``{name, title, icon_url}`` as event payloads carry it."""
+    return {"name": app.slug, "title": app.title, "icon_url": icon_url(app)}
+
+
+def app_summary(app: Any, connected_count: int) -> dict[str, Any]:
+    """The public AppSummary: ``{name, title, description, categories, icon_url, auth_type,
+    connected, connected_count}``."""
+    return {
+        "name": app.slug,
+        "title": app.title,
+        "description": app.description,
+        "categories": list(app.categories),
+        "icon_url": icon_url(app),
+        "auth_type": app.auth_type,
+        "connected": connected_count > 0,
+        "connected_count": connected_count,
+    }
