@@ -1,0 +1,195 @@
+"""The demo that ``make demo`` runs: a host app, the portal and the sandbox provider.
+
+Three servers on three origins, so the demo really is cross-origin::
+
+    host app   http://127.0.0.1:5000   (the "SaaS product"; its page embeds the portal 3 ways)
+    portal     http://localhost:5001   (this package, as its own service)
+    sandbox    http://127.0.0.1:5002   (the built-in OAuth 2.0 provider)
+
+SQLite in the portal's instance folder, no credentials, nothing to configure. Run it with
+``python -m portal.demo`` (``--help`` for ports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from typing import Any
+
+import requests
+from flask import Flask, abort, render_template, request
+
+from ._paths import STATIC_DIR, TEMPLATES_DIR
+from ._serving import ServerThread
+from .auth import normalize_origin, user_hash
+
+DEMO_APP_KEY = "demo-app-key"
+DEMO_APP_SECRET = "demo-app-secret-change-me"  # demo only: a real host keeps this secret
+DEMO_CLIENT_ID = "connect-portal-demo"
+DEMO_CLIENT_SECRET = "demo-client-secret"
+# A fixed key so demo accounts survive restarts. Never use it outside the demo.
+DEMO_ENCRYPTION_KEY = "ZGVtby1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q="
+DEMO_USERS = ("demo-user-1", "demo-user-2")
+
+
+def sandbox_app_settings(sandbox_url: str) -> dict[str, dict[str, Any]]:
+    """``PORTAL_APPS`` entries enabling the three sandbox apps against ``sandbox_url``."""
+    return {
+        "sandbox": {
+            "base_url": sandbox_url,
+            "client_id": DEMO_CLIENT_ID,
+            "client_secret": DEMO_CLIENT_SECRET,
+        },
+        "sandbox-keys": {"base_url": sandbox_url},
+        "sandbox-basic": {"base_url": sandbox_url},
+    }
+
+
+def portal_config(
+    portal_url: str, sandbox_url: str, host_origins: list[str], **overrides: Any
+) -> dict[str, Any]:
+    """Configuration of the portal service for the demo (and the tests)."""
+    config: dict[str, Any] = {
+        "SECRET_KEY": "demo-secret-key-change-me",
+        "PORTAL_BASE_URL": portal_url,
+        "PORTAL_ALLOWED_ORIGINS": host_origins,
+        "PORTAL_APP_KEYS": {DEMO_APP_KEY: [DEMO_APP_SECRET]},
+        "PORTAL_ENCRYPTION_KEYS": [DEMO_ENCRYPTION_KEY],
+        "PORTAL_APPS": sandbox_app_settings(sandbox_url),
+    }
+    config.update(overrides)
+    return config
+
+
+def sandbox_config(sandbox_url: str, portal_url: str, **overrides: Any) -> dict[str, Any]:
+    """Configuration of the sandbox provider with the portal registered as its client."""
+    config: dict[str, Any] = {
+        "SECRET_KEY": "demo-sandbox-secret",
+        "SANDBOX_ISSUER": sandbox_url,
+        "SANDBOX_CLIENTS": [
+            {
+                "client_id": DEMO_CLIENT_ID,
+                "client_secret": DEMO_CLIENT_SECRET,
+                "client_name": "Connect Portal demo",
+                "redirect_uris": [f"{portal_url}/portal/oauth/sandbox/callback"],
+                "scope": "profile contacts.read contacts.write",
+                "token_endpoint_auth_method": "client_secret_basic",
+            }
+        ],
+    }
+    config.update(overrides)
+    return config
+
+
+def create_host_app(portal_url: str, app_key: str = DEMO_APP_KEY,
+                    app_secret: str = DEMO_APP_SECRET) -> Flask:
+    """The demo host app: one page showing the three ways to embed the portal.
+
+    Its backend computes the user ``hash`` (script-tag mode) and mints an embed token
+    server-to-server (iframe mode), exactly as a real host backend would.
+    """
+    app = Flask(
+        "portal.demo_host",
+        template_folder=str(TEMPLATES_DIR),
+        static_folder=str(STATIC_DIR),
+        static_url_path="/demo-static",
+    )
+    app.config["SESSION_COOKIE_NAME"] = "host_session"
+
+    @app.after_request
+    def _headers(response: Any) -> Any:
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; script-src 'self' {portal_url}; frame-src {portal_url}; "
+            f"connect-src 'self' {portal_url}; img-src 'self' {portal_url} data:; "
+            "style-src 'self'; object-src 'none'; base-uri 'none'"
+        )
+        return response
+
+    @app.get("/")
+    def index() -> str:
+        user_id = request.args.get("user", DEMO_USERS[0])
+        if user_id not in DEMO_USERS:
+            abort(400)
+        origin = normalize_origin(request.host_url.rstrip("/")) or ""
+        embed_token = None
+        try:
+            response = requests.post(
+                f"{portal_url}/portal/api/v1/sessions",
+                json={"userId": user_id, "origin": origin},
+                headers={"Authorization": f"Bearer {app_secret}"},
+                timeout=5,
+            )
+            if response.status_code == 201:
+                embed_token = response.json()["token"]
+        except requests.RequestException:
+            pass
+        return render_template(
+            "portal/demo/host.html",
+            portal_url=portal_url,
+            app_key=app_key,
+            user_id=user_id,
+            users=DEMO_USERS,
+            hash=user_hash(app_secret, user_id),
+            embed_token=embed_token,
+        )
+
+    return app
+
+
+class DemoStack:
+    """The three demo servers, started together; used by ``make demo`` and the e2e tests."""
+
+    def __init__(self, host_port: int = 5000, portal_port: int = 5001, sandbox_port: int = 5002,
+                 database_url: str | None = None, **portal_overrides: Any) -> None:
+        from .sandbox import create_app as create_sandbox
+        from .service import create_app as create_portal
+
+        self.host = ServerThread("127.0.0.1", host_port)
+        self.portal = ServerThread("127.0.0.1", portal_port, url_host="localhost")
+        self.sandbox = ServerThread("127.0.0.1", sandbox_port)
+        overrides = dict(portal_overrides)
+        if database_url:
+            overrides["PORTAL_DATABASE_URL"] = database_url
+        self.portal_app = create_portal(
+            portal_config(self.portal.url, self.sandbox.url, [self.host.url], **overrides)
+        )
+        self.sandbox_app = create_sandbox(sandbox_config(self.sandbox.url, self.portal.url))
+        self.host_app = create_host_app(self.portal.url)
+
+    def start(self) -> DemoStack:
+        """Start all three servers."""
+        self.sandbox.start(self.sandbox_app)
+        self.portal.start(self.portal_app)
+        self.host.start(self.host_app)
+        return self
+
+    def stop(self) -> None:
+        """Stop all three servers."""
+        for server in (self.host, self.portal, self.sandbox):
+            server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m portal.demo``."""
+    parser = argparse.ArgumentParser(description="Run the Connect Portal demo.")
+    parser.add_argument("--host-port", type=int, default=5000)
+    parser.add_argument("--portal-port", type=int, default=5001)
+    parser.add_argument("--sandbox-port", type=int, default=5002)
+    args = parser.parse_args(argv)
+    stack = DemoStack(args.host_port, args.portal_port, args.sandbox_port).start()
+    print(
+        "\nConnect Portal demo is running:\n"
+        f"  open  {stack.host.url}/   (the host app; it embeds the portal three ways)\n"
+        f"  portal   {stack.portal.url}/portal/  ·  sandbox provider {stack.sandbox.url}/\n"
+        "  sandbox users: ada, grace, linus (consent page; no password)\n"
+        "Press Ctrl+C to stop.\n",
+        flush=True,
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+// The demo host page's own script (not part of the SDK): wires buttons to portal.js and logs
+// every event, including the plain-iframe embed's messages, which it checks like portal.js does.
+(function () {
+  'use strict';
+  const body = document.body;
+  const log = document.getElementById('event-log');
+  const status = document.getElementById('sdk-status');
+  const portalOrigin = new URL(body.dataset.portalOrigin).origin;
+  const events = [];
+  // Exposed for the end-to-end tests, which read what the host page received.
+  Object.defineProperty(window, 'demoEvents', { value: events });
+
+  function record(via, type, payload) {
+    events.push({ via: via, type: type, payload: payload });
+    const li = document.createElement('li');
+    const head = document.createElement('strong');
+    head.textContent = type + ' ';
+    const src = document.createElement('span');
+    src.className = 'demo-log__via';
+    src.textContent = via;
+    const pre = document.createElement('pre');
+    pre.textContent = JSON.stringify(payload, null, 2);
+    li.append(head, src, pre);
+    log.prepend(li);
+  }
+
+  const portal = new ConnectPortal({
+    appKey: body.dataset.appKey,
+    userId: body.dataset.userId,
+    hash: body.dataset.hash,
+    baseUrl: body.dataset.baseUrl,
+  });
+  ['ready', 'app-connected', 'app-disconnected', 'modal-closed', 'error'].forEach(function (type) {
+    portal.eventEmitter.on(type, function (payload) { record('sdk', type, payload); });
+  });
+  portal.eventEmitter.on('ready', function () {
+    status.textContent = 'SDK ready for ' + body.dataset.userId + '.';
+    portal.showApps(ConnectPortal.RenderModes.INLINE, 'inline-portal', ConnectPortal.Layouts.NARROW)
+      .catch(function (err) { status.textContent = 'Inline failed: ' + err.message; });
+  });
+  portal.eventEmitter.on('error', function (e) { status.textContent = 'Error: ' + (e.message || e.type); });
+
+  document.getElementById('open-modal').addEventListener('click', function () {
+    portal.showApps(ConnectPortal.RenderModes.MODAL).catch(function (err) { status.textContent = err.message; });
+  });
+  document.getElementById('open-modal-narrow').addEventListener('click', function () {
+    portal.showApps(ConnectPortal.RenderModes.MODAL, null, ConnectPortal.Layouts.NARROW)
+      .catch(function (err) { status.textContent = err.message; });
+  });
+  document.getElementById('connect-direct').addEventListener('click', function () {
+    portal.connectApp('sandbox').then(function (id) {
+      status.textContent = 'connectApp resolved with ' + id;
+    }, function (err) { status.textContent = 'connectApp: ' + (err.type || '') + ' ' + err.message; });
+  });
+
+  // Plain iframe embed: no SDK, so the host checks origin and source itself.
+  const frame = document.getElementById('embed-frame');
+  window.addEventListener('message', function (event) {
+    if (!frame || event.source !== frame.contentWindow || event.origin !== portalOrigin) return;
+    const data = event.data;
+    if (!data || data.source !== 'connect-portal' || data.version !== 1) return;
+    if (data.type === 'portal:resize') {
+      frame.style.height = Math.max(320, Math.min(900, data.payload.height)) + 'px';
+      return;
+    }
+    if (data.type.indexOf('portal:') === 0) return;
+    record('iframe', data.type, data.payload);
+  });
+})();
