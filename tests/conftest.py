@@ -111,10 +111,13 @@ class _FormParser(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         if tag == "form":
-            self.forms.append({"action": a.get("action", ""), "fields": {}, "buttons": []})
+            self.forms.append(
+                {"action": a.get("action", ""), "fields": {}, "buttons": [], "radios": []}
+            )
         elif self.forms and tag == "input":
             kind = a.get("type", "text")
             if kind == "radio":
+                self.forms[-1]["radios"].append(a.get("value", ""))
                 if "checked" in a or a.get("name") not in self.forms[-1]["fields"]:
                     self.forms[-1]["fields"][a["name"]] = a.get("value", "")
             elif "name" in a:
@@ -156,7 +159,11 @@ class Browser:
         form = parse_form(page.text)
         fields = dict(form["fields"])
         if user is not None:
-            fields["user"] = user
+            # The consent page lists the demo users in DEMO_USERS order, by database id.
+            from portal.sandbox.models import DEMO_USERS
+
+            index = [u[0] for u in DEMO_USERS].index(user)
+            fields["user"] = form["radios"][index]
         fields["decision"] = decision
         response = self.http.post(
             urljoin(authorize_url, form["action"]), data=fields, allow_redirects=False, timeout=10

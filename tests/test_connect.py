@@ -1,0 +1,530 @@
+"""The connect flow against the real sandbox provider over loopback HTTP.
+
+Covers SECURITY.md "Connect flow": every hostile callback is refused with a 400 page before any
+token request, and no connected-account row is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import re
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+from conftest import Api, Browser, connect_sandbox, new_session, sandbox_stats
+from sqlalchemy import func, select, text, update
+
+from portal.demo import DEMO_CLIENT_SECRET, DemoStack
+from portal.store import ConnectAttempt, ConnectedAccount, utcnow
+
+
+def account_count(stack: DemoStack, user_id: str) -> int:
+    store = stack.portal_app.extensions["portal"].store
+    with store.session() as db:
+        return int(
+            db.scalar(
+                select(func.count()).select_from(ConnectedAccount).where(
+                    ConnectedAccount.user_id == user_id
+                )
+            )
+        )
+
+
+def token_requests(stack: DemoStack) -> int:
+    return int(sandbox_stats(stack)["token_requests"]["authorization_code"])
+
+
+def result_message(html: str) -> dict[str, Any]:
+    match = re.search(
+        r'<script type="application/json" id="portal-connect-result">(.*?)</script>', html, re.S
+    )
+    assert match, "no connect result on the page"
+    return json.loads(match.group(1))  # type: ignore[no-any-return]
+
+
+def begin(api: Api, browser: Browser, app: str = "sandbox", **extra: str) -> tuple[str, dict[str, Any]]:
+    """Start an attempt and approve at the provider; returns (callback URL, ticket)."""
+    ticket = api.ticket(app)
+    url = ticket["connect_url"] + ("&" + urlencode(extra) if extra else "")
+    started = browser.start(url)
+    assert started.status_code == 302
+    return browser.consent(started.headers["Location"]).callback_url, ticket
+
+
+def with_params(url: str, **changes: str | None) -> str:
+    parts = urlsplit(url)
+    params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
+    return parts._replace(query=urlencode(params)).geturl()
+
+
+# --------------------------------------------------------------------------- happy path
+
+
+def test_connect_creates_account_and_result_page(stack: DemoStack, sandbox: str, api: Api) -> None:
+    response, ticket = connect_sandbox(api)
+    assert response.status_code == 200
+    message = result_message(response.text)
+    assert message["targetOrigin"] == stack.portal.url  # the iframe opened the popup
+    envelope = message["message"]
+    assert envelope["source"] == "connect-portal" and envelope["version"] == 1
+    assert envelope["type"] == "portal:connect-result"
+    payload = envelope["payload"]["payload"]
+    assert payload["app"] == {
+        "name": "sandbox",
+        "title": "Sandbox CRM",
+        "icon_url": f"{stack.portal.url}/portal/static/icons/sandbox.svg",
+    }
+    [account] = payload["connected_accounts"]
+    assert account["id"] == payload["connectedAccountId"]
+    assert account["label"] == "ada@sandbox.test"
+    assert set(account) == {
+        "id", "app", "label", "external_id", "status", "scopes", "created_at", "modified_at"
+    }
+    assert "access_token" not in response.text
+    status = api.get(f"/connect-attempts/{ticket['attempt_id']}").json()
+    assert status["status"] == "connected"
+    assert status["connectedAccountId"] == account["id"]
+
+
+def test_result_goes_to_host_origin_when_portal_js_opened_the_popup(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    response, _ = connect_sandbox(api, opener="host")
+    assert result_message(response.text)["targetOrigin"] == stack.host.url
+
+
+def test_reconnecting_same_external_account_updates_and_another_adds(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    first, _ = connect_sandbox(api, user=None)
+    again, _ = connect_sandbox(api, user=None)
+    first_id = result_message(first.text)["message"]["payload"]["payload"]["connectedAccountId"]
+    again_id = result_message(again.text)["message"]["payload"]["payload"]["connectedAccountId"]
+    assert first_id == again_id
+    assert account_count(stack, api.user_id) == 1
+    page = Browser().http.get  # noqa: F841  (documenting: each connect uses a fresh browser)
+    other, _ = connect_sandbox(api, user="grace")
+    accounts = result_message(other.text)["message"]["payload"]["payload"]["connected_accounts"]
+    assert len(accounts) == 2
+    assert accounts[0]["modified_at"] >= accounts[1]["modified_at"]
+    assert accounts[0]["label"] == "grace@sandbox.test"
+
+
+def test_authorize_request_uses_code_flow_with_pkce_s256(stack: DemoStack, api: Api) -> None:
+    ticket = api.ticket()
+    response = Browser().start(ticket["connect_url"])
+    params = {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
+    assert params["response_type"] == "code"  # no implicit flow
+    assert params["code_challenge_method"] == "S256"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", params["code_challenge"])
+    assert params["redirect_uri"] == f"{stack.portal.url}/portal/oauth/sandbox/callback"
+    assert len(params["state"]) >= 32
+
+
+def test_pkce_verifier_is_fresh_and_matches_challenge(make_app: Any, stack: DemoStack) -> None:
+    app = make_app()
+    client = app.test_client()
+    token = _session_via_client(client, stack)
+    verifiers = []
+    for _ in range(2):
+        ticket = client.post(
+            "/portal/api/v1/connect-tickets", json={"app": "sandbox"},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json
+        response = client.get(urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl())
+        params = parse_qs(urlsplit(response.headers["Location"]).query)
+        state = params["state"][0]
+        with client.session_transaction() as session:
+            verifier = session[f"_state_sandbox_{state}"]["data"]["code_verifier"]
+        assert 43 <= len(verifier) <= 128  # RFC 7636 §4.1
+        digest = hashlib.sha256(verifier.encode()).digest()
+        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        assert params["code_challenge"][0] == challenge  # RFC 7636 §4.2
+        verifiers.append(verifier)
+    assert verifiers[0] != verifiers[1]
+
+
+def _session_via_client(client: Any, stack: DemoStack, user: str = "u-client") -> str:
+    from portal import user_hash
+    from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET
+
+    response = client.post(
+        "/portal/api/v1/sessions",
+        json={"appKey": DEMO_APP_KEY, "userId": user, "hash": user_hash(DEMO_APP_SECRET, user)},
+        headers={"Origin": stack.host.url},
+    )
+    assert response.status_code == 201, response.json
+    return str(response.json["token"])
+
+
+# --------------------------------------------------------------------------- hostile callbacks
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"state": None},
+        {"state": "not-a-state-we-issued"},
+        {"state": ""},
+        {"state": "x" * 600},
+    ],
+    ids=["missing", "mismatched", "empty", "oversized"],
+)
+def test_bad_state_is_refused_before_token_request(
+    stack: DemoStack, sandbox: str, api: Api, change: dict[str, str | None]
+) -> None:
+    browser = Browser()
+    callback, _ = begin(api, browser)
+    before = token_requests(stack)
+    response = browser.callback(with_params(callback, **change))
+    assert response.status_code == 400
+    assert "text/html" in response.headers["Content-Type"]
+    assert token_requests(stack) == before
+    assert account_count(stack, api.user_id) == 0
+
+
+def test_expired_state_is_refused(stack: DemoStack, sandbox: str, api: Api) -> None:
+    browser = Browser()
+    callback, ticket = begin(api, browser)
+    store = stack.portal_app.extensions["portal"].store
+    with store.session() as db:
+        db.execute(
+            update(ConnectAttempt)
+            .where(ConnectAttempt.id == ticket["attempt_id"])
+            .values(created_at=utcnow() - timedelta(minutes=11))
+        )
+    response = browser.callback(callback)
+    assert response.status_code == 400
+    assert token_requests(stack) == 0
+    assert account_count(stack, api.user_id) == 0
+
+
+def test_replayed_code_and_state_exchange_once(stack: DemoStack, sandbox: str, api: Api) -> None:
+    browser = Browser()
+    callback, _ = begin(api, browser)
+    assert browser.callback(callback).status_code == 200
+    replay = browser.callback(callback)
+    assert replay.status_code == 400
+    assert token_requests(stack) == 1
+    assert account_count(stack, api.user_id) == 1
+
+
+def test_state_finished_in_another_browser_is_refused(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    callback, _ = begin(api, Browser())
+    response = Browser().callback(callback)  # browser B has no state cookie
+    assert response.status_code == 400
+    assert "another browser" in response.text
+    assert token_requests(stack) == 0
+    assert account_count(stack, api.user_id) == 0
+
+
+def test_state_of_app_a_at_app_b_callback_is_refused(
+    make_app: Any, stack: DemoStack, sandbox: str, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "apps"
+    catalog.mkdir()
+    definition = (Path(__file__).parent.parent / "portal/apps/sandbox.yaml").read_text()
+    (catalog / "sandbox-two.yaml").write_text(
+        definition.replace("slug: sandbox", "slug: sandbox-two")
+    )
+    apps = {
+        **stack.portal_app.config["PORTAL_APPS"],
+        "sandbox-two": dict(stack.portal_app.config["PORTAL_APPS"]["sandbox"]),
+    }
+    app = make_app(PORTAL_CATALOG_PATHS=[str(catalog)], PORTAL_APPS=apps)
+    client = app.test_client()
+    token = _session_via_client(client, stack)
+    ticket = client.post(
+        "/portal/api/v1/connect-tickets", json={"app": "sandbox"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json
+    started = client.get(urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl())
+    consent = Browser().consent(started.headers["Location"])
+    parts = urlsplit(consent.callback_url)
+    response = client.get(f"/portal/oauth/sandbox-two/callback?{parts.query}")
+    assert response.status_code == 400
+    assert token_requests(stack) == 0
+
+
+def test_issuer_mismatch_is_refused_before_token_request(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    browser = Browser()
+    callback, _ = begin(api, browser)
+    assert parse_qs(urlsplit(callback).query)["iss"] == [stack.sandbox.url]  # RFC 9207
+    response = browser.callback(with_params(callback, iss="https://evil.example"))
+    assert response.status_code == 400
+    assert token_requests(stack) == 0
+    assert account_count(stack, api.user_id) == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Host": "evil.example"}, {"X-Forwarded-Host": "evil.example"},
+     {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}],
+)
+def test_spoofed_host_headers_do_not_change_redirect_uri(
+    stack: DemoStack, api: Api, headers: dict[str, str]
+) -> None:
+    ticket = api.ticket()
+    response = requests.get(
+        ticket["connect_url"], headers=headers, allow_redirects=False, timeout=10
+    )
+    assert response.status_code == 302
+    params = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert params["redirect_uri"] == [f"{stack.portal.url}/portal/oauth/sandbox/callback"]
+
+
+@pytest.mark.parametrize(
+    "return_to",
+    [
+        "//evil.example/x",
+        "/\\evil.example",
+        "https:evil.example",
+        "javascript:alert(1)",
+        "https://evil.example/",
+        "http://127.0.0.1.evil.example/",
+    ],
+)
+def test_return_to_off_the_allow_list_is_ignored(
+    stack: DemoStack, sandbox: str, api: Api, return_to: str
+) -> None:
+    browser = Browser()
+    callback, _ = begin(api, browser, return_to=return_to)
+    response = browser.callback(callback)
+    assert response.status_code == 200  # the popup result page, not a redirect
+    assert "Location" not in response.headers
+    assert "evil.example" not in response.text
+
+
+def test_return_to_on_allowed_origin_gets_303_with_result(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    browser = Browser()
+    callback, _ = begin(api, browser, return_to=f"{stack.host.url}/settings?tab=apps")
+    response = browser.callback(callback)
+    assert response.status_code == 303
+    location = urlsplit(response.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}" == stack.host.url
+    params = parse_qs(location.query)
+    assert params["tab"] == ["apps"]
+    assert params["portal_status"] == ["connected"]
+    assert params["portal_app"] == ["sandbox"]
+    [account] = api.get("/connected-accounts?app=sandbox").json()["connected_accounts"]
+    assert params["portal_account"] == [account["id"]]
+
+
+def test_access_denied_shows_escaped_error_and_writes_nothing(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    browser = Browser()
+    ticket = api.ticket()
+    started = browser.start(ticket["connect_url"])
+    consent = browser.consent(started.headers["Location"], decision="deny")
+    assert consent.params["error"] == "access_denied"
+    hostile = with_params(consent.callback_url, error_description="<script>alert(1)</script>")
+    response = browser.callback(hostile)
+    assert response.status_code == 400
+    assert "<script>alert(1)</script>" not in response.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+    message = result_message(response.text)["message"]
+    assert message["payload"]["status"] == "failed"
+    assert message["payload"]["error"]["type"] == "access_denied"
+    assert account_count(stack, api.user_id) == 0
+    assert token_requests(stack) == 0
+    status = api.get(f"/connect-attempts/{ticket['attempt_id']}").json()
+    assert status["status"] == "failed" and status["error"]["type"] == "access_denied"
+
+
+@pytest.mark.parametrize("fault", ["500", "html", "malformed_json"])
+def test_token_endpoint_faults_give_clear_error_and_no_row(
+    stack: DemoStack, sandbox: str, api: Api, fault: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Production log level everywhere (urllib3's DEBUG lines would show the test's own request
+    # URLs), and everything the portal itself logs.
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="portal")
+    browser = Browser()
+    callback, _ = begin(api, browser)
+    requests.post(f"{sandbox}/_sandbox/faults", json={"token_endpoint": fault}, timeout=5)
+    response = browser.callback(callback)
+    assert response.status_code == 502
+    message = result_message(response.text)["message"]["payload"]
+    assert message["status"] == "failed"
+    assert message["error"]["type"] in ("server_error", "invalid_response")
+    assert "Sandbox CRM" in response.text
+    assert account_count(stack, api.user_id) == 0
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+    assert DEMO_CLIENT_SECRET not in caplog.text
+    assert code not in caplog.text
+
+
+def test_token_endpoint_timeout(make_app: Any, stack: DemoStack, sandbox: str) -> None:
+    app = make_app(PORTAL_HTTP_TIMEOUT=0.5)
+    client = app.test_client()
+    token = _session_via_client(client, stack)
+    ticket = client.post(
+        "/portal/api/v1/connect-tickets", json={"app": "sandbox"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json
+    started = client.get(urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl())
+    consent = Browser().consent(started.headers["Location"])
+    requests.post(
+        f"{sandbox}/_sandbox/faults", json={"token_endpoint": "timeout", "timeout_seconds": 2},
+        timeout=5,
+    )
+    began = time.monotonic()
+    response = client.get(f"/portal/oauth/sandbox/callback?{urlsplit(consent.callback_url).query}")
+    assert time.monotonic() - began < 1.9
+    assert response.status_code == 502
+    assert "did not answer in time" in response.text
+    store = app.extensions["portal"].store
+    with store.session() as db:
+        assert db.scalar(select(func.count()).select_from(ConnectedAccount)) == 0
+
+
+def test_database_failure_at_commit_leaves_no_row_and_retry_works(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    """A real fault: the accounts table disappears between token exchange and commit."""
+    store = stack.portal_app.extensions["portal"].store
+    browser = Browser()
+    callback, _ = begin(api, browser)
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE portal_connected_accounts RENAME TO portal_ca_away"))
+    try:
+        response = browser.callback(callback)
+    finally:
+        with store.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE portal_ca_away RENAME TO portal_connected_accounts"))
+    assert response.status_code == 503
+    assert result_message(response.text)["message"]["payload"]["error"]["type"] == (
+        "storage_unavailable"
+    )
+    assert account_count(stack, api.user_id) == 0
+    retry, _ = connect_sandbox(api)
+    assert retry.status_code == 200
+    assert account_count(stack, api.user_id) == 1
+
+
+# --------------------------------------------------------------------------- tickets
+
+
+def test_ticket_used_twice_is_refused(stack: DemoStack, api: Api) -> None:
+    ticket = api.ticket()
+    assert Browser().start(ticket["connect_url"]).status_code == 302
+    again = Browser().start(ticket["connect_url"])
+    assert again.status_code == 400
+    assert "already used" in again.text
+
+
+def test_expired_ticket_is_refused(make_app: Any, stack: DemoStack) -> None:
+    app = make_app(PORTAL_TICKET_TTL=1)
+    client = app.test_client()
+    token = _session_via_client(client, stack)
+    ticket = client.post(
+        "/portal/api/v1/connect-tickets", json={"app": "sandbox"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json
+    time.sleep(2.1)
+    response = client.get(urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl())
+    assert response.status_code == 400
+    assert b"expired" in response.data
+
+
+def test_ticket_for_another_app_is_refused(stack: DemoStack, api: Api) -> None:
+    ticket = api.ticket("sandbox")
+    other = ticket["connect_url"].replace("/connect/sandbox?", "/connect/sandbox-keys?")
+    assert Browser().start(other).status_code == 400
+
+
+def test_forged_ticket_is_refused(stack: DemoStack, api: Api) -> None:
+    ticket = api.ticket("sandbox")
+    forged = with_params(ticket["connect_url"], ticket=ticket["ticket"][:-4] + "AAAA")
+    assert Browser().start(forged).status_code == 400
+
+
+def test_ticket_for_another_user_is_refused_in_mounted_mode(make_app: Any, stack: DemoStack) -> None:
+    app = make_app()
+    app.extensions["portal"].portal.user_loader(lambda: "mallory")
+    client = app.test_client()
+    token = _session_via_client(client, stack, user="alice")
+    ticket = client.post(
+        "/portal/api/v1/connect-tickets", json={"app": "sandbox"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json
+    response = client.get(urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl())
+    assert response.status_code == 400
+    assert b"another user" in response.data
+
+
+def test_attempt_status_of_another_user_reads_pending(stack: DemoStack, sandbox: str, api: Api) -> None:
+    _, ticket = connect_sandbox(api)
+    other = new_session(stack, api.user_id + "-other")
+    assert other.get(f"/connect-attempts/{ticket['attempt_id']}").json() == {"status": "pending"}
+
+
+# --------------------------------------------------------------------------- API-key and basic
+
+
+def test_api_key_form_connects_and_rejects_bad_key(stack: DemoStack, api: Api) -> None:
+    browser = Browser()
+    ticket = api.ticket("sandbox-keys")
+    page = browser.http.get(ticket["connect_url"], timeout=10)
+    assert page.status_code == 200
+    assert 'type="password"' in page.text
+    from conftest import parse_form
+
+    form = parse_form(page.text)
+    action = requests.compat.urljoin(ticket["connect_url"], form["action"])
+    bad = browser.http.post(action, data={**form["fields"], "api_key": "sk_wrong"}, timeout=10)
+    assert bad.status_code == 400
+    assert "did not accept" in bad.text
+    assert account_count(stack, api.user_id) == 0
+    form = parse_form(bad.text)
+    good = browser.http.post(action, data={**form["fields"], "api_key": "sk_demo_ada"}, timeout=10)
+    assert good.status_code == 200, good.text[:300]
+    message = result_message(good.text)["message"]["payload"]
+    assert message["status"] == "connected"
+    assert message["payload"]["connected_accounts"][0]["app"] == "sandbox-keys"
+    assert "sk_demo_ada" not in good.text
+
+
+def test_api_key_form_requires_csrf_token(stack: DemoStack, api: Api) -> None:
+    browser = Browser()
+    ticket = api.ticket("sandbox-keys")
+    browser.http.get(ticket["connect_url"], timeout=10)
+    response = browser.http.post(ticket["connect_url"], data={"api_key": "sk_demo_ada"}, timeout=10)
+    assert response.status_code == 400
+    assert account_count(stack, api.user_id) == 0
+
+
+def test_basic_auth_form_connects(stack: DemoStack, api: Api) -> None:
+    from conftest import parse_form
+
+    browser = Browser()
+    ticket = api.ticket("sandbox-basic")
+    page = browser.http.get(ticket["connect_url"], timeout=10)
+    form = parse_form(page.text)
+    action = requests.compat.urljoin(ticket["connect_url"], form["action"])
+    response = browser.http.post(
+        action, data={**form["fields"], "username": "ada", "password": "lovelace"}, timeout=10
+    )
+    assert response.status_code == 200, response.text[:300]
+    assert result_message(response.text)["message"]["payload"]["status"] == "connected"
+    assert account_count(stack, api.user_id) == 1
