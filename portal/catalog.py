@@ -269,11 +269,15 @@ def _build_app(
     if ident := data.get("identity"):
         ident_url = ident["url"]
         if not ident_url.startswith(("http://", "https://", "{base_url}")):
-            ident_url = api_base_url.rstrip("/") + "/" + ident_url.lstrip("/") if api_base_url else None
+            ident_url = (
+                api_base_url.rstrip("/") + "/" + ident_url.lstrip("/") if api_base_url else None
+            )
         else:
             ident_url = url(ident_url, "identity.url")
         if ident_url:
-            identity = Identity(url=ident_url, external_id=ident["external_id"], label=ident.get("label"))
+            identity = Identity(
+                url=ident_url, external_id=ident["external_id"], label=ident.get("label")
+            )
 
     client = ClientCredentials(
         client_id=settings.get("client_id") or env.get(f"{env_prefix}_CLIENT_ID"),

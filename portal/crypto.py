@@ -50,7 +50,9 @@ class Sealer:
         try:
             envelope = json.loads(self._fernet.decrypt(blob))
         except (InvalidToken, ValueError) as exc:
-            raise CredentialError("credential blob cannot be decrypted with the configured keys") from exc
+            raise CredentialError(
+                "credential blob cannot be decrypted with the configured keys"
+            ) from exc
         if not isinstance(envelope, dict) or envelope.get("row") != row_id:
             raise CredentialError("credential blob belongs to another connected account")
         data = envelope.get("data")
@@ -63,7 +65,9 @@ class Sealer:
         try:
             return self._fernet.rotate(blob)
         except InvalidToken as exc:
-            raise CredentialError("credential blob cannot be decrypted with the configured keys") from exc
+            raise CredentialError(
+                "credential blob cannot be decrypted with the configured keys"
+            ) from exc
 
 
 def generate_key() -> str:

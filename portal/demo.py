@@ -81,8 +81,9 @@ def sandbox_config(sandbox_url: str, portal_url: str, **overrides: Any) -> dict[
     return config
 
 
-def create_host_app(portal_url: str, app_key: str = DEMO_APP_KEY,
-                    app_secret: str = DEMO_APP_SECRET) -> Flask:
+def create_host_app(
+    portal_url: str, app_key: str = DEMO_APP_KEY, app_secret: str = DEMO_APP_SECRET
+) -> Flask:
     """The demo host app: one page showing the three ways to embed the portal.
 
     Its backend computes the user ``hash`` (script-tag mode) and mints an embed token
@@ -139,8 +140,14 @@ def create_host_app(portal_url: str, app_key: str = DEMO_APP_KEY,
 class DemoStack:
     """The three demo servers, started together; used by ``make demo`` and the e2e tests."""
 
-    def __init__(self, host_port: int = 5000, portal_port: int = 5001, sandbox_port: int = 5002,
-                 database_url: str | None = None, **portal_overrides: Any) -> None:
+    def __init__(
+        self,
+        host_port: int = 5000,
+        portal_port: int = 5001,
+        sandbox_port: int = 5002,
+        database_url: str | None = None,
+        **portal_overrides: Any,
+    ) -> None:
         from .sandbox import create_app as create_sandbox
         from .service import create_app as create_portal
 

@@ -135,7 +135,9 @@ class ConnectPortal:
                     "PORTAL_ENCRYPTION_KEYS is empty. Generate a key with "
                     "`flask portal generate-key` and set PORTAL_ENCRYPTION_KEYS = [key]."
                 )
-            log.warning("PORTAL_ENCRYPTION_KEYS is empty; deriving a development key from SECRET_KEY")
+            log.warning(
+                "PORTAL_ENCRYPTION_KEYS is empty; deriving a development key from SECRET_KEY"
+            )
             keys = [_dev_key(config["SECRET_KEY"])]
 
         url = config["PORTAL_DATABASE_URL"]

@@ -61,19 +61,26 @@ def fetch_identity(app: App, credentials: dict[str, Any], timeout: float) -> tup
     try:
         response = requests.get(app.identity.url, timeout=timeout, allow_redirects=False, **kwargs)
     except requests.Timeout as exc:
-        raise ProviderError("temporarily_unavailable", f"{app.title} did not answer in time.") from exc
+        raise ProviderError(
+            "temporarily_unavailable", f"{app.title} did not answer in time."
+        ) from exc
     except requests.RequestException as exc:
-        raise ProviderError("temporarily_unavailable", f"{app.title} could not be reached.") from exc
+        raise ProviderError(
+            "temporarily_unavailable", f"{app.title} could not be reached."
+        ) from exc
     if response.status_code in (401, 403):
         raise ProviderError("invalid_credentials", f"{app.title} did not accept these credentials.")
     if response.status_code != 200:
         raise ProviderError(
-            "server_error", f"{app.title} answered the account lookup with HTTP {response.status_code}."
+            "server_error",
+            f"{app.title} answered the account lookup with HTTP {response.status_code}.",
         )
     try:
         data = response.json()
     except ValueError as exc:
-        raise ProviderError("invalid_response", f"{app.title} sent an account that is not JSON.") from exc
+        raise ProviderError(
+            "invalid_response", f"{app.title} sent an account that is not JSON."
+        ) from exc
     external_id = dotted(data, app.identity.external_id)
     if external_id in (None, ""):
         raise ProviderError("invalid_response", f"{app.title} did not say which account this is.")

@@ -85,7 +85,8 @@ class OAuthClients:
             return client.authorize_redirect(redirect_uri, state=state)
         except (requests.RequestException, ValueError) as exc:
             raise ProviderError(
-                "temporarily_unavailable", f"{app.title} could not be reached ({type(exc).__name__})."
+                "temporarily_unavailable",
+                f"{app.title} could not be reached ({type(exc).__name__}).",
             ) from exc
 
     def has_state(self, app: App, state: str) -> bool:

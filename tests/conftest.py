@@ -152,7 +152,9 @@ class Browser:
         """Open the connect URL; OAuth apps answer 302 to the provider."""
         return self.http.get(connect_url, allow_redirects=False, timeout=10)
 
-    def consent(self, authorize_url: str, decision: str = "allow", user: str | None = None) -> Consent:
+    def consent(
+        self, authorize_url: str, decision: str = "allow", user: str | None = None
+    ) -> Consent:
         """Load the provider's consent page and press Allow/Deny."""
         page = self.http.get(authorize_url, timeout=10)
         assert page.status_code == 200, page.text[:500]
@@ -178,8 +180,9 @@ class Browser:
         return self.http.get(url, allow_redirects=False, timeout=30)
 
 
-def connect_sandbox(api: Api, browser: Browser | None = None, user: str | None = None,
-                    opener: str = "frame") -> tuple[requests.Response, dict[str, Any]]:
+def connect_sandbox(
+    api: Api, browser: Browser | None = None, user: str | None = None, opener: str = "frame"
+) -> tuple[requests.Response, dict[str, Any]]:
     """Run the whole OAuth connect flow for ``api``'s user; returns (callback response, ticket)."""
     browser = browser or Browser()
     ticket = api.ticket("sandbox", opener)

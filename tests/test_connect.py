@@ -31,9 +31,9 @@ def account_count(stack: DemoStack, user_id: str) -> int:
     with store.session() as db:
         return int(
             db.scalar(
-                select(func.count()).select_from(ConnectedAccount).where(
-                    ConnectedAccount.user_id == user_id
-                )
+                select(func.count())
+                .select_from(ConnectedAccount)
+                .where(ConnectedAccount.user_id == user_id)
             )
         )
 
@@ -50,7 +50,9 @@ def result_message(html: str) -> dict[str, Any]:
     return json.loads(match.group(1))  # type: ignore[no-any-return]
 
 
-def begin(api: Api, browser: Browser, app: str = "sandbox", **extra: str) -> tuple[str, dict[str, Any]]:
+def begin(
+    api: Api, browser: Browser, app: str = "sandbox", **extra: str
+) -> tuple[str, dict[str, Any]]:
     """Start an attempt and approve at the provider; returns (callback URL, ticket)."""
     ticket = api.ticket(app)
     url = ticket["connect_url"] + ("&" + urlencode(extra) if extra else "")
@@ -91,7 +93,14 @@ def test_connect_creates_account_and_result_page(stack: DemoStack, sandbox: str,
     assert account["id"] == payload["connectedAccountId"]
     assert account["label"] == "ada@sandbox.test"
     assert set(account) == {
-        "id", "app", "label", "external_id", "status", "scopes", "created_at", "modified_at"
+        "id",
+        "app",
+        "label",
+        "external_id",
+        "status",
+        "scopes",
+        "created_at",
+        "modified_at",
     }
     assert "access_token" not in response.text
     status = api.get(f"/connect-attempts/{ticket['attempt_id']}").json()
@@ -141,10 +150,13 @@ def test_pkce_verifier_is_fresh_and_matches_challenge(make_app: Any, stack: Demo
     verifiers = []
     for _ in range(2):
         ticket = client.post(
-            "/portal/api/v1/connect-tickets", json={"app": "sandbox"},
+            "/portal/api/v1/connect-tickets",
+            json={"app": "sandbox"},
             headers={"Authorization": f"Bearer {token}"},
         ).json
-        response = client.get(urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl())
+        response = client.get(
+            urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl()
+        )
         params = parse_qs(urlsplit(response.headers["Location"]).query)
         state = params["state"][0]
         with client.session_transaction() as session:
@@ -250,7 +262,8 @@ def test_state_of_app_a_at_app_b_callback_is_refused(
     client = app.test_client()
     token = _session_via_client(client, stack)
     ticket = client.post(
-        "/portal/api/v1/connect-tickets", json={"app": "sandbox"},
+        "/portal/api/v1/connect-tickets",
+        json={"app": "sandbox"},
         headers={"Authorization": f"Bearer {token}"},
     ).json
     started = client.get(urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl())
@@ -275,8 +288,11 @@ def test_issuer_mismatch_is_refused_before_token_request(
 
 @pytest.mark.parametrize(
     "headers",
-    [{"Host": "evil.example"}, {"X-Forwarded-Host": "evil.example"},
-     {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}],
+    [
+        {"Host": "evil.example"},
+        {"X-Forwarded-Host": "evil.example"},
+        {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"},
+    ],
 )
 def test_spoofed_host_headers_do_not_change_redirect_uri(
     stack: DemoStack, api: Api, headers: dict[str, str]
@@ -379,13 +395,15 @@ def test_token_endpoint_timeout(make_app: Any, stack: DemoStack, sandbox: str) -
     client = app.test_client()
     token = _session_via_client(client, stack)
     ticket = client.post(
-        "/portal/api/v1/connect-tickets", json={"app": "sandbox"},
+        "/portal/api/v1/connect-tickets",
+        json={"app": "sandbox"},
         headers={"Authorization": f"Bearer {token}"},
     ).json
     started = client.get(urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl())
     consent = Browser().consent(started.headers["Location"])
     requests.post(
-        f"{sandbox}/_sandbox/faults", json={"token_endpoint": "timeout", "timeout_seconds": 2},
+        f"{sandbox}/_sandbox/faults",
+        json={"token_endpoint": "timeout", "timeout_seconds": 2},
         timeout=5,
     )
     began = time.monotonic()
@@ -438,7 +456,8 @@ def test_expired_ticket_is_refused(make_app: Any, stack: DemoStack) -> None:
     client = app.test_client()
     token = _session_via_client(client, stack)
     ticket = client.post(
-        "/portal/api/v1/connect-tickets", json={"app": "sandbox"},
+        "/portal/api/v1/connect-tickets",
+        json={"app": "sandbox"},
         headers={"Authorization": f"Bearer {token}"},
     ).json
     time.sleep(2.1)
@@ -459,13 +478,16 @@ def test_forged_ticket_is_refused(stack: DemoStack, api: Api) -> None:
     assert Browser().start(forged).status_code == 400
 
 
-def test_ticket_for_another_user_is_refused_in_mounted_mode(make_app: Any, stack: DemoStack) -> None:
+def test_ticket_for_another_user_is_refused_in_mounted_mode(
+    make_app: Any, stack: DemoStack
+) -> None:
     app = make_app()
     app.extensions["portal"].portal.user_loader(lambda: "mallory")
     client = app.test_client()
     token = _session_via_client(client, stack, user="alice")
     ticket = client.post(
-        "/portal/api/v1/connect-tickets", json={"app": "sandbox"},
+        "/portal/api/v1/connect-tickets",
+        json={"app": "sandbox"},
         headers={"Authorization": f"Bearer {token}"},
     ).json
     response = client.get(urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl())
@@ -473,7 +495,9 @@ def test_ticket_for_another_user_is_refused_in_mounted_mode(make_app: Any, stack
     assert b"another user" in response.data
 
 
-def test_attempt_status_of_another_user_reads_pending(stack: DemoStack, sandbox: str, api: Api) -> None:
+def test_attempt_status_of_another_user_reads_pending(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
     _, ticket = connect_sandbox(api)
     other = new_session(stack, api.user_id + "-other")
     assert other.get(f"/connect-attempts/{ticket['attempt_id']}").json() == {"status": "pending"}

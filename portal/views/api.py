@@ -14,7 +14,13 @@ from sqlalchemy import select
 
 from .. import accounts as account_service
 from .. import signals
-from ..auth import app_key_for_secret, bearer_token, check_user_id, normalize_origin, verify_user_hash
+from ..auth import (
+    app_key_for_secret,
+    bearer_token,
+    check_user_id,
+    normalize_origin,
+    verify_user_hash,
+)
 from ..errors import AuthenticationFailed, InvalidRequest, OriginNotAllowed, ResourceNotFound
 from ..extension import current_portal
 from ..store import ConnectAttempt, ConnectedAccount
@@ -66,7 +72,9 @@ def create_session() -> tuple[Response, int]:
             raise OriginNotAllowed("This page's origin is not allowed to use the portal.")
         app_key = body.get("appKey")
         presented_hash = body.get("hash")
-        accepted = state.config["PORTAL_APP_KEYS"].get(app_key) if isinstance(app_key, str) else None
+        accepted = (
+            state.config["PORTAL_APP_KEYS"].get(app_key) if isinstance(app_key, str) else None
+        )
         if not accepted:
             raise AuthenticationFailed("Unknown app key.", code="invalid_app_key")
         if not isinstance(presented_hash, str) or len(presented_hash) > 256:
@@ -74,7 +82,12 @@ def create_session() -> tuple[Response, int]:
         if not verify_user_hash(accepted, user_id, presented_hash):
             raise AuthenticationFailed("`hash` does not match this userId.", code="invalid_hash")
     token, expires_at = state.tokens.issue_session(user_id, origin, app_key)
-    body_out = {"token": token, "expires_at": _iso(expires_at), "user_id": user_id, "origin": origin}
+    body_out = {
+        "token": token,
+        "expires_at": _iso(expires_at),
+        "user_id": user_id,
+        "origin": origin,
+    }
     return jsonify(body_out), 201
 
 

@@ -73,9 +73,7 @@ def current_caller() -> Caller:
             try:
                 validate_csrf(request.headers.get("X-CSRFToken"))
             except ValidationError as exc:
-                raise AuthenticationFailed(
-                    f"CSRF check failed: {exc}", code="csrf_failed"
-                ) from exc
+                raise AuthenticationFailed(f"CSRF check failed: {exc}", code="csrf_failed") from exc
         caller = Caller(user_id, own_origin(), "mounted")
     g._portal_caller = caller
     return caller

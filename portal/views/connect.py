@@ -32,7 +32,7 @@ from ..extension import current_portal
 from ..identity import fetch_identity
 from ..oauth import granted_scopes, token_expiry
 from ..store import ConnectAttempt, utcnow
-from .common import app_ref, app_summary, own_origin, page_context
+from .common import app_ref, app_summary, page_context
 
 log = logging.getLogger("portal.connect")
 
@@ -221,7 +221,9 @@ def _finish(
                 label=label,
                 scopes=scopes,
                 credentials=credentials,
-                expires_at=token_expiry(credentials) if credentials.get("type") == "oauth2" else None,
+                expires_at=token_expiry(credentials)
+                if credentials.get("type") == "oauth2"
+                else None,
             )
             db.execute(
                 update(ConnectAttempt)
@@ -336,12 +338,16 @@ def connect(app: str) -> Any:
                 "password": form.data["password"],
             }
         try:
-            fetch_identity(definition, credentials, float(current_portal.config["PORTAL_HTTP_TIMEOUT"]))
+            fetch_identity(
+                definition, credentials, float(current_portal.config["PORTAL_HTTP_TIMEOUT"])
+            )
         except ProviderError as exc:
             error = exc.message
         else:
             if not _claim(attempt.id):
-                raise InvalidConnectAttempt("This connect link was already used.", code="ticket_used")
+                raise InvalidConnectAttempt(
+                    "This connect link was already used.", code="ticket_used"
+                )
             return _finish(attempt, definition, credentials, [])
     return render_template(
         "portal/connect_form.html",
@@ -349,7 +355,9 @@ def connect(app: str) -> Any:
         form=form,
         error=error,
         form_action=url_for(
-            "portal.connect", app=definition.slug, ticket=request.values.get("ticket"),
+            "portal.connect",
+            app=definition.slug,
+            ticket=request.values.get("ticket"),
             return_to=return_to,
         ),
         **page_context("connect-form"),
@@ -369,11 +377,13 @@ def oauth_callback(app: str) -> Any:
             select(ConnectAttempt).where(ConnectAttempt.state_hash == _hash_state(state_value))
         ).first()
     if attempt is None:
-        raise InvalidConnectAttempt("The sign-in response does not match any connect attempt.",
-                                    code="invalid_state")
+        raise InvalidConnectAttempt(
+            "The sign-in response does not match any connect attempt.", code="invalid_state"
+        )
     if attempt.app != definition.slug:
-        raise InvalidConnectAttempt("The sign-in response was sent to the wrong app.",
-                                    code="invalid_state")
+        raise InvalidConnectAttempt(
+            "The sign-in response was sent to the wrong app.", code="invalid_state"
+        )
     if attempt.status != "started":
         raise InvalidConnectAttempt("This sign-in response was already used.", code="invalid_state")
     if not current_portal.oauth.has_state(definition, state_value):

@@ -1,0 +1,105 @@
+"""Request counters and injected faults: what the ``/_sandbox/`` test hooks read and set.
+
+The sandbox is served by a threaded server, so every read and write goes through one lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+#: Fault modes of the token endpoint. ``"500"``: HTTP 500 with a plain-text body. ``"timeout"``:
+#: sleep ``timeout_seconds``, then answer normally. ``"html"``: 200 ``text/html`` error page.
+#: ``"malformed_json"``: 200 ``application/json`` whose body does not parse.
+TOKEN_FAULTS: tuple[str, ...] = ("500", "timeout", "html", "malformed_json")
+
+#: Grant types counted in :meth:`Monitor.stats`.
+COUNTED_GRANT_TYPES: tuple[str, ...] = ("authorization_code", "refresh_token")
+
+#: ``timeout_seconds`` when a ``"timeout"`` fault is set without one, in seconds.
+DEFAULT_TIMEOUT_SECONDS = 30.0
+#: Longest accepted ``timeout_seconds``, in seconds.
+MAX_TIMEOUT_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class TokenFault:
+    """The fault the token endpoint currently plays: ``mode`` from :data:`TOKEN_FAULTS`."""
+
+    mode: str
+    timeout_seconds: float
+
+
+class Monitor:
+    """Thread-safe counters and the current token-endpoint fault of one sandbox app."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._token_requests = dict.fromkeys(COUNTED_GRANT_TYPES, 0)
+        self._revocations = 0
+        self._userinfo_requests = 0
+        self._fault: TokenFault | None = None
+
+    def count_token_request(self, grant_type: str | None) -> None:
+        """Count one request that reached the token endpoint (before any fault plays)."""
+        with self._lock:
+            if grant_type in self._token_requests:
+                self._token_requests[grant_type] += 1
+
+    def count_revocation(self) -> None:
+        """Count one request that reached the revocation endpoint."""
+        with self._lock:
+            self._revocations += 1
+
+    def count_userinfo(self) -> None:
+        """Count one request that reached the userinfo endpoint."""
+        with self._lock:
+            self._userinfo_requests += 1
+
+    def stats(self) -> dict[str, Any]:
+        """``{"token_requests": {"authorization_code": n, "refresh_token": n},
+        "revocations": n, "userinfo_requests": n}``."""
+        with self._lock:
+            return {
+                "token_requests": dict(self._token_requests),
+                "revocations": self._revocations,
+                "userinfo_requests": self._userinfo_requests,
+            }
+
+    @property
+    def token_fault(self) -> TokenFault | None:
+        """The fault the next token-endpoint requests play, or ``None``."""
+        with self._lock:
+            return self._fault
+
+    def set_token_fault(self, mode: str | None, timeout_seconds: float | None = None) -> None:
+        """Make every following token-endpoint request misbehave until set back to ``None``.
+
+        :param mode: one of :data:`TOKEN_FAULTS`, or ``None`` to answer normally again.
+        :param timeout_seconds: how long ``"timeout"`` sleeps; default
+            :data:`DEFAULT_TIMEOUT_SECONDS`.
+        :raises ValueError: on an unknown mode or a timeout outside ``0..MAX_TIMEOUT_SECONDS``.
+        """
+        if mode is not None and mode not in TOKEN_FAULTS:
+            raise ValueError(f"token_endpoint must be null or one of {list(TOKEN_FAULTS)}")
+        seconds = DEFAULT_TIMEOUT_SECONDS if timeout_seconds is None else float(timeout_seconds)
+        if not 0 <= seconds <= MAX_TIMEOUT_SECONDS:
+            raise ValueError(f"timeout_seconds must be between 0 and {MAX_TIMEOUT_SECONDS:g}")
+        with self._lock:
+            self._fault = None if mode is None else TokenFault(mode, seconds)
+
+    def faults(self) -> dict[str, Any]:
+        """``{"token_endpoint": mode | None, "timeout_seconds": float | None}``."""
+        fault = self.token_fault
+        if fault is None:
+            return {"token_endpoint": None, "timeout_seconds": None}
+        return {"token_endpoint": fault.mode, "timeout_seconds": fault.timeout_seconds}
+
+    def reset(self) -> None:
+        """Clear the fault and every counter."""
+        with self._lock:
+            self._token_requests = dict.fromkeys(COUNTED_GRANT_TYPES, 0)
+            self._revocations = 0
+            self._userinfo_requests = 0
+            self._fault = None

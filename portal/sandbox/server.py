@@ -1,0 +1,310 @@
+"""The OAuth 2.0 authorization server: Authlib's Flask integration, configured strictly.
+
+- Authorization code grant only (RFC 6749 §4.1), with PKCE required for every client and
+  ``S256`` the only method (RFC 7636, RFC 9700 §2.1.1). Codes live
+  ``SANDBOX_AUTHORIZATION_CODE_TTL`` seconds and are redeemed once; presenting a redeemed code
+  revokes every token issued from it (RFC 6749 §4.1.2).
+- Refresh token grant with rotation: every refresh returns a new refresh token and retires the
+  old one; presenting a retired refresh token revokes the whole grant (RFC 9700 §4.14.2).
+- Every authorization response, success or error, carries ``iss`` (RFC 9207 §2).
+- Revocation (RFC 7009) of access or refresh tokens; revoking a refresh token revokes its grant
+  (RFC 7009 §2.1).
+- A bearer :class:`~authlib.integrations.flask_oauth2.ResourceProtector` for userinfo and the API
+  (RFC 6750).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any, cast
+
+from authlib.common.security import generate_token
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, OAuth2Request, grants
+from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc9207 import IssuerParameter
+from flask import Flask, Response, current_app
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
+
+from .config import SCOPE_DESCRIPTIONS, TOKEN_ENDPOINT_AUTH_METHODS
+from .db import db_session
+from .models import AuthorizationCode, Client, Token, User, digest
+from .resources import get_client
+
+#: Realm named in ``WWW-Authenticate`` challenges (RFC 6750 §3).
+REALM = "sandbox"
+
+
+def _rowcount(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+def revoke_grant(session: Session, grant_id: str) -> None:
+    """Revoke every access and refresh token descended from one authorization, and retire its
+    code. Does not commit."""
+    now = time.time()
+    session.execute(
+        update(Token)
+        .where(Token.grant_id == grant_id, Token.access_token_revoked_at.is_(None))
+        .values(access_token_revoked_at=now)
+    )
+    session.execute(
+        update(Token)
+        .where(Token.grant_id == grant_id, Token.refresh_token_revoked_at.is_(None))
+        .values(refresh_token_revoked_at=now)
+    )
+    session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.grant_id == grant_id, AuthorizationCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+
+
+def expire_access_tokens(session: Session) -> int:
+    """Make every unexpired access token expired now (refresh tokens stay usable) and commit.
+
+    :returns: how many access tokens were changed.
+    """
+    now = time.time()
+    result = session.execute(update(Token).where(Token.expires_at > now).values(expires_at=now - 1))
+    session.commit()
+    return _rowcount(result)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    """RFC 6749 §4.1 with single-use, hashed, short-lived codes bound to a PKCE challenge."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = list(TOKEN_ENDPOINT_AUTH_METHODS)
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> AuthorizationCode:
+        session = db_session()
+        data = request.payload.data
+        now = time.time()
+        row = AuthorizationCode(
+            code_hash=digest(code),
+            grant_id=secrets.token_hex(16),
+            client_id=request.client.get_client_id(),
+            user_id=request.user.id,
+            redirect_uri=request.payload.redirect_uri or "",
+            scope=request.scope or "",
+            code_challenge=data["code_challenge"],
+            code_challenge_method=data["code_challenge_method"],
+            issued_at=now,
+            expires_at=now + float(current_app.config["SANDBOX_AUTHORIZATION_CODE_TTL"]),
+        )
+        session.add(row)
+        session.commit()
+        return row
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        session = db_session()
+        row = session.scalar(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == digest(code))
+        )
+        if row is None or row.client_id != client.get_client_id():
+            return None
+        if row.used_at is not None:
+            # RFC 6749 §4.1.2: a code used twice is refused, and the tokens it bought revoked.
+            revoke_grant(session, row.grant_id)
+            session.commit()
+            return None
+        if row.is_expired():
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        # Runs after save_token (same transaction): claim the code atomically so two concurrent
+        # exchanges cannot both succeed; the loser's token row is rolled back.
+        session = db_session()
+        claimed = _rowcount(
+            session.execute(
+                update(AuthorizationCode)
+                .where(
+                    AuthorizationCode.id == authorization_code.id,
+                    AuthorizationCode.used_at.is_(None),
+                )
+                .values(used_at=time.time())
+            )
+        )
+        if claimed != 1:
+            session.rollback()
+            raise InvalidGrantError("The authorization code was already used.")
+        session.commit()
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        return db_session().get(User, authorization_code.user_id)
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = list(TOKEN_ENDPOINT_AUTH_METHODS)
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+        session = db_session()
+        row = session.scalar(select(Token).where(Token.refresh_token_hash == digest(refresh_token)))
+        if row is None:
+            return None
+        if not row.refresh_token_active():
+            client = self.request.client
+            if client is not None and row.check_client(client):
+                # A retired refresh token came back: someone holds a copy. Revoke the grant.
+                revoke_grant(session, row.grant_id)
+                session.commit()
+            return None
+        return row
+
+    def authenticate_user(self, refresh_token: Token) -> User | None:
+        return db_session().get(User, refresh_token.user_id)
+
+    def revoke_old_credential(self, refresh_token: Token) -> None:
+        # Runs after save_token (same transaction): retire the presented refresh token
+        # atomically; if a concurrent refresh already did, roll back the new token.
+        session = db_session()
+        claimed = _rowcount(
+            session.execute(
+                update(Token)
+                .where(Token.id == refresh_token.id, Token.refresh_token_revoked_at.is_(None))
+                .values(refresh_token_revoked_at=time.time())
+            )
+        )
+        if claimed != 1:
+            session.rollback()
+            raise InvalidGrantError("The refresh token was already used.")
+        session.commit()
+
+
+class RequiredS256CodeChallenge(CodeChallenge):
+    """PKCE for every client, confidential ones included, and ``S256`` only (RFC 9700 §2.1.1:
+    ``plain`` adds nothing when the challenge can leak)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError(
+                "PKCE is required: send code_challenge and code_challenge_method=S256 (RFC 7636)."
+            )
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("Only code_challenge_method=S256 is supported.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class Issuer(IssuerParameter):
+    """Adds ``iss`` = ``SANDBOX_ISSUER`` to every authorization response (RFC 9207 §2)."""
+
+    def get_issuer(self) -> str:
+        return str(current_app.config["SANDBOX_ISSUER"])
+
+    def add_to(self, response: Response) -> Response:
+        """Add ``iss`` to a redirect built outside ``create_authorization_response``."""
+        self.add_issuer_parameter(None, response)
+        return response
+
+
+class Revocation(RevocationEndpoint):
+    """RFC 7009 token revocation, searching both token types whatever the hint (§2.1)."""
+
+    CLIENT_AUTH_METHODS = list(TOKEN_ENDPOINT_AUTH_METHODS)
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        session = db_session()
+        value = digest(token_string)
+        by_access = select(Token).where(Token.access_token_hash == value)
+        by_refresh = select(Token).where(Token.refresh_token_hash == value)
+        order = (
+            [by_refresh, by_access]
+            if token_type_hint == "refresh_token"
+            else [
+                by_access,
+                by_refresh,
+            ]
+        )
+        for query in order:
+            row = session.scalar(query)
+            if row is not None:
+                return row
+        return None
+
+    def revoke_token(self, token: Token, request: OAuth2Request) -> None:
+        session = db_session()
+        if token.refresh_token_hash == digest(request.form["token"]):
+            if token.refresh_token_active():
+                revoke_grant(session, token.grant_id)
+        elif token.access_token_revoked_at is None:
+            token.access_token_revoked_at = time.time()
+        session.commit()
+
+
+class BearerValidator(BearerTokenValidator):
+    """Looks access tokens up by digest; expiry, revocation and scope are checked by Authlib."""
+
+    def authenticate_token(self, token_string: str) -> Token | None:
+        return db_session().scalar(
+            select(Token).where(Token.access_token_hash == digest(token_string))
+        )
+
+
+def _query_client(client_id: str) -> Client | None:
+    return get_client(db_session(), client_id)
+
+
+def _save_token(token: dict[str, Any], request: OAuth2Request) -> None:
+    # Flushed, not committed: the code claim / refresh retirement that follows commits both.
+    if request.payload.grant_type == "refresh_token":
+        grant_id = request.refresh_token.grant_id
+    else:
+        grant_id = request.authorization_code.grant_id
+    now = time.time()
+    refresh = token.get("refresh_token")
+    session = db_session()
+    session.add(
+        Token(
+            grant_id=grant_id,
+            client_id=request.client.get_client_id(),
+            user_id=request.user.id,
+            token_type=token["token_type"],
+            access_token_hash=digest(token["access_token"]),
+            refresh_token_hash=digest(refresh) if refresh else None,
+            scope=token.get("scope", ""),
+            issued_at=now,
+            expires_at=now + int(token["expires_in"]),
+        )
+    )
+    session.flush()
+
+
+def _expires_in(client: Client, grant_type: str) -> int:
+    return int(current_app.config["SANDBOX_ACCESS_TOKEN_TTL"])
+
+
+def _random_token(**kwargs: Any) -> str:
+    return str(generate_token(48))
+
+
+def create_authorization_server(app: Flask) -> AuthorizationServer:
+    """The configured Authlib server: code + PKCE S256, rotating refresh, RFC 7009, RFC 9207."""
+    server = AuthorizationServer(app, query_client=_query_client, save_token=_save_token)
+    server.scopes_supported = list(SCOPE_DESCRIPTIONS)
+    server.register_token_generator(
+        "default", BearerTokenGenerator(_random_token, _random_token, _expires_in)
+    )
+    server.register_grant(AuthorizationCodeGrant, [RequiredS256CodeChallenge(required=True)])
+    server.register_grant(RefreshTokenGrant)
+    server.register_endpoint(Revocation)
+    server.register_extension(Issuer())
+    return server
+
+
+def create_resource_protector() -> ResourceProtector:
+    """A bearer-token protector (RFC 6750) backed by :class:`BearerValidator`."""
+    protector = ResourceProtector()
+    protector.register_token_validator(BearerValidator(realm=REALM))
+    return protector

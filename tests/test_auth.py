@@ -1,0 +1,262 @@
+"""Host authentication (SECURITY.md "Host authentication"), over real HTTP to the portal."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import requests
+from conftest import Api, new_session
+
+from portal import user_hash
+from portal.auth import TokenService, normalize_origin, origin_of_url, verify_user_hash
+from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DemoStack
+from portal.errors import AuthenticationFailed
+
+
+def create_session(
+    stack: DemoStack, body: dict[str, Any], origin: str | None = None, **headers: str
+) -> requests.Response:
+    sent = dict(headers)
+    if origin is not None:
+        sent["Origin"] = origin
+    return requests.post(
+        f"{stack.portal.url}/portal/api/v1/sessions", json=body, headers=sent, timeout=10
+    )
+
+
+def browser_body(
+    user: str, secret: str = DEMO_APP_SECRET, key: str = DEMO_APP_KEY
+) -> dict[str, str]:
+    return {"appKey": key, "userId": user, "hash": user_hash(secret, user)}
+
+
+def test_user_hash_is_lowercase_hex_hmac_sha256() -> None:
+    # HMAC-SHA256(key="key", msg="The quick brown fox jumps over the lazy dog"), RFC 4231 style vector
+    assert user_hash("key", "The quick brown fox jumps over the lazy dog") == (
+        "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+    )
+
+
+def test_session_for_valid_hash(stack: DemoStack) -> None:
+    response = create_session(stack, browser_body("alice"), stack.host.url)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["user_id"] == "alice" and body["origin"] == stack.host.url
+    assert response.headers["Access-Control-Allow-Origin"] == stack.host.url
+
+
+def test_hash_of_user_b_presented_for_user_a_is_401(stack: DemoStack) -> None:
+    body = {"appKey": DEMO_APP_KEY, "userId": "alice", "hash": user_hash(DEMO_APP_SECRET, "bob")}
+    response = create_session(stack, body, stack.host.url)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_hash"
+    assert set(response.json()) == {"error", "message", "error_details"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        browser_body("alice", key="wrong-key"),
+        browser_body("alice", secret="wrong-secret"),
+        {"appKey": DEMO_APP_KEY, "userId": "alice"},
+        {"appKey": DEMO_APP_KEY, "userId": "alice", "hash": 12345},
+    ],
+    ids=["wrong-app-key", "wrong-secret", "missing-hash", "hash-not-string"],
+)
+def test_wrong_app_key_or_secret_is_401(stack: DemoStack, body: dict[str, Any]) -> None:
+    assert create_session(stack, body, stack.host.url).status_code == 401
+
+
+def test_server_to_server_session_needs_a_valid_app_secret(stack: DemoStack) -> None:
+    url = f"{stack.portal.url}/portal/api/v1/sessions"
+    body = {"userId": "alice", "origin": stack.host.url}
+    ok = requests.post(
+        url, json=body, headers={"Authorization": f"Bearer {DEMO_APP_SECRET}"}, timeout=10
+    )
+    assert ok.status_code == 201
+    bad = requests.post(url, json=body, headers={"Authorization": "Bearer nope"}, timeout=10)
+    assert bad.status_code == 401
+    other_origin = requests.post(
+        url,
+        json={"userId": "alice", "origin": "https://evil.example"},
+        headers={"Authorization": f"Bearer {DEMO_APP_SECRET}"},
+        timeout=10,
+    )
+    assert other_origin.status_code == 403
+
+
+def test_secret_rotation_overlap_then_old_refused(make_app: Any, stack: DemoStack) -> None:
+    def session(app: Any, secret: str) -> int:
+        client = app.test_client()
+        return int(
+            client.post(
+                "/portal/api/v1/sessions",
+                json=browser_body("alice", secret=secret),
+                headers={"Origin": stack.host.url},
+            ).status_code
+        )
+
+    during = make_app(PORTAL_APP_KEYS={DEMO_APP_KEY: ["new-secret", DEMO_APP_SECRET]})
+    assert session(during, "new-secret") == 201
+    assert session(during, DEMO_APP_SECRET) == 201
+    after = make_app(PORTAL_APP_KEYS={DEMO_APP_KEY: ["new-secret"]})
+    assert session(after, "new-secret") == 201
+    assert session(after, DEMO_APP_SECRET) == 401
+    revoked = make_app(PORTAL_APP_KEYS={})
+    assert session(revoked, "new-secret") == 401
+
+
+def test_disallowed_origin_gets_no_session_and_no_cors(stack: DemoStack) -> None:
+    response = create_session(stack, browser_body("alice"), "https://evil.example")
+    assert response.status_code == 403
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert create_session(stack, browser_body("alice"), None).status_code == 403
+    preflight = requests.options(
+        f"{stack.portal.url}/portal/api/v1/sessions",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+    allowed = requests.options(
+        f"{stack.portal.url}/portal/api/v1/sessions",
+        headers={"Origin": stack.host.url, "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert allowed.headers["Access-Control-Allow-Origin"] == stack.host.url
+    assert "Authorization" in allowed.headers["Access-Control-Allow-Headers"]
+
+
+def test_oversized_token_and_body_are_refused_quickly(stack: DemoStack) -> None:
+    huge = "a" * (1024 * 1024)
+    began = time.monotonic()
+    response = requests.get(
+        f"{stack.portal.url}/portal/api/v1/apps",
+        headers={"Authorization": f"Bearer {huge}"},
+        timeout=10,
+    )
+    assert response.status_code in (401, 413, 431)
+    body = requests.post(
+        f"{stack.portal.url}/portal/api/v1/sessions",
+        data=b'{"userId": "' + huge.encode() + b'"}',
+        headers={"Origin": stack.host.url, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert body.status_code == 413
+    assert time.monotonic() - began < 5
+
+
+@pytest.mark.parametrize(
+    "user",
+    ["ünïcødé-用户-🙂", "a" * 255, "with space and 'quotes' and <tags>", "e\u0301", "\u00e9"],
+)
+def test_user_id_is_opaque_unicode(stack: DemoStack, user: str) -> None:
+    response = create_session(stack, browser_body(user), stack.host.url)
+    assert response.status_code == 201
+    assert response.json()["user_id"] == user
+
+
+@pytest.mark.parametrize("user", ["a" * 256, "", "nul\x00byte"])
+def test_user_id_out_of_bounds_is_400(stack: DemoStack, user: str) -> None:
+    response = create_session(stack, browser_body(user), stack.host.url)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_user_id"
+
+
+def test_user_ids_that_look_alike_do_not_collide(stack: DemoStack, sandbox: str) -> None:
+    from conftest import connect_sandbox
+
+    nfd, nfc = new_session(stack, "e\u0301"), new_session(stack, "\u00e9")
+    connect_sandbox(nfd)
+    assert len(nfd.get("/connected-accounts").json()["connected_accounts"]) == 1
+    assert nfc.get("/connected-accounts").json()["connected_accounts"] == []
+    upper = new_session(stack, "E\u0301")
+    assert upper.get("/connected-accounts").json()["connected_accounts"] == []
+
+
+def test_session_token_used_from_another_origin_is_refused(stack: DemoStack, api: Api) -> None:
+    ok = requests.get(f"{api.base}/apps", headers=api.headers, timeout=10)
+    assert ok.status_code == 200
+    other = requests.get(
+        f"{api.base}/apps",
+        headers={"Authorization": f"Bearer {api.token}", "Origin": "https://evil.example"},
+        timeout=10,
+    )
+    assert other.status_code == 403
+    assert other.json()["error"] == "origin_mismatch"
+
+
+def test_account_of_user_a_with_session_of_user_b_is_404(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    from conftest import connect_sandbox
+
+    connect_sandbox(api)
+    [account] = api.get("/connected-accounts").json()["connected_accounts"]
+    mallory = new_session(stack, api.user_id + "-mallory")
+    missing = mallory.get("/connected-accounts/ca_doesnotexist")
+    for response in (
+        mallory.get(f"/connected-accounts/{account['id']}"),
+        mallory.delete(f"/connected-accounts/{account['id']}"),
+    ):
+        assert response.status_code == 404
+        assert response.json() == missing.json()
+    assert len(api.get("/connected-accounts").json()["connected_accounts"]) == 1
+
+
+def test_forged_and_expired_session_tokens_are_401() -> None:
+    tokens = TokenService("secret", session_ttl=1, ticket_ttl=600)
+    token, _ = tokens.issue_session("alice", "http://host.example", None)
+    with pytest.raises(AuthenticationFailed):
+        TokenService("other-secret", 1, 600).read_session(token)
+    with pytest.raises(AuthenticationFailed):
+        tokens.read_session(token[:-2] + "xx")
+    time.sleep(2.1)
+    with pytest.raises(AuthenticationFailed) as info:
+        tokens.read_session(token)
+    assert info.value.error_code == "token_expired"
+
+
+def test_api_without_token_is_401_with_www_authenticate(stack: DemoStack) -> None:
+    response = requests.get(f"{stack.portal.url}/portal/api/v1/apps", timeout=10)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_verify_user_hash_accepts_any_rotation_secret() -> None:
+    digest = user_hash("old", "u")
+    assert verify_user_hash(["new", "old"], "u", digest)
+    assert verify_user_hash(["new", "old"], "u", digest.upper())
+    assert not verify_user_hash(["new"], "u", digest)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("HTTPS://Example.COM:443", "https://example.com"),
+        ("http://127.0.0.1:5000/", "http://127.0.0.1:5000"),
+        ("https://example.com/path", None),
+        ("https://user@example.com", None),
+        ("ftp://example.com", None),
+        ("null", None),
+    ],
+)
+def test_normalize_origin(value: str, expected: str | None) -> None:
+    assert normalize_origin(value) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "//evil.example",
+        "/\\evil.example",
+        "https:evil.example",
+        "javascript:alert(1)",
+        "https://a@evil.example/",
+        "http://evil.example\r\nX: y",
+        "  https://evil.example",
+    ],
+)
+def test_origin_of_url_refuses_ambiguous_forms(url: str) -> None:
+    assert origin_of_url(url) is None
