@@ -1,0 +1,425 @@
+/*! Connect Portal frame script 0.1.0 | MIT */
+// Runs inside every portal page: the embed shell (iframe), mounted pages and the connect popup.
+(function () {
+  'use strict';
+
+  const SOURCE = 'connect-portal';
+  const POPUP_FEATURES = 'popup,width=520,height=700';
+  const EXPIRED = 'Your session has expired; reload the page.';
+  const FOCUSABLE = 'a[href], area[href], button, input:not([type="hidden"]), select, textarea, iframe, ' +
+    '[tabindex], [contenteditable="true"]';
+  const body = document.body;
+  const ds = body.dataset;
+  const page = ds.portalPage;
+  const mode = ds.portalMode;
+  const api = ds.portalApi || '';
+  const mounted = ds.portalMounted === '1';
+  const framed = window.parent !== window;
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.content : '';
+  const mainEl = document.getElementById('portal-main');
+  let contentUrl = mainEl ? mainEl.dataset.portalContentUrl : null;
+  // The session token only ever lives in this closure: not in the URL, not in storage.
+  let token = null;
+  // The one origin this frame ever posts to; known once the server has told us (never a wildcard).
+  let hostOrigin = mounted ? location.origin : null;
+  let expired = false;
+  const confirming = new WeakMap();
+
+  function post(type, payload) {
+    const message = { source: SOURCE, version: 1, type, payload };
+    if (mounted) {
+      window.dispatchEvent(new CustomEvent('connect-portal:' + type, { detail: payload }));
+      // The browser drops this unless the parent really is on our own origin.
+      if (framed) window.parent.postMessage(message, location.origin);
+    } else if (framed && hostOrigin) {
+      window.parent.postMessage(message, hostOrigin);
+    }
+  }
+
+  function sameOrigin(url) {
+    try {
+      return new URL(url, location.href).origin === location.origin;
+    } catch (err) {
+      return false;
+    }
+  }
+
+  function withReturnTo(url) {
+    return url + (url.includes('?') ? '&' : '?') + 'return_to=' + encodeURIComponent(location.href);
+  }
+
+  function notice(text, className) {
+    const p = document.createElement('p');
+    p.className = className;
+    p.setAttribute('role', 'alert');
+    p.textContent = text;
+    return p;
+  }
+
+  function sessionExpired() {
+    if (expired) return;
+    expired = true;
+    if (mainEl) mainEl.replaceChildren(notice(EXPIRED, 'portal-alert portal-alert--error'));
+    post('error', { type: 'session_expired', message: EXPIRED });
+  }
+
+  async function request(method, path) {
+    const headers = { Accept: 'application/json' };
+    if (token) headers.Authorization = 'Bearer ' + token;
+    if (mounted && method !== 'GET') headers['X-CSRFToken'] = csrf;
+    const res = await fetch(api + path, { method, headers, credentials: mounted ? 'same-origin' : 'omit' });
+    const data = await res.json().catch(() => ({}));
+    if (res.status === 401) sessionExpired();
+    if (!res.ok) {
+      const err = new Error(data.message || 'Request failed (HTTP ' + res.status + ')');
+      err.type = data.error || 'http_error';
+      err.status = res.status;
+      throw err;
+    }
+    return data;
+  }
+
+  function reload() {
+    if (expired) return;
+    if (contentUrl && window.htmx) {
+      Promise.resolve(window.htmx.ajax('GET', contentUrl, { target: '#portal-main', swap: 'innerHTML' }))
+        .catch(() => {});
+    } else if (mounted) {
+      location.reload();
+    }
+  }
+
+  // --- htmx wiring -------------------------------------------------------------------------
+
+  body.addEventListener('htmx:configRequest', (e) => {
+    const d = e.detail;
+    if (!sameOrigin(d.path)) return; // never hand the token to anyone else
+    if (token) d.headers.Authorization = 'Bearer ' + token;
+    if (mounted && d.verb !== 'get') d.headers['X-CSRFToken'] = csrf;
+  });
+
+  body.addEventListener('htmx:afterSwap', (e) => {
+    const d = e.detail;
+    if (!d.target || d.target.id !== 'portal-main') return;
+    if (d.pathInfo && d.pathInfo.requestPath) contentUrl = d.pathInfo.requestPath;
+    // The clicked card or button was swapped away; give keyboard users a sensible place to be.
+    const active = document.activeElement;
+    if (document.hasFocus() && (!active || active === body)) {
+      const heading = d.target.querySelector('h1, h2');
+      if (heading) {
+        heading.tabIndex = -1;
+        heading.focus();
+      }
+    }
+  });
+
+  body.addEventListener('htmx:responseError', (e) => {
+    const d = e.detail;
+    if (d.xhr && d.xhr.status === 401) sessionExpired();
+    else if (mainEl && d.target === mainEl) {
+      mainEl.replaceChildren(notice('Something went wrong (HTTP ' + d.xhr.status + '). Please try again.',
+        'portal-alert portal-alert--error'));
+    }
+  });
+
+  body.addEventListener('htmx:sendError', (e) => {
+    if (mainEl && e.detail.target === mainEl) {
+      mainEl.replaceChildren(notice('The portal could not be reached. Please try again.',
+        'portal-alert portal-alert--error'));
+    }
+  });
+
+  // --- Connect -----------------------------------------------------------------------------
+
+  function connect(btn) {
+    if (btn.getAttribute('aria-busy') === 'true') return;
+    const app = btn.dataset.portalApp;
+    const url = new URL(btn.dataset.portalConnectUrl, location.href).href;
+    const attemptId = btn.dataset.portalAttemptId;
+    // Must run in the click's own task, before anything async, or popup blockers step in.
+    const popup = window.open(url, 'connect-portal-' + app, POPUP_FEATURES);
+    if (!popup) {
+      post('error', { type: 'popup_blocked', message: 'The browser blocked the connect window; continuing in this window.' });
+      if (mounted || !framed) location.assign(withReturnTo(url));
+      else post('portal:navigate', { url });
+      return;
+    }
+
+    const label = btn.textContent;
+    btn.disabled = true;
+    btn.setAttribute('aria-busy', 'true');
+    btn.textContent = 'Waiting for ' + (btn.dataset.portalAppTitle || app) + '…';
+    let done = false;
+    let polling = false;
+
+    const finish = (result) => {
+      if (done) return;
+      done = true;
+      clearInterval(pollTimer);
+      clearInterval(closedTimer);
+      window.removeEventListener('message', onMessage);
+      if (result.status === 'connected') {
+        const p = result.payload || {};
+        post('app-connected', {
+          app: p.app || { name: app },
+          connectedAccountId: p.connectedAccountId != null ? p.connectedAccountId : result.connectedAccountId,
+          connected_accounts: p.connected_accounts || [],
+        });
+      } else if (result.error) {
+        post('error', {
+          type: result.error.type || 'connect_failed',
+          message: result.error.message || 'Connecting ' + app + ' failed.',
+        });
+      }
+      btn.disabled = false;
+      btn.removeAttribute('aria-busy');
+      btn.textContent = label;
+      // The ticket in the page is single-use: fetch the page again for a fresh one.
+      reload();
+    };
+    const windowClosed = { status: 'failed', error: { type: 'window_closed', message: 'The connect window was closed before ' + app + ' was connected.' } };
+
+    const onMessage = (e) => {
+      const d = e.data;
+      if (e.source !== popup || e.origin !== location.origin || !d || d.source !== SOURCE ||
+          d.version !== 1 || d.type !== 'portal:connect-result') return;
+      const result = d.payload || {};
+      if (result.attemptId != null && attemptId && String(result.attemptId) !== attemptId) return;
+      finish(result);
+    };
+
+    const poll = (final) => {
+      if (!attemptId) {
+        if (final) finish(windowClosed);
+        return;
+      }
+      if (polling && !final) return;
+      polling = true;
+      request('GET', '/connect-attempts/' + encodeURIComponent(attemptId)).then((attempt) => {
+        if (attempt.status !== 'pending') finish(attempt);
+        else if (final) finish(windowClosed);
+      }, (err) => {
+        // 401 was already reported as session_expired; other 4xx will not heal by retrying.
+        if (err.status === 401) finish({ status: 'failed' });
+        else if (final || (err.status >= 400 && err.status < 500 && err.status !== 429)) {
+          finish({ status: 'failed', error: { type: err.type, message: err.message } });
+        }
+      }).finally(() => { polling = false; });
+    };
+
+    window.addEventListener('message', onMessage);
+    // Providers with COOP sever window.opener, so the server-side attempt status is the backstop.
+    const pollTimer = setInterval(poll, 1000);
+    const closedTimer = setInterval(() => {
+      if (!popup.closed) return;
+      clearInterval(pollTimer);
+      clearInterval(closedTimer);
+      poll(true);
+    }, 500);
+  }
+
+  // --- Disconnect --------------------------------------------------------------------------
+
+  function disconnect(btn) {
+    if (btn.getAttribute('aria-busy') === 'true') return;
+    const pending = confirming.get(btn);
+    if (!pending) {
+      const label = btn.textContent;
+      btn.setAttribute('aria-live', 'polite');
+      btn.textContent = 'Confirm disconnect';
+      confirming.set(btn, {
+        label,
+        timer: setTimeout(() => {
+          confirming.delete(btn);
+          btn.textContent = label;
+        }, 5000),
+      });
+      return;
+    }
+    clearTimeout(pending.timer);
+    confirming.delete(btn);
+    btn.disabled = true;
+    btn.setAttribute('aria-busy', 'true');
+    btn.textContent = 'Disconnecting…';
+    const old = btn.parentNode && btn.parentNode.querySelector('[data-portal-inline-error]');
+    if (old) old.remove();
+    request('DELETE', '/connected-accounts/' + encodeURIComponent(btn.dataset.portalAccountId)).then((data) => {
+      post('app-disconnected', data);
+      reload();
+    }, (err) => {
+      btn.disabled = false;
+      btn.removeAttribute('aria-busy');
+      btn.textContent = pending.label;
+      if (err.status === 401) return;
+      const p = notice(err.message, 'portal-inline-error');
+      p.dataset.portalInlineError = '';
+      btn.after(p);
+    });
+  }
+
+  // --- Clicks (delegated, so swapped-in content needs no re-binding) -------------------------
+
+  document.addEventListener('click', (e) => {
+    const target = e.target instanceof Element ? e.target : null;
+    if (!target) return;
+    const connectBtn = target.closest('[data-portal-connect]');
+    const disconnectBtn = target.closest('[data-portal-disconnect]');
+    if (connectBtn) {
+      e.preventDefault();
+      connect(connectBtn);
+    } else if (disconnectBtn) {
+      e.preventDefault();
+      disconnect(disconnectBtn);
+    } else if (target.closest('[data-portal-close]')) {
+      post('portal:close-request', {});
+    } else if (target.closest('[data-portal-window-close]')) {
+      window.close();
+    }
+  });
+
+  // --- Keyboard ----------------------------------------------------------------------------
+
+  function isTyping(el) {
+    return el instanceof Element && (el.closest('input, textarea, select') !== null || el.isContentEditable);
+  }
+
+  function trapTab(e) {
+    const items = [...document.querySelectorAll(FOCUSABLE)]
+      .filter((el) => el.tabIndex >= 0 && !el.disabled && el.getClientRects().length > 0);
+    if (!items.length) return;
+    const first = items[0];
+    const last = items[items.length - 1];
+    const active = document.activeElement;
+    const outside = !items.includes(active);
+    if (e.shiftKey ? active === first || outside : active === last || outside) {
+      e.preventDefault();
+      (e.shiftKey ? last : first).focus();
+    }
+  }
+
+  const GRID_KEYS = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: 'up', ArrowDown: 'down' };
+
+  function moveInGrid(e, card) {
+    const cards = [...document.querySelectorAll('#portal-app-grid a.portal-card')];
+    const index = cards.indexOf(card);
+    // Columns follow the responsive CSS grid, so count the cards sharing the first row.
+    const top = (el) => Math.round(el.getBoundingClientRect().top);
+    const columns = Math.max(1, cards.filter((c) => top(c) === top(cards[0])).length);
+    const step = GRID_KEYS[e.key];
+    const next = cards[index + (step === 'up' ? -columns : step === 'down' ? columns : step)];
+    if (next) {
+      e.preventDefault();
+      next.focus();
+    }
+  }
+
+  document.addEventListener('keydown', (e) => {
+    if (e.defaultPrevented || e.altKey || e.ctrlKey || e.metaKey) return;
+    const target = e.target;
+    if (mode === 'modal' && e.key === 'Escape') {
+      // Esc in a non-empty search box clears the search first, as browsers do natively.
+      if (!(target instanceof HTMLInputElement && target.type === 'search' && target.value)) {
+        post('portal:close-request', {});
+      }
+    } else if (mode === 'modal' && e.key === 'Tab') {
+      trapTab(e);
+    } else if (e.key === '/' && !isTyping(target)) {
+      const search = document.querySelector('input[type="search"][name="q"]');
+      if (search) {
+        e.preventDefault();
+        search.focus();
+      }
+    } else if (e.key in GRID_KEYS && target instanceof Element) {
+      const card = target.closest('#portal-app-grid a.portal-card');
+      if (card) moveInGrid(e, card);
+    }
+  });
+
+  // --- Inline height -----------------------------------------------------------------------
+
+  let resizeQueued = false;
+  let lastHeight = 0;
+
+  function measure() {
+    resizeQueued = false;
+    // The root's box height, not scrollHeight: scrollHeight never drops below the iframe's own
+    // viewport, so the iframe could grow but never shrink back.
+    const height = Math.ceil(document.documentElement.getBoundingClientRect().height);
+    if (height === lastHeight) return;
+    lastHeight = height;
+    post('portal:resize', { height });
+  }
+
+  function scheduleResize(force) {
+    if (mode !== 'inline') return;
+    if (force) lastHeight = 0;
+    if (resizeQueued) return;
+    resizeQueued = true;
+    requestAnimationFrame(measure);
+  }
+
+  if (mode === 'inline' && window.ResizeObserver) {
+    const observer = new ResizeObserver(() => scheduleResize(false));
+    observer.observe(document.documentElement);
+    observer.observe(body);
+  }
+
+  // --- Page start --------------------------------------------------------------------------
+
+  function startShell() {
+    const match = /[#&]token=([^&]*)/.exec(location.hash);
+    // Out of the URL at once: history, a reload or a copied link must not carry the token.
+    if (location.hash) history.replaceState(history.state, '', location.pathname + location.search);
+    try {
+      token = match && decodeURIComponent(match[1]);
+    } catch (err) {
+      token = null;
+    }
+    if (!token) {
+      sessionExpired();
+      return;
+    }
+    request('GET', '/session').then((session) => {
+      try {
+        hostOrigin = new URL(session.origin).origin;
+      } catch (err) {
+        throw new Error('The portal session has no valid host origin.');
+      }
+      post('ready', { isReady: true });
+      scheduleResize(true);
+      reload();
+    }).catch((err) => {
+      if (!expired && mainEl) {
+        mainEl.replaceChildren(notice(err.message || 'The portal could not be loaded; reload the page.',
+          'portal-alert portal-alert--error'));
+      }
+    });
+  }
+
+  function sendConnectResult() {
+    const el = document.getElementById('portal-connect-result');
+    let data = null;
+    try {
+      data = JSON.parse(el.textContent);
+    } catch (err) { /* no result block: nothing to send */ }
+    let origin = null;
+    try {
+      origin = new URL(data.targetOrigin).origin;
+    } catch (err) { /* not an exact origin: never fall back to a wildcard */ }
+    if (window.opener && origin && origin === data.targetOrigin) {
+      try {
+        window.opener.postMessage(data.message, origin);
+      } catch (err) { /* opener gone meanwhile; the opener also polls the attempt */ }
+    }
+    setTimeout(() => window.close(), 400);
+  }
+
+  if (page === 'connect-done') {
+    sendConnectResult();
+  } else if (mounted) {
+    if (page === 'shell') post('ready', { isReady: true });
+  } else if (page === 'shell') {
+    startShell();
+  }
+})();
