@@ -154,7 +154,11 @@ def validate_definition(data: Any, source: Path | str) -> list[str]:
     problems = []
     for error in sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(e.absolute_path)):
         where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        problems.append(f"{source}: {where}: {error.message}")
+        message = error.message
+        if error.validator in ("anyOf", "oneOf") and error.context:
+            # Name what would satisfy it ("'token_url' is a required property or …").
+            message = " or ".join(sorted({sub.message for sub in error.context}))
+        problems.append(f"{source}: {where}: {message}")
     return problems
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import logging
 from collections.abc import Callable
@@ -104,7 +105,8 @@ class ConnectPortal:
         if "portal" in app.extensions:
             raise RuntimeError("ConnectPortal is already initialised on this Flask app.")
         for key, value in DEFAULTS.items():
-            app.config.setdefault(key, value)
+            # A copy, so one app's list/dict default is never another app's.
+            app.config.setdefault(key, copy.deepcopy(value))
         config = app.config
 
         if not config.get("SECRET_KEY"):

@@ -89,6 +89,22 @@ class OAuthClients:
                 f"{app.title} could not be reached ({type(exc).__name__}).",
             ) from exc
 
+    def expected_issuer(self, app: App) -> str | None:
+        """The issuer the authorization response's ``iss`` must equal (RFC 9207 §2.4): the
+        app's configured ``issuer``, else the ``issuer`` of its discovered server metadata.
+
+        :raises ProviderError: the metadata document could not be fetched.
+        """
+        if app.issuer:
+            return app.issuer
+        if app.oauth2 is None or not app.oauth2.server_metadata_url:
+            return None
+        try:
+            issuer = self.client(app.slug).load_server_metadata().get("issuer")
+        except (requests.RequestException, ValueError) as exc:
+            raise ProviderError("temporarily_unavailable", f"{app.title} could not be reached.") from exc
+        return str(issuer) if issuer else None
+
     def has_state(self, app: App, state: str) -> bool:
         """True when this browser's session holds the Authlib state data for ``state``."""
         return bool(flask_session.get(f"_state_{app.slug}_{state}"))

@@ -42,8 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         "PORTAL_SESSION_COOKIE_NAME", "portal_session"
     )
     # The popup's session only needs to survive the top-level redirect back from the provider.
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    # (Flask's own defaults already hold these keys, so setdefault would not apply them.)
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
     ConnectPortal(app)
 
     @app.get("/")

@@ -12,10 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import yaml
+from conftest import Browser
 from flask import Flask
 from jsonschema import Draft202012Validator
 
-from conftest import Browser
 from portal import user_hash
 from portal.catalog import (
     SCHEMA,
@@ -63,7 +63,9 @@ def oauth_definition(slug: str, **auth: Any) -> dict[str, Any]:
     }
     settings.update(auth)
     return definition(
-        slug, auth=settings, api={"base_url": "{base_url}/api"},
+        slug,
+        auth=settings,
+        api={"base_url": "{base_url}/api"},
         identity={"url": "/me", "external_id": "data.id", "label": "data.email"},
     )
 
@@ -124,7 +126,11 @@ def test_shipped_apps_are_not_usable_until_configured() -> None:
 def test_shipped_apps_usable_once_configured() -> None:
     catalog = load_catalog(
         app_settings={
-            "sandbox": {"base_url": "http://127.0.0.1:9/", "client_id": "cid", "client_secret": "s"},
+            "sandbox": {
+                "base_url": "http://127.0.0.1:9/",
+                "client_id": "cid",
+                "client_secret": "s",
+            },
             "sandbox-keys": {"base_url": "http://127.0.0.1:9"},
         },
         environ={},
@@ -222,7 +228,8 @@ def test_oauth2_without_endpoints_names_file_and_missing_fields(tmp_path: Path) 
 
 def test_oauth2_with_only_authorize_url_is_invalid(tmp_path: Path) -> None:
     path = write(
-        tmp_path, "acme",
+        tmp_path,
+        "acme",
         definition("acme", auth={"type": "oauth2", "authorize_url": "https://a.example/auth"}),
     )
     assert f"{path}: auth" in catalog_error([tmp_path])
@@ -237,7 +244,9 @@ def test_api_key_without_placement_names_file_and_field(tmp_path: Path) -> None:
 
 def test_header_placement_needs_a_name(tmp_path: Path) -> None:
     path = write(
-        tmp_path, "acme", definition("acme", auth={"type": "api_key", "placement": {"in": "header"}})
+        tmp_path,
+        "acme",
+        definition("acme", auth={"type": "api_key", "placement": {"in": "header"}}),
     )
     message = catalog_error([tmp_path])
     assert f"{path}: auth.placement:" in message
@@ -245,7 +254,11 @@ def test_header_placement_needs_a_name(tmp_path: Path) -> None:
 
 
 def test_bearer_placement_needs_no_name(tmp_path: Path) -> None:
-    write(tmp_path, "acme", definition("acme", auth={"type": "api_key", "placement": {"in": "bearer"}}))
+    write(
+        tmp_path,
+        "acme",
+        definition("acme", auth={"type": "api_key", "placement": {"in": "bearer"}}),
+    )
     acme = load_catalog([tmp_path], environ={}).get("acme")
     assert acme is not None and acme.api_key is not None
     assert acme.api_key.placement_in == "bearer"
@@ -381,7 +394,8 @@ def test_portal_apps_wins_over_environment(tmp_path: Path) -> None:
 def test_portal_apps_scopes_replace_defaults(tmp_path: Path) -> None:
     write(tmp_path, "acme", oauth_definition("acme", scopes=["a", "b"]))
     acme = load_catalog(
-        [tmp_path], {"acme": {"client_id": "x", "base_url": "https://acme.io", "scopes": ["c"]}},
+        [tmp_path],
+        {"acme": {"client_id": "x", "base_url": "https://acme.io", "scopes": ["c"]}},
         environ={},
     ).get("acme")
     assert acme is not None and acme.oauth2 is not None
@@ -393,7 +407,9 @@ def test_portal_apps_scopes_replace_defaults(tmp_path: Path) -> None:
 
 def test_oauth_app_not_usable_without_client_id(tmp_path: Path) -> None:
     write(tmp_path, "acme", oauth_definition("acme"))
-    acme = load_catalog([tmp_path], {"acme": {"base_url": "https://acme.io"}}, environ={}).get("acme")
+    acme = load_catalog([tmp_path], {"acme": {"base_url": "https://acme.io"}}, environ={}).get(
+        "acme"
+    )
     assert acme is not None
     assert not acme.usable
     assert acme.missing == ("client_id",)
@@ -436,7 +452,9 @@ def test_relative_identity_url_is_under_api_base_url(tmp_path: Path) -> None:
 )
 def test_non_http_url_after_substitution_is_an_error(tmp_path: Path, base_url: str) -> None:
     path = write(tmp_path, "acme", oauth_definition("acme"))
-    message = catalog_error([tmp_path], app_settings={"acme": {"client_id": "x", "base_url": base_url}})
+    message = catalog_error(
+        [tmp_path], app_settings={"acme": {"client_id": "x", "base_url": base_url}}
+    )
     assert str(path) in message
     assert "auth.authorize_url" in message
 
@@ -483,7 +501,7 @@ def test_dotted_on_non_container() -> None:
 # --------------------------------------------------------------------------- OpenID discovery
 
 
-def _oidc_definition(metadata_url: str, api_base: str) -> dict[str, Any]:
+def _oidc_definition(metadata_url: str, api_base: str, **auth: str) -> dict[str, Any]:
     return definition(
         "my-oidc",
         title="My OIDC",
@@ -491,10 +509,14 @@ def _oidc_definition(metadata_url: str, api_base: str) -> dict[str, Any]:
             "type": "oauth2",
             "server_metadata_url": metadata_url,
             "scopes": ["profile", "contacts.read"],
+            **auth,
         },
         api={"base_url": api_base},
-        identity={"url": f"{api_base.rsplit('/api', 1)[0]}/oauth/userinfo",
-                  "external_id": "sub", "label": "email"},
+        identity={
+            "url": f"{api_base.rsplit('/api', 1)[0]}/oauth/userinfo",
+            "external_id": "sub",
+            "label": "email",
+        },
     )
 
 
@@ -523,8 +545,9 @@ def _connect_path(ticket: dict[str, Any]) -> str:
     return f"{parts.path}?{parts.query}"
 
 
-def _assert_pkce_redirect(client: Any, location: str, authorization_endpoint: str,
-                          redirect_uri: str, client_id: str) -> dict[str, str]:
+def _assert_pkce_redirect(
+    client: Any, location: str, authorization_endpoint: str, redirect_uri: str, client_id: str
+) -> dict[str, str]:
     assert location.split("?", 1)[0] == authorization_endpoint
     params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
     assert params["response_type"] == "code"
@@ -573,23 +596,35 @@ def test_app_from_yaml_with_server_metadata_url_redirects_to_discovered_endpoint
     )
 
 
+@pytest.mark.parametrize("explicit_issuer", [False, True], ids=["discovered-iss", "yaml-iss"])
 def test_app_from_yaml_with_server_metadata_url_connects_end_to_end(
-    tmp_path: Path, stack: DemoStack, make_app: Any
+    tmp_path: Path, stack: DemoStack, make_app: Any, explicit_issuer: bool
 ) -> None:
     """The whole flow against a second sandbox whose client is registered for my-oidc's
-    redirect URI: discovery, consent, callback, token exchange, identity, stored account."""
+    redirect URI: discovery, consent, callback (with RFC 9207 ``iss``), token exchange,
+    identity, stored account. Without ``issuer`` in the YAML, the expected ``iss`` is the
+    ``issuer`` of the discovered metadata (RFC 8414 §2, RFC 9207 §2.4)."""
     redirect_uri = f"{stack.portal.url}/portal/oauth/my-oidc/callback"
-    provider = start_sandbox({
-        "SANDBOX_CLIENTS": [{
-            "client_id": "oidc-client",
-            "client_secret": "oidc-secret",
-            "redirect_uris": [redirect_uri],
-            "scope": "profile contacts.read contacts.write",
-        }],
-    })
+    provider = start_sandbox(
+        {
+            "SANDBOX_CLIENTS": [
+                {
+                    "client_id": "oidc-client",
+                    "client_secret": "oidc-secret",
+                    "redirect_uris": [redirect_uri],
+                    "scope": "profile contacts.read contacts.write",
+                }
+            ],
+        }
+    )
     try:
         metadata_url = f"{provider.url}/.well-known/openid-configuration"
-        write(tmp_path / "apps", "my-oidc", _oidc_definition(metadata_url, f"{provider.url}/api"))
+        extra = {"issuer": provider.url} if explicit_issuer else {}
+        write(
+            tmp_path / "apps",
+            "my-oidc",
+            _oidc_definition(metadata_url, f"{provider.url}/api", **extra),
+        )
         app: Flask = make_app(
             PORTAL_CATALOG_PATHS=[str(tmp_path / "apps")],
             PORTAL_APPS={"my-oidc": {"client_id": "oidc-client", "client_secret": "oidc-secret"}},
@@ -599,17 +634,22 @@ def test_app_from_yaml_with_server_metadata_url_connects_end_to_end(
         started = client.get(_connect_path(_ticket(client, stack, token, "my-oidc")))
         assert started.status_code == 302, started.get_data(as_text=True)[:500]
         _assert_pkce_redirect(
-            client, started.headers["Location"], f"{provider.url}/oauth/authorize",
-            redirect_uri, "oidc-client",
+            client,
+            started.headers["Location"],
+            f"{provider.url}/oauth/authorize",
+            redirect_uri,
+            "oidc-client",
         )
 
         consent = Browser().consent(started.headers["Location"])
         assert consent.callback_url.startswith(redirect_uri + "?")
         assert "code" in consent.params, consent.params
-        callback = client.get(urlsplit(consent.callback_url).path,
-                              query_string=urlsplit(consent.callback_url).query)
+        assert consent.params["iss"] == provider.url
+        callback = client.get(
+            urlsplit(consent.callback_url).path, query_string=urlsplit(consent.callback_url).query
+        )
         body = callback.get_data(as_text=True)
-        assert callback.status_code == 200, body[:1000]
+        assert callback.status_code == 200, body[-1500:]
         result = json.loads(body.split('id="portal-connect-result">', 1)[1].split("</script>")[0])
         assert result["message"]["payload"]["status"] == "connected", result
 

@@ -416,7 +416,9 @@ def test_consent_page_shows_client_scopes_and_users(sandbox_server: RunningSandb
     csp = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp
     assert "frame-ancestors 'none'" in csp
-    assert "form-action 'self'" in csp
+    # Chromium checks form-action against the 302 that follows the POST, so the client's
+    # redirect origin (and only it) is allowed too.
+    assert "form-action 'self' http://127.0.0.1:9;" in csp
     assert response.headers["X-Frame-Options"] == "DENY"
     css = requests.get(f"{sandbox_server.url}/static/sandbox.css", timeout=5)
     assert css.status_code == 200 and "prefers-color-scheme: dark" in css.text
@@ -810,6 +812,50 @@ def test_api_errors_are_json(sandbox_server: RunningSandbox) -> None:
     assert missing.headers["WWW-Authenticate"] == 'Bearer realm="sandbox"'
 
 
+def test_api_key_identity_and_api_access(sandbox_server: RunningSandbox) -> None:
+    base = sandbox_server.url
+
+    me = requests.get(f"{base}/apikey/me", headers={"X-API-Key": "sk_demo_grace"}, timeout=5)
+    contacts = requests.get(
+        f"{base}/api/contacts", headers={"X-API-Key": "sk_demo_grace"}, timeout=5
+    )
+
+    assert me.status_code == 200
+    assert me.json() == {
+        "id": "2",
+        "username": "grace",
+        "name": "Grace Hopper",
+        "email": "grace@sandbox.test",
+    }
+    assert contacts.status_code == 200 and contacts.json()["data"]
+    for headers in ({"X-API-Key": "sk_wrong"}, {}):
+        refused = requests.get(f"{base}/apikey/me", headers=headers, timeout=5)
+        assert refused.status_code == 401
+        assert refused.json()["error"] == "invalid_credentials"
+    wrong = requests.get(f"{base}/api/me", headers={"X-API-Key": "sk_wrong"}, timeout=5)
+    assert wrong.status_code == 401
+
+
+def test_basic_identity_and_api_access(sandbox_server: RunningSandbox) -> None:
+    base = sandbox_server.url
+
+    me = requests.get(f"{base}/basic/me", auth=("ada", "lovelace"), timeout=5)
+    api_me = requests.get(f"{base}/api/me", auth=("linus", "torvalds"), timeout=5)
+
+    assert me.status_code == 200 and me.json()["username"] == "ada"
+    assert api_me.status_code == 200 and api_me.json()["username"] == "linus"
+    for auth in (("ada", "wrong"), ("nobody", "lovelace"), ("grace", "lovelace")):
+        refused = requests.get(f"{base}/basic/me", auth=auth, timeout=5)
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"].startswith("Basic ")
+    assert requests.get(f"{base}/api/me", auth=("ada", "wrong"), timeout=5).status_code == 401
+    # Basic credentials never work where OAuth is required.
+    assert (
+        requests.get(f"{base}/oauth/userinfo", auth=("ada", "lovelace"), timeout=5).status_code
+        == 401
+    )
+
+
 # -- metadata ----------------------------------------------------------------------------------
 
 
@@ -916,6 +962,8 @@ def test_fault_hook_validates_input_and_reset_clears_everything(
     assert requests.post(f"{sandbox_server.url}/_sandbox/faults", timeout=5).status_code == 400
 
     set_fault(sandbox_server, "500")
+    shown = requests.get(f"{sandbox_server.url}/_sandbox/faults", timeout=5).json()
+    assert shown["token_endpoint"] == "500"
     tokens = token_request(sandbox_server, BASIC_CLIENT, grant_type="refresh_token")
     assert tokens.status_code == 500
     requests.post(f"{sandbox_server.url}/_sandbox/reset", timeout=5)
@@ -965,6 +1013,40 @@ def test_create_app_rejects_bad_clients() -> None:
     ):
         with pytest.raises(ValueError):
             create_app({**base, "SANDBOX_CLIENTS": [bad]})
+
+
+def test_code_and_access_token_lifetimes_come_from_config() -> None:
+    other = start_sandbox(
+        {
+            "SANDBOX_CLIENTS": [BASIC_CLIENT],
+            "SANDBOX_AUTHORIZATION_CODE_TTL": 1,
+            "SANDBOX_ACCESS_TOKEN_TTL": 120,
+        }
+    )
+    try:
+        fresh = exchange(other, approve(other))
+        assert fresh.status_code == 200
+        assert fresh.json()["expires_in"] == 120
+
+        stale = approve(other)
+        time.sleep(1.2)
+        late = exchange(other, stale)
+        assert late.status_code == 400
+        assert late.json()["error"] == "invalid_grant"
+    finally:
+        other.stop()
+
+
+def test_insecure_transport_is_a_clear_error_not_a_crash(sandbox_server: RunningSandbox) -> None:
+    # Authlib accepts plain http only for loopback hosts; a non-loopback Host is refused cleanly.
+    headers = {"Host": "sandbox.internal"}
+    page = requests.get(
+        _authorize_get(sandbox_server).url, headers=headers, allow_redirects=False, timeout=5
+    )
+    token = requests.post(f"{sandbox_server.url}/oauth/token", headers=headers, timeout=5)
+
+    assert page.status_code == 400 and "insecure_transport" in page.text
+    assert token.status_code == 400 and token.json()["error"] == "insecure_transport"
 
 
 def test_test_hooks_can_be_disabled() -> None:

@@ -17,7 +17,8 @@ Standards: RFC 6749 (code and refresh grants only), RFC 7636 (PKCE, required, ``
 RFC 9700 (refresh rotation with reuse detection), RFC 9207 (``iss`` on authorization
 responses), RFC 7009 (revocation), RFC 6750 (bearer), RFC 8414 (metadata).
 
-Endpoints: see :mod:`portal.sandbox.views` (OAuth), :mod:`portal.sandbox.api` (REST API) and
+Endpoints: see :mod:`portal.sandbox.views` (OAuth), :mod:`portal.sandbox.api` (REST API, and
+the identity endpoints of the API-key and Basic demo apps) and
 :mod:`portal.sandbox.hooks` (test and fault hooks). :func:`portal.sandbox.testing.start_sandbox`
 runs one on a loopback port in a thread.
 """
@@ -102,6 +103,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api.identity_bp)
     if app.config["SANDBOX_TEST_HOOKS"]:
         app.register_blueprint(hooks.bp)
 
@@ -117,7 +119,7 @@ def _security_headers(response: Response) -> Response:
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", views.BASE_CSP)
         response.headers.setdefault("X-Frame-Options", "DENY")
-    if request.path.startswith(("/oauth/", "/api/", "/_sandbox/")):
+    if request.path.startswith(("/oauth/", "/api/", "/_sandbox/", "/apikey/", "/basic/")):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
 

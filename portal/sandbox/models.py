@@ -39,6 +39,10 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
+    #: SHA-256 of the user's demo API key (``sk_demo_<username>``), see :data:`DEMO_CREDENTIALS`.
+    api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    #: SHA-256 of the user's published demo password (never a real one).
+    password_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     @property
     def sub(self) -> str:
@@ -230,3 +234,11 @@ DEMO_USERS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
         ],
     ),
 ]
+
+#: Demo credentials of the non-OAuth sandbox apps: ``username -> (API key, password)``. They are
+#: published on purpose (the portal's app catalog shows them as hints).
+DEMO_CREDENTIALS: dict[str, tuple[str, str]] = {
+    "ada": ("sk_demo_ada", "lovelace"),
+    "grace": ("sk_demo_grace", "hopper"),
+    "linus": ("sk_demo_linus", "torvalds"),
+}

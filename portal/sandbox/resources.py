@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .config import SCOPE_DESCRIPTIONS, TOKEN_ENDPOINT_AUTH_METHODS
-from .models import DEMO_USERS, Client, Contact, User
+from .models import DEMO_CREDENTIALS, DEMO_USERS, Client, Contact, User, digest
 
 #: Page size of ``GET /api/contacts`` when ``limit`` is absent.
 DEFAULT_PAGE_SIZE = 10
@@ -44,7 +45,14 @@ def seed_users(session: Session) -> None:
     if session.scalar(select(User.id).limit(1)) is not None:
         return
     for username, name, email, contacts in DEMO_USERS:
-        user = User(username=username, name=name, email=email)
+        api_key, password = DEMO_CREDENTIALS[username]
+        user = User(
+            username=username,
+            name=name,
+            email=email,
+            api_key_hash=digest(api_key),
+            password_hash=digest(password),
+        )
         session.add(user)
         session.flush()
         for contact_name, contact_email in contacts:
@@ -119,6 +127,26 @@ def list_users(session: Session) -> list[User]:
 def get_user(session: Session, user_id: int) -> User | None:
     """The demo user with this primary key."""
     return session.get(User, user_id)
+
+
+def user_by_api_key(session: Session, api_key: str) -> User | None:
+    """The demo user whose API key this is (looked up by digest)."""
+    if not api_key:
+        return None
+    return session.scalar(select(User).where(User.api_key_hash == digest(api_key)))
+
+
+def user_by_password(session: Session, username: str, password: str) -> User | None:
+    """The demo user with this username and password (digest compared in constant time)."""
+    user = session.scalar(select(User).where(User.username == username))
+    expected = user.password_hash if user is not None and user.password_hash else digest("")
+    matches = hmac.compare_digest(expected, digest(password))
+    return user if user is not None and user.password_hash and matches else None
+
+
+def profile_json(user: User) -> dict[str, str]:
+    """``{id, username, name, email}``: the ``/api/me`` and ``/{apikey,basic}/me`` shape."""
+    return {"id": user.sub, "username": user.username, "name": user.name, "email": user.email}
 
 
 def user_json(user: User) -> dict[str, str]:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import time
 from typing import Any
@@ -30,7 +31,7 @@ from flask import (
     session,
 )
 
-from .auth import require_token, token_user
+from .auth import current_user, require_token
 from .config import SCOPE_DESCRIPTIONS, TOKEN_ENDPOINT_AUTH_METHODS
 from .db import db_session
 from .resources import get_user, list_users, user_json
@@ -55,9 +56,17 @@ def csp_with_form_action(*origins: str) -> str:
     return BASE_CSP.replace("form-action 'self'", f"form-action 'self'{extra}")
 
 
+_CSP_ORIGIN = re.compile(
+    r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
+)
+
+
 def _origin(uri: str) -> str:
+    # The URI was already matched against the client's registered ones; still, only a plain
+    # scheme://host[:port] may enter the CSP header.
     parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+    origin = f"{parts.scheme}://{parts.hostname and parts.netloc.rpartition('@')[2]}"
+    return origin if _CSP_ORIGIN.match(origin) else ""
 
 
 def csrf_token() -> str:
@@ -200,7 +209,7 @@ def revoke_token() -> Response:
 @require_token()
 def userinfo() -> Response:
     """``{sub, name, email, preferred_username}`` of the token's user (any valid token)."""
-    return jsonify(user_json(token_user()))
+    return jsonify(user_json(current_user()))
 
 
 @bp.before_app_request

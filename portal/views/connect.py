@@ -396,7 +396,11 @@ def oauth_callback(app: str) -> Any:
         _set_status(attempt.id, "failed", error_code="expired", error_message="expired")
         raise InvalidConnectAttempt("This sign-in took too long. Start again.", code="expired")
     iss = request.args.get("iss")
-    if iss is not None and iss != definition.issuer:
+    try:
+        expected_issuer = current_portal.oauth.expected_issuer(definition)
+    except ProviderError as exc:
+        return _fail(attempt, definition, exc.code, exc.message, 502)
+    if iss is not None and expected_issuer is not None and iss != expected_issuer:
         _set_status(attempt.id, "failed", error_code="invalid_issuer", error_message="iss mismatch")
         raise InvalidConnectAttempt(
             "The sign-in response came from an unexpected issuer.", code="invalid_issuer"
