@@ -162,7 +162,7 @@ class ConnectPortal:
             oauth=OAuthClients(catalog, float(config["PORTAL_HTTP_TIMEOUT"])),
             allowed_origins=frozenset(origins),
             base_url=base_url.rstrip("/") if base_url else None,
-            config=config,  # type: ignore[arg-type]
+            config=config,
         )
         app.extensions["portal"] = state
 
@@ -190,7 +190,8 @@ def _dev_key(secret_key: str | bytes) -> str:
 
 def _get_state() -> PortalState:
     try:
-        return current_app.extensions["portal"]  # type: ignore[no-any-return]
+        state: PortalState = current_app.extensions["portal"]
+        return state
     except KeyError:
         raise RuntimeError("ConnectPortal is not initialised on the current app.") from None
 

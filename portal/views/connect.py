@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -70,7 +71,7 @@ def _app_or_404(slug: str) -> App:
     app = current_portal.app(slug)
     if app is None:
         raise ResourceNotFound(f"There is no app called “{slug}”.")
-    return app  # type: ignore[no-any-return]
+    return app
 
 
 def _check_ticket_user(claims: TicketClaims) -> None:
@@ -139,7 +140,7 @@ def _result(
     attempt: ConnectAttempt,
     app: App,
     *,
-    account: dict[str, Any] | None = None,
+    account: Mapping[str, Any] | None = None,
     payload: dict[str, Any] | None = None,
     error: dict[str, str] | None = None,
     status_code: int = 200,
@@ -416,7 +417,7 @@ def oauth_callback(app: str) -> Any:
         token = current_portal.oauth.exchange_code(definition)
     except ProviderError as exc:
         return _fail(attempt, definition, exc.code, exc.message, 502)
-    credentials = {
+    credentials: dict[str, Any] = {
         "type": "oauth2",
         **{
             k: token[k]
