@@ -182,6 +182,19 @@ def _session_via_client(client: Any, stack: DemoStack, user: str = "u-client") -
     return str(response.json["token"])
 
 
+def _start_via_client(app: Any, stack: DemoStack, user: str = "u-client") -> tuple[Any, Any]:
+    """Session, ticket and connect request through ``app``'s test client: (client, response)."""
+    client = app.test_client()
+    token = _session_via_client(client, stack, user)
+    ticket = client.post(
+        "/portal/api/v1/connect-tickets",
+        json={"app": "sandbox"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json
+    path = urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl()
+    return client, client.get(path)
+
+
 # --------------------------------------------------------------------------- hostile callbacks
 
 
@@ -259,14 +272,7 @@ def test_state_of_app_a_at_app_b_callback_is_refused(
         "sandbox-two": dict(stack.portal_app.config["PORTAL_APPS"]["sandbox"]),
     }
     app = make_app(PORTAL_CATALOG_PATHS=[str(catalog)], PORTAL_APPS=apps)
-    client = app.test_client()
-    token = _session_via_client(client, stack)
-    ticket = client.post(
-        "/portal/api/v1/connect-tickets",
-        json={"app": "sandbox"},
-        headers={"Authorization": f"Bearer {token}"},
-    ).json
-    started = client.get(urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl())
+    client, started = _start_via_client(app, stack)
     consent = Browser().consent(started.headers["Location"])
     parts = urlsplit(consent.callback_url)
     response = client.get(f"/portal/oauth/sandbox-two/callback?{parts.query}")
@@ -392,14 +398,7 @@ def test_token_endpoint_faults_give_clear_error_and_no_row(
 
 def test_token_endpoint_timeout(make_app: Any, stack: DemoStack, sandbox: str) -> None:
     app = make_app(PORTAL_HTTP_TIMEOUT=0.5)
-    client = app.test_client()
-    token = _session_via_client(client, stack)
-    ticket = client.post(
-        "/portal/api/v1/connect-tickets",
-        json={"app": "sandbox"},
-        headers={"Authorization": f"Bearer {token}"},
-    ).json
-    started = client.get(urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl())
+    client, started = _start_via_client(app, stack)
     consent = Browser().consent(started.headers["Location"])
     requests.post(
         f"{sandbox}/_sandbox/faults",
@@ -483,14 +482,7 @@ def test_ticket_for_another_user_is_refused_in_mounted_mode(
 ) -> None:
     app = make_app()
     app.extensions["portal"].portal.user_loader(lambda: "mallory")
-    client = app.test_client()
-    token = _session_via_client(client, stack, user="alice")
-    ticket = client.post(
-        "/portal/api/v1/connect-tickets",
-        json={"app": "sandbox"},
-        headers={"Authorization": f"Bearer {token}"},
-    ).json
-    response = client.get(urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl())
+    _, response = _start_via_client(app, stack, user="alice")
     assert response.status_code == 400
     assert b"another user" in response.data
 
