@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/python -m portal.demo
 
 lint:
-	$(BIN)/ruff check portal tests bench
+	$(BIN)/ruff check portal tests $(wildcard bench)
 
 typecheck:
 	$(BIN)/mypy
