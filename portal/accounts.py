@@ -148,11 +148,6 @@ def delete_account(session: Session, account: ConnectedAccount) -> None:
     session.flush()
 
 
-def app_ref(app: Any, icon_url: str) -> dict[str, str]:
-    """``{name, title, icon_url}`` of an app, as event payloads carry it."""
-    return {"name": app.slug, "title": app.title, "icon_url": icon_url}
-
-
 def event_payload(
     app_summary: dict[str, str], account_id: str, accounts: Sequence[ConnectedAccount]
 ) -> dict[str, Any]:
