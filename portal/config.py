@@ -47,6 +47,10 @@ DEFAULTS: dict[str, Any] = {
     #: Timeout of every request to a provider (token, identity, revocation), in seconds.
     #: Default ``10``.
     "PORTAL_HTTP_TIMEOUT": 10.0,
+    #: Refresh an access token this many seconds before it expires. Default ``60``.
+    "PORTAL_REFRESH_MARGIN": 60,
+    #: Largest request body the proxy forwards, in bytes. Default ``10485760`` (10 MiB).
+    "PORTAL_PROXY_MAX_BODY": 10 * 1024 * 1024,
     #: Default colour theme of portal pages: ``"auto"`` (follows the browser), ``"light"`` or
     #: ``"dark"``. Default ``"auto"``.
     "PORTAL_THEME": "auto",

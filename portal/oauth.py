@@ -102,7 +102,9 @@ class OAuthClients:
         try:
             issuer = self.client(app.slug).load_server_metadata().get("issuer")
         except (requests.RequestException, ValueError) as exc:
-            raise ProviderError("temporarily_unavailable", f"{app.title} could not be reached.") from exc
+            raise ProviderError(
+                "temporarily_unavailable", f"{app.title} could not be reached."
+            ) from exc
         return str(issuer) if issuer else None
 
     def has_state(self, app: App, state: str) -> bool:
@@ -140,6 +142,50 @@ class OAuthClients:
         except ValueError as exc:
             raise ProviderError(
                 "invalid_response", f"{app.title} sent a token response that is not valid JSON."
+            ) from exc
+        if not isinstance(token, dict) or not token.get("access_token"):
+            raise ProviderError("invalid_response", f"{app.title} sent no access token.")
+        return dict(token)
+
+    def refresh(self, app: App, refresh_token: str) -> dict[str, Any]:
+        """Exchange a refresh token for new tokens (RFC 6749 §6).
+
+        :returns: the token response; when it carries no ``refresh_token`` the one presented is
+            kept (Authlib does this), as the provider keeps it valid.
+        :raises ProviderError: ``invalid_grant`` when the provider refuses the refresh token
+            (revoked, rotated, expired); other codes as :meth:`exchange_code`.
+        """
+        settings = app.oauth2
+        if settings is None or app.slug not in self._clients:
+            raise ProviderError("unsupported_app", f"{app.title} has no OAuth client.")
+        client = self._clients[app.slug]
+        try:
+            url = settings.token_url or client.load_server_metadata().get("token_endpoint")
+            with OAuth2Session(
+                client_id=app.client.client_id,
+                client_secret=app.client.client_secret,
+                token_endpoint_auth_method=settings.token_endpoint_auth_method,
+                default_timeout=self.timeout,
+            ) as session:
+                token = session.refresh_token(url, refresh_token=refresh_token)
+        except OAuthError as exc:
+            raise ProviderError(exc.error or "server_error", _describe(exc)) from exc
+        except requests.Timeout as exc:
+            raise ProviderError(
+                "temporarily_unavailable", f"{app.title} did not answer in time."
+            ) from exc
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else "?"
+            raise ProviderError(
+                "server_error", f"{app.title} answered the refresh with HTTP {status}."
+            ) from exc
+        except requests.RequestException as exc:
+            raise ProviderError(
+                "temporarily_unavailable", f"{app.title} could not be reached."
+            ) from exc
+        except ValueError as exc:
+            raise ProviderError(
+                "invalid_response", f"{app.title} sent a refresh response that is not valid JSON."
             ) from exc
         if not isinstance(token, dict) or not token.get("access_token"):
             raise ProviderError("invalid_response", f"{app.title} sent no access token.")

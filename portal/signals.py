@@ -17,3 +17,9 @@ _signals = Namespace()
 account_connected = _signals.signal("account-connected")
 account_disconnected = _signals.signal("account-disconnected")
 connect_failed = _signals.signal("connect-failed")
+
+#: Sent after an access token was refreshed: ``user_id``, ``app``, ``account_id``.
+token_refreshed = _signals.signal("token-refreshed")
+#: Sent when a refresh was refused (``invalid_grant``) and the account now needs the end user
+#: to reconnect: ``user_id``, ``app``, ``account_id``, ``error``.
+token_refresh_failed = _signals.signal("token-refresh-failed")

@@ -9,7 +9,7 @@ from .._paths import STATIC_DIR, TEMPLATES_DIR
 
 def create_blueprint() -> Blueprint:
     """A fresh ``portal`` blueprint with every route, hook and error handler registered."""
-    from . import api, common, connect, ui
+    from . import api, common, connect, proxy, ui
 
     bp = Blueprint(
         "portal",
@@ -22,4 +22,5 @@ def create_blueprint() -> Blueprint:
     api.register(bp)
     ui.register(bp)
     connect.register(bp)
+    proxy.register(bp)
     return bp

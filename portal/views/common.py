@@ -11,7 +11,7 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError
 
-from ..auth import bearer_token, normalize_origin
+from ..auth import app_key_for_secret, bearer_token, check_user_id, normalize_origin
 from ..errors import AuthenticationFailed, OriginNotAllowed, PortalHTTPError
 from ..extension import current_portal
 
@@ -24,8 +24,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class Caller:
     """The end user behind a request and the host origin their events go to.
 
-    ``via`` is ``"session"`` (bearer session token: iframe or portal.js) or ``"mounted"``
-    (the host's own cookie session and ``user_loader``).
+    ``via`` is ``"session"`` (bearer session token: iframe or portal.js), ``"server"`` (the
+    host backend with its app secret as bearer, naming the user in ``X-Portal-User-Id`` or
+    ``?user_id=``) or ``"mounted"`` (the host's own cookie session and ``user_loader``).
     """
 
     user_id: str
@@ -57,7 +58,17 @@ def current_caller() -> Caller:
     if cached is not None:
         return cached
     token = bearer_token(request.headers.get("Authorization"))
-    if token is not None:
+    server_key = (
+        app_key_for_secret(current_portal.config["PORTAL_APP_KEYS"], token) if token else None
+    )
+    if server_key is not None:
+        # Server-to-server: the host backend names the end user (DESIGN.md, issue 3 item 5).
+        user_id = check_user_id(
+            request.headers.get("X-Portal-User-Id") or request.args.get("user_id"),
+            current_portal.config["PORTAL_USER_ID_MAX_LENGTH"],
+        )
+        caller = Caller(user_id, own_origin(), "server", server_key)
+    elif token is not None:
         claims = current_portal.tokens.read_session(token)
         origin = request_origin()
         if origin is not None and origin not in (claims.origin, own_origin()):
@@ -66,15 +77,15 @@ def current_caller() -> Caller:
             )
         caller = Caller(claims.user_id, claims.origin, "session", claims.app_key)
     else:
-        user_id = current_portal.portal.load_user()
-        if user_id is None:
+        mounted_user = current_portal.portal.load_user()
+        if mounted_user is None:
             raise AuthenticationFailed("Sign in first: no session token and no logged-in user.")
         if request.method not in SAFE_METHODS:
             try:
                 validate_csrf(request.headers.get("X-CSRFToken"))
             except ValidationError as exc:
                 raise AuthenticationFailed(f"CSRF check failed: {exc}", code="csrf_failed") from exc
-        caller = Caller(user_id, own_origin(), "mounted")
+        caller = Caller(mounted_user, own_origin(), "mounted")
     g._portal_caller = caller
     return caller
 
@@ -154,7 +165,7 @@ def _headers(response: Response) -> Response:
     if "/api/" in request.path and (origin := _cors_origin()) is not None:
         headers["Access-Control-Allow-Origin"] = origin
         headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-        headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+        headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
         headers["Access-Control-Max-Age"] = "600"
     if "/api/" in request.path or is_static:
         headers.add("Vary", "Origin")

@@ -1,0 +1,61 @@
+"""``/api/v1/proxy/<app>/<path>``: Paragon's ``request(integrationType, path, options)``."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request, stream_with_context
+
+from .. import proxy
+from ..accounts import list_accounts
+from ..errors import InvalidRequest, ResourceNotFound
+from ..extension import current_portal
+from .common import current_caller
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+#: Query parameters the portal reads itself and never forwards.
+OWN_PARAMS = frozenset({"connectedAccountId", "user_id"})
+
+
+def proxy_request(app: str, path: str) -> Response:
+    """Send the request to the app's API with the end user's credentials; stream the answer.
+
+    The account is ``?connectedAccountId=`` when given, else the user's most recently modified
+    account of the app. Upstream status and body come back as they are.
+    """
+    caller = current_caller()
+    definition = current_portal.app(app)
+    if definition is None:
+        raise ResourceNotFound(f"No app called {app!r}.", code="unknown_app")
+    account_id = request.args.get("connectedAccountId")
+    with current_portal.store.session() as db:
+        accounts = list_accounts(db, caller.user_id, definition.slug)
+    ids = [a.id for a in accounts]
+    if account_id is None:
+        if not ids:
+            raise ResourceNotFound(
+                f"No {definition.title} account is connected.", code="not_connected"
+            )
+        account_id = ids[0]
+    elif account_id not in ids:
+        raise ResourceNotFound("No such connected account.")
+    limit = int(current_portal.config["PORTAL_PROXY_MAX_BODY"])
+    if request.content_length is not None and request.content_length > limit:
+        raise InvalidRequest("The request body is too large.", code="payload_too_large")
+    request.max_content_length = limit
+    body = request.get_data(cache=False) if request.method not in ("GET", "HEAD") else None
+    query = [(k, v) for k, v in request.args.items(multi=True) if k not in OWN_PARAMS]
+    result = proxy.forward(
+        current_portal,
+        definition,
+        account_id,
+        method=request.method,
+        path=path,
+        query=query,
+        headers=dict(request.headers),
+        body=body,
+    )
+    return Response(stream_with_context(result.body), status=result.status, headers=result.headers)
+
+
+def register(bp: Blueprint) -> None:
+    """Add the proxy route to ``bp``."""
+    bp.add_url_rule("/api/v1/proxy/<app>/<path:path>", "api_proxy", proxy_request, methods=METHODS)
