@@ -79,6 +79,34 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Pagination:
+    """Cursor pagination: where ``params.next_page`` goes, and where the next cursor is."""
+
+    cursor_param: str
+    next_cursor: str
+    cursor_in: Literal["query", "body"] = "query"
+
+
+@dataclass(frozen=True)
+class Function:
+    """A typed action of an app (an Integry *function*): JSON-Schema ``params`` mapped onto one
+    HTTP request under the app's API base URL."""
+
+    name: str
+    app: str
+    title: str
+    description: str
+    method: str
+    path: str
+    params: Mapping[str, Any]
+    query: Mapping[str, Any] | None
+    body: Any
+    body_format: Literal["json", "form"]
+    output: str
+    pagination: Pagination | None
+
+
+@dataclass(frozen=True)
 class ClientCredentials:
     """The host's OAuth client registration for one app (never from YAML)."""
 
@@ -109,6 +137,7 @@ class App:
     client: ClientCredentials
     source: Path
     missing: tuple[str, ...] = ()
+    functions: tuple[Function, ...] = ()
 
     @property
     def usable(self) -> bool:
@@ -141,6 +170,14 @@ class Catalog:
     def get(self, slug: str) -> App | None:
         """The app called ``slug``, or ``None``."""
         return self._apps.get(slug)
+
+    def function(self, name: str) -> Function | None:
+        """The function called ``name`` (of any app), or ``None``."""
+        for app in self._apps.values():
+            for function in app.functions:
+                if function.name == name:
+                    return function
+        return None
 
     def usable(self, enabled: Iterable[str] | None = None) -> list[App]:
         """Apps that can be connected now, in ``enabled`` order when given, else by title."""
@@ -290,7 +327,37 @@ def _build_app(
     if oauth2 is not None and not client.client_id:
         missing.append("client_id")
 
+    functions = tuple(
+        Function(
+            name=f["name"],
+            app=slug,
+            title=f["title"],
+            description=f.get("description", ""),
+            method=f["method"],
+            path=f["path"],
+            params=f["params"],
+            query=f.get("query"),
+            body=f.get("body"),
+            body_format=f.get("body_format", "json"),
+            output=f.get("output", ""),
+            pagination=Pagination(**f["pagination"]) if f.get("pagination") else None,
+        )
+        for f in data.get("functions", [])
+    )
+    for function in functions:
+        if not function.name.startswith(slug + "-"):
+            raise CatalogError(
+                f"{path}: functions.{function.name}: a function name starts with '{slug}-'"
+            )
+        try:
+            Draft202012Validator.check_schema(dict(function.params))
+        except Exception as exc:  # jsonschema.SchemaError
+            raise CatalogError(
+                f"{path}: functions.{function.name}.params: not a valid JSON Schema: {exc}"
+            ) from exc
+
     return App(
+        functions=functions,
         slug=slug,
         title=data["title"],
         description=data["description"],

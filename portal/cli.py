@@ -59,3 +59,27 @@ def apps_list() -> None:
     for app in current_portal.catalog:
         state = "ready" if app.usable else "needs " + ", ".join(app.missing)
         click.echo(f"{app.slug:24} {app.auth_type:8} {state}")
+
+
+@portal_cli.command("function-calls")
+@click.option("--limit", default=50, show_default=True, help="How many of the newest calls.")
+@click.option("--function", "name", default=None, help="Only calls of this function.")
+@with_appcontext
+def function_calls(limit: int, name: str | None) -> None:
+    """List recorded function invocations, newest first."""
+    from sqlalchemy import select
+
+    from .store import FunctionCall
+
+    query = select(FunctionCall).order_by(FunctionCall.created_at.desc()).limit(limit)
+    if name:
+        query = query.where(FunctionCall.function == name)
+    with current_portal.store.session() as db:
+        rows = list(db.scalars(query))
+    if not rows:
+        click.echo("no function calls recorded")
+    for row in rows:
+        click.echo(
+            f"{row.created_at:%Y-%m-%d %H:%M:%S}Z  {row.function:32} {row.http_status:>3}  "
+            f"{row.duration_ms:>6} ms  account {row.account_id}  user {row.user_id}"
+        )

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     DateTime,
     Engine,
+    Integer,
     LargeBinary,
     String,
     Text,
@@ -121,6 +122,25 @@ class ConnectAttempt(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FunctionCall(Base):
+    """One executed function invocation (``flask portal function-calls`` lists them).
+
+    ``http_status`` is the upstream status, 0 when the upstream could not be reached;
+    ``duration_ms`` is wall time including any token refresh, in milliseconds.
+    """
+
+    __tablename__ = "portal_function_calls"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    function: Mapped[str] = mapped_column(String(128), index=True)
+    app: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(1024))
+    account_id: Mapped[str] = mapped_column(String(40))
+    http_status: Mapped[int] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class Store:

@@ -209,3 +209,14 @@ def make_app(tmp_path: Path, stack: DemoStack) -> Any:
         return create_portal_app(config)
 
     return factory
+
+
+def migrations_head() -> str:
+    """The newest revision shipped in portal/migrations (what an upgrade must reach)."""
+    from alembic.script import ScriptDirectory
+
+    from portal.store import MIGRATIONS_DIR
+
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    assert head is not None
+    return head

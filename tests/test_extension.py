@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import Api, Browser, connect_sandbox
+from conftest import Api, Browser, connect_sandbox, migrations_head
 from flask import Flask, request, session
 
 from portal import ConnectPortal, accounts, current_portal, signals
@@ -291,7 +291,7 @@ def test_default_database_is_in_the_instance_folder(tmp_path: Path) -> None:
     del app.config["PORTAL_DATABASE_URL"]
     ConnectPortal(app)
     assert (tmp_path / "instance" / "portal.sqlite3").is_file()
-    assert app.extensions["portal"].store.current_revision() == "0001"
+    assert app.extensions["portal"].store.current_revision() == migrations_head()
 
 
 def test_auto_migrate_off_leaves_database_empty(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from .._paths import STATIC_DIR, TEMPLATES_DIR
 
 def create_blueprint() -> Blueprint:
     """A fresh ``portal`` blueprint with every route, hook and error handler registered."""
-    from . import api, common, connect, proxy, ui
+    from . import api, common, connect, functions, proxy, ui
 
     bp = Blueprint(
         "portal",
@@ -23,4 +23,5 @@ def create_blueprint() -> Blueprint:
     ui.register(bp)
     connect.register(bp)
     proxy.register(bp)
+    functions.register(bp)
     return bp

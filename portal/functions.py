@@ -1,0 +1,276 @@
+"""Functions: typed actions of an app, invoked for an end user (the Integry surface).
+
+A function (catalog ``functions:``) maps JSON-Schema ``params`` onto one HTTP request under the
+app's API base URL: ``{param}`` placeholders in the path (URL-encoded), query and body
+templates. Invocation validates ``params`` with jsonschema (Draft 2020-12) and returns the
+seed's shapes (``../shared/seeds/002``):
+
+* executed: ``{"network_code": <upstream status>, "output": <body or its output path>,
+  "next_page": <cursor or "">}`` (``next_page`` only for paginated functions);
+* not executed: ``{"error": <summary>, "error_details": [{"field", "message"}…]}``.
+
+Executed calls are recorded (function, account, HTTP status, duration) and listed by
+``flask portal function-calls``. Requests go through :mod:`portal.proxy`, so the SSRF guard,
+credential injection and token refresh are the proxy's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from jsonschema import Draft202012Validator
+
+from .accounts import list_accounts
+from .catalog import Function, dotted
+from .errors import InvalidRequest, ResourceNotFound
+from .proxy import build_url, forward
+from .store import FunctionCall, utcnow
+
+if TYPE_CHECKING:
+    from .extension import PortalState
+
+_WHOLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MISSING = object()
+
+#: ``params`` key that carries the pagination cursor (the seed's name).
+NEXT_PAGE = "next_page"
+
+
+def signature(function: Function) -> dict[str, Any]:
+    """The function's signature, as ``getFunction`` returns it.
+
+    :returns: ``{name, app, title, description, parameters: <JSON Schema>, paginated: bool}``.
+    """
+    return {
+        "name": function.name,
+        "app": function.app,
+        "title": function.title,
+        "description": function.description,
+        "parameters": dict(function.params),
+        "paginated": function.pagination is not None,
+    }
+
+
+def validate_params(function: Function, params: Any) -> list[dict[str, str]]:
+    """Every violation of the function's params schema, each ``{"field", "message"}``.
+
+    ``field`` is the dotted path of the offending value (``""`` for the object itself; for a
+    missing required property, the property's own path).
+    """
+    if not isinstance(params, Mapping):
+        return [{"field": "", "message": "params must be an object"}]
+    checked = {k: v for k, v in params.items() if k != NEXT_PAGE}
+    details = []
+    validator = Draft202012Validator(dict(function.params))
+    for error in sorted(validator.iter_errors(checked), key=lambda e: list(e.absolute_path)):
+        path = [str(p) for p in error.absolute_path]
+        if error.validator == "required":
+            match = re.match(r"'([^']+)'", error.message)
+            if match:
+                path.append(match.group(1))
+        details.append({"field": ".".join(path), "message": error.message})
+    return details
+
+
+def with_defaults(function: Function, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the schema's top-level ``default`` values filled in."""
+    filled = dict(params)
+    for name, schema in function.params.get("properties", {}).items():
+        if name not in filled and isinstance(schema, Mapping) and "default" in schema:
+            filled[name] = schema["default"]
+    return filled
+
+
+def render(template: Any, params: Mapping[str, Any]) -> Any:
+    """Fill a template: a string that is exactly ``{name}`` becomes the param's (typed) value,
+    other ``{name}`` occurrences are formatted into the string; keys whose value is an absent
+    param are dropped."""
+    if isinstance(template, str):
+        whole = _WHOLE.fullmatch(template)
+        if whole:
+            return params.get(whole.group(1), _MISSING)
+        return _WHOLE.sub(lambda m: str(params.get(m.group(1), "")), template)
+    if isinstance(template, Mapping):
+        out = {k: render(v, params) for k, v in template.items()}
+        return {k: v for k, v in out.items() if v is not _MISSING}
+    if isinstance(template, list):
+        return [v for v in (render(item, params) for item in template) if v is not _MISSING]
+    return template
+
+
+def _set_dotted(target: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[last] = value
+
+
+def build_request(function: Function, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The HTTP request a call makes: ``{method, path, query: [(k, v)…], body: bytes|None,
+    content_type}``. ``path`` is relative to the app's API base URL."""
+    values = with_defaults(function, params)
+
+    def path_value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise InvalidRequest(
+                f"params.{name} is needed for the request path.",
+                code="invalid_params",
+                details=[{"field": name, "message": f"'{name}' is a required property"}],
+            )
+        return quote(str(values[name]), safe="")
+
+    path = _WHOLE.sub(path_value, function.path).lstrip("/")
+    query = render(function.query or {}, values)
+    body = render(function.body, values) if function.body is not None else None
+    cursor = params.get(NEXT_PAGE)
+    if function.pagination is not None and cursor not in (None, ""):
+        if function.pagination.cursor_in == "body":
+            body = dict(body or {})
+            _set_dotted(body, function.pagination.cursor_param, cursor)
+        else:
+            query[function.pagination.cursor_param] = cursor
+    query_items = [
+        (
+            k,
+            json.dumps(v)
+            if isinstance(v, (dict, list))
+            else str(v).lower()
+            if isinstance(v, bool)
+            else str(v),
+        )
+        for k, v in query.items()
+    ]
+    content_type = None
+    raw: bytes | None = None
+    if body is not None and function.method not in ("GET", "DELETE"):
+        if function.body_format == "form":
+            raw = urlencode(body).encode()
+            content_type = "application/x-www-form-urlencoded"
+        else:
+            raw = json.dumps(body).encode()
+            content_type = "application/json"
+    return {
+        "method": function.method,
+        "path": path,
+        "query": query_items,
+        "body": raw,
+        "content_type": content_type,
+    }
+
+
+def not_executed(summary: str, details: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """The seed's not-executed result: ``{"error", "error_details"}``."""
+    return {"error": summary, "error_details": details or []}
+
+
+def invoke(
+    state: PortalState,
+    function: Function,
+    user_id: str,
+    params: Any,
+    connected_account_id: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Run ``function`` for ``user_id``; returns ``(http_status, result)``.
+
+    ``http_status`` is 200 when the function executed (whatever the upstream answered: see
+    ``network_code``), 400 for invalid params and 404 when no account is connected; those two
+    are not executed and not recorded.
+
+    :raises proxy.UpstreamTimeout: 504; :raises proxy.UpstreamError: 502 (recorded with
+        status 0); :raises credentials.NeedsReauth: 409.
+    """
+    app = state.app(function.app)
+    if app is None:
+        return 404, not_executed(f"The app {function.app!r} is not enabled.")
+    details = validate_params(function, params)
+    if details:
+        return 400, not_executed("Invalid params.", details)
+    with state.store.session() as db:
+        accounts = [a.id for a in list_accounts(db, user_id, app.slug)]
+    if connected_account_id is None:
+        if not accounts:
+            return 404, not_executed(f"No {app.title} account is connected.")
+        connected_account_id = accounts[0]
+    elif connected_account_id not in accounts:
+        return 404, not_executed("No such connected account.")
+    try:
+        spec = build_request(function, params)
+        build_url(app.api_base_url, spec["path"])  # the proxy's SSRF guard, before recording
+    except InvalidRequest as exc:
+        return 400, not_executed(
+            "Invalid params.", exc.details or [{"field": "", "message": str(exc.description)}]
+        )
+    headers = {"Accept": "application/json"}
+    if spec["content_type"]:
+        headers["Content-Type"] = spec["content_type"]
+    started = time.perf_counter()
+    status = 0
+    try:
+        response = forward(
+            state,
+            app,
+            connected_account_id,
+            method=spec["method"],
+            path=spec["path"],
+            query=spec["query"],
+            headers=headers,
+            body=spec["body"],
+        )
+        status = response.status
+        raw = b"".join(response.body)
+    finally:
+        _record(state, function, user_id, connected_account_id, status, started)
+    try:
+        document: Any = json.loads(raw) if raw else None
+    except ValueError:
+        document = raw.decode("utf-8", "replace")
+    output = (
+        dotted(document, function.output) if function.output and 200 <= status < 300 else document
+    )
+    result: dict[str, Any] = {"network_code": status, "output": output}
+    if function.pagination is not None:
+        cursor = dotted(document, function.pagination.next_cursor) if 200 <= status < 300 else None
+        result["next_page"] = "" if cursor in (None, False) else str(cursor)
+    return 200, result
+
+
+def _record(
+    state: PortalState,
+    function: Function,
+    user_id: str,
+    account_id: str,
+    status: int,
+    started: float,
+) -> None:
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    with state.store.session() as db:
+        db.add(
+            FunctionCall(
+                id="fc_" + secrets.token_urlsafe(12),
+                function=function.name,
+                app=function.app,
+                user_id=user_id,
+                account_id=account_id,
+                http_status=status,
+                duration_ms=duration_ms,
+                created_at=utcnow(),
+            )
+        )
+
+
+def find(state: PortalState, name: str) -> Function:
+    """The enabled function called ``name``.
+
+    :raises ResourceNotFound: unknown function, or its app is not enabled.
+    """
+    function = state.catalog.function(name)
+    if function is None or state.app(function.app) is None:
+        raise ResourceNotFound(f"No function called {name!r}.", code="unknown_function")
+    return function
