@@ -83,3 +83,40 @@ def function_calls(limit: int, name: str | None) -> None:
             f"{row.created_at:%Y-%m-%d %H:%M:%S}Z  {row.function:32} {row.http_status:>3}  "
             f"{row.duration_ms:>6} ms  account {row.account_id}  user {row.user_id}"
         )
+
+
+@portal_cli.command("rotate-keys")
+@with_appcontext
+def rotate_keys() -> None:
+    """Re-seal every credential under the newest key of PORTAL_ENCRYPTION_KEYS.
+
+    Rotation: put the new key first (old keys stay for reading), run this, then drop the old
+    keys. Each row is re-sealed in its own transaction; a row no key opens is reported and left
+    untouched, and the command exits with status 1.
+    """
+    from sqlalchemy import select
+
+    from .errors import CredentialError
+    from .store import ConnectedAccount
+
+    state = current_portal
+    with state.store.session() as db:
+        ids = list(db.scalars(select(ConnectedAccount.id)))
+    rotated, failed = 0, []
+    for account_id in ids:
+        with state.store.session() as db:
+            account = db.get(ConnectedAccount, account_id)
+            if account is None:
+                continue
+            try:
+                account.credentials = state.sealer.rotate(account.credentials)
+                state.sealer.open(account.id, account.credentials)
+            except CredentialError:
+                failed.append(account_id)
+                db.rollback()
+                continue
+            rotated += 1
+    click.echo(f"re-sealed {rotated} connected account(s) under the newest key")
+    if failed:
+        click.echo(f"could not open {len(failed)}: {', '.join(failed)}", err=True)
+        raise SystemExit(1)
