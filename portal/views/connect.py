@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, render_template, request, session, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -147,7 +147,11 @@ def _result(
 ) -> Response | tuple[str, int]:
     connected = error is None
     if attempt.return_to:
-        # Redirect mode: 303 back to the host page with the result in its query.
+        # Redirect mode: back to the host page with the result in its query. Not a 303: the
+        # navigation that reaches the callback began as a form POST on the provider's consent
+        # page, and browsers apply that page's CSP `form-action` to every redirect that
+        # follows it, which blocks a redirect to the host's origin. A page of our own that
+        # moves on (meta refresh, plus a link) starts a fresh navigation instead.
         params = {"portal_status": "connected" if connected else "failed", "portal_app": app.slug}
         if connected and account:
             params["portal_account"] = account["id"]
@@ -155,7 +159,15 @@ def _result(
             params["portal_error"] = error["type"]
         parts = urlsplit(attempt.return_to)
         query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *params.items()])
-        return redirect(urlunsplit(parts._replace(query=query)), code=303)
+        page = render_template(
+            "portal/return.html",
+            return_url=urlunsplit(parts._replace(query=query)),
+            status="connected" if connected else "failed",
+            app=app_summary(app, 0),
+            error=error,
+            **page_context("return"),
+        )
+        return page, status_code
     message = {
         "source": "connect-portal",
         "version": 1,
