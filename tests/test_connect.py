@@ -7,8 +7,8 @@ token request, and no connected-account row is written.
 from __future__ import annotations
 
 import base64
-import html
 import hashlib
+import html
 import json
 import logging
 import re
