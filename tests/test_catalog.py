@@ -36,7 +36,15 @@ from portal.demo import (
 from portal.errors import CatalogError, ConfigurationError
 from portal.sandbox.testing import start_sandbox
 
-SHIPPED_SLUGS = {"sandbox", "sandbox-keys", "sandbox-basic"}
+SHIPPED_SLUGS = {
+    "sandbox",
+    "sandbox-keys",
+    "sandbox-basic",
+    "slack",
+    "hubspot",
+    "intercom",
+    "pipedrive",
+}
 
 
 def definition(slug: str, **overrides: Any) -> dict[str, Any]:
@@ -101,7 +109,7 @@ def test_shipped_catalog_loads() -> None:
     catalog = load_catalog(environ={})
     assert isinstance(catalog, Catalog)
     assert {app.slug for app in catalog} == SHIPPED_SLUGS
-    assert len(catalog) == 3
+    assert len(catalog) == len(SHIPPED_SLUGS)
     sandbox = catalog.get("sandbox")
     assert sandbox is not None
     assert sandbox.auth_type == "oauth2"
@@ -174,7 +182,7 @@ def test_yml_extension_is_loaded_too(tmp_path: Path) -> None:
 def test_same_slug_replaces_shipped_app(tmp_path: Path) -> None:
     path = write(tmp_path, "sandbox", definition("sandbox", title="Our Sandbox"))
     catalog = load_catalog([tmp_path], environ={})
-    assert len(catalog) == 3
+    assert len(catalog) == len(SHIPPED_SLUGS)
     sandbox = catalog.get("sandbox")
     assert sandbox is not None
     assert sandbox.title == "Our Sandbox"
