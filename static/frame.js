@@ -130,6 +130,38 @@
     }
   });
 
+  // --- Function params (showFunction) ------------------------------------------------------
+
+  // The done state of a function form carries its result; hand it over exactly once.
+  function sendFunctionParams() {
+    const el = document.getElementById('portal-function-params');
+    if (!el) return false;
+    el.remove();
+    let data = null;
+    try {
+      data = JSON.parse(el.textContent);
+    } catch (err) { /* malformed block: nothing to send */ }
+    if (data && mounted) {
+      window.dispatchEvent(new CustomEvent('connect-portal:function-params', { detail: data }));
+    } else if (data) {
+      post('portal:function-params', data);
+    }
+    return true;
+  }
+
+  body.addEventListener('htmx:afterSettle', () => {
+    const section = document.getElementById('portal-function');
+    if (!section) return;
+    const sent = sendFunctionParams();
+    const active = document.activeElement;
+    // The submit button was swapped away: put focus on the first field to fix, or the heading.
+    if (active && active !== body && section.contains(active)) return;
+    const target = sent ? section.querySelector('h2') : section.querySelector('[aria-invalid="true"]');
+    if (!target) return;
+    if (sent) target.tabIndex = -1;
+    target.focus();
+  });
+
   // --- Connect -----------------------------------------------------------------------------
 
   function connect(btn) {

@@ -74,6 +74,7 @@ declare namespace ConnectPortal {
     | 'http_error'
     | 'connect_failed'
     | 'closed'
+    | 'cancelled'
     | (string & {});
 
   interface ErrorPayload {
@@ -103,6 +104,83 @@ declare namespace ConnectPortal {
   interface PortalError extends Error {
     type: ErrorType;
     status?: number;
+    /** The parsed response body of a failed HTTP request, when there was one. */
+    body?: unknown;
+  }
+
+  /** request() rejects with this when the proxied API (or the portal) answers non-2xx. */
+  interface HttpError extends PortalError {
+    type: 'http_error';
+    status: number;
+    /** Parsed JSON when the response said JSON, else its text; null when empty. */
+    body: unknown;
+  }
+
+  /** A JSON Schema (Draft 2020-12) describing a function's params object. */
+  interface JSONSchema {
+    type?: string | string[];
+    title?: string;
+    description?: string;
+    properties?: { [name: string]: JSONSchema };
+    required?: string[];
+    enum?: unknown[];
+    default?: unknown;
+    [keyword: string]: unknown;
+  }
+
+  /** A function's params: an object matching its `parameters` schema. */
+  type FunctionParams = Record<string, unknown>;
+
+  /** What getFunction() resolves with. */
+  interface FunctionSignature {
+    name: string;
+    /** The app's name (slug), e.g. "slack". */
+    app: string;
+    title: string;
+    description: string;
+    parameters: JSONSchema;
+    /** True when the result carries `next_page` and params accept it back. */
+    paginated: boolean;
+  }
+
+  /** The function ran: the upstream API's status and body. */
+  interface FunctionExecuted<T = unknown> {
+    /** HTTP status of the call the portal made to the app. */
+    network_code: number;
+    /** The app's response body (or the part the function selects). */
+    output: T;
+    /** Paginated functions only: the cursor to pass as params.next_page; "" when no more pages. */
+    next_page?: string;
+  }
+
+  interface FieldError {
+    /** Dotted path of the offending param ("" for the params object itself). */
+    field: string;
+    message: string;
+  }
+
+  /** The function did not run (invalid params, no connected account, unknown function). */
+  interface FunctionNotExecuted {
+    /** Summary of the error. */
+    error: string;
+    error_details: FieldError[];
+    message?: string;
+  }
+
+  /** invokeFunction()'s result; tell the two apart with `'error' in result`. */
+  type FunctionResult<T = unknown> = FunctionExecuted<T> | FunctionNotExecuted;
+
+  type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+  interface RequestOptions {
+    /** Default "GET". */
+    method?: HttpMethod | Lowercase<HttpMethod>;
+    /** Plain objects and arrays are sent as JSON; strings, FormData, Blobs… as they are. */
+    body?: object | BodyInit | null;
+    /** Forwarded upstream only if the portal's proxy allows them (Accept, Content-Type, …). */
+    headers?: HeadersInit;
+    /** Which of the user's accounts of the app; default: the most recently modified one. */
+    connectedAccountId?: string;
   }
 }
 
@@ -117,11 +195,11 @@ declare class ConnectPortal {
   readonly eventEmitter: ConnectPortal.EventEmitter;
 
   /** Resolves once the iframe has loaded. containerId is required for 'inline'. */
-  showApps(renderMode?: ConnectPortal.RenderMode, containerId?: string, layout?: ConnectPortal.Layout): Promise<void>;
+  showApps(renderMode?: ConnectPortal.RenderMode, containerId?: string | null, layout?: ConnectPortal.Layout): Promise<void>;
   showApp(
     appName: string,
     renderMode?: ConnectPortal.RenderMode,
-    containerId?: string,
+    containerId?: string | null,
     layout?: ConnectPortal.Layout,
   ): Promise<void>;
   /** Call from a click handler: it opens the connect popup synchronously. Resolves with the connectedAccountId. */
@@ -131,7 +209,38 @@ declare class ConnectPortal {
   isAppConnected(appName: string): Promise<boolean>;
   /** Sorted by modified_at, newest first. */
   getConnectedAccounts(appName: string): Promise<ConnectPortal.Account[]>;
-  /** Closes the modal, removes inline iframes, settles pending connects and stops listening for messages. */
+  /** A function's signature: its params as JSON Schema. */
+  getFunction(functionName: string): Promise<ConnectPortal.FunctionSignature>;
+  /**
+   * Shows the function's params form, pre-filled with `params`. Resolves with the params the
+   * user submitted (valid for the schema), then closes the modal; rejects with type
+   * 'cancelled' when the form is closed first. containerId is required for 'inline'.
+   */
+  showFunction(
+    functionName: string,
+    params?: ConnectPortal.FunctionParams,
+    connectedAccountId?: string | null,
+    renderMode?: ConnectPortal.RenderMode,
+    containerId?: string | null,
+    layout?: ConnectPortal.Layout,
+  ): Promise<ConnectPortal.FunctionParams>;
+  /**
+   * Runs the function with the user's credentials. Resolves with either result shape (a
+   * function that did not run is a result, not a rejection); rejects only when the portal
+   * cannot be reached or the session is not accepted.
+   */
+  invokeFunction<T = unknown>(
+    functionName: string,
+    params?: ConnectPortal.FunctionParams,
+    connectedAccountId?: string | null,
+  ): Promise<ConnectPortal.FunctionResult<T>>;
+  /**
+   * An API request to the app with the user's credentials (Paragon's request()). `path` is
+   * relative to the app's API base URL and may carry a query ("contacts?limit=2"). Resolves with
+   * the parsed JSON (or text; null when empty) of a 2xx answer; rejects with an HttpError otherwise.
+   */
+  request<T = unknown>(app: string, path: string, options?: ConnectPortal.RequestOptions): Promise<T>;
+  /** Closes the modal, removes inline iframes, settles pending connects and function forms, and stops listening for messages. */
   close(): Promise<void>;
 }
 

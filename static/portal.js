@@ -23,6 +23,10 @@
 
   const invalid = (message) => portalError('invalid_argument', message);
 
+  function need(value, name) {
+    if (!value || typeof value !== 'string') throw invalid(name + ' is required');
+  }
+
   function emit(s, name, payload) {
     const fns = s.listeners.get(name);
     if (!fns) return;
@@ -46,24 +50,50 @@
     return url + (url.includes('?') ? '&' : '?') + 'return_to=' + encodeURIComponent(location.href);
   }
 
+  async function send(url, init) {
+    try {
+      return await fetch(url, Object.assign({ mode: 'cors', credentials: 'omit' }, init));
+    } catch (err) {
+      throw portalError('network_error', 'Could not reach the connect portal: ' + err.message);
+    }
+  }
+
   async function http(method, url, body, token) {
     const headers = { Accept: 'application/json' };
     if (body) headers['Content-Type'] = 'application/json';
     if (token) headers.Authorization = 'Bearer ' + token;
-    let res;
-    try {
-      res = await fetch(url, {
-        method, headers, mode: 'cors', credentials: 'omit', body: body && JSON.stringify(body),
-      });
-    } catch (err) {
-      throw portalError('network_error', 'Could not reach the connect portal: ' + err.message);
-    }
+    const res = await send(url, { method, headers, body: body && JSON.stringify(body) });
     const data = await res.json().catch(() => ({}));
     if (!res.ok) {
-      throw portalError(data.error || 'http_error', data.message || 'HTTP ' + res.status, res.status);
+      const err = portalError(data.error || 'http_error', data.message || 'HTTP ' + res.status, res.status);
+      err.body = data;
+      throw err;
     }
     return data;
   }
+
+  // Plain objects and arrays travel as JSON; strings, FormData, Blobs… as they are.
+  function isJsonBody(body) {
+    const proto = body && typeof body === 'object' && Object.getPrototypeOf(body);
+    return Array.isArray(body) || proto === Object.prototype || proto === null;
+  }
+
+  // showFunction's query: params as base64url of their UTF-8 JSON.
+  function base64url(value) {
+    let bin = '';
+    new TextEncoder().encode(JSON.stringify(value)).forEach((b) => { bin += String.fromCharCode(b); });
+    return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+
+  function settleFunction(s, frame, err, params) {
+    const pending = s.functions.get(frame);
+    if (!pending) return;
+    s.functions.delete(frame);
+    if (err) pending.reject(err);
+    else pending.resolve(params);
+  }
+
+  const cancelled = () => portalError('cancelled', 'The function form was closed.');
 
   async function createSession(s) {
     const data = await http('POST', s.api + '/sessions', s.credentials);
@@ -130,6 +160,14 @@
         case 'portal:close-request':
           if (s.modal && s.modal.frame === frame) closeModal(s);
           break;
+        case 'portal:function-params': {
+          const pending = s.functions.get(frame);
+          if (!pending || pending.name !== payload.name || !payload.params ||
+              typeof payload.params !== 'object') break;
+          settleFunction(s, frame, null, payload.params);
+          if (s.modal && s.modal.frame === frame) closeModal(s);
+          break;
+        }
         case 'portal:navigate': {
           let url = null;
           try {
@@ -166,7 +204,7 @@
     });
     dialog.setAttribute('role', 'dialog');
     dialog.setAttribute('aria-modal', 'true');
-    dialog.setAttribute('aria-label', 'Connect apps');
+    dialog.setAttribute('aria-label', frame.title);
     Object.assign(frame.style, { display: 'block', width: '100%', height: '100%', border: '0' });
     // Tab leaving the iframe lands on a sentinel, which hands focus straight back.
     const sentinel = () => {
@@ -199,10 +237,13 @@
     m.overlay.remove();
     document.body.style.overflow = m.overflow;
     if (m.restore && m.restore.isConnected && m.restore.focus) m.restore.focus();
+    settleFunction(s, m.frame, cancelled());
     emit(s, 'modal-closed', {});
   }
 
-  async function show(s, path, mode, containerId, layout) {
+  // extra: {query, title, onFrame(frame)}; resolves once the iframe has loaded.
+  async function show(s, path, mode, containerId, layout, extra) {
+    const x = extra || {};
     mode = mode || MODES.MODAL;
     layout = layout || LAYOUTS.WIDE;
     if (!Object.values(MODES).includes(mode)) throw invalid('Unknown renderMode: ' + mode);
@@ -211,10 +252,11 @@
     if (mode === MODES.INLINE && !container) throw invalid('No element with id ' + containerId);
     const token = await sessionToken(s);
     const frame = document.createElement('iframe');
-    frame.title = 'Connect apps';
+    frame.title = x.title || 'Connect apps';
     // The token travels in the fragment: never sent to the server, never in a Referer.
-    frame.src = s.base + '/embed/' + path + '?mode=' + mode + '&layout=' + layout +
+    frame.src = s.base + '/embed/' + path + '?mode=' + mode + '&layout=' + layout + (x.query || '') +
       '#token=' + encodeURIComponent(token);
+    if (x.onFrame) x.onFrame(frame);
     const loaded = new Promise((resolve) => frame.addEventListener('load', resolve, { once: true }));
     listen(s);
     if (container) {
@@ -222,6 +264,7 @@
         if (!f.isConnected || f.parentNode === container) {
           f.remove();
           s.inline.delete(f);
+          settleFunction(s, f, cancelled());
         }
       }
       Object.assign(frame.style, { display: 'block', width: '100%', height: '480px', border: '0' });
@@ -352,7 +395,7 @@
       const s = {
         listeners: new Map(), inline: new Set(), popups: new Map(), modal: null, onMessage: null,
         redirect: o.redirectOnPopupBlocked !== false,
-        credentials: { appKey: o.appKey, userId: o.userId, hash: o.hash },
+        credentials: { appKey: o.appKey, userId: o.userId, hash: o.hash }, functions: new Map(),
       };
       privates.set(this, s);
       this.eventEmitter = {
@@ -387,13 +430,13 @@
       });
     }
 
-    showApps(renderMode, containerId, layout) {
-      return show(privates.get(this), 'apps', renderMode, containerId, layout);
+    async showApps(renderMode, containerId, layout) {
+      await show(privates.get(this), 'apps', renderMode, containerId, layout);
     }
 
-    showApp(appName, renderMode, containerId, layout) {
-      if (!appName || typeof appName !== 'string') return Promise.reject(invalid('appName is required'));
-      return show(privates.get(this), 'apps/' + encodeURIComponent(appName), renderMode, containerId, layout);
+    async showApp(appName, renderMode, containerId, layout) {
+      need(appName, 'appName');
+      await show(privates.get(this), 'apps/' + encodeURIComponent(appName), renderMode, containerId, layout);
     }
 
     connectApp(appName) {
@@ -406,7 +449,7 @@
 
     async disconnectApp(appName, connectedAccountId) {
       const s = privates.get(this);
-      if (!appName || typeof appName !== 'string') throw invalid('appName is required');
+      need(appName, 'appName');
       let id = connectedAccountId;
       if (id == null || id === '') {
         const accounts = await this.getConnectedAccounts(appName);
@@ -424,15 +467,89 @@
     }
 
     async getConnectedAccounts(appName) {
-      if (!appName || typeof appName !== 'string') throw invalid('appName is required');
+      need(appName, 'appName');
       const data = await api(privates.get(this), 'GET', '/connected-accounts?app=' + encodeURIComponent(appName));
       return data.connected_accounts || [];
+    }
+
+    async getFunction(functionName) {
+      need(functionName, 'functionName');
+      return api(privates.get(this), 'GET', '/functions/' + encodeURIComponent(functionName));
+    }
+
+    // Resolves with the params the user submitted; rejects 'cancelled' when the form is closed.
+    async showFunction(functionName, params, connectedAccountId, renderMode, containerId, layout) {
+      const s = privates.get(this);
+      need(functionName, 'functionName');
+      if (params != null && !isJsonBody(params)) throw invalid('params must be an object');
+      let query;
+      try {
+        query = '&params=' + base64url(params || {});
+      } catch (err) {
+        throw invalid('params must be JSON-serialisable: ' + err.message);
+      }
+      if (connectedAccountId) query += '&connectedAccountId=' + encodeURIComponent(connectedAccountId);
+      return new Promise((resolve, reject) => {
+        const onFrame = (frame) => s.functions.set(frame, { name: functionName, resolve, reject });
+        show(s, 'functions/' + encodeURIComponent(functionName), renderMode, containerId, layout,
+          { query, title: 'Function form', onFrame }).catch(reject);
+      });
+    }
+
+    async invokeFunction(functionName, params, connectedAccountId) {
+      need(functionName, 'functionName');
+      const body = { params: params || {} };
+      if (connectedAccountId) body.connectedAccountId = String(connectedAccountId);
+      try {
+        return await api(privates.get(this), 'POST', '/functions/' + encodeURIComponent(functionName) + '/invoke', body);
+      } catch (err) {
+        // Not executed (invalid params, nothing connected) is a result in the seed, not a failure.
+        if ((err.status === 400 || err.status === 404) && err.body && Array.isArray(err.body.error_details)) {
+          return err.body;
+        }
+        throw err;
+      }
+    }
+
+    // Paragon's request(): the app's API through the portal's credential-injecting proxy.
+    async request(app, path, options) {
+      const s = privates.get(this);
+      need(app, 'app');
+      const o = options || {};
+      let url = s.api + '/proxy/' + encodeURIComponent(app) + '/' + String(path == null ? '' : path).replace(/^\/+/, '');
+      if (o.connectedAccountId) {
+        url += (url.includes('?') ? '&' : '?') + 'connectedAccountId=' + encodeURIComponent(o.connectedAccountId);
+      }
+      const headers = new Headers(o.headers);
+      let body = o.body;
+      if (body != null && isJsonBody(body)) {
+        body = JSON.stringify(body);
+        if (!headers.has('Content-Type')) headers.set('Content-Type', 'application/json');
+      }
+      headers.set('Authorization', 'Bearer ' + await sessionToken(s));
+      const res = await send(url, { method: (o.method || 'GET').toUpperCase(), headers, body });
+      const text = await res.text();
+      let data = text || null;
+      if (text && /json/i.test(res.headers.get('Content-Type') || '')) {
+        try {
+          data = JSON.parse(text);
+        } catch (err) { /* not JSON after all: keep the text */ }
+      }
+      if (!res.ok) {
+        const err = portalError('http_error', (data && data.message) || 'HTTP ' + res.status, res.status);
+        err.body = data;
+        throw err;
+      }
+      return data;
     }
 
     close() {
       const s = privates.get(this);
       closeModal(s);
-      s.inline.forEach((f) => f.remove());
+      s.inline.forEach((f) => {
+        f.remove();
+        settleFunction(s, f, cancelled());
+      });
       s.inline.clear();
       s.popups.forEach((done) => done({ status: 'failed', error: { type: 'closed', message: 'The portal was closed.' } }));
       if (s.onMessage) window.removeEventListener('message', s.onMessage);

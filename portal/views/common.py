@@ -18,6 +18,12 @@ from ..extension import current_portal
 log = logging.getLogger("portal")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Request headers a host page may send cross-origin: the bearer token, and the ones the proxy
+#: forwards upstream (portal.proxy.FORWARDED_REQUEST_HEADERS).
+ALLOWED_CORS_HEADERS = (
+    "Authorization, Content-Type, Accept, Accept-Language, If-Match, If-None-Match, "
+    "If-Modified-Since, If-Unmodified-Since, Idempotency-Key, Prefer"
+)
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,7 @@ def _headers(response: Response) -> Response:
         headers.setdefault("Content-Security-Policy", content_security_policy())
     if "/api/" in request.path and (origin := _cors_origin()) is not None:
         headers["Access-Control-Allow-Origin"] = origin
-        headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        headers["Access-Control-Allow-Headers"] = ALLOWED_CORS_HEADERS
         headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
         headers["Access-Control-Max-Age"] = "600"
     if "/api/" in request.path or is_static:

@@ -11,6 +11,8 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from .. import accounts as account_service
+from .. import forms
+from .. import functions as function_service
 from ..errors import ResourceNotFound
 from ..extension import current_portal
 from ..store import ConnectedAccount
@@ -152,6 +154,137 @@ def embed_app(app: str) -> str:
     )
 
 
+PREFILL_UNREADABLE = (
+    "The pre-filled values could not be read, so the form starts with its defaults."
+)
+
+
+def _function_accounts(user_id: str, app_slug: str) -> list[dict[str, Any]]:
+    with current_portal.store.session() as session:
+        return [
+            dict(account_service.to_dict(a))
+            for a in account_service.list_accounts(session, user_id, app_slug)
+        ]
+
+
+def _function_form(
+    name: str,
+    mode: str,
+    layout: str,
+    *,
+    values: Any = None,
+    params: dict[str, Any] | None = None,
+    account_id: str | None = None,
+    errors: dict[str, list[str]] | None = None,
+    general_errors: list[str] | None = None,
+    notice: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Context of ``_function_form.html``: the form (or, with ``result``, the done state)."""
+    caller = current_caller()
+    function = function_service.find(current_portal, name)
+    app = current_portal.app(function.app)
+    fields = forms.fields_for(function.params)
+    accounts = _function_accounts(caller.user_id, app.slug)
+    ids = [a["id"] for a in accounts]
+    account_error = None
+    if account_id is not None and account_id not in ids:
+        account_error = "That account is not connected any more; choose another."
+        account_id = None
+    if account_id is None and ids:
+        account_id = ids[0]
+    return {
+        "function": function_service.signature(function),
+        "app": app_summary(app, len(accounts)),
+        "fields": fields,
+        "values": values if values is not None else forms.values_from_params(fields, params or {}),
+        "accounts": accounts,
+        "account_id": account_id,
+        "account_error": account_error,
+        "errors": errors or {},
+        "general_errors": general_errors or [],
+        "notice": notice,
+        "result": result,
+        "mode": mode,
+        "layout": layout,
+    }
+
+
+def ui_function(name: str) -> str:
+    """Partial: a function's params form (``showFunction``), pre-filled from ``?params=``
+    (base64url JSON) and ``?connectedAccountId=``."""
+    mode, layout = _mode_layout()
+    params = forms.decode_params(request.args.get("params"))
+    return render_template(
+        "portal/_function_form.html",
+        **_function_form(
+            name,
+            mode,
+            layout,
+            params=params or {},
+            account_id=request.args.get("connectedAccountId") or None,
+            notice=PREFILL_UNREADABLE if params is None else None,
+        ),
+    )
+
+
+def ui_function_submit(name: str) -> str:
+    """htmx submit of the params form: the form again with per-field errors (200), or the done
+    state carrying ``{"name", "params", "connectedAccountId"}`` in
+    ``<script type="application/json" id="portal-function-params">`` for frame.js."""
+    mode, layout = _mode_layout()
+    caller = current_caller()
+    function = function_service.find(current_portal, name)
+    request.max_content_length = 1024 * 1024
+    fields = forms.fields_for(function.params)
+    params = forms.coerce(fields, request.form)
+    details = function_service.validate_params(function, params)
+    account_id = request.form.get("connectedAccountId") or None
+    account_ok = account_id is None or account_id in [
+        a["id"] for a in _function_accounts(caller.user_id, function.app)
+    ]
+    if details or not account_ok:
+        errors, general = forms.field_errors(fields, params, details)
+        context = _function_form(
+            name,
+            mode,
+            layout,
+            values=forms.values_from_form(fields, request.form),
+            account_id=account_id,
+            errors=errors,
+            general_errors=general,
+        )
+        return render_template("portal/_function_form.html", submitted=True, **context)
+    result = {"name": function.name, "params": params, "connectedAccountId": account_id}
+    context = _function_form(
+        name, mode, layout, params=params, account_id=account_id, result=result
+    )
+    return render_template(
+        "portal/_function_form.html", edit_params=forms.encode_params(params), **context
+    )
+
+
+def embed_function(name: str) -> str:
+    """Iframe shell of a function's params form; ``?params=`` and ``?connectedAccountId=`` are
+    passed on to the partial."""
+    mode, layout = _mode_layout()
+    function = function_service.find(current_portal, name)
+    return render_template(
+        "portal/function.html",
+        content_url=_function_url(function.name, mode, layout),
+        content=None,
+        heading=function.title,
+        **page_context("shell", mode, layout),
+    )
+
+
+def _function_url(name: str, mode: str, layout: str) -> str:
+    extra: dict[str, Any] = {
+        k: request.args[k] for k in ("params", "connectedAccountId") if request.args.get(k)
+    }
+    return url_for("portal.ui_function", name=name, mode=mode, layout=layout, **extra)
+
+
 def _require_mounted() -> None:
     if not current_portal.portal.has_user_loader:
         abort(404)
@@ -187,6 +320,30 @@ def app_page(app: str) -> str:
     )
 
 
+def function_page(name: str) -> str:
+    """Mounted mode: a function's params form as a full same-origin page; on submit frame.js
+    dispatches ``connect-portal:function-params`` on ``window``."""
+    _require_mounted()
+    function = function_service.find(current_portal, name)
+    params = forms.decode_params(request.args.get("params"))
+    context = _function_form(
+        function.name,
+        "page",
+        "wide",
+        params=params or {},
+        account_id=request.args.get("connectedAccountId") or None,
+        notice=PREFILL_UNREADABLE if params is None else None,
+    )
+    content = Markup(render_template("portal/_function_form.html", **context))
+    return render_template(
+        "portal/function.html",
+        content_url=_function_url(function.name, "page", "wide"),
+        content=content,
+        heading=function.title,
+        **mounted_page_context("shell"),
+    )
+
+
 def register(bp: Blueprint) -> None:
     """Add the page routes to ``bp``."""
     bp.add_url_rule("/embed/apps", "embed_apps", embed_apps)
@@ -195,3 +352,9 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/ui/apps/<app>", "ui_app", ui_app)
     bp.add_url_rule("/apps", "apps_page", apps_page)
     bp.add_url_rule("/apps/<app>", "app_page", app_page)
+    bp.add_url_rule("/embed/functions/<name>", "embed_function", embed_function)
+    bp.add_url_rule("/ui/functions/<name>", "ui_function", ui_function)
+    bp.add_url_rule(
+        "/ui/functions/<name>", "ui_function_submit", ui_function_submit, methods=["POST"]
+    )
+    bp.add_url_rule("/functions/<name>", "function_page", function_page)
