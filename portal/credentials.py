@@ -18,6 +18,7 @@ that read the old one, so no two refreshes ever present the same refresh token (
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -27,13 +28,15 @@ from flask import current_app
 from sqlalchemy import select
 
 from . import signals
-from .errors import PortalHTTPError, ProviderError, ResourceNotFound
+from .errors import CredentialError, PortalHTTPError, ProviderError, ResourceNotFound
 from .oauth import token_expiry
 from .store import ConnectedAccount
 
 if TYPE_CHECKING:
     from .catalog import App
     from .extension import PortalState
+
+log = logging.getLogger(__name__)
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -44,6 +47,28 @@ class NeedsReauth(PortalHTTPError):
 
     code = 409
     error_code = "needs_reauth"
+
+
+class CredentialsUnreadable(PortalHTTPError):
+    """409: the stored credentials do not open (no configured key, tampered, or copied from
+    another account); the end user must reconnect. Logged without any secret."""
+
+    code = 409
+    error_code = "credentials_unreadable"
+
+
+def open_sealed(state: PortalState, account: ConnectedAccount) -> dict[str, Any]:
+    """Open ``account``'s credentials.
+
+    :raises CredentialsUnreadable: see :class:`CredentialsUnreadable`.
+    """
+    try:
+        return state.sealer.open(account.id, account.credentials)
+    except CredentialError as exc:
+        log.warning("credentials of connected account %s cannot be opened: %s", account.id, exc)
+        raise CredentialsUnreadable(
+            "The stored credentials for this account cannot be read; reconnect the account."
+        ) from exc
 
 
 class UpstreamUnavailable(PortalHTTPError):
@@ -94,7 +119,7 @@ def load(state: PortalState, account_id: str, user_id: str | None = None) -> Cre
             account.id,
             account.user_id,
             account.app,
-            state.sealer.open(account.id, account.credentials),
+            open_sealed(state, account),
         )
 
 
@@ -123,7 +148,7 @@ def fresh(
             if db.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update()
             account = db.scalars(query).one()
-            data = state.sealer.open(account.id, account.credentials)
+            data = open_sealed(state, account)
             if not _stale(data, margin, rejected_token) or not data.get("refresh_token"):
                 return Credentials(account.id, account.user_id, account.app, data)
             try:

@@ -972,6 +972,7 @@ def test_fault_hook_validates_input_and_reset_clears_everything(
         "token_requests": {"authorization_code": 0, "refresh_token": 0},
         "revocations": 0,
         "userinfo_requests": 0,
+        "api_requests": 0,
     }
     after = token_request(sandbox_server, BASIC_CLIENT, grant_type="refresh_token")
     assert after.status_code == 400 and after.json()["error"] == "invalid_request"

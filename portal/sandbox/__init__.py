@@ -107,10 +107,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if app.config["SANDBOX_TEST_HOOKS"]:
         app.register_blueprint(hooks.bp)
 
+    app.before_request(_count_api_request)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OAuth2Error, _oauth_error)
     return app
+
+
+#: Path prefixes of the resource API counted as ``api_requests`` by the ``/_sandbox/stats`` hook.
+API_PATH_PREFIXES: tuple[str, ...] = ("/api/", "/apikey/", "/basic/")
+
+
+def _count_api_request() -> None:
+    # Every request to the resource API, matched route or not, authenticated or not.
+    if request.path.startswith(API_PATH_PREFIXES) or request.path in ("/api", "/apikey", "/basic"):
+        sandbox_state().monitor.count_api_request()
 
 
 def _security_headers(response: Response) -> Response:

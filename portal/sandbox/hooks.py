@@ -4,8 +4,9 @@ They exist because this is a sandbox: tests of the portal count what reached the
 make it misbehave. No authentication; disable with ``SANDBOX_TEST_HOOKS = False``.
 
 - ``GET  /_sandbox/stats``  -> ``{"token_requests": {"authorization_code": n,
-  "refresh_token": n}, "revocations": n, "userinfo_requests": n}`` (requests that reached each
-  endpoint, successful or not, faults included)
+  "refresh_token": n}, "revocations": n, "userinfo_requests": n, "api_requests": n}``
+  (requests that reached each endpoint, successful or not, faults included; ``api_requests``
+  counts every request under ``/api/``, ``/apikey/`` and ``/basic/``)
 - ``POST /_sandbox/faults`` ``{"token_endpoint": null | "500" | "timeout" | "html" |
   "malformed_json", "timeout_seconds": float}`` -> 200 the faults now set. Every following
   token-endpoint request misbehaves until set back to ``null``: ``"500"`` HTTP 500 plain text;

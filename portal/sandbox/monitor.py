@@ -39,6 +39,7 @@ class Monitor:
         self._token_requests = dict.fromkeys(COUNTED_GRANT_TYPES, 0)
         self._revocations = 0
         self._userinfo_requests = 0
+        self._api_requests = 0
         self._fault: TokenFault | None = None
 
     def count_token_request(self, grant_type: str | None) -> None:
@@ -57,14 +58,21 @@ class Monitor:
         with self._lock:
             self._userinfo_requests += 1
 
+    def count_api_request(self) -> None:
+        """Count one request that reached the resource API (``/api/``, ``/apikey/``,
+        ``/basic/``), whatever its outcome."""
+        with self._lock:
+            self._api_requests += 1
+
     def stats(self) -> dict[str, Any]:
         """``{"token_requests": {"authorization_code": n, "refresh_token": n},
-        "revocations": n, "userinfo_requests": n}``."""
+        "revocations": n, "userinfo_requests": n, "api_requests": n}``."""
         with self._lock:
             return {
                 "token_requests": dict(self._token_requests),
                 "revocations": self._revocations,
                 "userinfo_requests": self._userinfo_requests,
+                "api_requests": self._api_requests,
             }
 
     @property
@@ -102,4 +110,5 @@ class Monitor:
             self._token_requests = dict.fromkeys(COUNTED_GRANT_TYPES, 0)
             self._revocations = 0
             self._userinfo_requests = 0
+            self._api_requests = 0
             self._fault = None

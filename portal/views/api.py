@@ -21,7 +21,13 @@ from ..auth import (
     normalize_origin,
     verify_user_hash,
 )
-from ..errors import AuthenticationFailed, InvalidRequest, OriginNotAllowed, ResourceNotFound
+from ..errors import (
+    AuthenticationFailed,
+    CredentialError,
+    InvalidRequest,
+    OriginNotAllowed,
+    ResourceNotFound,
+)
 from ..extension import current_portal
 from ..store import ConnectAttempt, ConnectedAccount
 from .common import app_ref, app_summary, current_caller, own_origin, request_origin
@@ -158,12 +164,15 @@ def delete_connected_account(account_id: str) -> Response:
     state = current_portal
     with state.store.session() as session:
         account = account_service.get_account(session, caller.user_id, account_id)
-        credentials = state.sealer.open(account.id, account.credentials)
+        try:
+            credentials: dict[str, Any] | None = state.sealer.open(account.id, account.credentials)
+        except CredentialError:
+            credentials = None  # unreadable: nothing to revoke, the row still goes
         public = account_service.to_dict(account)
         slug = account.app
     definition = state.catalog.get(slug)
     revoked = False
-    if definition is not None and definition.oauth2 is not None:
+    if credentials is not None and definition is not None and definition.oauth2 is not None:
         # Revocation failure is logged and does not block the disconnect (RFC 7009 §2.2).
         revoked = state.oauth.revoke(definition, credentials)
     with state.store.session() as session:

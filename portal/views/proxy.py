@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, request, stream_with_context
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import PathConverter
 
 from .. import proxy
 from ..accounts import list_accounts
-from ..errors import InvalidRequest, ResourceNotFound
+from ..errors import PayloadTooLarge, ResourceNotFound
 from ..extension import current_portal
 from .common import current_caller
 
@@ -39,9 +41,13 @@ def proxy_request(app: str, path: str) -> Response:
         raise ResourceNotFound("No such connected account.")
     limit = int(current_portal.config["PORTAL_PROXY_MAX_BODY"])
     if request.content_length is not None and request.content_length > limit:
-        raise InvalidRequest("The request body is too large.", code="payload_too_large")
-    request.max_content_length = limit
+        raise PayloadTooLarge("The request body is too large.")
+    # A body without Content-Length (chunked) is read up to one byte past the limit: Werkzeug
+    # stops reading at max_content_length without raising, which would truncate it silently.
+    request.max_content_length = limit + 1
     body = request.get_data(cache=False) if request.method not in ("GET", "HEAD") else None
+    if body is not None and len(body) > limit:
+        raise PayloadTooLarge("The request body is too large.")
     query = [(k, v) for k, v in request.args.items(multi=True) if k not in OWN_PARAMS]
     result = proxy.forward(
         current_portal,
@@ -56,6 +62,26 @@ def proxy_request(app: str, path: str) -> Response:
     return Response(stream_with_context(result.body), status=result.status, headers=result.headers)
 
 
+class AnyPathConverter(PathConverter):
+    """Like ``path`` but takes *anything*, leading slashes and control characters included, so
+    hostile paths reach :func:`portal.proxy.build_url` and get its JSON 400 rather than a
+    router 404 or a slash-merging 308."""
+
+    regex = r"[\s\S]+"
+    part_isolating = False
+
+
+def _add_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("portal_anypath", AnyPathConverter)
+
+
 def register(bp: Blueprint) -> None:
     """Add the proxy route to ``bp``."""
-    bp.add_url_rule("/api/v1/proxy/<app>/<path:path>", "api_proxy", proxy_request, methods=METHODS)
+    bp.record_once(_add_converter)
+    bp.add_url_rule(
+        "/api/v1/proxy/<app>/<portal_anypath:path>",
+        "api_proxy",
+        proxy_request,
+        methods=METHODS,
+        merge_slashes=False,
+    )
