@@ -74,7 +74,7 @@ def function_calls(limit: int, name: str | None) -> None:
     query = select(FunctionCall).order_by(FunctionCall.created_at.desc()).limit(limit)
     if name:
         query = query.where(FunctionCall.function == name)
-    with current_portal.store.session() as db:
+    with current_portal.store.read() as db:
         rows = list(db.scalars(query))
     if not rows:
         click.echo("no function calls recorded")
@@ -100,7 +100,7 @@ def rotate_keys() -> None:
     from .store import ConnectedAccount
 
     state = current_portal
-    with state.store.session() as db:
+    with state.store.read() as db:
         ids = list(db.scalars(select(ConnectedAccount.id)))
     rotated, failed = 0, []
     for account_id in ids:

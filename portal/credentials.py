@@ -111,7 +111,7 @@ def load(state: PortalState, account_id: str, user_id: str | None = None) -> Cre
 
     :raises ResourceNotFound: no such account (for ``user_id``, when given).
     """
-    with state.store.session() as db:
+    with state.store.read() as db:
         account = db.get(ConnectedAccount, account_id)
         if account is None or (user_id is not None and account.user_id != user_id):
             raise ResourceNotFound("No such connected account.")

@@ -192,7 +192,7 @@ def invoke(
     details = validate_params(function, params)
     if details:
         return 400, not_executed("Invalid params.", details)
-    with state.store.session() as db:
+    with state.store.read() as db:
         accounts = [a.id for a in list_accounts(db, user_id, app.slug)]
     if connected_account_id is None:
         if not accounts:

@@ -163,11 +163,23 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads share the pool but begin with a plain (deferred) BEGIN on SQLite, so readers run
+        # side by side under WAL instead of queueing for the write lock.
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(portal_read_only=True), expire_on_commit=False
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on any error."""
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading only. On SQLite it does not take the write lock, so it must
+        not write (a write would have to upgrade its lock and may fail when busy)."""
+        with self._read_sessions() as session, session.begin():
             yield session
 
     def upgrade(self, revision: str = "head") -> None:
@@ -217,6 +229,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    # BEGIN IMMEDIATE takes the write lock up front, so two writers wait (busy_timeout) instead
-    # of one failing with "database is locked" when it upgrades a read lock.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers: BEGIN IMMEDIATE takes the write lock up front, so two writers wait
+    # (busy_timeout) instead of one failing with "database is locked" when it upgrades a read
+    # lock. It also makes a refresh single-flight across processes (portal.credentials).
+    # Readers (Store.read): a deferred BEGIN, so they never wait for a writer under WAL.
+    if connection.get_execution_options().get("portal_read_only"):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

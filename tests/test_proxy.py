@@ -611,6 +611,39 @@ def test_caller_headers_are_filtered_and_set_cookie_dropped(
     assert created.headers["Location"] == "/v1/create/1"
 
 
+def test_upstream_cookie_of_one_user_never_reaches_another(
+    make_app: Any, tmp_path: Path, stack: DemoStack, upstream: Upstream
+) -> None:
+    """The proxy pools connections across users; cookies must not ride along."""
+
+    def set_cookie(request: Request) -> Response:
+        response = echo(request)
+        response.headers["Set-Cookie"] = "upstream_sid=alice-secret; Path=/"
+        return response
+
+    upstream.routes["/v1/login"] = set_cookie
+    app = app_with_upstream(make_app, tmp_path, stack, upstream.url)
+    add_account(app, "u-alice", "echo-keys", {"type": "api_key", "api_key": "key-alice"})
+    add_account(app, "u-bob", "echo-keys", {"type": "api_key", "api_key": "key-bob"})
+    client = app.test_client()
+    assert (
+        fetch(
+            client, "/portal/api/v1/proxy/echo-keys/login", headers=server_headers("u-alice")
+        ).status_code
+        == 200
+    )
+    for user in ("u-bob", "u-alice"):
+        assert (
+            fetch(
+                client, "/portal/api/v1/proxy/echo-keys/me", headers=server_headers(user)
+            ).status_code
+            == 200
+        )
+    later = upstream.requests_to("/v1/me")
+    assert [r.headers["x-test-key"] for r in later] == ["key-bob", "key-alice"]
+    assert all("cookie" not in r.headers for r in later)
+
+
 def test_session_token_never_reaches_the_upstream(
     make_app: Any, tmp_path: Path, stack: DemoStack, upstream: Upstream
 ) -> None:

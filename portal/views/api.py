@@ -106,7 +106,7 @@ def get_session() -> Response:
 def list_apps() -> Response:
     """``GET /api/v1/apps``: ``{apps: [AppSummary]}`` with the caller's connected flags."""
     caller = current_caller()
-    with current_portal.store.session() as session:
+    with current_portal.store.read() as session:
         rows = session.execute(
             select(ConnectedAccount.app).where(ConnectedAccount.user_id == caller.user_id)
         ).scalars()
@@ -126,7 +126,7 @@ def get_app(app: str) -> Response:
     """``GET /api/v1/apps/<app>``: ``{app: AppSummary, connected_accounts: [Account]}``."""
     caller = current_caller()
     definition = _app_or_404(app)
-    with current_portal.store.session() as session:
+    with current_portal.store.read() as session:
         accounts = account_service.list_accounts(session, caller.user_id, definition.slug)
         result = {
             "app": app_summary(definition, len(accounts)),
@@ -141,7 +141,7 @@ def list_connected_accounts() -> Response:
     slug = request.args.get("app")
     if slug is not None:
         _app_or_404(slug)
-    with current_portal.store.session() as session:
+    with current_portal.store.read() as session:
         accounts = account_service.list_accounts(session, caller.user_id, slug)
         result = [account_service.to_dict(a) for a in accounts]
     return jsonify({"connected_accounts": result})
@@ -150,7 +150,7 @@ def list_connected_accounts() -> Response:
 def get_connected_account(account_id: str) -> Response:
     """``GET /api/v1/connected-accounts/<id>``: one Account; another user's id is a 404."""
     caller = current_caller()
-    with current_portal.store.session() as session:
+    with current_portal.store.read() as session:
         account = account_service.get_account(session, caller.user_id, account_id)
         return jsonify(account_service.to_dict(account))
 
@@ -230,7 +230,7 @@ def get_connect_attempt(attempt_id: str) -> Response:
     """
     caller = current_caller()
     state = current_portal
-    with state.store.session() as session:
+    with state.store.read() as session:
         attempt = session.get(ConnectAttempt, attempt_id)
         if attempt is None or attempt.user_id != caller.user_id:
             return jsonify({"status": "pending"})

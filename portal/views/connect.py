@@ -321,7 +321,7 @@ def connect(app: str) -> Any:
             return _fail(attempt, definition, exc.code, exc.message, 502)
 
     bound: list[str] = session.get(_FORM_SESSION_KEY, [])
-    with current_portal.store.session() as db:
+    with current_portal.store.read() as db:
         attempt = db.get(ConnectAttempt, claims.attempt_id)
     if attempt is None:
         if request.method != "GET":
@@ -385,7 +385,7 @@ def oauth_callback(app: str) -> Any:
     state_value = request.args.get("state")
     if not state_value or len(state_value) > 512:
         raise InvalidConnectAttempt("The sign-in response has no state.", code="invalid_state")
-    with current_portal.store.session() as db:
+    with current_portal.store.read() as db:
         attempt = db.scalars(
             select(ConnectAttempt).where(ConnectAttempt.state_hash == _hash_state(state_value))
         ).first()

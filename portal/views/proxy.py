@@ -28,7 +28,7 @@ def proxy_request(app: str, path: str) -> Response:
     if definition is None:
         raise ResourceNotFound(f"No app called {app!r}.", code="unknown_app")
     account_id = request.args.get("connectedAccountId")
-    with current_portal.store.session() as db:
+    with current_portal.store.read() as db:
         accounts = list_accounts(db, caller.user_id, definition.slug)
     ids = [a.id for a in accounts]
     if account_id is None:

@@ -55,7 +55,7 @@ def _marketplace(mode: str, layout: str) -> dict[str, Any]:
     caller = current_caller()
     q = request.args.get("q", "").strip()[:100]
     category = request.args.get("category", "").strip() or None
-    with current_portal.store.session() as session:
+    with current_portal.store.read() as session:
         counts = Counter(
             session.execute(
                 select(ConnectedAccount.app).where(ConnectedAccount.user_id == caller.user_id)
@@ -88,7 +88,7 @@ def _marketplace(mode: str, layout: str) -> dict[str, Any]:
 def _app_page(slug: str, mode: str, layout: str) -> dict[str, Any]:
     caller = current_caller()
     app = _app_or_404(slug)
-    with current_portal.store.session() as session:
+    with current_portal.store.read() as session:
         rows = account_service.list_accounts(session, caller.user_id, app.slug)
         now = datetime.now(UTC)
         accounts = [
@@ -160,7 +160,7 @@ PREFILL_UNREADABLE = (
 
 
 def _function_accounts(user_id: str, app_slug: str) -> list[dict[str, Any]]:
-    with current_portal.store.session() as session:
+    with current_portal.store.read() as session:
         return [
             dict(account_service.to_dict(a))
             for a in account_service.list_accounts(session, user_id, app_slug)
