@@ -51,6 +51,30 @@ DEFAULTS: dict[str, Any] = {
     "PORTAL_REFRESH_MARGIN": 60,
     #: Largest request body the proxy forwards, in bytes. Default ``10485760`` (10 MiB).
     "PORTAL_PROXY_MAX_BODY": 10 * 1024 * 1024,
+    #: Public keys (PEM) that verify host-signed JWT user tokens (Paragon's ``authenticate``),
+    #: per app key (the ``projectId``): ``{app_key: [pem, …]}``. Keys come from configuration
+    #: only, never from a token header. Default ``{}``.
+    "PORTAL_JWT_PUBLIC_KEYS": {},
+    #: JWT algorithms accepted for user tokens. Default ``["RS256", "ES256"]``.
+    "PORTAL_JWT_ALGORITHMS": ["RS256", "ES256"],
+    #: Longest accepted JWT user-token lifetime (``exp`` - now), in seconds. Default ``86400``.
+    "PORTAL_JWT_MAX_TTL": 86400,
+    #: URL of the host backend's webhook receiver; ``None`` (default) disables webhooks.
+    "PORTAL_WEBHOOK_URL": None,
+    #: Secret signing webhooks (HMAC-SHA256). ``None`` (default): the first secret of the first
+    #: entry of ``PORTAL_APP_KEYS``.
+    "PORTAL_WEBHOOK_SECRET": None,
+    #: Timeout of one webhook delivery, in seconds. Default ``10``.
+    "PORTAL_WEBHOOK_TIMEOUT": 10.0,
+    #: Delivery attempts before a webhook is given up (exponential backoff from 1 s, capped at
+    #: 1 h). Default ``15``.
+    "PORTAL_WEBHOOK_MAX_ATTEMPTS": 15,
+    #: App events: which function each event name runs, with a params template filled from the
+    #: event payload: ``{"Contact Created": [{"function": "intercom-create-contact",
+    #: "params": {"email": "{email}", "name": "{name}"}}]}``. Default ``{}``.
+    "PORTAL_APP_EVENTS": {},
+    #: How often ``flask portal worker`` looks for work when idle, in seconds. Default ``1.0``.
+    "PORTAL_WORKER_POLL_INTERVAL": 1.0,
     #: Default colour theme of portal pages: ``"auto"`` (follows the browser), ``"light"`` or
     #: ``"dark"``. Default ``"auto"``.
     "PORTAL_THEME": "auto",
