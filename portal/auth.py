@@ -7,25 +7,49 @@
   the verified host origin.
 * **Connect ticket**: a single-use signed token (salt ``portal.connect-ticket``) that starts one
   connect attempt in the popup; single use is enforced by the attempt row it creates.
+* **JWT user token** (the Paragon scheme): a JWT (RFC 7519) the host backend signs with its
+  private key (RS256/ES256); the portal verifies it with public keys from its configuration only,
+  following the JWT Best Current Practices (RFC 8725). See :func:`verify_user_token`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import hashlib
 import hmac
+import json
+import logging
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import (
+    load_pem_private_key,
+    load_pem_public_key,
+)
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from joserfc import jwt
+from joserfc.errors import (
+    ExpiredTokenError,
+    InvalidClaimError,
+    JoseError,
+    MissingClaimError,
+)
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jws import JWSRegistry
 
 from .errors import AuthenticationFailed, InvalidConnectAttempt, InvalidRequest
 
 #: Tokens longer than this are refused before any signature work (DoS guard), in characters.
 MAX_TOKEN_LENGTH = 4096
+
+log = logging.getLogger("portal")
 
 SESSION_SALT = "portal.session"
 TICKET_SALT = "portal.connect-ticket"
@@ -236,3 +260,262 @@ def bearer_token(header: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+# ----------------------------------------------------------------------------- JWT user tokens
+
+#: JOSE header parameters refused in a user token: ``jwk``/``jku``/``x5u``/``x5c`` carry or point
+#: at a key (the verification key must come from configuration only, RFC 8725 §3.1 and §3.10;
+#: following ``jku`` would also be an SSRF), and ``crit`` demands extensions the portal does not
+#: implement (RFC 7515 §4.1.11).
+FORBIDDEN_JWT_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "crit"})
+#: Clock skew tolerated on ``exp``, ``nbf`` and ``iat``, in seconds.
+JWT_LEEWAY = 30
+#: ``typ`` header values accepted when present (RFC 7519 §5.1, RFC 8725 §3.11).
+JWT_TYPES = frozenset({"jwt", "application/jwt"})
+
+_SigningKey = RSAKey | ECKey | OKPKey
+
+
+def _user_token_error(message: str) -> AuthenticationFailed:
+    return AuthenticationFailed(message, code="invalid_user_token")
+
+
+def _b64json(segment: str) -> Any:
+    padded = segment + "=" * (-len(segment) % 4)
+    try:
+        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error):
+        return None
+
+
+def peek_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The **unverified** ``(header, claims)`` of a JWS compact serialisation, else ``None``.
+
+    Only for routing (is this bearer a JWT, and for which ``aud``?); nothing read here is
+    trusted before :func:`verify_user_token` has checked the signature. A session token (three
+    dot-separated parts as well) has no ``alg`` in its first part, so it is not a JWT here.
+    """
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        return None
+    header_part, claims_part, _ = token.split(".")
+    header, claims = _b64json(header_part), _b64json(claims_part)
+    if not isinstance(header, dict) or "alg" not in header or not isinstance(claims, dict):
+        return None
+    return header, claims
+
+
+def _accepted_algorithms(algorithms: Iterable[str]) -> list[str]:
+    # Never "none" and never a symmetric algorithm, whatever the configuration says: the keys
+    # are public, so an HMAC keyed with one would let anybody mint tokens (RFC 8725 §2.1, §3.1).
+    return [a for a in algorithms if a.lower() != "none" and not a.upper().startswith("HS")]
+
+
+def _joserfc_key(key: Any) -> _SigningKey:
+    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
+        return RSAKey.import_key(key)
+    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        return ECKey.import_key(key)
+    if isinstance(
+        key,
+        ed25519.Ed25519PublicKey
+        | ed25519.Ed25519PrivateKey
+        | ed448.Ed448PublicKey
+        | ed448.Ed448PrivateKey,
+    ):
+        return OKPKey.import_key(key)
+    raise ValueError(f"unsupported key type {type(key).__name__}")
+
+
+@functools.lru_cache(maxsize=64)
+def _public_key(pem: str) -> _SigningKey | None:
+    # The key type is taken from the PEM itself, never guessed from a string: joserfc would
+    # otherwise fall back to an "oct" (HMAC) key, the classic algorithm-confusion hole.
+    try:
+        return _joserfc_key(load_pem_public_key(pem.encode()))
+    except (ValueError, TypeError):
+        log.error("PORTAL_JWT_PUBLIC_KEYS holds an entry that is not a PEM public key; ignored")
+        return None
+
+
+def verify_user_token(
+    token: Any,
+    keys: Sequence[str],
+    audience: str,
+    algorithms: Collection[str],
+    max_ttl: int,
+    *,
+    max_user_id_length: int = 255,
+    now: int | None = None,
+) -> str:
+    """Verify a host-signed JWT user token (Paragon's ``authenticate``) and return its user id.
+
+    The token is a JWS compact serialisation (RFC 7515 §7.1) of JWT claims (RFC 7519), checked
+    along RFC 8725 (JSON Web Token Best Current Practices):
+
+    * at most :data:`MAX_TOKEN_LENGTH` characters, checked before any decoding;
+    * ``alg`` must be one of ``algorithms``; ``none`` and every ``HS*`` are refused even if
+      configured (RFC 8725 §3.1, §3.2);
+    * a header carrying ``jwk``, ``jku``, ``x5u``, ``x5c`` or ``crit`` is refused: the key is one
+      of ``keys`` (PEM public keys from configuration), never one the token names, and nothing is
+      fetched (RFC 8725 §3.10); ``typ``, when present, must be ``JWT`` (RFC 8725 §3.11);
+    * the signature must verify with one of ``keys``;
+    * ``exp`` is required and in the future (RFC 7519 §4.1.4), and at most ``max_ttl`` seconds
+      ahead of now (and of ``iat`` when present); ``aud`` is required and must be (or contain)
+      ``audience``, the projectId (§4.1.3, RFC 8725 §3.9); ``sub`` is required and is the user id,
+      checked like ``userId`` (:func:`check_user_id`); ``iat`` and ``nbf`` are optional but must
+      not be in the future. :data:`JWT_LEEWAY` seconds of clock skew are tolerated.
+
+    :param token: the presented token.
+    :param keys: PEM public keys (RSA, EC or Ed25519) of the project.
+    :param audience: the projectId the token must be for.
+    :param algorithms: accepted ``alg`` values (``PORTAL_JWT_ALGORITHMS``).
+    :param max_ttl: longest accepted remaining lifetime, in seconds (``PORTAL_JWT_MAX_TTL``).
+    :param max_user_id_length: longest accepted ``sub``, in characters.
+    :param now: the current Unix time (tests); default :func:`time.time`.
+    :returns: the ``sub`` claim, the end user's opaque id.
+    :raises AuthenticationFailed: with code ``invalid_user_token`` and a message saying which
+        check failed, for any of the above.
+    """
+    if not isinstance(token, str) or not token:
+        raise _user_token_error("userToken must be a non-empty string.")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise _user_token_error(f"User token is longer than {MAX_TOKEN_LENGTH} characters.")
+    peeked = peek_jwt(token)
+    if peeked is None:
+        raise _user_token_error("User token is not a signed JWT (JWS compact serialisation).")
+    header = peeked[0]
+    alg = header.get("alg")
+    accepted = _accepted_algorithms(algorithms)
+    if not isinstance(alg, str) or alg.lower() == "none":
+        raise _user_token_error("Unsigned user tokens (alg none) are refused.")
+    if alg.upper().startswith("HS"):
+        raise _user_token_error(
+            f"Symmetric algorithm {alg} is refused: sign user tokens with a private key "
+            f"({', '.join(accepted)})."
+        )
+    if alg not in accepted:
+        raise _user_token_error(f"Algorithm {alg} is not accepted ({', '.join(accepted)}).")
+    forbidden = sorted(FORBIDDEN_JWT_HEADERS.intersection(header))
+    if forbidden:
+        raise _user_token_error(
+            f"User token header carries {', '.join(forbidden)}: verification keys come from the "
+            "portal's configuration only."
+        )
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower() not in JWT_TYPES):
+        raise _user_token_error("User token `typ` header must be JWT.")
+
+    registry = JWSRegistry(algorithms=[alg], strict_check_header=False)
+    claims: dict[str, Any] | None = None
+    for pem in keys:
+        key = _public_key(pem)
+        if key is None:
+            continue
+        try:
+            claims = jwt.decode(token, key, registry=registry).claims
+            break
+        except (JoseError, ValueError, TypeError):
+            continue
+    if claims is None:
+        raise _user_token_error(
+            "User token signature does not verify with any key configured for this project."
+        )
+
+    current = int(time.time()) if now is None else now
+    checks = jwt.JWTClaimsRegistry(
+        now=current,
+        leeway=JWT_LEEWAY,
+        exp={"essential": True},
+        aud={"essential": True, "value": audience},
+        sub={"essential": True},
+    )
+    try:
+        checks.validate(claims)
+    except ExpiredTokenError as exc:
+        raise _user_token_error("User token has expired.") from exc
+    except (MissingClaimError, InvalidClaimError, JoseError) as exc:
+        # e.g. "Missing claim: 'exp'", "Invalid claim: 'aud'"
+        raise _user_token_error(f"User token refused: {exc.description}") from exc
+    exp = claims["exp"]
+    iat = claims.get("iat")
+    if exp - current > max_ttl + JWT_LEEWAY or (iat is not None and exp - iat > max_ttl):
+        raise _user_token_error(f"User token lives longer than the accepted {max_ttl} seconds.")
+    try:
+        return check_user_id(claims["sub"], max_user_id_length)
+    except InvalidRequest as exc:
+        raise _user_token_error(
+            f"User token `sub` is not a valid user id: {exc.description}"
+        ) from exc
+
+
+def verify_bearer_user_token(
+    token: str,
+    public_keys: Mapping[str, Sequence[str]],
+    algorithms: Collection[str],
+    max_ttl: int,
+    *,
+    max_user_id_length: int = 255,
+) -> tuple[str, str]:
+    """A JWT user token presented as a bearer: ``(project_id, user_id)``.
+
+    The project is the token's (unverified) ``aud`` that has keys in ``public_keys``; the token
+    is then fully checked by :func:`verify_user_token` against that project's keys.
+
+    :raises AuthenticationFailed: code ``invalid_user_token``.
+    """
+    peeked = peek_jwt(token)
+    aud = peeked[1].get("aud") if peeked else None
+    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    projects = [a for a in audiences if isinstance(a, str) and public_keys.get(a)]
+    if not projects:
+        raise _user_token_error("User token is not for a project this portal knows.")
+    failure: AuthenticationFailed | None = None
+    for project in projects:
+        try:
+            user_id = verify_user_token(
+                token,
+                public_keys[project],
+                project,
+                algorithms,
+                max_ttl,
+                max_user_id_length=max_user_id_length,
+            )
+        except AuthenticationFailed as exc:
+            failure = failure or exc
+            continue
+        return project, user_id
+    assert failure is not None
+    raise failure
+
+
+def sign_user_token(
+    private_key_pem: str | bytes,
+    user_id: str,
+    project_id: str,
+    ttl: int = 3600,
+    algorithm: str = "RS256",
+) -> str:
+    """A JWT user token for ``user_id``, as a host backend signs it for ``authenticate``.
+
+    Claims (RFC 7519 §4.1): ``sub`` = ``user_id``, ``aud`` = ``project_id`` (the app key),
+    ``iat`` = now, ``exp`` = now + ``ttl``. Header ``{"alg": algorithm, "typ": "JWT"}``.
+
+    :param private_key_pem: an unencrypted PEM private key (RSA for ``RS*``/``PS*``, EC P-256 for
+        ``ES256``, Ed25519 for ``EdDSA``).
+    :param ttl: lifetime in seconds; keep it at most ``PORTAL_JWT_MAX_TTL``.
+    :raises ValueError: ``algorithm`` is ``none`` or symmetric (RFC 8725 §3.1), or the key does
+        not fit it.
+    """
+    if not _accepted_algorithms([algorithm]):
+        raise ValueError(f"{algorithm} is not an asymmetric JWS algorithm.")
+    pem = private_key_pem.encode() if isinstance(private_key_pem, str) else private_key_pem
+    key = _joserfc_key(load_pem_private_key(pem, password=None))
+    now = int(time.time())
+    claims = {"sub": user_id, "aud": project_id, "iat": now, "exp": now + ttl}
+    try:
+        return jwt.encode(
+            {"alg": algorithm}, claims, key, registry=JWSRegistry(algorithms=[algorithm])
+        )
+    except JoseError as exc:
+        raise ValueError(f"Cannot sign with {algorithm}: {exc.description}") from exc

@@ -107,6 +107,47 @@ class Function:
 
 
 @dataclass(frozen=True)
+class WebhookSignature:
+    """How a provider signs its notifications: ``prefix`` + hex HMAC (RFC 2104) of the raw
+    body with ``algorithm``, keyed with the app's ``secret`` (only ``client_secret`` so far),
+    in the ``header`` request header."""
+
+    header: str
+    algorithm: Literal["sha1", "sha256"]
+    prefix: str = ""
+    secret: Literal["client_secret"] = "client_secret"
+
+
+@dataclass(frozen=True)
+class WebhookAccount:
+    """Which connected accounts a notification is for: those whose ``match`` field equals the
+    value at the dotted ``payload_path``."""
+
+    payload_path: str
+    match: Literal["external_id"] = "external_id"
+
+
+@dataclass(frozen=True)
+class WebhookSpec:
+    """An app's provider webhooks (catalog ``webhooks:`` block).
+
+    The topic read at ``topic_path`` is renamed through ``topics`` (provider topic -> trigger
+    name; unlisted topics keep their name); only names in ``triggers`` are forwarded.
+    """
+
+    signature: WebhookSignature
+    account: WebhookAccount
+    topic_path: str
+    triggers: tuple[str, ...]
+    topics: Mapping[str, str] = field(default_factory=dict)
+
+    def trigger(self, topic: str) -> str | None:
+        """The trigger ``topic`` is forwarded as, or ``None`` when it is not forwarded."""
+        name = self.topics.get(topic, topic)
+        return name if name in self.triggers else None
+
+
+@dataclass(frozen=True)
 class ClientCredentials:
     """The host's OAuth client registration for one app (never from YAML)."""
 
@@ -138,6 +179,7 @@ class App:
     source: Path
     missing: tuple[str, ...] = ()
     functions: tuple[Function, ...] = ()
+    webhooks: WebhookSpec | None = None
 
     @property
     def usable(self) -> bool:
@@ -356,8 +398,11 @@ def _build_app(
                 f"{path}: functions.{function.name}.params: not a valid JSON Schema: {exc}"
             ) from exc
 
+    webhooks = _webhook_spec(path, data["webhooks"]) if "webhooks" in data else None
+
     return App(
         functions=functions,
+        webhooks=webhooks,
         slug=slug,
         title=data["title"],
         description=data["description"],
@@ -373,6 +418,34 @@ def _build_app(
         client=client,
         source=path,
         missing=tuple(missing),
+    )
+
+
+def _webhook_spec(path: Path, block: Mapping[str, Any]) -> WebhookSpec:
+    """The :class:`WebhookSpec` of a schema-valid ``webhooks:`` block.
+
+    :raises CatalogError: a ``topics`` entry renames a topic to a name not in ``triggers``.
+    """
+    triggers = tuple(block["triggers"])
+    topics = dict(block.get("topics", {}))
+    for topic, name in topics.items():
+        if name not in triggers:
+            raise CatalogError(
+                f"{path}: webhooks.topics.{topic}: {name!r} is not one of webhooks.triggers"
+            )
+    signature = block["signature"]
+    account = block["account"]
+    return WebhookSpec(
+        signature=WebhookSignature(
+            header=signature["header"],
+            algorithm=signature["algorithm"],
+            prefix=signature.get("prefix", ""),
+            secret=signature.get("secret", "client_secret"),
+        ),
+        account=WebhookAccount(payload_path=account["payload_path"], match=account["match"]),
+        topic_path=block["topic_path"],
+        triggers=triggers,
+        topics=topics,
     )
 
 

@@ -85,6 +85,34 @@ def function_calls(limit: int, name: str | None) -> None:
         )
 
 
+@portal_cli.command("worker")
+@click.option("--once", is_flag=True, help="One pass over the queues, then exit.")
+@click.option(
+    "--interval",
+    type=float,
+    default=None,
+    help="Seconds to wait when idle. [default: PORTAL_WORKER_POLL_INTERVAL]",
+)
+@with_appcontext
+def worker_command(once: bool, interval: float | None) -> None:
+    """Run app-event functions and deliver webhooks to PORTAL_WEBHOOK_URL.
+
+    Several workers may run at once. SIGTERM or Ctrl+C stops after the item in hand.
+    """
+    from flask import current_app
+
+    from .worker import run_forever, run_once
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if once:
+        click.echo(f"handled {run_once(app)} item(s)")
+        return
+    if not current_portal.config.get("PORTAL_WEBHOOK_URL"):
+        click.echo("PORTAL_WEBHOOK_URL is not set: running app events only", err=True)
+    click.echo("portal worker running; Ctrl+C to stop")
+    run_forever(app, interval)
+
+
 @portal_cli.command("rotate-keys")
 @with_appcontext
 def rotate_keys() -> None:

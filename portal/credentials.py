@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 from sqlalchemy import select
 
-from . import signals
+from . import signals, webhooks
+from .accounts import to_dict
 from .errors import CredentialError, PortalHTTPError, ProviderError, ResourceNotFound
 from .oauth import token_expiry
 from .store import ConnectedAccount
@@ -158,6 +159,13 @@ def fresh(
                     raise UpstreamUnavailable(exc.message, code="upstream_error") from exc
                 account.status = "needs_reauth"
                 failed = exc
+                webhooks.enqueue(
+                    db,
+                    "account.needs_reauth",
+                    {"user_id": account.user_id, "app": account.app, "account": to_dict(account)},
+                    account.id,
+                    state=state,
+                )
             else:
                 data = {
                     **data,

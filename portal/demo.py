@@ -21,7 +21,9 @@ from flask import Flask, abort, render_template, request
 
 from ._paths import STATIC_DIR, TEMPLATES_DIR
 from ._serving import ServerThread
-from .auth import normalize_origin, user_hash
+from .auth import normalize_origin, sign_user_token, user_hash
+from .webhooks import SIGNATURE_HEADER, WebhookVerificationError, verify_webhook
+from .worker import Worker
 
 DEMO_APP_KEY = "demo-app-key"
 DEMO_APP_SECRET = "demo-app-secret-change-me"  # demo only: a real host keeps this secret
@@ -30,6 +32,14 @@ DEMO_CLIENT_SECRET = "demo-client-secret"
 # A fixed key so demo accounts survive restarts. Never use it outside the demo.
 DEMO_ENCRYPTION_KEY = "ZGVtby1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q="
 DEMO_USERS = ("demo-user-1", "demo-user-2")
+#: The demo's app events: "Contact Created" adds the contact to the user's Sandbox CRM.
+DEMO_APP_EVENTS: dict[str, list[dict[str, Any]]] = {
+    "Contact Created": [
+        {"function": "sandbox-create-contact", "params": {"name": "{name}", "email": "{email}"}}
+    ]
+}
+#: Where the demo host app receives the portal's webhooks.
+DEMO_WEBHOOK_PATH = "/webhooks/portal"
 
 
 def sandbox_app_settings(sandbox_url: str) -> dict[str, dict[str, Any]]:
@@ -56,9 +66,34 @@ def portal_config(
         "PORTAL_APP_KEYS": {DEMO_APP_KEY: [DEMO_APP_SECRET]},
         "PORTAL_ENCRYPTION_KEYS": [DEMO_ENCRYPTION_KEY],
         "PORTAL_APPS": sandbox_app_settings(sandbox_url),
+        "PORTAL_APP_EVENTS": DEMO_APP_EVENTS,
     }
     config.update(overrides)
     return config
+
+
+def demo_jwt_keypair() -> tuple[str, str]:
+    """A fresh RSA key pair ``(private PEM, public PEM)`` for the demo's JWT user tokens.
+
+    Generated at every start: the host app signs user tokens with the private key
+    (:func:`~portal.auth.sign_user_token`), the portal trusts the public one through
+    ``PORTAL_JWT_PUBLIC_KEYS``.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
 
 
 def sandbox_config(sandbox_url: str, portal_url: str, **overrides: Any) -> dict[str, Any]:
@@ -82,7 +117,10 @@ def sandbox_config(sandbox_url: str, portal_url: str, **overrides: Any) -> dict[
 
 
 def create_host_app(
-    portal_url: str, app_key: str = DEMO_APP_KEY, app_secret: str = DEMO_APP_SECRET
+    portal_url: str,
+    app_key: str = DEMO_APP_KEY,
+    app_secret: str = DEMO_APP_SECRET,
+    jwt_private_key: str | None = None,
 ) -> Flask:
     """The demo host app: one page showing the three ways to embed the portal.
 
@@ -96,6 +134,31 @@ def create_host_app(
         static_url_path="/demo-static",
     )
     app.config["SESSION_COOKIE_NAME"] = "host_session"
+    # Webhooks the portal sent (newest last, de-duplicated by id), shown on the page.
+    received: list[dict[str, Any]] = []
+    received_lock = threading.Lock()
+    app.extensions["demo_webhooks"] = received
+
+    @app.post(DEMO_WEBHOOK_PATH)
+    def receive_webhook() -> tuple[str, int]:
+        # A real host does exactly this: verify the signature over the raw body, then
+        # de-duplicate by id (delivery is at least once).
+        try:
+            event = verify_webhook(
+                request.get_data(), request.headers.get(SIGNATURE_HEADER), app_secret
+            )
+        except WebhookVerificationError as exc:
+            return str(exc), 400
+        with received_lock:
+            if all(seen["id"] != event["id"] for seen in received):
+                received.append(event)
+                del received[:-100]
+        return "", 204
+
+    @app.get(DEMO_WEBHOOK_PATH)
+    def list_webhooks() -> Any:
+        with received_lock:
+            return {"webhooks": list(reversed(received))}
 
     @app.after_request
     def _headers(response: Any) -> Any:
@@ -132,13 +195,26 @@ def create_host_app(
             users=DEMO_USERS,
             hash=user_hash(app_secret, user_id),
             embed_token=embed_token,
+            webhooks=list(reversed(received)),
+            # Paragon-style authenticate(): a short-lived JWT the backend signs for this user.
+            user_token=(
+                sign_user_token(jwt_private_key, user_id, app_key, ttl=900)
+                if jwt_private_key
+                else ""
+            ),
         )
 
     return app
 
 
 class DemoStack:
-    """The three demo servers, started together; used by ``make demo`` and the e2e tests."""
+    """The three demo servers, started together; used by ``make demo`` and the e2e tests.
+
+    The portal sends its webhooks to the host app's ``/webhooks/portal`` (unless
+    ``PORTAL_WEBHOOK_URL`` is overridden), and a :class:`~portal.worker.Worker` thread delivers
+    them and runs app events while the stack runs (``worker=False``: no thread; tests then drive
+    :func:`portal.worker.run_once` themselves).
+    """
 
     def __init__(
         self,
@@ -146,6 +222,8 @@ class DemoStack:
         portal_port: int = 5001,
         sandbox_port: int = 5002,
         database_url: str | None = None,
+        *,
+        worker: bool = True,
         **portal_overrides: Any,
     ) -> None:
         from .sandbox import create_app as create_sandbox
@@ -157,21 +235,30 @@ class DemoStack:
         overrides = dict(portal_overrides)
         if database_url:
             overrides["PORTAL_DATABASE_URL"] = database_url
+        overrides.setdefault("PORTAL_WEBHOOK_URL", self.host.url + DEMO_WEBHOOK_PATH)
+        #: The host app's JWT signing key; the portal trusts its public half.
+        self.jwt_private_key, jwt_public_key = demo_jwt_keypair()
+        overrides.setdefault("PORTAL_JWT_PUBLIC_KEYS", {DEMO_APP_KEY: [jwt_public_key]})
         self.portal_app = create_portal(
             portal_config(self.portal.url, self.sandbox.url, [self.host.url], **overrides)
         )
         self.sandbox_app = create_sandbox(sandbox_config(self.sandbox.url, self.portal.url))
-        self.host_app = create_host_app(self.portal.url)
+        self.host_app = create_host_app(self.portal.url, jwt_private_key=self.jwt_private_key)
+        self.worker = Worker(self.portal_app) if worker else None
 
     def start(self) -> DemoStack:
         """Start all three servers."""
         self.sandbox.start(self.sandbox_app)
         self.portal.start(self.portal_app)
         self.host.start(self.host_app)
+        if self.worker is not None:
+            self.worker.start()
         return self
 
     def stop(self) -> None:
-        """Stop all three servers."""
+        """Stop the worker thread, then all three servers."""
+        if self.worker is not None:
+            self.worker.stop()
         for server in (self.host, self.portal, self.sandbox):
             server.stop()
 

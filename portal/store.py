@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Engine,
+    FetchedValue,
+    ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -141,6 +145,81 @@ class FunctionCall(Base):
     http_status: Mapped[int] = mapped_column(Integer)
     duration_ms: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class WebhookOutbox(Base):
+    """One webhook to the host backend, written in the transaction of the change it reports
+    (a transactional outbox) and delivered by ``flask portal worker`` (:mod:`portal.webhooks`).
+
+    ``id`` (``wh_…``) is the idempotency id the host sees on every attempt. ``payload`` is the
+    exact JSON body, serialised once, so every retry sends the same bytes. ``seq`` orders rows
+    (a database sequence on PostgreSQL; ``max + 1`` under SQLite's write lock): per
+    ``ordering_key`` only the oldest row neither delivered nor given up is ever sent.
+    ``attempts`` counts deliveries started; ``next_attempt_at`` is when the row is next due (a
+    claimed row is leased by moving it forward); ``given_up_at`` is set after
+    ``PORTAL_WEBHOOK_MAX_ATTEMPTS`` failures.
+    """
+
+    __tablename__ = "portal_webhook_outbox"
+    __table_args__ = (
+        Index("ix_portal_webhook_outbox_seq", "seq", unique=True),
+        Index("ix_portal_webhook_outbox_ordering_key", "ordering_key", "seq"),
+        Index("ix_portal_webhook_outbox_due", "delivered_at", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
+    ordering_key: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    given_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AppEvent(Base):
+    """An app event a host sent (Paragon's ``event(name, payload)``), for one end user.
+
+    ``app_key`` is the host project that sent it (``None`` for mounted-mode callers); each
+    function ``PORTAL_APP_EVENTS[name]`` names becomes one :class:`AppEventRun`.
+    """
+
+    __tablename__ = "portal_app_events"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(1024), index=True)
+    app_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    name: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[Any] = mapped_column(JSONText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AppEventRun(Base):
+    """One function run caused by an :class:`AppEvent`, executed by the worker.
+
+    ``status`` moves ``queued`` -> ``running`` -> ``succeeded`` | ``failed``; ``result`` is the
+    function's result (``{network_code, output}``) or ``{error, message}``; ``attempts`` counts
+    starts (a run whose worker died is started again, at most a few times).
+    """
+
+    __tablename__ = "portal_app_event_runs"
+    __table_args__ = (Index("ix_portal_app_event_runs_status", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("portal_app_events.id", ondelete="CASCADE"), index=True
+    )
+    function: Mapped[str] = mapped_column(String(128))
+    params: Mapped[Any] = mapped_column(JSONText)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    result: Mapped[Any | None] = mapped_column(JSONText, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Store:

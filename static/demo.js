@@ -53,6 +53,37 @@
     }, function (err) { status.textContent = 'connectApp: ' + (err.type || '') + ' ' + err.message; });
   });
 
+  // 4 · Paragon style: no appKey/hash; a JWT the host backend signed authenticates the user.
+  const paragon = new ConnectPortal({ baseUrl: body.dataset.baseUrl });
+  const paragonStatus = document.getElementById('paragon-status');
+  const output = document.getElementById('paragon-output');
+  const show = function (label, value) {
+    output.textContent = label + '\n' + JSON.stringify(value, null, 2);
+  };
+  const paragonFailed = function (err) {
+    paragonStatus.textContent = (err.type ? err.type + ': ' : '') + err.message;
+  };
+  ['ready', 'app-connected', 'app-disconnected', 'error'].forEach(function (type) {
+    paragon.eventEmitter.on(type, function (payload) { record('paragon', type, payload); });
+  });
+  if (body.dataset.userToken) {
+    paragon.authenticate(body.dataset.appKey, body.dataset.userToken).then(function () {
+      paragonStatus.textContent = 'authenticate() resolved for ' + body.dataset.userId + '.';
+    }, paragonFailed);
+  } else {
+    paragonStatus.textContent = 'The host app has no JWT signing key, so there is no user token.';
+  }
+  document.getElementById('paragon-get-user').addEventListener('click', function () {
+    paragon.getUser().then(function (user) { show('getUser() →', user); }, paragonFailed);
+  });
+  document.getElementById('paragon-connect').addEventListener('click', function () {
+    paragon.connect('sandbox').catch(paragonFailed);
+  });
+  document.getElementById('paragon-event').addEventListener('click', function () {
+    paragon.event('Contact Created', { name: 'Brandon', email: 'b@useparagon.com' })
+      .then(function (receipt) { show('event() → 202 Accepted', receipt); }, paragonFailed);
+  });
+
   // Plain iframe embed: no SDK, so the host checks origin and source itself.
   const frame = document.getElementById('embed-frame');
   window.addEventListener('message', function (event) {

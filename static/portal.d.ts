@@ -6,13 +6,17 @@ declare namespace ConnectPortal {
   type Layout = 'wide' | 'narrow';
   type AuthType = 'oauth2' | 'api_key' | 'basic';
 
+  /**
+   * Either {appKey, userId, hash} (the session starts at once), or none of the three
+   * (Paragon style: no session until authenticate(projectId, userToken)).
+   */
   interface Options {
     /** The host project's public app key. */
-    appKey: string;
+    appKey?: string;
     /** The host's opaque id of the end user. */
-    userId: string;
+    userId?: string;
     /** HMAC-SHA256 of userId with the app secret, computed by the host backend. */
-    hash: string;
+    hash?: string;
     /** The portal's prefix URL, e.g. "https://portal.example/portal". Default: derived from portal.js's own src. */
     baseUrl?: string;
     /** When the browser blocks the connect popup, continue in this window (redirect mode). Default true. */
@@ -75,6 +79,8 @@ declare namespace ConnectPortal {
     | 'connect_failed'
     | 'closed'
     | 'cancelled'
+    | 'not_authenticated'
+    | 'invalid_user_token'
     | (string & {});
 
   interface ErrorPayload {
@@ -170,6 +176,34 @@ declare namespace ConnectPortal {
   /** invokeFunction()'s result; tell the two apart with `'error' in result`. */
   type FunctionResult<T = unknown> = FunctionExecuted<T> | FunctionNotExecuted;
 
+  /** One app's state in getUser(). */
+  interface UserIntegration {
+    /** At least one of the user's accounts of the app is active. */
+    enabled: boolean;
+    /** How many accounts of the app the user has connected (any status). */
+    connectedAccounts: number;
+    /** One of them needs the user to connect again (its refresh token was refused). */
+    needsReauth: boolean;
+  }
+
+  /** What getUser() resolves with (Paragon's ParagonUser); check `authenticated` first. */
+  type User =
+    | {
+        authenticated: true;
+        /** The user id the session is for (the JWT's `sub`, or `userId`). */
+        userId: string;
+        /** One entry per app of the marketplace, keyed by app name. */
+        integrations: { [app: string]: UserIntegration };
+      }
+    | { authenticated: false };
+
+  /** What event() resolves with: the event was recorded (202), its runs queued. */
+  interface EventReceipt {
+    id: string;
+    name: string;
+    runs: Array<{ id: string; function: string; status: 'queued' }>;
+  }
+
   type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
   interface RequestOptions {
@@ -189,10 +223,27 @@ declare class ConnectPortal {
   static readonly Layouts: { readonly WIDE: 'wide'; readonly NARROW: 'narrow' };
   static readonly version: string;
 
-  /** Creates a session; emits 'ready' on success, or 'error' (and every method rejects) on failure. */
-  constructor(options: ConnectPortal.Options);
+  /**
+   * With {appKey, userId, hash}: creates a session; emits 'ready' on success, or 'error' (and every
+   * method rejects) on failure. Without them: nothing happens until authenticate().
+   */
+  constructor(options?: ConnectPortal.Options);
 
   readonly eventEmitter: ConnectPortal.EventEmitter;
+
+  /**
+   * Paragon's authenticate(): creates the session from a JWT the host backend signed (RS256 or
+   * ES256; sub = user id, aud = projectId, exp required). Emits 'ready' and resolves; on failure
+   * emits 'error' and rejects (type 'invalid_user_token' for a refused token). Call it again with a
+   * fresh token to replace the session.
+   */
+  authenticate(projectId: string, userToken: string): Promise<void>;
+  /** Paragon's connect(): showApp(integrationType, 'modal'). */
+  connect(integrationType: string): Promise<void>;
+  /** Paragon's getUser(); `{authenticated: false}` without a session or when it is refused. */
+  getUser(): Promise<ConnectPortal.User>;
+  /** Paragon's event(): sends an App Event for the user (runs the functions it is mapped to). */
+  event(name: string, payload?: Record<string, unknown>): Promise<ConnectPortal.EventReceipt>;
 
   /** Resolves once the iframe has loaded. containerId is required for 'inline'. */
   showApps(renderMode?: ConnectPortal.RenderMode, containerId?: string | null, layout?: ConnectPortal.Layout): Promise<void>;

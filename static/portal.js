@@ -102,7 +102,25 @@
     s.expires = Date.parse(data.expires_at) || 0;
   }
 
+  // Starts (or restarts, after authenticate()) the session; 'ready' or 'error' follows.
+  function start(s) {
+    s.fatal = null;
+    const ready = s.ready = s.baseError ? Promise.reject(s.baseError) : createSession(s);
+    // Emitted asynchronously, so listeners attached right after the constructor still hear it.
+    ready.then(() => {
+      emit(s, 'ready', { isReady: true });
+      const r = s.redirectResult;
+      s.redirectResult = null;
+      if (r) emitRedirectResult(s, r);
+    }, (err) => {
+      report(s, err);
+      s.fatal = err;
+    });
+    return ready;
+  }
+
   async function sessionToken(s, force) {
+    if (!s.ready) throw portalError('not_authenticated', 'Call authenticate(projectId, userToken) first.');
     await s.ready;
     // Renew a minute early so a request never starts with a token about to lapse.
     if (force || (s.expires && s.expires - Date.now() < 60000)) {
@@ -395,7 +413,7 @@
       const s = {
         listeners: new Map(), inline: new Set(), popups: new Map(), modal: null, onMessage: null,
         redirect: o.redirectOnPopupBlocked !== false,
-        credentials: { appKey: o.appKey, userId: o.userId, hash: o.hash }, functions: new Map(),
+        functions: new Map(), redirectResult: takeRedirectResult(),
       };
       privates.set(this, s);
       this.eventEmitter = {
@@ -409,25 +427,56 @@
           else s.listeners.delete(name);
         },
       };
-      const redirectResult = takeRedirectResult();
       try {
         const base = new URL(o.baseUrl || scriptSrc.replace(/\/static\/portal\.js([?#].*)?$/, ''), location.href);
         base.search = base.hash = '';
         s.base = base.href.replace(/\/+$/, '');
         s.origin = base.origin;
         s.api = s.base + '/api/v1';
-        s.ready = createSession(s);
       } catch (err) {
-        s.ready = Promise.reject(invalid('baseUrl is required when portal.js is not loaded by a script tag'));
+        s.baseError = invalid('baseUrl is required when portal.js is not loaded by a script tag');
       }
-      // Emitted asynchronously, so listeners attached right after the constructor still hear it.
-      s.ready.then(() => {
-        emit(s, 'ready', { isReady: true });
-        if (redirectResult) emitRedirectResult(s, redirectResult);
-      }, (err) => {
-        report(s, err);
-        s.fatal = err;
-      });
+      // With {appKey, userId, hash} the session starts now; without, authenticate() starts it.
+      if (o.appKey || o.userId || o.hash || s.baseError) {
+        s.project = o.appKey;
+        s.credentials = { appKey: o.appKey, userId: o.userId, hash: o.hash };
+        start(s);
+      }
+    }
+
+    // Paragon's authenticate(): a JWT the host backend signed (sub = user id, aud = projectId).
+    async authenticate(projectId, userToken) {
+      const s = privates.get(this);
+      need(projectId, 'projectId');
+      need(userToken, 'userToken');
+      Object.assign(s, { project: projectId, credentials: { projectId, userToken }, token: null, expires: 0 });
+      await start(s);
+    }
+
+    // Paragon's connect(): the app's page of the portal, in the modal.
+    connect(integrationType) {
+      return this.showApp(integrationType, MODES.MODAL);
+    }
+
+    // Paragon's getUser(): {authenticated: true, userId, integrations} or {authenticated: false}.
+    async getUser() {
+      try {
+        return await api(privates.get(this), 'GET', '/user');
+      } catch (err) {
+        if (err.type === 'not_authenticated' || err.status === 401 || err.status === 403) {
+          return { authenticated: false };
+        }
+        throw err;
+      }
+    }
+
+    // Paragon's event(): an App Event for the user, answered 202 {id, name, runs}.
+    async event(name, payload) {
+      const s = privates.get(this);
+      need(name, 'name');
+      if (!s.project) throw portalError('not_authenticated', 'Call authenticate(projectId, userToken) first.');
+      return api(s, 'POST', '/projects/' + encodeURIComponent(s.project) + '/sdk/events/trigger',
+        { name, payload: payload == null ? {} : payload });
     }
 
     async showApps(renderMode, containerId, layout) {

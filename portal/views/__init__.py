@@ -9,7 +9,8 @@ from .._paths import STATIC_DIR, TEMPLATES_DIR
 
 def create_blueprint() -> Blueprint:
     """A fresh ``portal`` blueprint with every route, hook and error handler registered."""
-    from . import api, common, connect, functions, proxy, ui
+    from . import api, common, connect, functions, provider_webhooks, proxy, ui
+    from . import events as app_events
 
     bp = Blueprint(
         "portal",
@@ -24,4 +25,6 @@ def create_blueprint() -> Blueprint:
     connect.register(bp)
     proxy.register(bp)
     functions.register(bp)
+    app_events.register(bp)
+    provider_webhooks.register(bp)
     return bp

@@ -13,13 +13,14 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import select
 
 from .. import accounts as account_service
-from .. import signals
+from .. import signals, webhooks
 from ..auth import (
     app_key_for_secret,
     bearer_token,
     check_user_id,
     normalize_origin,
     verify_user_hash,
+    verify_user_token,
 )
 from ..errors import (
     AuthenticationFailed,
@@ -48,6 +49,13 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def openapi_document() -> Response:
+    """``GET /api/v1/openapi.json``: the OpenAPI 3.1 description of this API."""
+    from ..openapi import build
+
+    return jsonify(build(current_portal.config["PORTAL_URL_PREFIX"]))
+
+
 def api_root() -> Response:
     """``GET /api/v1``: a small index, so the root URL answers something useful."""
     return jsonify({"name": "connect-portal", "version": 1})
@@ -56,14 +64,19 @@ def api_root() -> Response:
 def create_session() -> tuple[Response, int]:
     """``POST /api/v1/sessions``: exchange host authentication for a session token.
 
-    Browser: ``{appKey, userId, hash}`` with an allowed ``Origin`` header. Server-to-server:
+    Browser: ``{appKey, userId, hash}`` or ``{projectId, userToken}`` (a host-signed JWT, see
+    :func:`portal.auth.verify_user_token`) with an allowed ``Origin`` header. Server-to-server:
     ``Authorization: Bearer <app secret>`` and ``{userId, origin}``.
 
     :returns: 201 ``{token, expires_at, user_id, origin}``.
+    :raises AuthenticationFailed: 401; ``invalid_user_token`` for any user-token failure.
+    :raises OriginNotAllowed: 403, the page's origin is not in ``PORTAL_ALLOWED_ORIGINS``.
     """
     state = current_portal
     presented_secret = bearer_token(request.headers.get("Authorization"))
     body = _json_body()
+    if "userToken" in body:
+        return _session_for_user_token(body)
     user_id = check_user_id(body.get("userId"), state.config["PORTAL_USER_ID_MAX_LENGTH"])
     if presented_secret is not None:
         app_key = app_key_for_secret(state.config["PORTAL_APP_KEYS"], presented_secret)
@@ -87,7 +100,11 @@ def create_session() -> tuple[Response, int]:
             raise AuthenticationFailed("`hash` is missing.", code="invalid_hash")
         if not verify_user_hash(accepted, user_id, presented_hash):
             raise AuthenticationFailed("`hash` does not match this userId.", code="invalid_hash")
-    token, expires_at = state.tokens.issue_session(user_id, origin, app_key)
+    return _issued_session(user_id, origin, app_key)
+
+
+def _issued_session(user_id: str, origin: str, app_key: str | None) -> tuple[Response, int]:
+    token, expires_at = current_portal.tokens.issue_session(user_id, origin, app_key)
     body_out = {
         "token": token,
         "expires_at": _iso(expires_at),
@@ -97,10 +114,58 @@ def create_session() -> tuple[Response, int]:
     return jsonify(body_out), 201
 
 
+def _session_for_user_token(body: dict[str, Any]) -> tuple[Response, int]:
+    """The Paragon form of ``POST /sessions``: ``{projectId, userToken}`` from a browser."""
+    state = current_portal
+    origin = request_origin()
+    if origin is None or origin not in state.allowed_origins:
+        raise OriginNotAllowed("This page's origin is not allowed to use the portal.")
+    project_id = body.get("projectId")
+    public_keys = state.config["PORTAL_JWT_PUBLIC_KEYS"]
+    if not isinstance(project_id, str) or not public_keys.get(project_id):
+        raise AuthenticationFailed(
+            "No JWT public key is configured for this projectId.", code="invalid_user_token"
+        )
+    user_id = verify_user_token(
+        body.get("userToken"),
+        public_keys[project_id],
+        project_id,
+        state.config["PORTAL_JWT_ALGORITHMS"],
+        state.config["PORTAL_JWT_MAX_TTL"],
+        max_user_id_length=state.config["PORTAL_USER_ID_MAX_LENGTH"],
+    )
+    return _issued_session(user_id, origin, project_id)
+
+
 def get_session() -> Response:
     """``GET /api/v1/session``: who the bearer token is for, and its verified host origin."""
     caller = current_caller()
     return jsonify({"user_id": caller.user_id, "origin": caller.host_origin, "via": caller.via})
+
+
+def get_user() -> Response:
+    """``GET /api/v1/user``: the caller's integration state, shaped like Paragon's ``getUser()``.
+
+    ``{authenticated: true, userId, integrations: {<app>: {enabled, connectedAccounts,
+    needsReauth}}}`` with one entry per enabled app: ``enabled`` when at least one account is
+    ``active``, ``connectedAccounts`` counts every account of the app (whatever its status),
+    ``needsReauth`` when one of them has status ``needs_reauth``. (portal.js answers
+    ``{authenticated: false}`` itself when there is no session.)
+    """
+    caller = current_caller()
+    with current_portal.store.read() as session:
+        statuses = [
+            (a.app, a.status) for a in account_service.list_accounts(session, caller.user_id)
+        ]
+    integrations: dict[str, dict[str, Any]] = {}
+    for app in current_portal.enabled_apps():
+        mine = [status for slug, status in statuses if slug == app.slug]
+        integrations[app.slug] = {
+            "enabled": "active" in mine,
+            "connectedAccounts": len(mine),
+            "needsReauth": "needs_reauth" in mine,
+        }
+    return jsonify({"authenticated": True, "userId": caller.user_id, "integrations": integrations})
 
 
 def list_apps() -> Response:
@@ -181,6 +246,18 @@ def delete_connected_account(account_id: str) -> Response:
         remaining = account_service.list_accounts(session, caller.user_id, slug)
         ref = app_ref(definition) if definition else {"name": slug, "title": slug, "icon_url": ""}
         payload = account_service.event_payload(ref, account_id, remaining)
+        webhooks.enqueue(
+            session,
+            "account.disconnected",
+            {
+                "user_id": caller.user_id,
+                "app": slug,
+                "account": public,
+                "connected_accounts": payload["connected_accounts"],
+            },
+            account_id,
+            state=state,
+        )
     signals.account_disconnected.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         user_id=caller.user_id,
@@ -208,9 +285,11 @@ def create_connect_ticket() -> tuple[Response, int]:
     opener = body.get("opener", "host")
     if opener not in ("host", "frame"):
         raise InvalidRequest("`opener` must be 'host' or 'frame'.")
-    opener_origin = caller.host_origin if opener == "host" else own_origin()
+    # A JWT bearer sent without a browser Origin has no host origin: the portal's own stands in.
+    host_origin = caller.host_origin or own_origin()
+    opener_origin = host_origin if opener == "host" else own_origin()
     ticket, attempt_id, expires_at = current_portal.tokens.issue_ticket(
-        caller.user_id, definition.slug, caller.host_origin, opener_origin
+        caller.user_id, definition.slug, host_origin, opener_origin
     )
     connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
     result = {
@@ -256,8 +335,10 @@ def register(bp: Blueprint) -> None:
     """Add the API routes to ``bp``."""
     prefix = "/api/v1"
     bp.add_url_rule(prefix, "api_root", api_root)
+    bp.add_url_rule(f"{prefix}/openapi.json", "api_openapi", openapi_document)
     bp.add_url_rule(f"{prefix}/sessions", "api_create_session", create_session, methods=["POST"])
     bp.add_url_rule(f"{prefix}/session", "api_session", get_session)
+    bp.add_url_rule(f"{prefix}/user", "api_user", get_user)
     bp.add_url_rule(f"{prefix}/apps", "api_apps", list_apps)
     bp.add_url_rule(f"{prefix}/apps/<app>", "api_app", get_app)
     bp.add_url_rule(f"{prefix}/connected-accounts", "api_accounts", list_connected_accounts)

@@ -11,7 +11,14 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError
 
-from ..auth import app_key_for_secret, bearer_token, check_user_id, normalize_origin
+from ..auth import (
+    app_key_for_secret,
+    bearer_token,
+    check_user_id,
+    normalize_origin,
+    peek_jwt,
+    verify_bearer_user_token,
+)
 from ..errors import AuthenticationFailed, OriginNotAllowed, PortalHTTPError
 from ..extension import current_portal
 
@@ -32,11 +39,13 @@ class Caller:
 
     ``via`` is ``"session"`` (bearer session token: iframe or portal.js), ``"server"`` (the
     host backend with its app secret as bearer, naming the user in ``X-Portal-User-Id`` or
-    ``?user_id=``) or ``"mounted"`` (the host's own cookie session and ``user_loader``).
+    ``?user_id=``), ``"jwt"`` (a host-signed JWT user token as bearer; ``host_origin`` is the
+    request's allowed ``Origin``, ``None`` without one) or ``"mounted"`` (the host's own cookie
+    session and ``user_loader``).
     """
 
     user_id: str
-    host_origin: str
+    host_origin: str | None
     via: str
     app_key: str | None = None
 
@@ -54,11 +63,13 @@ def request_origin() -> str | None:
 def current_caller() -> Caller:
     """The authenticated caller of this request (cached in ``g``).
 
-    A bearer session token wins; otherwise mounted mode asks the ``user_loader`` and requires
-    a Flask-WTF CSRF token (``X-CSRFToken``) on unsafe methods.
+    A bearer wins: an app secret, a JWT user token (for the project its ``aud`` names, see
+    :func:`portal.auth.verify_user_token`) or a session token. Otherwise mounted mode asks the
+    ``user_loader`` and requires a Flask-WTF CSRF token (``X-CSRFToken``) on unsafe methods.
 
     :raises AuthenticationFailed: no valid token and no logged-in mounted user.
-    :raises OriginNotAllowed: the token is presented from an origin it was not issued to.
+    :raises OriginNotAllowed: the token is presented from an origin it was not issued to (a JWT:
+        from an origin not in ``PORTAL_ALLOWED_ORIGINS``).
     """
     cached: Caller | None = g.get("_portal_caller")
     if cached is not None:
@@ -74,6 +85,22 @@ def current_caller() -> Caller:
             current_portal.config["PORTAL_USER_ID_MAX_LENGTH"],
         )
         caller = Caller(user_id, own_origin(), "server", server_key)
+    elif token is not None and peek_jwt(token) is not None:
+        config = current_portal.config
+        project_id, user_id = verify_bearer_user_token(
+            token,
+            config["PORTAL_JWT_PUBLIC_KEYS"],
+            config["PORTAL_JWT_ALGORITHMS"],
+            config["PORTAL_JWT_MAX_TTL"],
+            max_user_id_length=config["PORTAL_USER_ID_MAX_LENGTH"],
+        )
+        origin = request_origin()
+        if origin is not None and origin not in {*current_portal.allowed_origins, own_origin()}:
+            raise OriginNotAllowed(
+                "This user token is presented from an origin that is not allowed.",
+                code="origin_mismatch",
+            )
+        caller = Caller(user_id, origin, "jwt", project_id)
     elif token is not None:
         claims = current_portal.tokens.read_session(token)
         origin = request_origin()

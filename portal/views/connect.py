@@ -25,7 +25,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from .. import accounts as account_service
-from .. import signals
+from .. import signals, webhooks
 from ..auth import TicketClaims, origin_of_url
 from ..catalog import App
 from ..errors import InvalidConnectAttempt, ProviderError, ResourceNotFound
@@ -246,6 +246,18 @@ def _finish(
             public = account_service.to_dict(account)
             accounts = account_service.list_accounts(db, attempt.user_id, app.slug)
             payload = account_service.event_payload(app_ref(app), account.id, accounts)
+            webhooks.enqueue(
+                db,
+                "account.connected" if created else "account.reconnected",
+                {
+                    "user_id": attempt.user_id,
+                    "app": app.slug,
+                    "account": public,
+                    "connected_accounts": payload["connected_accounts"],
+                },
+                account.id,
+                state=state,
+            )
     except SQLAlchemyError:
         log.exception("could not store the connected account for %s", app.slug)
         return _fail(

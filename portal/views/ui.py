@@ -99,7 +99,7 @@ def _app_page(slug: str, mode: str, layout: str) -> dict[str, Any]:
 
     # The iframe (or mounted page) opens the popup, so the result goes to the portal's origin.
     ticket, attempt_id, _ = current_portal.tokens.issue_ticket(
-        caller.user_id, app.slug, caller.host_origin, own_origin()
+        caller.user_id, app.slug, caller.host_origin or own_origin(), own_origin()
     )
     return {
         "app": app_summary(app, len(accounts)),
