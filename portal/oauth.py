@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,31 +123,11 @@ class OAuthClients:
         """
         client = self.client(app.slug)
         try:
-            token = client.authorize_access_token()
+            with _provider_errors(app, "token request"):
+                token = client.authorize_access_token()
         except MismatchingStateError as exc:
             raise ProviderError("invalid_state", "The sign-in session was not found.") from exc
-        except OAuthError as exc:
-            raise ProviderError(exc.error or "server_error", _describe(exc)) from exc
-        except requests.Timeout as exc:
-            raise ProviderError(
-                "temporarily_unavailable", f"{app.title} did not answer in time."
-            ) from exc
-        except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else "?"
-            raise ProviderError(
-                "server_error", f"{app.title} answered the token request with HTTP {status}."
-            ) from exc
-        except requests.RequestException as exc:
-            raise ProviderError(
-                "temporarily_unavailable", f"{app.title} could not be reached."
-            ) from exc
-        except ValueError as exc:
-            raise ProviderError(
-                "invalid_response", f"{app.title} sent a token response that is not valid JSON."
-            ) from exc
-        if not isinstance(token, dict) or not token.get("access_token"):
-            raise ProviderError("invalid_response", f"{app.title} sent no access token.")
-        return dict(token)
+        return _checked_token(app, token)
 
     def refresh(self, app: App, refresh_token: str) -> dict[str, Any]:
         """Exchange a refresh token for new tokens (RFC 6749 §6).
@@ -159,7 +141,7 @@ class OAuthClients:
         if settings is None or app.slug not in self._clients:
             raise ProviderError("unsupported_app", f"{app.title} has no OAuth client.")
         client = self._clients[app.slug]
-        try:
+        with _provider_errors(app, "refresh"):
             url = settings.token_url or client.load_server_metadata().get("token_endpoint")
             with OAuth2Session(
                 client_id=app.client.client_id,
@@ -168,28 +150,7 @@ class OAuthClients:
                 default_timeout=self.timeout,
             ) as session:
                 token = session.refresh_token(url, refresh_token=refresh_token)
-        except OAuthError as exc:
-            raise ProviderError(exc.error or "server_error", _describe(exc)) from exc
-        except requests.Timeout as exc:
-            raise ProviderError(
-                "temporarily_unavailable", f"{app.title} did not answer in time."
-            ) from exc
-        except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else "?"
-            raise ProviderError(
-                "server_error", f"{app.title} answered the refresh with HTTP {status}."
-            ) from exc
-        except requests.RequestException as exc:
-            raise ProviderError(
-                "temporarily_unavailable", f"{app.title} could not be reached."
-            ) from exc
-        except ValueError as exc:
-            raise ProviderError(
-                "invalid_response", f"{app.title} sent a refresh response that is not valid JSON."
-            ) from exc
-        if not isinstance(token, dict) or not token.get("access_token"):
-            raise ProviderError("invalid_response", f"{app.title} sent no access token.")
-        return dict(token)
+        return _checked_token(app, token)
 
     def revoke(self, app: App, credentials: dict[str, Any]) -> bool:
         """Revoke the account's refresh (else access) token at the provider (RFC 7009 §2.1).
@@ -256,6 +217,39 @@ def granted_scopes(app: App, token: dict[str, Any]) -> list[str]:
         parts = scope.split(separator) if separator.strip() else scope.split()
         return [s.strip() for s in parts if s.strip()]
     return list(settings.scopes) if settings else []
+
+
+@contextmanager
+def _provider_errors(app: App, what: str) -> Iterator[None]:
+    """Turn what a token-endpoint call can raise into :class:`ProviderError` (RFC 6749 §5.2
+    codes when the provider sent one)."""
+    try:
+        yield
+    except OAuthError as exc:
+        raise ProviderError(exc.error or "server_error", _describe(exc)) from exc
+    except requests.Timeout as exc:
+        raise ProviderError(
+            "temporarily_unavailable", f"{app.title} did not answer in time."
+        ) from exc
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "?"
+        raise ProviderError(
+            "server_error", f"{app.title} answered the {what} with HTTP {status}."
+        ) from exc
+    except requests.RequestException as exc:
+        raise ProviderError(
+            "temporarily_unavailable", f"{app.title} could not be reached."
+        ) from exc
+    except ValueError as exc:
+        raise ProviderError(
+            "invalid_response", f"{app.title} sent a {what} response that is not valid JSON."
+        ) from exc
+
+
+def _checked_token(app: App, token: Any) -> dict[str, Any]:
+    if not isinstance(token, dict) or not token.get("access_token"):
+        raise ProviderError("invalid_response", f"{app.title} sent no access token.")
+    return dict(token)
 
 
 def _describe(exc: OAuthError) -> str:
