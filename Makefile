@@ -30,8 +30,13 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
+# The suite twice: on SQLite files, then on PostgreSQL (a fresh schema per test database,
+# dropped at the end; the browser and wheel tests only on the SQLite pass).
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 pytest:
 	$(BIN)/pytest -n 2 --dist loadgroup
+	PORTAL_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -n 2 --dist loadgroup \
+		-m "not e2e" --ignore tests/test_wheel.py
 
 test: install-test chromium lint typecheck pytest
 

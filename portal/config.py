@@ -78,6 +78,26 @@ DEFAULTS: dict[str, Any] = {
     #: Default colour theme of portal pages: ``"auto"`` (follows the browser), ``"light"`` or
     #: ``"dark"``. Default ``"auto"``.
     "PORTAL_THEME": "auto",
+    #: Redis URL shared by every process of a deployment, e.g. ``"redis://127.0.0.1:6379/0"``;
+    #: rate-limit counters live there. ``None`` (default): counters in process memory.
+    "PORTAL_REDIS_URL": None,
+    #: Enforce the ``PORTAL_RATE_LIMIT_*`` limits below (429 with ``Retry-After``). Default
+    #: ``True``.
+    "PORTAL_RATE_LIMITS_ENABLED": True,
+    #: Prefix of every rate-limit counter key in the storage. Default ``"portal"``.
+    "PORTAL_RATE_LIMIT_KEY_PREFIX": "portal",
+    #: ``POST /api/v1/sessions`` per app key and origin (``"<count>/<second|minute|hour|day>"``).
+    #: Default ``"60/minute"``.
+    "PORTAL_RATE_LIMIT_SESSIONS": "60/minute",
+    #: ``POST /api/v1/connect-tickets`` and ``/connect/<app>``, each per end user.
+    #: Default ``"30/minute"``.
+    "PORTAL_RATE_LIMIT_CONNECT": "30/minute",
+    #: Proxy requests (``/api/v1/proxy/…``) per end user. Default ``"600/minute"``.
+    "PORTAL_RATE_LIMIT_PROXY": "600/minute",
+    #: Proxy requests per app key, all its end users together. Default ``"6000/minute"``.
+    "PORTAL_RATE_LIMIT_PROXY_APP_KEY": "6000/minute",
+    #: ``POST /api/v1/functions/<name>/invoke`` per end user. Default ``"300/minute"``.
+    "PORTAL_RATE_LIMIT_INVOKE": "300/minute",
     #: Name of the cookie holding the popup's first-party session (OAuth state and PKCE verifier)
     #: when the portal runs as its own service. Default ``"portal_session"``.
     "PORTAL_SESSION_COOKIE_NAME": "portal_session",

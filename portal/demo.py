@@ -67,6 +67,8 @@ def portal_config(
         "PORTAL_ENCRYPTION_KEYS": [DEMO_ENCRYPTION_KEY],
         "PORTAL_APPS": sandbox_app_settings(sandbox_url),
         "PORTAL_APP_EVENTS": DEMO_APP_EVENTS,
+        # Every demo (and test) user shares one app key and one host origin.
+        "PORTAL_RATE_LIMIT_SESSIONS": "6000/minute",
     }
     config.update(overrides)
     return config

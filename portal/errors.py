@@ -92,9 +92,11 @@ class PayloadTooLarge(PortalHTTPError, RequestEntityTooLarge):
 
 
 class RateLimited(PortalHTTPError, TooManyRequests):
-    """429: too many requests."""
+    """429: too many requests (a ``PORTAL_RATE_LIMIT_*`` limit is used up). ``retry_after`` is
+    in seconds and goes out as the ``Retry-After`` header (RFC 9110 §10.2.3)."""
 
     error_code = "rate_limited"
+    retry_after: int = 60
 
 
 class ProviderError(PortalError):

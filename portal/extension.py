@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 from werkzeug.local import LocalProxy
@@ -21,6 +21,9 @@ from .crypto import Sealer
 from .errors import ConfigurationError
 from .oauth import OAuthClients
 from .store import Store
+
+if TYPE_CHECKING:
+    from flask_limiter import Limiter
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ class PortalState:
     allowed_origins: frozenset[str]
     base_url: str | None
     config: dict[str, Any]
+    #: The rate limiter of this app's portal endpoints (:mod:`portal.ratelimit`).
+    limiter: Limiter | None = None
 
     @property
     def own_origin(self) -> str | None:
@@ -169,6 +174,11 @@ class ConnectPortal:
         from .views import create_blueprint
 
         app.register_blueprint(create_blueprint(), url_prefix=config["PORTAL_URL_PREFIX"])
+
+        from .ratelimit import create_limiter, install
+
+        state.limiter = create_limiter(app)
+        install(app, state.limiter)
 
         from .cli import portal_cli
 

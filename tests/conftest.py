@@ -3,6 +3,7 @@ that act as a browser over real HTTP."""
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,24 +16,85 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 from flask import Flask
+from sqlalchemy import Engine, create_engine, text
 
 from portal import user_hash
 from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DemoStack, portal_config
 from portal.service import create_app as create_portal_app
 
+#: The backend under test: unset for SQLite files, or a PostgreSQL URL (``make test`` runs
+#: the suite once for each). On PostgreSQL every database is a fresh schema of that database.
+TEST_DATABASE_URL = os.environ.get("PORTAL_TEST_DATABASE_URL", "")
+ON_POSTGRESQL = TEST_DATABASE_URL.startswith("postgresql")
+#: Marks a test that inspects SQLite files themselves; the SQLite pass runs it.
+sqlite_only = pytest.mark.skipif(
+    ON_POSTGRESQL, reason="inspects SQLite files on disk; covered by the SQLite pass"
+)
+_schemas: list[str] = []
+
+
+@functools.cache
+def _admin_engine() -> Engine:
+    return create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+
+
+def _fresh_schema() -> str:
+    """Create an empty schema, named for this xdist worker, dropped at the session's end."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    schema = f"portal_test_{worker}_{uuid.uuid4().hex[:12]}"
+    with _admin_engine().connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    _schemas.append(schema)
+    return schema
+
 
 def database_url(tmp: Path, name: str) -> str:
-    """The test database: ``PORTAL_TEST_DATABASE_URL`` when set, else a fresh SQLite file."""
-    return os.environ.get("PORTAL_TEST_DATABASE_URL") or f"sqlite:///{tmp / name}.sqlite3"
+    """A fresh, empty test database: a new SQLite file ``<tmp>/<name>.sqlite3``, or, when
+    ``PORTAL_TEST_DATABASE_URL`` is a PostgreSQL URL, a new schema of that database (the URL
+    selects it with ``options=-csearch_path=<schema>``). Every call gives a new database."""
+    if not TEST_DATABASE_URL:
+        return f"sqlite:///{tmp / name}.sqlite3"
+    if not ON_POSTGRESQL:
+        raise RuntimeError("PORTAL_TEST_DATABASE_URL must be a postgresql URL (or unset).")
+    separator = "&" if "?" in TEST_DATABASE_URL else "?"
+    return f"{TEST_DATABASE_URL}{separator}options=-csearch_path%3D{_fresh_schema()}"
+
+
+def database_config(tmp: Path, name: str) -> dict[str, Any]:
+    """Portal config for a fresh test database (:func:`database_url`). The portal migrates
+    only SQLite on its own, so PostgreSQL gets ``PORTAL_AUTO_MIGRATE=True``."""
+    config: dict[str, Any] = {"PORTAL_DATABASE_URL": database_url(tmp, name)}
+    if ON_POSTGRESQL:
+        config["PORTAL_AUTO_MIGRATE"] = True
+    return config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_schemas() -> Iterator[None]:
+    """Drop every schema this worker created (set up first, so torn down last)."""
+    yield
+    if not _schemas:
+        return
+    with _admin_engine().connect() as conn:
+        conn.execute(text("SET lock_timeout = '30s'"))
+        for schema in _schemas:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    _admin_engine().dispose()
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
     """Sandbox provider, portal service and demo host app, each on its own loopback origin."""
     tmp = tmp_path_factory.mktemp("stack")
-    running = DemoStack(0, 0, 0, database_url=database_url(tmp, "portal")).start()
+    running = DemoStack(0, 0, 0, **stack_database(tmp, "portal")).start()
     yield running
     running.stop()
+
+
+def stack_database(tmp: Path, name: str) -> dict[str, Any]:
+    """:class:`DemoStack` keyword arguments for a fresh test database."""
+    config = database_config(tmp, name)
+    return {"database_url": config.pop("PORTAL_DATABASE_URL"), **config}
 
 
 @pytest.fixture
@@ -202,8 +264,8 @@ def make_app(tmp_path: Path, stack: DemoStack) -> Any:
             stack.portal.url,
             stack.sandbox.url,
             [stack.host.url],
-            PORTAL_DATABASE_URL=f"sqlite:///{tmp_path / uuid.uuid4().hex}.sqlite3",
             TESTING=True,
+            **database_config(tmp_path, uuid.uuid4().hex),
         )
         config.update(overrides)
         return create_portal_app(config)

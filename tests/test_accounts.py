@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import migrations_head
+from conftest import database_url, migrations_head, sqlite_only
 from sqlalchemy import func, inspect, select, text
 
 from portal import accounts
@@ -32,7 +32,17 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on a fresh test database (SQLite file or PostgreSQL schema)."""
+    s = Store(database_url(tmp_path, "portal"))
+    s.upgrade()
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def sqlite_store(db_path: Path) -> Iterator[Store]:
+    """A migrated store on the SQLite file ``db_path``, for tests that read the file itself."""
     s = Store(f"sqlite:///{db_path}")
     s.upgrade()
     yield s
@@ -242,9 +252,11 @@ def test_event_payload_shape(store: Store, sealer: Sealer) -> None:
 # --------------------------------------------------------------------------- encryption at rest
 
 
+@sqlite_only
 def test_database_dump_contains_no_plaintext_token(
-    store: Store, sealer: Sealer, db_path: Path
+    sqlite_store: Store, sealer: Sealer, db_path: Path
 ) -> None:
+    store = sqlite_store
     account_id, _ = upsert(store, sealer)
     upsert(store, sealer, external_id="ext-2", credentials=creds(ACCESS + "-2", REFRESH + "-2"))
 
@@ -333,7 +345,7 @@ def tables(store: Store) -> set[str]:
 
 
 def test_upgrade_downgrade_upgrade(tmp_path: Path, sealer: Sealer) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    store = Store(database_url(tmp_path, "m"))
     try:
         assert store.current_revision() is None
         store.upgrade()
@@ -375,14 +387,14 @@ def test_unique_identity_is_enforced_by_the_database(store: Store) -> None:
     insert = text(
         "INSERT INTO portal_connected_accounts (id, user_id, app, external_id, label, status, "
         "scopes, credentials, created_at, modified_at) "
-        "VALUES (:id, 'u', 'a', 'e', 'l', 'active', '[]', x'00', :now, :now)"
+        "VALUES (:id, 'u', 'a', 'e', 'l', 'active', '[]', :blob, :now, :now)"
     )
     with store.engine.begin() as conn:
-        conn.execute(insert, {"id": "ca_1", "now": now})
+        conn.execute(insert, {"id": "ca_1", "blob": b"\x00", "now": now})
     from sqlalchemy.exc import IntegrityError
 
     with pytest.raises(IntegrityError), store.engine.begin() as conn:
-        conn.execute(insert, {"id": "ca_2", "now": now})
+        conn.execute(insert, {"id": "ca_2", "blob": b"\x00", "now": now})
 
 
 # --------------------------------------------------------------------------- concurrency

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import Api, Browser, connect_sandbox, migrations_head
+from conftest import Api, Browser, connect_sandbox, database_config, migrations_head
 from flask import Flask, request, session
 
 from portal import ConnectPortal, accounts, current_portal, signals
@@ -38,9 +38,9 @@ def host_flask(tmp_path: Path, **config: Any) -> Flask:
     app = Flask(f"host_{uuid.uuid4().hex[:8]}", instance_path=str(tmp_path / "instance"))
     app.config.update(
         SECRET_KEY="host-secret",
-        PORTAL_DATABASE_URL=f"sqlite:///{tmp_path / uuid.uuid4().hex}.sqlite3",
         PORTAL_ENCRYPTION_KEYS=[generate_key()],
         PORTAL_APPS=KEYS_ONLY_APPS,
+        **database_config(tmp_path, uuid.uuid4().hex),
     )
     app.config.update(config)
     return app
@@ -161,12 +161,15 @@ def test_every_default_is_set_and_host_values_are_kept(tmp_path: Path) -> None:
         "PORTAL_USER_ID_MAX_LENGTH": 64,
     }
     app = host_flask(tmp_path, **host_values)
+    # host_flask sets these itself (and PORTAL_AUTO_MIGRATE=True on PostgreSQL).
+    set_by_host_flask = {"PORTAL_DATABASE_URL", "PORTAL_ENCRYPTION_KEYS", "PORTAL_APPS"}
+    set_by_host_flask |= set(app.config) & {"PORTAL_AUTO_MIGRATE"}
     ConnectPortal(app)
     assert all(key.startswith("PORTAL_") for key in DEFAULTS)
     for key, default in DEFAULTS.items():
         if key in host_values:
             assert app.config[key] == host_values[key], key
-        elif key not in ("PORTAL_DATABASE_URL", "PORTAL_ENCRYPTION_KEYS", "PORTAL_APPS"):
+        elif key not in set_by_host_flask:
             assert app.config[key] == default, key
 
 
@@ -176,7 +179,7 @@ def test_defaults_are_not_shared_between_apps(tmp_path: Path) -> None:
         app.config.update(
             SECRET_KEY="s",
             TESTING=True,
-            PORTAL_DATABASE_URL=f"sqlite:///{tmp_path / app.name}.sqlite3",
+            **database_config(tmp_path, app.name),
         )
         ConnectPortal(app)
     # A host adding an app key to one app must not grant it on every other app (or DEFAULTS).

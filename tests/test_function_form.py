@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import Api, connect_sandbox, new_session
+from conftest import Api, connect_sandbox, database_config, new_session
 from flask import Flask, request, session
 
 from portal import ConnectPortal, forms
@@ -624,7 +624,7 @@ def kitchen(tmp_path: Path) -> Flask:
     app = Flask(f"host_{uuid.uuid4().hex[:8]}", instance_path=str(tmp_path / "instance"))
     app.config.update(
         SECRET_KEY="host-secret",
-        PORTAL_DATABASE_URL=f"sqlite:///{tmp_path / 'portal'}.sqlite3",
+        **database_config(tmp_path, "portal"),
         PORTAL_ENCRYPTION_KEYS=[generate_key()],
         PORTAL_APPS={"sandbox-keys": {"base_url": "http://127.0.0.1:9"}},
         PORTAL_CATALOG_PATHS=[str(catalog)],
@@ -742,7 +742,7 @@ def test_function_page_needs_a_user_loader(tmp_path: Path) -> None:
     app = Flask(f"host_{uuid.uuid4().hex[:8]}", instance_path=str(tmp_path / "instance"))
     app.config.update(
         SECRET_KEY="s",
-        PORTAL_DATABASE_URL=f"sqlite:///{tmp_path / 'p'}.sqlite3",
+        **database_config(tmp_path, "p"),
         PORTAL_ENCRYPTION_KEYS=[generate_key()],
         PORTAL_APPS={"sandbox-keys": {"base_url": "http://127.0.0.1:9"}},
     )

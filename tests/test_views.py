@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import requests
 from conftest import Api
@@ -123,3 +124,13 @@ def test_unknown_app_page_is_404_page(stack: DemoStack, api: Api) -> None:
     response = requests.get(f"{stack.portal.url}/portal/embed/apps/nope", timeout=10)
     assert response.status_code == 404
     assert "nope" in response.text and "<html" in response.text
+
+
+def test_hsts_only_over_https(make_app: Any) -> None:
+    app = make_app()
+    secure = app.test_client().get("/portal/api/v1", base_url="https://portal.example")
+    assert secure.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    page = app.test_client().get("/portal/embed/apps", base_url="https://portal.example")
+    assert "includeSubDomains" in page.headers["Strict-Transport-Security"]
+    plain = app.test_client().get("/portal/api/v1", base_url="http://portal.example")
+    assert "Strict-Transport-Security" not in plain.headers

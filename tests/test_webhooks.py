@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import Api, connect_sandbox, new_session
+from conftest import Api, connect_sandbox, new_session, stack_database
 from flask import Flask, request
 from sqlalchemy import create_engine, select, text
 
@@ -232,7 +232,7 @@ def hooked(
         0,
         0,
         0,
-        database_url=f"sqlite:///{tmp / 'portal.sqlite3'}",
+        **stack_database(tmp, "portal"),
         worker=False,
         PORTAL_WEBHOOK_URL=receiver_server.url,
         PORTAL_WEBHOOK_TIMEOUT=2,

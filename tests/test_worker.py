@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from conftest import database_url
 from test_webhooks import Receiver
 
 from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DEMO_ENCRYPTION_KEY
@@ -55,7 +56,7 @@ def test_worker_thread_delivers_and_stops_promptly(make_app: Any) -> None:
 
 def test_sigterm_stops_a_worker_process(tmp_path: Path, make_app: Any) -> None:
     receiver = Receiver().start()
-    database = f"sqlite:///{tmp_path / 'worker.sqlite3'}"
+    database = database_url(tmp_path, "worker")
     app = make_app(PORTAL_DATABASE_URL=database, PORTAL_WEBHOOK_URL=receiver.url)
     state = app.extensions["portal"]
     with app.app_context(), state.store.session() as db:

@@ -6,7 +6,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, render_template, request
+from flask import Blueprint, Response, g, jsonify, make_response, render_template, request
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError
@@ -19,12 +20,14 @@ from ..auth import (
     peek_jwt,
     verify_bearer_user_token,
 )
-from ..errors import AuthenticationFailed, OriginNotAllowed, PortalHTTPError
+from ..errors import AuthenticationFailed, OriginNotAllowed, PortalHTTPError, RateLimited
 from ..extension import current_portal
 
 log = logging.getLogger("portal")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: ``Strict-Transport-Security`` of every portal answer over HTTPS (RFC 6797 §6.1).
+HSTS = "max-age=31536000; includeSubDomains"
 #: Request headers a host page may send cross-origin: the bearer token, and the ones the proxy
 #: forwards upstream (portal.proxy.FORWARDED_REQUEST_HEADERS).
 ALLOWED_CORS_HEADERS = (
@@ -191,6 +194,9 @@ def _headers(response: Response) -> Response:
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.is_secure:
+        # RFC 6797: only over HTTPS; a plain-http answer must not carry it (§7.2).
+        headers.setdefault("Strict-Transport-Security", HSTS)
     is_static = request.endpoint == "portal.static"
     if not is_static:
         headers["Cache-Control"] = "no-store"
@@ -205,8 +211,23 @@ def _headers(response: Response) -> Response:
     return response
 
 
-def _handle(exc: HTTPException) -> tuple[Response | str, int]:
+def _handle(exc: HTTPException) -> tuple[Response | str, int] | Response:
+    if isinstance(exc, RateLimitExceeded):
+        return _rate_limited()
     return error_response(exc)
+
+
+def _rate_limited() -> Response:
+    """429 ``rate_limited`` (JSON on the API, the error page elsewhere) with ``Retry-After``."""
+    from ..ratelimit import retry_after
+
+    limiter = current_portal.limiter
+    seconds = retry_after(limiter) if limiter is not None else 60
+    error = RateLimited(f"Too many requests. Try again in {seconds} seconds.")
+    error.retry_after = seconds
+    response = make_response(error_response(error))
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 def _handle_unexpected(exc: Exception) -> tuple[Response | str, int]:

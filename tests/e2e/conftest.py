@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import stack_database
 from flask import Flask, Response, request
 from markupsafe import escape
 from playwright.sync_api import Browser, BrowserContext, Frame, Page, Playwright, sync_playwright
@@ -125,7 +126,7 @@ def add_test_routes(host_app: Flask, portal_url: str) -> None:
 def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
     """Sandbox, portal and host app on three loopback origins; the host serves ``/e2e``."""
     tmp = tmp_path_factory.mktemp("e2e")
-    running = DemoStack(0, 0, 0, database_url=f"sqlite:///{tmp / 'portal.sqlite3'}")
+    running = DemoStack(0, 0, 0, **stack_database(tmp, "portal"))
     add_test_routes(running.host_app, running.portal.url)
     running.start()
     yield running
