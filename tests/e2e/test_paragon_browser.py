@@ -176,6 +176,9 @@ def test_demo_page_paragon_card(page: Page, e2e_stack: DemoStack) -> None:
     page.goto(e2e_stack.host.url + "/")
     status = page.locator("#paragon-status")
     expect(status).to_have_text("authenticate() resolved for demo-user-1.")
+    # The inline portal above this card fills in asynchronously; click once the page is settled.
+    inline = page.frame_locator("#inline-portal iframe")
+    expect(inline.locator("a.portal-card").first).to_be_visible()
     page.click("#paragon-get-user")
     output = page.locator("#paragon-output")
     expect(output).to_contain_text('"authenticated": true')
