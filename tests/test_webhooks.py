@@ -6,7 +6,6 @@ none duplicated beyond at-least-once with an idempotency id)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -14,14 +13,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from conftest import Api, connect_sandbox, new_session, stack_database
 from flask import Flask, request
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
 from portal import WebhookVerificationError, verify_webhook
 from portal._serving import ServerThread
@@ -37,7 +35,6 @@ from portal.store import ConnectedAccount, WebhookOutbox, utcnow
 from portal.webhooks import deliver_due, enqueue, pending_count, sign
 from portal.worker import run_once
 
-PG_URL = os.environ.get("PORTAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BODY = b'{"id":"wh_1","type":"account.connected","created_at":"2026-01-01T00:00:00.000Z","data":{}}'
 #: Fake-clock step between worker passes: longer than any backoff (1 h + 10 % jitter).
 STEP = timedelta(hours=2)
@@ -542,28 +539,6 @@ def test_demo_host_page_lists_the_webhooks_it_received(stack: DemoStack, api: Ap
 
 
 # --------------------------------------------------------------------------- several workers
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database two workers share: an SQLite file, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shared.sqlite3'}"
-        return
-    schema = f"portal_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, connect_args={"connect_timeout": 5})
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # any connection failure means "no PostgreSQL here"
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}")
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_two_workers_deliver_each_webhook_once_in_order(
