@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 CHROMIUM ?= /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install install-test chromium lint typecheck pytest clean
+.PHONY: demo test install install-test chromium lint typecheck pytest clean bench wrk sdk
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,18 @@ install-test: $(BIN)/python
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
 chromium:
 	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+# The benchmarks of bench/ (not part of `make test`): one table, medians, under 10 minutes.
+wrk:
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+
+bench: install-test chromium wrk
+	cd bench && ../$(BIN)/python run.py
+
+# Rebuild static/portal.min.js (the file the script tag loads) from static/portal.js.
+sdk:
+	npm --prefix bench ci --silent
+	node bench/build_sdk.mjs
 
 demo: install
 	$(BIN)/python -m portal.demo

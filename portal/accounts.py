@@ -7,17 +7,20 @@ here commits on its own, so a failure anywhere leaves no half-written row.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .crypto import Sealer
-from .errors import ResourceNotFound
-from .store import ConnectedAccount, utcnow
+from .errors import CredentialError, ResourceNotFound
+from .store import ConnectedAccount, Store, utcnow
+
+_Row = TypeVar("_Row")
 
 
 class AccountDict(TypedDict):
@@ -161,3 +164,75 @@ def event_payload(
         "connectedAccountId": account_id,
         "connected_accounts": [to_dict(a) for a in accounts],
     }
+
+
+def for_update(session: Session, query: Select[_Row]) -> Select[_Row]:
+    """``query`` locking the rows it reads until the transaction ends: ``SELECT … FOR UPDATE``
+    on PostgreSQL; on SQLite every :meth:`portal.store.Store.session` already began with
+    ``BEGIN IMMEDIATE``, which holds the database's write lock. Whoever rewrites a row's sealed
+    credentials reads them through this first (token refresh, key rotation), so no writer ever
+    saves what it read before another writer's commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update()
+    return query
+
+
+@dataclass
+class ResealBatch:
+    """What one batch of :func:`reseal_credentials` did (counts of rows)."""
+
+    #: Rows re-sealed under the newest key in this batch.
+    resealed: int = 0
+    #: Rows already under the newest key (left as they were).
+    skipped: int = 0
+    #: Ids of rows no configured key opens (or sealed for another row), left untouched.
+    failed: list[str] = field(default_factory=list)
+    #: Rows handled so far, this batch included, and rows in all.
+    done: int = 0
+    total: int = 0
+
+
+def reseal_credentials(
+    store: Store, sealer: Sealer, batch_size: int = 100
+) -> Iterator[ResealBatch]:
+    """Re-seal every connected account's credentials under the newest key, one committed
+    transaction per batch of ``batch_size`` rows (in id order), yielding after each commit.
+
+    Resumable: a row already under the newest key is skipped, so running it again after an
+    interruption only does what is left. Safe while the portal serves: each batch reads its
+    rows under :func:`for_update`, the lock a token refresh holds while it replaces a row's
+    credentials, and re-seals exactly what it read there; a refresh that committed first is
+    kept, one that comes later waits for the batch and then reads the re-sealed blob.
+
+    :param batch_size: rows per transaction (at least 1).
+    :raises ValueError: ``batch_size`` below 1.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    with store.read() as db:
+        ids = list(db.scalars(select(ConnectedAccount.id).order_by(ConnectedAccount.id)))
+    done = 0
+    for start in range(0, len(ids), batch_size):
+        batch = ResealBatch(total=len(ids))
+        chunk = ids[start : start + batch_size]
+        with store.session() as db:
+            query = (
+                select(ConnectedAccount)
+                .where(ConnectedAccount.id.in_(chunk))
+                .order_by(ConnectedAccount.id)
+            )
+            for account in db.scalars(for_update(db, query)):
+                try:
+                    sealer.open(account.id, account.credentials)
+                    if sealer.is_current(account.credentials):
+                        batch.skipped += 1
+                        continue
+                    blob = sealer.rotate(account.credentials)
+                except CredentialError:
+                    batch.failed.append(account.id)
+                    continue
+                account.credentials = blob
+                batch.resealed += 1
+        done += len(chunk)
+        batch.done = done
+        yield batch

@@ -22,7 +22,9 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +50,8 @@ from .errors import AuthenticationFailed, InvalidConnectAttempt, InvalidRequest
 
 #: Tokens longer than this are refused before any signature work (DoS guard), in characters.
 MAX_TOKEN_LENGTH = 4096
+#: How many verified session tokens a process remembers (:meth:`TokenService.read_session`).
+VERIFIED_SESSIONS_MAX = 4096
 
 log = logging.getLogger("portal")
 
@@ -182,6 +186,10 @@ class TokenService:
         self._tickets = URLSafeTimedSerializer(secret_key, salt=TICKET_SALT)
         self.session_ttl = session_ttl
         self.ticket_ttl = ticket_ttl
+        # token -> (claims, signed at): a token's signature and content never change, so one
+        # HMAC check per token and process is enough; its age is still checked at every use.
+        self._verified: OrderedDict[str, tuple[SessionClaims, float]] = OrderedDict()
+        self._verified_lock = threading.Lock()
 
     def issue_session(self, user_id: str, origin: str, app_key: str | None) -> tuple[str, int]:
         """A new session token and its expiry (Unix seconds)."""
@@ -195,6 +203,14 @@ class TokenService:
         """
         if len(token) > MAX_TOKEN_LENGTH:
             raise AuthenticationFailed("Session token is too long.", code="invalid_token")
+        with self._verified_lock:
+            known = self._verified.get(token)
+            if known is not None:
+                # itsdangerous' own age rule: expired when older than the TTL or from the future.
+                if 0 <= int(time.time()) - known[1] <= self.session_ttl:
+                    self._verified.move_to_end(token)
+                    return known[0]
+                del self._verified[token]
         try:
             data, signed_at = self._sessions.loads(
                 token, max_age=self.session_ttl, return_timestamp=True
@@ -203,12 +219,17 @@ class TokenService:
             raise AuthenticationFailed("Session token expired.", code="token_expired") from exc
         except BadSignature as exc:
             raise AuthenticationFailed("Session token is invalid.", code="invalid_token") from exc
-        return SessionClaims(
+        claims = SessionClaims(
             user_id=data["u"],
             origin=data["o"],
             app_key=data.get("k"),
             expires_at=int(signed_at.timestamp()) + self.session_ttl,
         )
+        with self._verified_lock:
+            self._verified[token] = (claims, signed_at.timestamp())
+            while len(self._verified) > VERIFIED_SESSIONS_MAX:
+                self._verified.popitem(last=False)
+        return claims
 
     def issue_ticket(
         self, user_id: str, app: str, host_origin: str, opener_origin: str

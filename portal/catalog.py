@@ -8,14 +8,22 @@ file raises :class:`~portal.errors.CatalogError` naming the file and the field.
 Secrets never come from YAML: ``client_id``/``client_secret`` are read from
 ``PORTAL_APPS[slug]`` or the environment (``PORTAL_<SLUG>_CLIENT_ID``, ``…_CLIENT_SECRET``, the
 slug upper-cased with ``-`` as ``_``).
+
+Account fields (catalog ``account_fields``) are values the end user enters before connecting
+(a subdomain, a region, a self-hosted host name). URLs keep their ``{name}`` placeholders in the
+loaded :class:`App`; :meth:`App.resolve` substitutes one account's values (checked by
+:func:`validate_account_fields`, or taken from the token response and checked by
+:func:`validate_token_field`) and gives the :class:`App` that account's requests use.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -23,6 +31,7 @@ from urllib.parse import urlsplit
 import yaml
 from jsonschema import Draft202012Validator
 
+from ._paths import STATIC_DIR
 from .errors import CatalogError
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "apps"
@@ -31,7 +40,86 @@ SCHEMA: dict[str, Any] = json.loads(
 )
 _VALIDATOR = Draft202012Validator(SCHEMA)
 
-AuthType = Literal["oauth2", "api_key", "basic"]
+AuthType = Literal["oauth2", "oauth2_client_credentials", "api_key", "basic"]
+FieldFormat = Literal["dns_label", "hostname", "enum", "digits", "uuid"]
+
+#: ``{name}`` placeholders of account fields (``{base_url}`` is substituted at load).
+PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]{0,31})\}")
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
+_DIGITS = re.compile(r"[0-9]{1,32}", re.ASCII)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+#: Placeholders of ``api.headers`` values filled from the host's OAuth client (never logged).
+CLIENT_PLACEHOLDERS = frozenset({"client_id", "client_secret"})
+#: Host names that only make sense inside a network (RFC 6761 §6.3, RFC 6762, RFC 8375).
+_INTERNAL_SUFFIXES = ("localhost", "local", "internal", "localdomain", "home.arpa")
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+#: Request headers an ``api.headers`` entry may not set: credentials, routing, framing.
+FORBIDDEN_STATIC_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "forwarded",
+    }
+)
+
+
+class InvalidAccountField(ValueError):
+    """An account field value that is not valid for its format.
+
+    :ivar field: the field's ``name``; :ivar message: a sentence for the end user.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class AccountField:
+    """One ``account_fields`` entry: a value the end user enters before connecting."""
+
+    name: str
+    label: str
+    format: FieldFormat
+    help: str | None = None
+    prefix: str | None = None
+    suffix: str | None = None
+    enum: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """Dotted paths of the values in a token response (catalog ``auth.token_response``);
+    ``fields`` maps placeholder names to paths whose values fill them (e.g. ``instance_url``)."""
+
+    access_token: str = "access_token"
+    refresh_token: str = "refresh_token"
+    expires_in: str = "expires_in"
+    scope: str = "scope"
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def standard(self) -> bool:
+        """True when every path is the RFC 6749 §5.1 top-level name."""
+        return (self.access_token, self.refresh_token, self.expires_in, self.scope) == (
+            "access_token",
+            "refresh_token",
+            "expires_in",
+            "scope",
+        )
 
 
 @dataclass(frozen=True)
@@ -49,16 +137,55 @@ class OAuth2Settings:
     token_endpoint_auth_method: str = "client_secret_basic"
     authorize_params: Mapping[str, str] = field(default_factory=dict)
     token_params: Mapping[str, str] = field(default_factory=dict)
+    token_response: TokenResponse = field(default_factory=TokenResponse)
+    #: A separate refresh endpoint (``auth.refresh_url``); ``None``: the token endpoint.
+    refresh_url: str | None = None
+    #: Account fields read from the authorization response's query: name -> parameter.
+    callback_fields: Mapping[str, str] = field(default_factory=dict)
+    #: The value sent as ``redirect_uri`` instead of the callback URL (``auth.custom_redirect_uri``
+    #: with ``PORTAL_APPS[slug].redirect_uri_value``, e.g. eBay's RuName).
+    redirect_uri_value: str | None = field(default=None, repr=False)
+    custom_redirect_uri: bool = False
+
+
+@dataclass(frozen=True)
+class TokenPlacement:
+    """Where an OAuth access token goes on API calls (``auth.placement``): ``bearer``
+    (RFC 6750 §2.1) or the ``name`` header as ``<prefix><token>``."""
+
+    placement_in: Literal["bearer", "header"] = "bearer"
+    name: str | None = None
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
+class ClientCredentialsSettings:
+    """An OAuth 2.0 client credentials app (RFC 6749 §4.4): the *end user* enters their own
+    client id and secret; the portal runs the grant at ``token_url`` and again when the token
+    expires or is refused."""
+
+    token_url: str
+    scopes: tuple[str, ...] = ()
+    scope_separator: str = " "
+    token_endpoint_auth_method: str = "client_secret_basic"
+    token_params: Mapping[str, str] = field(default_factory=dict)
+    client_id_label: str = "Client ID"
+    client_secret_label: str = "Client secret"
+    key_help: str | None = None
 
 
 @dataclass(frozen=True)
 class ApiKeySettings:
-    """Where an API key goes on each request: ``placement_in`` is header, query or bearer."""
+    """Where an API key goes on each request: ``placement_in`` is header (``placement_name:
+    <prefix><key>``), query, bearer, or basic_username (HTTP Basic, key as the user name,
+    ``password`` as the password)."""
 
-    placement_in: Literal["header", "query", "bearer"]
+    placement_in: Literal["header", "query", "bearer", "basic_username"]
     placement_name: str | None
     key_label: str = "API key"
     key_help: str | None = None
+    prefix: str = ""
+    password: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,11 +198,17 @@ class BasicSettings:
 
 @dataclass(frozen=True)
 class Identity:
-    """How to learn the external account after connect: GET ``url``, read dotted paths."""
+    """How to learn the external account after connect: ``method`` ``url`` (with the JSON
+    ``body`` when ``has_body``), then read dotted paths of the JSON answer."""
 
     url: str
     external_id: str
     label: str | None
+    method: Literal["GET", "POST"] = "GET"
+    body: Any = None
+    has_body: bool = False
+    #: Placeholders filled from the identity response: name -> dotted path.
+    fields: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -180,11 +313,126 @@ class App:
     missing: tuple[str, ...] = ()
     functions: tuple[Function, ...] = ()
     webhooks: WebhookSpec | None = None
+    client_credentials: ClientCredentialsSettings | None = None
+    account_fields: tuple[AccountField, ...] = ()
+    api_headers: Mapping[str, str] = field(default_factory=dict)
+    #: Where an OAuth access token goes (``auth.placement`` of oauth2 apps).
+    token_placement: TokenPlacement = field(default_factory=TokenPlacement)
+    #: Placeholder values this App was resolved with (empty for the catalog's own App).
+    resolved_fields: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
         """True when the app can be connected as configured."""
         return not self.missing
+
+    @property
+    def icon_file(self) -> str | None:
+        """The icon to show: ``icon`` as given (a file name under ``static/icons/`` or an https
+        URL), else ``<slug>.svg`` when ``static/icons/<slug>.svg`` exists, else ``None`` (the
+        marketplace then draws a monogram tile)."""
+        if self.icon:
+            return self.icon
+        name = f"{self.slug}.svg"
+        return name if (STATIC_DIR / "icons" / name).is_file() else None
+
+    @property
+    def token_fields(self) -> Mapping[str, str]:
+        """Placeholders filled from the token response (``auth.token_response.fields``)."""
+        return self.oauth2.token_response.fields if self.oauth2 else {}
+
+    @property
+    def callback_fields(self) -> Mapping[str, str]:
+        """Account fields read from the authorization response (``auth.callback_fields``)."""
+        return self.oauth2.callback_fields if self.oauth2 else {}
+
+    @property
+    def identity_fields(self) -> Mapping[str, str]:
+        """Placeholders filled from the identity response (``identity.fields``)."""
+        return self.identity.fields if self.identity else {}
+
+    @property
+    def derived_fields(self) -> frozenset[str]:
+        """Placeholders the provider fills (token response, callback query, identity
+        response): never asked of the end user."""
+        return frozenset({*self.token_fields, *self.callback_fields, *self.identity_fields})
+
+    def headers_for(self) -> dict[str, str]:
+        """``api.headers`` with ``{client_id}``/``{client_secret}`` (the host's client) and
+        the account's resolved field values substituted; a header whose placeholder has no
+        value is left out rather than sent with a literal ``{name}``."""
+        if not self.api_headers:
+            return {}
+        values: dict[str, str] = dict(self.resolved_fields)
+        if self.client.client_id:
+            values["client_id"] = self.client.client_id
+        if self.client.client_secret:
+            values["client_secret"] = self.client.client_secret
+        out: dict[str, str] = {}
+        for name, value in self.api_headers.items():
+            if "{" not in value:
+                out[name] = value
+                continue
+            names = PLACEHOLDER.findall(value)
+            if all(n in values for n in names):
+                out[name] = PLACEHOLDER.sub(lambda m: values[m.group(1)], value)
+        return out
+
+    @property
+    def placeholders(self) -> frozenset[str]:
+        """Every ``{name}`` still in this App's URLs (empty once fully resolved)."""
+        return frozenset(PLACEHOLDER.findall(" ".join(_urls(self))))
+
+    def resolve(self, values: Mapping[str, str]) -> App:
+        """This app with ``{name}`` placeholders replaced by ``values`` (one account's account
+        field and token-response values, already validated) in the OAuth, token, revocation,
+        API base and identity URLs. The values are spliced verbatim: only pass values from
+        :func:`validate_account_fields` / :func:`validate_token_field`.
+
+        :raises CatalogError: a substituted URL is not an absolute http(s) URL.
+        """
+        names = {n for n in PLACEHOLDER.findall(" ".join(_urls(self)))}
+        # Account fields used in api.headers values are kept for headers_for().
+        header_names = set(PLACEHOLDER.findall(" ".join(self.api_headers.values())))
+        if not names and not header_names:
+            return self
+        subs = {k: str(v) for k, v in values.items() if k in names | header_names}
+
+        def sub(url: str | None) -> str | None:
+            if url is None:
+                return None
+            out = PLACEHOLDER.sub(lambda m: subs.get(m.group(1), m.group(0)), url)
+            if out != url:
+                parts = urlsplit(out)
+                if parts.scheme not in ("http", "https") or not parts.hostname:
+                    raise CatalogError(f"{self.slug}: {out!r} is not an absolute http(s) URL")
+            return out
+
+        oauth2 = self.oauth2
+        if oauth2 is not None:
+            oauth2 = replace(
+                oauth2,
+                authorize_url=sub(oauth2.authorize_url),
+                token_url=sub(oauth2.token_url),
+                revoke_url=sub(oauth2.revoke_url),
+                refresh_url=sub(oauth2.refresh_url),
+                server_metadata_url=sub(oauth2.server_metadata_url),
+                issuer=sub(oauth2.issuer),
+            )
+        cc = self.client_credentials
+        if cc is not None:
+            cc = replace(cc, token_url=sub(cc.token_url) or cc.token_url)
+        identity = self.identity
+        if identity is not None:
+            identity = replace(identity, url=sub(identity.url) or identity.url)
+        return replace(
+            self,
+            oauth2=oauth2,
+            client_credentials=cc,
+            identity=identity,
+            api_base_url=sub(self.api_base_url) or "",
+            resolved_fields={**self.resolved_fields, **subs},
+        )
 
     @property
     def issuer(self) -> str | None:
@@ -226,6 +474,172 @@ class Catalog:
         if enabled is not None:
             return [a for s in enabled if (a := self._apps.get(s)) is not None and a.usable]
         return sorted((a for a in self._apps.values() if a.usable), key=lambda a: a.title.lower())
+
+
+def _urls(app: App) -> list[str]:
+    urls = [app.api_base_url]
+    if app.oauth2 is not None:
+        o = app.oauth2
+        urls += [
+            u
+            for u in (
+                o.authorize_url,
+                o.token_url,
+                o.revoke_url,
+                o.refresh_url,
+                o.server_metadata_url,
+                o.issuer,
+            )
+            if u
+        ]
+    if app.client_credentials is not None:
+        urls.append(app.client_credentials.token_url)
+    if app.identity is not None:
+        urls.append(app.identity.url)
+    return urls
+
+
+def redirect_uri(portal: Any, slug: str, url_prefix: str | None = None) -> str:
+    """The redirect URI a host registers for ``slug``'s OAuth app: the portal's base URL + URL
+    prefix + ``/oauth/<slug>/callback`` (one per app, RFC 9700 §4.4.2).
+
+    :param portal: ``PORTAL_BASE_URL`` as a string (``url_prefix`` then defaults to
+        ``"/portal"``), or the portal's state (``current_portal``), whose ``base_url`` and
+        ``PORTAL_URL_PREFIX`` are used.
+    """
+    if isinstance(portal, str):
+        base = portal
+        prefix = "/portal" if url_prefix is None else url_prefix
+    else:
+        base = portal.base_url or ""
+        prefix = portal.config["PORTAL_URL_PREFIX"] if url_prefix is None else url_prefix
+    return f"{base.rstrip('/')}{prefix.rstrip('/')}/oauth/{slug}/callback"
+
+
+def _check_hostname(value: str) -> str | None:
+    """Why ``value`` (lower case) is not an acceptable public host name, or ``None``."""
+    if len(value) > 253:
+        return "is too long"
+    labels = value.split(".")
+    if len(labels) < 2:
+        return "must be a full host name such as support.example.com"
+    if not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        return "may only contain letters, digits, hyphens and dots between labels"
+    if labels[-1].isdigit() or not re.search(r"[a-z]", labels[-1]):
+        return "must not be an IP address"
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    else:  # pragma: no cover - caught by the numeric-label rule above
+        return "must not be an IP address"
+    if any(value == s or value.endswith("." + s) for s in _INTERNAL_SUFFIXES):
+        return "must be a public host name"
+    return None
+
+
+def validate_field_value(spec: AccountField, raw: Any) -> str:
+    """The normalised value of one account field, or :class:`InvalidAccountField`.
+
+    * ``dns_label``: one RFC 1123 §2.1 label: surrounding spaces dropped, lower-cased, 1-63
+      characters of ``a-z 0-9 -``, not starting or ending with ``-``. No dots, slashes, ``@``,
+      ``%``, ports or non-ASCII letters.
+    * ``hostname``: two or more such labels joined by dots, at most 253 characters, a
+      top-level label with a letter (so never an IPv4 literal), no IPv6 literal, no port, no
+      ``localhost``/``.local``/``.internal`` names.
+    * ``enum``: exactly one of the listed values.
+    * ``digits``: 1-32 ASCII digits (e.g. QuickBooks' ``realmId``).
+    * ``uuid``: an RFC 9562 UUID, 8-4-4-4-12 hex digits, lower-cased.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidAccountField(spec.name, f"{spec.label} is required.")
+    if spec.format == "enum":
+        if raw not in spec.enum:
+            raise InvalidAccountField(spec.name, f"{spec.label} must be one of the listed values.")
+        return raw
+    value = raw.strip()
+    if not value.isascii():
+        raise InvalidAccountField(spec.name, f"{spec.label} may only use the letters a-z.")
+    value = value.lower()
+    if spec.format == "digits":
+        if not _DIGITS.fullmatch(value):
+            raise InvalidAccountField(spec.name, f"{spec.label} must be a number.")
+        return value
+    if spec.format == "uuid":
+        if not _UUID.fullmatch(value):
+            raise InvalidAccountField(spec.name, f"{spec.label} must be an identifier (UUID).")
+        return value
+    if spec.format == "dns_label":
+        if value == "localhost":
+            raise InvalidAccountField(spec.name, f"{spec.label} cannot be localhost.")
+        if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
+            raise InvalidAccountField(
+                spec.name,
+                f"{spec.label} may only contain letters, digits and inner hyphens "
+                "(1-63 characters, no dots).",
+            )
+        return value
+    problem = _check_hostname(value)
+    if problem:
+        raise InvalidAccountField(spec.name, f"{spec.label} {problem}.")
+    return value
+
+
+def validate_account_fields(app: App, values: Mapping[str, Any]) -> dict[str, str]:
+    """Every account field of ``app`` from ``values`` (form input), validated by
+    :func:`validate_field_value`; fields filled from the token response are not read.
+
+    :returns: ``{name: normalised value}``.
+    :raises InvalidAccountField: the first field that is missing or invalid.
+    """
+    derived = app.derived_fields
+    return {
+        spec.name: validate_field_value(spec, values.get(spec.name))
+        for spec in app.account_fields
+        if spec.name not in derived
+    }
+
+
+def validate_token_field(app: App, name: str, raw: Any) -> str:
+    """A placeholder value read from a token response (``token_response.fields``) or an
+    identity response (``identity.fields``), checked before it is spliced into any URL.
+
+    When ``name`` is also an account field, the value must be valid for that field's format;
+    otherwise it must be an absolute ``https`` URL without user info, query or fragment (the
+    trailing ``/`` dropped), whose host is a public host name (no IP literal, no localhost);
+    plain ``http`` is accepted only on loopback and only for the built-in sandbox apps.
+
+    :raises InvalidAccountField: the value is missing or not acceptable.
+    """
+    spec = next((f for f in app.account_fields if f.name == name), None)
+    if spec is not None:
+        return validate_field_value(spec, raw)
+    bad = InvalidAccountField(name, f"{app.title} sent an unusable {name}.")
+    if not isinstance(raw, str) or len(raw) > 2048 or not raw.isascii():
+        raise bad
+    if re.search(r"[\x00-\x20\x7f\\{}]", raw):
+        raise bad
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as exc:
+        raise bad from exc
+    host = (parts.hostname or "").lower()
+    if parts.username is not None or "@" in parts.netloc or parts.query or parts.fragment:
+        raise bad
+    if not host or "%" in raw:
+        raise bad
+    loopback_ok = app.slug.startswith("sandbox") and host in _LOOPBACK_HOSTS
+    if parts.scheme == "https":
+        if port is not None and not loopback_ok and port != 443:
+            raise bad
+        if not loopback_ok and _check_hostname(host) is not None:
+            raise bad
+    elif not (parts.scheme == "http" and loopback_ok):
+        raise bad
+    if any(s in (".", "..") for s in parts.path.split("/")):
+        raise bad
+    return raw.rstrip("/")
 
 
 def validate_definition(data: Any, source: Path | str) -> list[str]:
@@ -299,6 +713,40 @@ def _build_app(
     env_prefix = "PORTAL_" + slug.upper().replace("-", "_")
     base_url = settings.get("base_url") or env.get(f"{env_prefix}_BASE_URL") or data.get("base_url")
     missing: list[str] = []
+    auth = data["auth"]
+    account_fields = tuple(
+        AccountField(
+            name=f["name"],
+            label=f["label"],
+            format=f["format"],
+            help=f.get("help"),
+            prefix=f.get("prefix"),
+            suffix=f.get("suffix"),
+            enum=tuple(f.get("enum", ())),
+        )
+        for f in data.get("account_fields", [])
+    )
+    names = [f.name for f in account_fields]
+    if len(set(names)) != len(names):
+        raise CatalogError(f"{path}: account_fields: two fields share a name")
+    token_fields = dict(auth.get("token_response", {}).get("fields", {}))
+    callback_fields = dict(auth.get("callback_fields", {}))
+    identity_fields = dict((data.get("identity") or {}).get("fields", {}))
+    for name in callback_fields:
+        if name not in names:
+            raise CatalogError(
+                f"{path}: auth.callback_fields.{name}: not an account field (declare it in "
+                "account_fields with a format)"
+            )
+    # A sample value per placeholder, only to check that a URL is absolute once substituted.
+    samples = {name: "x" for name in names}
+    samples.update(
+        {
+            name: "https://x.example"
+            for name in (*token_fields, *identity_fields)
+            if name not in samples
+        }
+    )
 
     def url(value: str | None, field_name: str) -> str | None:
         if value is None:
@@ -309,19 +757,30 @@ def _build_app(
                     missing.append("base_url")
                 return None
             value = value.replace("{base_url}", str(base_url).rstrip("/"))
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        unknown = sorted(set(PLACEHOLDER.findall(value)) - set(samples))
+        if unknown or re.search(r"\{(?![a-z][a-z0-9_]{0,31}\})", value):
+            raise CatalogError(
+                f"{path}: {field_name}: placeholder {{{unknown[0] if unknown else '?'}}} is not "
+                "an account field, a token_response field or an identity field"
+            )
+        checked = PLACEHOLDER.sub(lambda m: samples[m.group(1)], value)
+        try:
+            parts = urlsplit(checked)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:  # "http://[::1" (unbalanced brackets), "https://x:99999"
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise CatalogError(f"{path}: {field_name}: {value!r} is not an absolute http(s) URL")
         return value
 
-    auth = data["auth"]
-    oauth2 = api_key = basic = None
+    oauth2 = api_key = basic = client_credentials = None
     if auth["type"] == "oauth2":
         scopes = settings.get("scopes", auth.get("scopes", []))
         oauth2 = OAuth2Settings(
             authorize_url=url(auth.get("authorize_url"), "auth.authorize_url"),
             token_url=url(auth.get("token_url"), "auth.token_url"),
             revoke_url=url(auth.get("revoke_url"), "auth.revoke_url"),
+            refresh_url=url(auth.get("refresh_url"), "auth.refresh_url"),
             server_metadata_url=url(auth.get("server_metadata_url"), "auth.server_metadata_url"),
             issuer=url(auth.get("issuer"), "auth.issuer"),
             scopes=tuple(scopes),
@@ -332,6 +791,37 @@ def _build_app(
             ),
             authorize_params=dict(auth.get("authorize_params", {})),
             token_params=dict(auth.get("token_params", {})),
+            token_response=TokenResponse(
+                **{k: v for k, v in auth.get("token_response", {}).items() if k != "fields"},
+                fields=token_fields,
+            ),
+            callback_fields=callback_fields,
+            custom_redirect_uri=bool(auth.get("custom_redirect_uri", False)),
+            redirect_uri_value=(
+                (
+                    settings.get("redirect_uri_value")
+                    or env.get(f"{env_prefix}_REDIRECT_URI_VALUE")
+                    or None
+                )
+                if auth.get("custom_redirect_uri")
+                else None
+            ),
+        )
+        if oauth2.custom_redirect_uri and not oauth2.redirect_uri_value:
+            missing.append("redirect_uri_value")
+    elif auth["type"] == "oauth2_client_credentials":
+        token_url = url(auth["token_url"], "auth.token_url")
+        client_credentials = ClientCredentialsSettings(
+            token_url=token_url or "",
+            scopes=tuple(settings.get("scopes", auth.get("scopes", []))),
+            scope_separator=auth.get("scope_separator", " "),
+            token_endpoint_auth_method=auth.get(
+                "token_endpoint_auth_method", "client_secret_basic"
+            ),
+            token_params=dict(auth.get("token_params", {})),
+            client_id_label=auth.get("client_id_label", "Client ID"),
+            client_secret_label=auth.get("client_secret_label", "Client secret"),
+            key_help=auth.get("key_help"),
         )
     elif auth["type"] == "api_key":
         placement = auth["placement"]
@@ -340,6 +830,8 @@ def _build_app(
             placement_name=placement.get("name"),
             key_label=auth.get("key_label", "API key"),
             key_help=auth.get("key_help"),
+            prefix=placement.get("prefix", ""),
+            password=placement.get("password", ""),
         )
     else:
         basic = BasicSettings(
@@ -351,7 +843,9 @@ def _build_app(
     identity = None
     if ident := data.get("identity"):
         ident_url = ident["url"]
-        if not ident_url.startswith(("http://", "https://", "{base_url}")):
+        if set(PLACEHOLDER.findall(ident_url)) & set(identity_fields) - set(names):
+            raise CatalogError(f"{path}: identity.url: cannot use an identity.fields placeholder")
+        if not ident_url.startswith(("http://", "https://", "{")):
             ident_url = (
                 api_base_url.rstrip("/") + "/" + ident_url.lstrip("/") if api_base_url else None
             )
@@ -359,8 +853,42 @@ def _build_app(
             ident_url = url(ident_url, "identity.url")
         if ident_url:
             identity = Identity(
-                url=ident_url, external_id=ident["external_id"], label=ident.get("label")
+                url=ident_url,
+                external_id=ident["external_id"],
+                label=ident.get("label"),
+                method=ident.get("method", "GET"),
+                body=ident.get("body"),
+                has_body="body" in ident,
+                fields=identity_fields,
             )
+
+    api_headers = dict(data["api"].get("headers", {}))
+    for name, value in api_headers.items():
+        if name.lower() in FORBIDDEN_STATIC_HEADERS or name.lower().startswith("proxy-"):
+            raise CatalogError(f"{path}: api.headers.{name}: this header cannot be set here")
+        unknown = sorted(set(PLACEHOLDER.findall(value)) - set(samples) - CLIENT_PLACEHOLDERS)
+        if unknown or re.search(r"\{(?![a-z][a-z0-9_]{0,31}\})", value):
+            raise CatalogError(
+                f"{path}: api.headers.{name}: placeholder {{{unknown[0] if unknown else '?'}}} "
+                "is not client_id, client_secret or an account field"
+            )
+        for placeholder in PLACEHOLDER.findall(value):
+            if placeholder in samples and placeholder not in names:
+                # URL-valued token/identity fields never go into a header.
+                raise CatalogError(
+                    f"{path}: api.headers.{name}: {{{placeholder}}} must be an account field"
+                )
+    placement = auth.get("placement", {}) if auth["type"] == "oauth2" else {}
+    token_placement = TokenPlacement(
+        placement_in=placement.get("in", "bearer"),
+        name=placement.get("name"),
+        prefix=placement.get("prefix", ""),
+    )
+    if token_placement.name and (
+        token_placement.name.lower() in FORBIDDEN_STATIC_HEADERS - {"authorization"}
+        or token_placement.name.lower().startswith("proxy-")
+    ):
+        raise CatalogError(f"{path}: auth.placement.name: this header cannot carry the token")
 
     client = ClientCredentials(
         client_id=settings.get("client_id") or env.get(f"{env_prefix}_CLIENT_ID"),
@@ -368,6 +896,10 @@ def _build_app(
     )
     if oauth2 is not None and not client.client_id:
         missing.append("client_id")
+    header_values = " ".join(api_headers.values())
+    for name in ("client_id", "client_secret"):
+        if "{" + name + "}" in header_values and not getattr(client, name) and name not in missing:
+            missing.append(name)  # e.g. Etsy's x-api-key: "{client_id}:{client_secret}"
 
     functions = tuple(
         Function(
@@ -418,6 +950,10 @@ def _build_app(
         client=client,
         source=path,
         missing=tuple(missing),
+        client_credentials=client_credentials,
+        account_fields=account_fields,
+        api_headers=api_headers,
+        token_placement=token_placement,
     )
 
 

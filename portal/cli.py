@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
 from flask.cli import AppGroup, with_appcontext
 
@@ -61,6 +64,168 @@ def apps_list() -> None:
         click.echo(f"{app.slug:24} {app.auth_type:8} {state}")
 
 
+@apps_group.command("show")
+@click.argument("slug")
+@with_appcontext
+def apps_show(slug: str) -> None:
+    """Everything a host needs to set up app SLUG: auth method, endpoints, scopes, account
+    fields, whether credentials are configured, the redirect URL to register, docs, functions."""
+    from .catalog import redirect_uri
+
+    app = current_portal.catalog.get(slug)
+    if app is None:
+        raise click.ClickException(
+            f"there is no app called {slug!r} (see `flask portal apps list`)"
+        )
+    for line in describe_app(app, redirect_uri(current_portal, app.slug)):
+        click.echo(line)
+
+
+def describe_app(app: Any, redirect: str | None) -> list[str]:
+    """``flask portal apps show``'s lines for ``app`` (no secret: only whether one is set)."""
+    env = "PORTAL_" + app.slug.upper().replace("-", "_")
+    lines = [
+        f"{app.title} ({app.slug})",
+        f"  description:   {app.description}",
+        f"  categories:    {', '.join(app.categories)}",
+        f"  docs:          {app.docs_url or '(none)'}",
+        f"  definition:    {app.source}",
+        f"  auth:          {app.auth_type}",
+        f"  state:         {'ready' if app.usable else 'needs ' + ', '.join(app.missing)}",
+    ]
+    if app.oauth2 is not None:
+        o = app.oauth2
+        lines += [
+            f"  authorize_url: {o.authorize_url or '(from server metadata)'}",
+            f"  token_url:     {o.token_url or '(from server metadata)'}",
+        ]
+        if o.revoke_url:
+            lines.append(f"  revoke_url:    {o.revoke_url}")
+        if o.server_metadata_url:
+            lines.append(f"  metadata:      {o.server_metadata_url}")
+        lines += [
+            f"  scopes:        {o.scope_separator.join(o.scopes) or '(none)'}",
+            f"  pkce:          {'S256' if o.pkce else 'no'}",
+            f"  client auth:   {o.token_endpoint_auth_method}",
+            f"  client_id:     {'set' if app.client.client_id else 'NOT SET'}"
+            f" (PORTAL_APPS[{app.slug!r}]['client_id'] or {env}_CLIENT_ID)",
+            f"  client_secret: {'set' if app.client.client_secret else 'NOT SET'}"
+            f" (PORTAL_APPS[{app.slug!r}]['client_secret'] or {env}_CLIENT_SECRET)",
+            f"  redirect URL:  {redirect}   <- register this at the provider",
+        ]
+        if o.refresh_url:
+            lines.insert(
+                lines.index(f"  token_url:     {o.token_url}") + 1,
+                f"  refresh_url:   {o.refresh_url}",
+            )
+        if o.custom_redirect_uri:
+            lines.append(
+                f"  redirect_uri:  {o.redirect_uri_value or 'NOT SET'} (sent instead of the redirect"
+                f" URL: PORTAL_APPS[{app.slug!r}]['redirect_uri_value'] or"
+                f" {env}_REDIRECT_URI_VALUE, e.g. eBay's RuName for the URL above)"
+            )
+        if app.token_placement.placement_in == "header":
+            lines.append(f"  token header:  {app.token_placement.name}")
+        for name, param in o.callback_fields.items():
+            lines.append(f"  from callback: {name} <- ?{param}")
+    cc = getattr(app, "client_credentials", None)
+    if cc is not None:
+        lines += [
+            f"  token_url:     {cc.token_url}",
+            f"  scopes:        {cc.scope_separator.join(cc.scopes) or '(none)'}",
+            "  credentials:   the end user enters their own client id and secret",
+        ]
+    if app.api_key is not None:
+        k = app.api_key
+        where = k.placement_in + (f" {k.placement_name}" if k.placement_name else "")
+        lines.append(f"  api key:       {where} (label {k.key_label!r}); the end user enters it")
+    if app.basic is not None:
+        lines.append("  credentials:   HTTP Basic username and password; the end user enters them")
+    for f in getattr(app, "account_fields", ()):
+        shape = f"one of {', '.join(f.enum)}" if f.format == "enum" else f.format
+        lines.append(f"  account field: {f.name} ({shape}): {f.label}")
+    lines.append(f"  api base URL:  {app.api_base_url or '(needs base_url)'}")
+    if app.identity is not None:
+        lines.append(f"  identity:      {app.identity.url} -> {app.identity.external_id}")
+        for name, path in app.identity.fields.items():
+            lines.append(f"  from identity: {name} <- {path}")
+    for name, value in app.api_headers.items():
+        lines.append(f"  header:        {name}: {value}")  # placeholders only, never values
+    if app.functions:
+        lines.append(f"  functions ({len(app.functions)}):")
+        lines += [f"    {f.name:40} {f.method:6} {f.path}" for f in app.functions]
+    else:
+        lines.append("  functions:     (none)")
+    return lines
+
+
+@apps_group.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@with_appcontext
+def apps_validate(paths: tuple[Path, ...]) -> None:
+    """Check app definition files against portal/catalog.schema.json.
+
+    PATHS are files or directories (their *.yaml / *.yml); default: the shipped catalog and
+    every directory of PORTAL_CATALOG_PATHS. Prints every problem (file: field: problem) and
+    exits with status 1 if there is any.
+    """
+    from .catalog import SHIPPED_DIR
+
+    targets = list(paths) or [
+        SHIPPED_DIR,
+        *map(Path, current_portal.config["PORTAL_CATALOG_PATHS"]),
+    ]
+    checked, problems = validate_files(targets)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        files = len({p.split(": ", 1)[0] for p in problems})
+        click.echo(f"{len(problems)} problem(s) in {files} of {checked} file(s)", err=True)
+        raise SystemExit(1)
+    click.echo(f"{checked} app definition file(s) valid")
+
+
+def validate_files(targets: list[Path]) -> tuple[int, list[str]]:
+    """Validate every app definition file in ``targets`` (files, or directories of
+    ``*.yaml``/``*.yml``): YAML syntax, the JSON Schema (every violation, via
+    :func:`portal.catalog.validate_definition`), slug = file name, then the checks loading does
+    (absolute URLs, function names and params schemas, webhook topics).
+
+    :returns: ``(files checked, ["<file>: <field>: <problem>", …])``.
+    """
+    import yaml
+
+    from .catalog import _build_app, validate_definition
+    from .errors import CatalogError
+
+    files: list[Path] = []
+    problems: list[str] = []
+    for target in targets:
+        if target.is_dir():
+            files += sorted([*target.glob("*.yaml"), *target.glob("*.yml")])
+        elif target.is_file():
+            files.append(target)
+        else:
+            problems.append(f"{target}: (file): no such file or directory")
+    for path in files:
+        try:
+            data = yaml.safe_load(path.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            problems.append(f"{path}: (file): not valid YAML: {' '.join(str(exc).split())}")
+            continue
+        errors = validate_definition(data, path)
+        if not errors and data["slug"] != path.stem:
+            errors = [f"{path}: slug: {data['slug']!r} must match the file name {path.stem!r}"]
+        if not errors:
+            try:
+                _build_app(path, data, {}, {})
+            except CatalogError as exc:
+                message = str(exc)
+                errors = [message if message.startswith(str(path)) else f"{path}: {message}"]
+        problems += errors
+    return len(files), problems
+
+
 @portal_cli.command("function-calls")
 @click.option("--limit", default=50, show_default=True, help="How many of the newest calls.")
 @click.option("--function", "name", default=None, help="Only calls of this function.")
@@ -114,37 +279,40 @@ def worker_command(once: bool, interval: float | None) -> None:
 
 
 @portal_cli.command("rotate-keys")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Rows re-sealed per committed transaction.",
+)
 @with_appcontext
-def rotate_keys() -> None:
+def rotate_keys(batch_size: int) -> None:
     """Re-seal every credential under the newest key of PORTAL_ENCRYPTION_KEYS.
 
-    Rotation: put the new key first (old keys stay for reading), run this, then drop the old
-    keys. Each row is re-sealed in its own transaction; a row no key opens is reported and left
+    Rotation: put the new key first in every portal process (old keys stay for reading), run
+    this, then drop the old keys. Rows go in batches, each committed on its own and printed as
+    progress; rows already under the newest key are skipped, so re-running after an
+    interruption finishes the job. Safe while serving: a batch locks its rows as a token refresh
+    does and re-seals what it read under that lock. A row no key opens is reported and left
     untouched, and the command exits with status 1.
     """
-    from sqlalchemy import select
-
-    from .errors import CredentialError
-    from .store import ConnectedAccount
+    from .accounts import reseal_credentials
 
     state = current_portal
-    with state.store.read() as db:
-        ids = list(db.scalars(select(ConnectedAccount.id)))
-    rotated, failed = 0, []
-    for account_id in ids:
-        with state.store.session() as db:
-            account = db.get(ConnectedAccount, account_id)
-            if account is None:
-                continue
-            try:
-                account.credentials = state.sealer.rotate(account.credentials)
-                state.sealer.open(account.id, account.credentials)
-            except CredentialError:
-                failed.append(account_id)
-                db.rollback()
-                continue
-            rotated += 1
-    click.echo(f"re-sealed {rotated} connected account(s) under the newest key")
+    resealed, skipped, failed = 0, 0, []
+    for batch in reseal_credentials(state.store, state.sealer, batch_size):
+        resealed += batch.resealed
+        skipped += batch.skipped
+        failed += batch.failed
+        click.echo(
+            f"{batch.done}/{batch.total}: re-sealed {batch.resealed}, "
+            f"already current {batch.skipped}, unreadable {len(batch.failed)}"
+        )
+    click.echo(
+        f"re-sealed {resealed} connected account(s) under the newest key; "
+        f"{skipped} already were"
+    )
     if failed:
         click.echo(f"could not open {len(failed)}: {', '.join(failed)}", err=True)
         raise SystemExit(1)

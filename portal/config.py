@@ -40,7 +40,10 @@ DEFAULTS: dict[str, Any] = {
     "PORTAL_CATALOG_PATHS": [],
     #: Per-app settings that never live in YAML: ``{"slack": {"client_id": …, "client_secret": …,
     #: "base_url": …, "scopes": [...]}}``. Environment variables ``PORTAL_<APP>_CLIENT_ID`` and
-    #: ``PORTAL_<APP>_CLIENT_SECRET`` fill gaps. Default ``{}``.
+    #: ``PORTAL_<APP>_CLIENT_SECRET`` fill gaps. Apps with ``auth.custom_redirect_uri`` (eBay)
+    #: also need ``"redirect_uri_value"`` (or ``PORTAL_<APP>_REDIRECT_URI_VALUE``): the value
+    #: sent as ``redirect_uri`` in the authorization and token requests (eBay's RuName, set up
+    #: at the provider to point at the app's callback URL). Default ``{}``.
     "PORTAL_APPS": {},
     #: Slugs shown in the marketplace, in this order. ``None`` (default): every usable app.
     "PORTAL_ENABLED_APPS": None,
@@ -98,6 +101,11 @@ DEFAULTS: dict[str, Any] = {
     "PORTAL_RATE_LIMIT_PROXY_APP_KEY": "6000/minute",
     #: ``POST /api/v1/functions/<name>/invoke`` per end user. Default ``"300/minute"``.
     "PORTAL_RATE_LIMIT_INVOKE": "300/minute",
+    #: Format of the log handler the portal attaches to its ``portal`` logger: ``"text"`` or
+    #: ``"json"`` (one object per line, with ``request_id``; see :mod:`portal.logs`). The handler
+    #: is attached only when the host sets this key itself; the root logger is never touched.
+    #: Default ``"text"``.
+    "PORTAL_LOG_FORMAT": "text",
     #: Name of the cookie holding the popup's first-party session (OAuth state and PKCE verifier)
     #: when the portal runs as its own service. Default ``"portal_session"``.
     "PORTAL_SESSION_COOKIE_NAME": "portal_session",

@@ -29,6 +29,7 @@ class Sealer:
         if not keys:
             raise ConfigurationError("PORTAL_ENCRYPTION_KEYS is empty: no key to seal credentials.")
         try:
+            self._newest = Fernet(keys[0])
             self._fernet = MultiFernet([Fernet(k) for k in keys])
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(
@@ -59,6 +60,15 @@ class Sealer:
         if not isinstance(data, dict):
             raise CredentialError("credential blob has no credential data")
         return data
+
+    def is_current(self, blob: bytes) -> bool:
+        """Whether ``blob`` is sealed under the newest key (one HMAC check and decrypt with that
+        key alone): what ``flask portal rotate-keys`` skips, so a re-run resumes cheaply."""
+        try:
+            self._newest.decrypt(blob)
+        except InvalidToken:
+            return False
+        return True
 
     def rotate(self, blob: bytes) -> bytes:
         """Re-encrypt ``blob`` under the newest key, keeping its content and row binding."""

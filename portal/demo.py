@@ -29,6 +29,35 @@ DEMO_APP_KEY = "demo-app-key"
 DEMO_APP_SECRET = "demo-app-secret-change-me"  # demo only: a real host keeps this secret
 DEMO_CLIENT_ID = "connect-portal-demo"
 DEMO_CLIENT_SECRET = "demo-client-secret"
+#: The sandbox client of ``sandbox-post`` (client_secret_post at the token endpoint).
+DEMO_POST_CLIENT_ID = "connect-portal-demo-post"
+DEMO_POST_CLIENT_SECRET = "demo-post-client-secret"
+#: Machine-to-machine clients an end user types into ``sandbox-m2m`` (client credentials).
+DEMO_M2M_CLIENTS = {
+    "m2m_ada": ("m2m-secret-ada", "ada"),
+    "m2m_grace": ("m2m-secret-grace", "grace"),
+}
+#: The demo marketplace, in order: every sandbox app (one per auth method and quirk).
+DEMO_ENABLED_APPS = (
+    "sandbox-keys",
+    "sandbox",
+    "sandbox-basic",
+    "sandbox-m2m",
+    "sandbox-regional",
+    "sandbox-tenant-keys",
+    "sandbox-nested",
+    "sandbox-forever",
+    "sandbox-post",
+    "sandbox-quirks",
+)
+#: Sandbox OAuth apps that use the demo client (client_secret_basic).
+DEMO_OAUTH_APPS = (
+    "sandbox",
+    "sandbox-regional",
+    "sandbox-nested",
+    "sandbox-forever",
+    "sandbox-quirks",
+)
 # A fixed key so demo accounts survive restarts. Never use it outside the demo.
 DEMO_ENCRYPTION_KEY = "ZGVtby1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q="
 DEMO_USERS = ("demo-user-1", "demo-user-2")
@@ -43,15 +72,19 @@ DEMO_WEBHOOK_PATH = "/webhooks/portal"
 
 
 def sandbox_app_settings(sandbox_url: str) -> dict[str, dict[str, Any]]:
-    """``PORTAL_APPS`` entries enabling the three sandbox apps against ``sandbox_url``."""
+    """``PORTAL_APPS`` entries enabling every sandbox app against ``sandbox_url``."""
+    oauth = {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
     return {
-        "sandbox": {
+        **{slug: {"base_url": sandbox_url, **oauth} for slug in DEMO_OAUTH_APPS},
+        "sandbox-post": {
             "base_url": sandbox_url,
-            "client_id": DEMO_CLIENT_ID,
-            "client_secret": DEMO_CLIENT_SECRET,
+            "client_id": DEMO_POST_CLIENT_ID,
+            "client_secret": DEMO_POST_CLIENT_SECRET,
         },
         "sandbox-keys": {"base_url": sandbox_url},
         "sandbox-basic": {"base_url": sandbox_url},
+        "sandbox-m2m": {"base_url": sandbox_url},
+        "sandbox-tenant-keys": {"base_url": sandbox_url},
     }
 
 
@@ -108,10 +141,31 @@ def sandbox_config(sandbox_url: str, portal_url: str, **overrides: Any) -> dict[
                 "client_id": DEMO_CLIENT_ID,
                 "client_secret": DEMO_CLIENT_SECRET,
                 "client_name": "Connect Portal demo",
-                "redirect_uris": [f"{portal_url}/portal/oauth/sandbox/callback"],
+                "redirect_uris": [
+                    f"{portal_url}/portal/oauth/{slug}/callback" for slug in DEMO_OAUTH_APPS
+                ],
                 "scope": "profile contacts.read contacts.write",
                 "token_endpoint_auth_method": "client_secret_basic",
-            }
+            },
+            {
+                "client_id": DEMO_POST_CLIENT_ID,
+                "client_secret": DEMO_POST_CLIENT_SECRET,
+                "client_name": "Connect Portal demo (form-body client)",
+                "redirect_uris": [f"{portal_url}/portal/oauth/sandbox-post/callback"],
+                "scope": "profile contacts.read contacts.write",
+                "token_endpoint_auth_method": "client_secret_post",
+            },
+            *(
+                {
+                    "client_id": client_id,
+                    "client_secret": secret,
+                    "client_name": f"Machine client of {user}",
+                    "grant_types": ["client_credentials"],
+                    "user": user,
+                    "scope": "profile contacts.read",
+                }
+                for client_id, (secret, user) in DEMO_M2M_CLIENTS.items()
+            ),
         ],
     }
     config.update(overrides)
@@ -238,6 +292,9 @@ class DemoStack:
         if database_url:
             overrides["PORTAL_DATABASE_URL"] = database_url
         overrides.setdefault("PORTAL_WEBHOOK_URL", self.host.url + DEMO_WEBHOOK_PATH)
+        # Only the sandbox apps work without real accounts: the rest of the catalog stays out
+        # of the demo marketplace (PORTAL_ENABLED_APPS=None shows every usable app).
+        overrides.setdefault("PORTAL_ENABLED_APPS", list(DEMO_ENABLED_APPS))
         #: The host app's JWT signing key; the portal trusts its public half.
         self.jwt_private_key, jwt_public_key = demo_jwt_keypair()
         overrides.setdefault("PORTAL_JWT_PUBLIC_KEYS", {DEMO_APP_KEY: [jwt_public_key]})
@@ -271,8 +328,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host-port", type=int, default=5000)
     parser.add_argument("--portal-port", type=int, default=5001)
     parser.add_argument("--sandbox-port", type=int, default=5002)
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="PORTAL_LOG_FORMAT"
+    )
     args = parser.parse_args(argv)
-    stack = DemoStack(args.host_port, args.portal_port, args.sandbox_port).start()
+    stack = DemoStack(
+        args.host_port, args.portal_port, args.sandbox_port, PORTAL_LOG_FORMAT=args.log_format
+    ).start()
     print(
         "\nConnect Portal demo is running:\n"
         f"  open  {stack.host.url}/   (the host app; it embeds the portal three ways)\n"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 from werkzeug.local import LocalProxy
 
+from . import logs
 from .auth import TokenService, normalize_origin
 from .catalog import Catalog, load_catalog
 from .config import DEFAULTS
@@ -77,6 +78,7 @@ class ConnectPortal:
 
     def __init__(self, app: Flask | None = None) -> None:
         self._user_loader: UserLoader | None = None
+        self._admin_check: Callable[[], bool] | None = None
         if app is not None:
             self.init_app(app)
 
@@ -95,6 +97,17 @@ class ConnectPortal:
         user = self._user_loader()
         return None if user is None else str(user)
 
+    def admin_check(self, callback: Callable[[], bool]) -> Callable[[], bool]:
+        """Decorator: ``callback()`` returns ``True`` when the current request (the host's own
+        login, e.g. ``current_user.is_admin``) may see the operators' page ``/portal/admin`` and
+        ``/portal/api/v1/admin/apps``. Without it only the app secret as bearer is accepted."""
+        self._admin_check = callback
+        return callback
+
+    def is_admin(self) -> bool:
+        """What the :meth:`admin_check` callback says of this request (``False`` without one)."""
+        return bool(self._admin_check is not None and self._admin_check())
+
     @property
     def has_user_loader(self) -> bool:
         """True when a :meth:`user_loader` callback is registered."""
@@ -109,6 +122,8 @@ class ConnectPortal:
         """
         if "portal" in app.extensions:
             raise RuntimeError("ConnectPortal is already initialised on this Flask app.")
+        # Only a host that sets PORTAL_LOG_FORMAT itself gets a handler on the "portal" logger.
+        explicit_log_format = "PORTAL_LOG_FORMAT" in app.config
         for key, value in DEFAULTS.items():
             # A copy, so one app's list/dict default is never another app's.
             app.config.setdefault(key, copy.deepcopy(value))
@@ -116,6 +131,10 @@ class ConnectPortal:
 
         if not config.get("SECRET_KEY"):
             raise ConfigurationError("SECRET_KEY must be set: it signs session tokens and tickets.")
+        try:
+            logs.configure(app, explicit_log_format)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
 
         catalog = load_catalog(
             [Path(p) for p in config["PORTAL_CATALOG_PATHS"]], config["PORTAL_APPS"]
@@ -173,7 +192,9 @@ class ConnectPortal:
 
         from .views import create_blueprint
 
-        app.register_blueprint(create_blueprint(), url_prefix=config["PORTAL_URL_PREFIX"])
+        blueprint = create_blueprint()
+        logs.install(blueprint)
+        app.register_blueprint(blueprint, url_prefix=config["PORTAL_URL_PREFIX"])
 
         from .ratelimit import create_limiter, install
 

@@ -29,7 +29,7 @@ from jsonschema import Draft202012Validator
 from .accounts import list_accounts
 from .catalog import Function, dotted
 from .errors import InvalidRequest, ResourceNotFound
-from .proxy import build_url, forward
+from .proxy import account_app, build_url, forward
 from .store import FunctionCall, utcnow
 
 if TYPE_CHECKING:
@@ -202,7 +202,8 @@ def invoke(
         return 404, not_executed("No such connected account.")
     try:
         spec = build_request(function, params)
-        build_url(app.api_base_url, spec["path"])  # the proxy's SSRF guard, before recording
+        # The proxy's SSRF guard, before recording, on the account's own base URL.
+        build_url(account_app(state, app, connected_account_id).api_base_url, spec["path"])
     except InvalidRequest as exc:
         return 400, not_executed(
             "Invalid params.", exc.details or [{"field": "", "message": str(exc.description)}]

@@ -1,40 +1,57 @@
 """Credential placement on outgoing requests, and the identity lookup after connect.
 
-The identity lookup learns which external account was just connected: one GET to the app's
-``identity.url`` with the new credentials, reading ``external_id`` and ``label`` from the JSON
-by dotted path (catalog ``identity`` block).
+The identity lookup learns which external account was just connected: one request (GET, or
+POST with the catalog's JSON ``body``) to the app's ``identity.url`` with the new credentials,
+reading ``external_id`` and ``label`` from the JSON by dotted path (catalog ``identity`` block).
+
+Both take the :class:`~portal.catalog.App` resolved for the account (:meth:`App.resolve`), so
+account-field placeholders are already filled in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import requests
 
-from .catalog import App, dotted
+from .catalog import App, InvalidAccountField, dotted, validate_token_field
 from .errors import ProviderError
 
 
 def request_kwargs(app: App, credentials: dict[str, Any]) -> dict[str, Any]:
     """``requests`` keyword arguments (``headers``, ``params``, ``auth``) carrying ``credentials``
-    the way the app's catalog entry says.
+    the way the app's catalog entry says, plus its static ``api.headers``.
 
-    OAuth 2.0 and bearer API keys use ``Authorization: Bearer`` (RFC 6750 §2.1); basic uses
-    RFC 7617; header/query API keys use the configured name.
+    OAuth 2.0 (both grants) and bearer API keys use ``Authorization: Bearer`` (RFC 6750 §2.1),
+    unless an oauth2 app's ``auth.placement`` names another header (Shopify's
+    ``X-Shopify-Access-Token``);
+    basic uses RFC 7617; header API keys use the configured name and ``prefix``; query keys the
+    configured parameter; ``basic_username`` keys go as the HTTP Basic user name with the
+    configured (default empty) password. Credential headers are set last, so a static header
+    of the same name never replaces them. ``api.headers`` placeholders are filled by
+    :meth:`App.headers_for` (the host's client id/secret, the account's validated fields).
     """
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = app.headers_for() if app.api_headers else {}
     params: dict[str, str] = {}
     auth: tuple[str, str] | None = None
     kind = credentials.get("type")
-    if kind == "oauth2":
-        headers["Authorization"] = f"Bearer {credentials['access_token']}"
+    if kind in ("oauth2", "oauth2_client_credentials"):
+        where = app.token_placement
+        if where.placement_in == "header" and where.name and kind == "oauth2":
+            headers[where.name] = where.prefix + credentials["access_token"]
+        else:
+            headers["Authorization"] = f"Bearer {credentials['access_token']}"
     elif kind == "api_key" and app.api_key is not None:
         key = credentials["api_key"]
-        if app.api_key.placement_in == "bearer":
+        placement = app.api_key.placement_in
+        if placement == "bearer":
             headers["Authorization"] = f"Bearer {key}"
-        elif app.api_key.placement_in == "header":
-            headers[app.api_key.placement_name or "X-API-Key"] = key
+        elif placement == "header":
+            headers[app.api_key.placement_name or "X-API-Key"] = app.api_key.prefix + key
+        elif placement == "basic_username":
+            auth = (key, app.api_key.password)
         else:
             params[app.api_key.placement_name or "api_key"] = key
     elif kind == "basic":
@@ -43,23 +60,56 @@ def request_kwargs(app: App, credentials: dict[str, Any]) -> dict[str, Any]:
 
 
 def fetch_identity(app: App, credentials: dict[str, Any], timeout: float) -> tuple[str, str]:
-    """``(external_id, label)`` of the account the credentials belong to.
+    """``(external_id, label)`` of the account the credentials belong to (see
+    :func:`lookup_identity`)."""
+    external_id, label, _ = lookup_identity(app, credentials, timeout)
+    return external_id, label
+
+
+def lookup_identity(
+    app: App, credentials: dict[str, Any], timeout: float
+) -> tuple[str, str, dict[str, str]]:
+    """``(external_id, label, fields)`` of the account the credentials belong to; ``fields``
+    are the catalog's ``identity.fields`` read from the same answer, each validated by
+    :func:`~portal.catalog.validate_token_field` (the account field's format, else an https
+    URL) before anything splices it into a URL or header.
 
     Apps without an ``identity`` block get a stable id derived from the credential (a SHA-256
     prefix, never the credential itself) and a generic label.
 
     :raises ProviderError: ``invalid_credentials`` on 401/403, ``temporarily_unavailable`` on
-        timeouts and network errors, ``invalid_response`` on non-JSON or a missing id.
+        timeouts and network errors, ``invalid_response`` on non-JSON, a missing id or an
+        identity field that fails validation.
     """
     if app.identity is None:
-        secret = str(credentials.get("api_key") or credentials.get("username") or "")
-        digest = hashlib.sha256(f"{app.slug}:{secret}".encode()).hexdigest()[:16]
-        label = credentials.get("username") or f"{app.title} account"
-        return digest, str(label)
+        secret = str(
+            credentials.get("api_key")
+            or credentials.get("username")
+            or credentials.get("client_id")
+            or ""
+        )
+        seed = f"{app.slug}:{secret}"
+        if credentials.get("account_fields"):
+            # The same key on two workspaces is two accounts.
+            seed += ":" + json.dumps(credentials["account_fields"], sort_keys=True)
+        digest = hashlib.sha256(seed.encode()).hexdigest()[:16]
+        label = (
+            credentials.get("username") or credentials.get("client_id") or f"{app.title} account"
+        )
+        return digest, str(label)[:255], {}
     kwargs = request_kwargs(app, credentials)
-    kwargs["headers"]["Accept"] = "application/json"
+    kwargs["headers"].setdefault("Accept", "application/json")
+    if app.identity.method == "POST" and app.identity.has_body:
+        kwargs["data"] = json.dumps(app.identity.body).encode()
+        kwargs["headers"]["Content-Type"] = "application/json"
     try:
-        response = requests.get(app.identity.url, timeout=timeout, allow_redirects=False, **kwargs)
+        response = requests.request(
+            app.identity.method,
+            app.identity.url,
+            timeout=timeout,
+            allow_redirects=False,
+            **kwargs,
+        )
     except requests.Timeout as exc:
         raise ProviderError(
             "temporarily_unavailable", f"{app.title} did not answer in time."
@@ -85,4 +135,10 @@ def fetch_identity(app: App, credentials: dict[str, Any], timeout: float) -> tup
     if external_id in (None, ""):
         raise ProviderError("invalid_response", f"{app.title} did not say which account this is.")
     label = dotted(data, app.identity.label) if app.identity.label else None
-    return str(external_id)[:255], str(label or external_id)[:255]
+    fields: dict[str, str] = {}
+    for name, path in app.identity.fields.items():
+        try:
+            fields[name] = validate_token_field(app, name, dotted(data, path))
+        except InvalidAccountField as exc:
+            raise ProviderError("invalid_response", exc.message) from exc
+    return str(external_id)[:255], str(label or external_id)[:255], fields

@@ -4,9 +4,26 @@
   fresh 64-character verifier per authorization request and keeps it, with the ``state``, in the
   popup's first-party Flask session (so a state finished in another browser has no verifier).
 * ``redirect_uri`` is ``PORTAL_BASE_URL`` + the app's own callback path, one per app
-  (RFC 9700 §4.4 mix-up defence), never built from request headers.
+  (RFC 9700 §4.4 mix-up defence), never built from request headers. Apps with
+  ``auth.custom_redirect_uri`` (eBay's RuName) send the host's ``redirect_uri_value`` instead,
+  in the authorization and the token request alike; the provider still redirects back to the
+  callback, which the host registered under that name.
+* A refresh goes to ``auth.refresh_url`` when the app has a separate refresh endpoint
+  (Figma, Adobe Acrobat Sign), else to the token endpoint.
 * Authorization-response ``iss`` is checked against the app's issuer (RFC 9207 §2.4).
 * Revocation per RFC 7009.
+* Client credentials grant (RFC 6749 §4.4) with the end user's own client id and secret.
+
+Provider quirks are catalog data and honoured on every request they concern: ``scopes`` joined
+with ``scope_separator`` and ``authorize_params`` in the authorization URL; ``token_params`` and
+``token_endpoint_auth_method`` on the code exchange, every refresh and the client credentials
+grant (the method also on revocation); ``token_response`` paths when reading any token
+response (:func:`read_token`).
+
+Apps with account fields (``{subdomain}`` in their URLs) get an Authlib client per connect
+attempt, built from the App resolved with that attempt's values; the values travel in the
+popup's Authlib state data (first-party, signed session) so the callback exchanges the code at
+the same host the user authorised at.
 """
 
 from __future__ import annotations
@@ -23,10 +40,11 @@ from authlib.integrations.base_client.errors import MismatchingStateError, OAuth
 from authlib.integrations.flask_client import FlaskOAuth2App
 from authlib.integrations.flask_client.integration import FlaskIntegration
 from authlib.integrations.requests_client import OAuth2Session
+from flask import redirect
 from flask import session as flask_session
 from werkzeug.wrappers import Response
 
-from .catalog import App, Catalog
+from .catalog import App, Catalog, InvalidAccountField, dotted, validate_token_field
 from .errors import ProviderError
 
 log = logging.getLogger(__name__)
@@ -43,7 +61,7 @@ class OAuthClients:
         self.timeout = timeout
         self._clients: dict[str, FlaskOAuth2App] = {}
         for app in catalog:
-            if app.oauth2 is not None and app.usable:
+            if app.oauth2 is not None and app.usable and not _oauth_placeholders(app):
                 self._clients[app.slug] = self._build(app)
 
     def _build(self, app: App) -> FlaskOAuth2App:
@@ -70,26 +88,57 @@ class OAuthClients:
         )
 
     def client(self, slug: str) -> FlaskOAuth2App:
-        """The Authlib client of ``slug``.
+        """The Authlib client of ``slug`` (apps without placeholders in their OAuth URLs).
 
         :raises KeyError: ``slug`` is not a usable OAuth 2.0 app.
         """
         return self._clients[slug]
 
+    def client_for(self, app: App) -> FlaskOAuth2App:
+        """The Authlib client for ``app`` as resolved for one account (:meth:`App.resolve`):
+        the shared one when the app's OAuth URLs have no placeholders, else a new one.
+
+        :raises ProviderError: ``unsupported_app`` when the app is not a usable OAuth 2.0 app
+            or a placeholder of its OAuth URLs has no value.
+        """
+        if app.oauth2 is None or not app.usable:
+            raise ProviderError("unsupported_app", f"{app.title} has no OAuth client.")
+        if not app.resolved_fields and app.slug in self._clients:
+            return self._clients[app.slug]
+        if _oauth_placeholders(app):
+            raise ProviderError(
+                "invalid_request", f"{app.title} needs its account details before connecting."
+            )
+        return self._build(app)
+
     def authorize_redirect(self, app: App, redirect_uri: str, state: str) -> Response:
-        """302 to the provider's authorization endpoint, storing state + PKCE verifier in the
-        Flask session (RFC 6749 §4.1.1, RFC 7636 §4.3).
+        """302 to the provider's authorization endpoint, storing state + PKCE verifier (and
+        the account field values ``app`` was resolved with) in the Flask session
+        (RFC 6749 §4.1.1, RFC 7636 §4.3).
 
         :raises ProviderError: server metadata (RFC 8414) could not be fetched.
         """
-        client = self.client(app.slug)
+        client = self.client_for(app)
+        if app.oauth2 is not None and app.oauth2.redirect_uri_value:
+            redirect_uri = app.oauth2.redirect_uri_value
         try:
-            return client.authorize_redirect(redirect_uri, state=state)
+            rv = client.create_authorization_url(redirect_uri, state=state)
         except (requests.RequestException, ValueError) as exc:
             raise ProviderError(
                 "temporarily_unavailable",
                 f"{app.title} could not be reached ({type(exc).__name__}).",
             ) from exc
+        client.save_authorize_data(
+            redirect_uri=redirect_uri, account_fields=dict(app.resolved_fields), **rv
+        )
+        return redirect(rv["url"])
+
+    def state_fields(self, app: App, state: str) -> dict[str, str]:
+        """The account field values the attempt with ``state`` was started with (from this
+        browser's Authlib state data); ``{}`` when there are none."""
+        data = flask_session.get(f"_state_{app.slug}_{state}") or {}
+        fields = (data.get("data") or {}).get("account_fields") or {}
+        return {str(k): str(v) for k, v in fields.items()}
 
     def expected_issuer(self, app: App) -> str | None:
         """The issuer the authorization response's ``iss`` must equal (RFC 9207 §2.4): the
@@ -102,7 +151,7 @@ class OAuthClients:
         if app.oauth2 is None or not app.oauth2.server_metadata_url:
             return None
         try:
-            issuer = self.client(app.slug).load_server_metadata().get("issuer")
+            issuer = self.client_for(app).load_server_metadata().get("issuer")
         except (requests.RequestException, ValueError) as exc:
             raise ProviderError(
                 "temporarily_unavailable", f"{app.title} could not be reached."
@@ -116,41 +165,88 @@ class OAuthClients:
     def exchange_code(self, app: App) -> dict[str, Any]:
         """Exchange the callback's ``code`` for tokens (RFC 6749 §4.1.3), with the PKCE verifier.
 
-        :returns: the token response (``access_token``, ``token_type``, optional
-            ``refresh_token``, ``expires_in``/``expires_at``, ``scope``).
+        :returns: the token as :func:`read_token` gives it, with ``fields`` (the
+            ``token_response.fields`` values, validated).
         :raises ProviderError: the provider refused (its ``error`` code), failed (HTTP 5xx,
-            timeout, unreachable), or answered something that is not a JSON token response.
+            timeout, unreachable), or answered something that is not a JSON token response
+            (``invalid_response`` also for a token-response field that fails validation).
         """
-        client = self.client(app.slug)
+        client = self.client_for(app)
         try:
             with _provider_errors(app, "token request"):
                 token = client.authorize_access_token()
         except MismatchingStateError as exc:
             raise ProviderError("invalid_state", "The sign-in session was not found.") from exc
-        return _checked_token(app, token)
+        return read_token(app, token, with_fields=True)
 
     def refresh(self, app: App, refresh_token: str) -> dict[str, Any]:
         """Exchange a refresh token for new tokens (RFC 6749 §6).
 
-        :returns: the token response; when it carries no ``refresh_token`` the one presented is
-            kept (Authlib does this), as the provider keeps it valid.
+        ``app`` is resolved for the account (:meth:`App.resolve`); ``token_params`` and
+        ``token_endpoint_auth_method`` apply as on the code exchange. The request goes to
+        ``auth.refresh_url`` when set, else to the token endpoint.
+
+        :returns: the token as :func:`read_token` gives it; when the response carries no
+            refresh token the one presented is kept, as the provider keeps it valid.
         :raises ProviderError: ``invalid_grant`` when the provider refuses the refresh token
             (revoked, rotated, expired); other codes as :meth:`exchange_code`.
         """
         settings = app.oauth2
-        if settings is None or app.slug not in self._clients:
+        if settings is None:
             raise ProviderError("unsupported_app", f"{app.title} has no OAuth client.")
-        client = self._clients[app.slug]
+        client = self.client_for(app)
         with _provider_errors(app, "refresh"):
-            url = settings.token_url or client.load_server_metadata().get("token_endpoint")
+            url = (
+                settings.refresh_url
+                or settings.token_url
+                or client.load_server_metadata().get("token_endpoint")
+            )
             with OAuth2Session(
                 client_id=app.client.client_id,
                 client_secret=app.client.client_secret,
                 token_endpoint_auth_method=settings.token_endpoint_auth_method,
                 default_timeout=self.timeout,
             ) as session:
-                token = session.refresh_token(url, refresh_token=refresh_token)
-        return _checked_token(app, token)
+                raw = session.refresh_token(
+                    url, refresh_token=refresh_token, **dict(settings.token_params)
+                )
+        token = read_token(app, raw, lenient=True)
+        token.setdefault("refresh_token", refresh_token)
+        return token
+
+    def client_credentials_grant(
+        self, app: App, client_id: str, client_secret: str
+    ) -> dict[str, Any]:
+        """Run the client credentials grant (RFC 6749 §4.4) with the end user's client.
+
+        Client authentication is the app's ``token_endpoint_auth_method`` (RFC 6749 §2.3.1:
+        HTTP Basic, or the form body); ``scopes`` are joined with ``scope_separator``;
+        ``token_params`` are added to the form. ``app`` is resolved for the account.
+
+        :returns: the token as :func:`read_token` gives it (never a refresh token).
+        :raises ProviderError: ``invalid_client`` (or the provider's other RFC 6749 §5.2 code)
+            when it refuses the client; other failures as :meth:`exchange_code`.
+        """
+        settings = app.client_credentials
+        if settings is None:
+            raise ProviderError("unsupported_app", f"{app.title} has no client credentials.")
+        scope = settings.scope_separator.join(settings.scopes) or None
+        with _provider_errors(app, "token request"):
+            with OAuth2Session(
+                client_id=client_id,
+                client_secret=client_secret,
+                token_endpoint_auth_method=settings.token_endpoint_auth_method,
+                scope=scope,
+                default_timeout=self.timeout,
+            ) as session:
+                raw = session.fetch_token(
+                    settings.token_url,
+                    grant_type="client_credentials",
+                    **dict(settings.token_params),
+                )
+        token = read_token(app, raw)
+        token.pop("refresh_token", None)
+        return token
 
     def revoke(self, app: App, credentials: dict[str, Any]) -> bool:
         """Revoke the account's refresh (else access) token at the provider (RFC 7009 §2.1).
@@ -159,12 +255,12 @@ class OAuthClients:
             endpoint or revocation failed (logged without any token; never raises).
         """
         settings = app.oauth2
-        if settings is None or app.slug not in self._clients:
+        if settings is None or not app.usable:
             return False
         url = settings.revoke_url
         try:
             if url is None and settings.server_metadata_url:
-                url = self._clients[app.slug].load_server_metadata().get("revocation_endpoint")
+                url = self.client_for(app).load_server_metadata().get("revocation_endpoint")
             if url is None:
                 return False
             token, hint = (
@@ -185,9 +281,73 @@ class OAuthClients:
                 log.warning("revocation at %s answered HTTP %s", app.slug, response.status_code)
                 return False
             return True
-        except (requests.RequestException, OAuthError, ValueError) as exc:
+        except (requests.RequestException, OAuthError, ValueError, ProviderError) as exc:
             log.warning("revocation at %s failed: %s", app.slug, type(exc).__name__)
             return False
+
+
+def _oauth_placeholders(app: App) -> bool:
+    o = app.oauth2
+    if o is None:
+        return False
+    urls = (o.authorize_url, o.token_url, o.revoke_url, o.server_metadata_url, o.issuer)
+    return any("{" in u for u in urls if u)
+
+
+def read_token(
+    app: App, raw: Any, *, with_fields: bool = False, lenient: bool = False
+) -> dict[str, Any]:
+    """The values of a token response, read where the app's ``token_response`` says.
+
+    :param raw: the parsed JSON token response (RFC 6749 §5.1, or the provider's shape).
+    :param with_fields: also read and validate ``token_response.fields`` into ``"fields"``.
+    :param lenient: when a value is not at its configured path, use the RFC 6749 name at the
+        top level (refresh responses of some providers are flat).
+    :returns: ``{access_token, token_type?, refresh_token?, expires_at?, scope?, fields?}``;
+        ``expires_at`` (Unix seconds) only when the response gave a lifetime: a token without
+        one does not expire until revoked.
+    :raises ProviderError: ``invalid_response`` without an access token, or with a field
+        that fails :func:`~portal.catalog.validate_token_field`.
+    """
+    if not isinstance(raw, dict):
+        raise ProviderError("invalid_response", f"{app.title} sent no access token.")
+    paths = app.oauth2.token_response if app.oauth2 is not None else None
+
+    def value(name: str) -> Any:
+        path = getattr(paths, name) if paths is not None else name
+        found = dotted(raw, path)
+        if found in (None, "") and lenient and path != name:
+            found = raw.get(name)
+        return None if found in (None, "") else found
+
+    access_token = value("access_token")
+    if not isinstance(access_token, str):
+        raise ProviderError("invalid_response", f"{app.title} sent no access token.")
+    token: dict[str, Any] = {"access_token": access_token}
+    if raw.get("token_type"):
+        token["token_type"] = raw["token_type"]
+    refresh = value("refresh_token")
+    if isinstance(refresh, str):
+        token["refresh_token"] = refresh
+    scope = value("scope")
+    if scope is not None:
+        token["scope"] = scope
+    expires_in = value("expires_in")
+    if paths is None or paths.expires_in == "expires_in":
+        expiry = token_expiry(raw)
+    else:
+        expiry = token_expiry({"expires_in": expires_in})
+    if expiry is not None:
+        token["expires_at"] = int(expiry.timestamp())
+    if with_fields:
+        fields = {}
+        for name, path in app.token_fields.items():
+            try:
+                fields[name] = validate_token_field(app, name, dotted(raw, path))
+            except InvalidAccountField as exc:
+                raise ProviderError("invalid_response", exc.message) from exc
+        token["fields"] = fields
+    return token
 
 
 def token_expiry(token: dict[str, Any]) -> datetime | None:
@@ -207,8 +367,9 @@ def token_expiry(token: dict[str, Any]) -> datetime | None:
 
 
 def granted_scopes(app: App, token: dict[str, Any]) -> list[str]:
-    """Scopes the provider granted (RFC 6749 §5.1 ``scope``), else the ones requested."""
-    settings = app.oauth2
+    """Scopes the provider granted (RFC 6749 §5.1 ``scope``, split on the app's
+    ``scope_separator``), else the ones requested."""
+    settings = app.oauth2 or app.client_credentials
     separator = settings.scope_separator if settings else " "
     scope = token.get("scope")
     if isinstance(scope, list):
@@ -244,12 +405,6 @@ def _provider_errors(app: App, what: str) -> Iterator[None]:
         raise ProviderError(
             "invalid_response", f"{app.title} sent a {what} response that is not valid JSON."
         ) from exc
-
-
-def _checked_token(app: App, token: Any) -> dict[str, Any]:
-    if not isinstance(token, dict) or not token.get("access_token"):
-        raise ProviderError("invalid_response", f"{app.title} sent no access token.")
-    return dict(token)
 
 
 def _describe(exc: OAuthError) -> str:

@@ -87,7 +87,10 @@ SCHEMAS: dict[str, Schema] = {
             "description": {"type": "string"},
             "categories": {"type": "array", "items": {"type": "string"}},
             "icon_url": {"type": "string"},
-            "auth_type": {"type": "string", "enum": ["oauth2", "api_key", "basic"]},
+            "auth_type": {
+                "type": "string",
+                "enum": ["oauth2", "oauth2_client_credentials", "api_key", "basic"],
+            },
             "connected": {"type": "boolean"},
             "connected_count": {"type": "integer", "minimum": 0},
         },
@@ -200,6 +203,8 @@ _AUTH: list[dict[str, list[str]]] = [
     {"userToken": []},
 ]
 _UNAUTHORIZED = {"401": _error("Missing, invalid or expired authentication.")}
+#: Rate-limited operations (portal.ratelimit), with a ``Retry-After`` header.
+_RATE_LIMITED = {"429": _error("Too many requests (see Retry-After).")}
 
 
 def _op(summary: str, responses: dict[str, Schema], **extra: Any) -> Schema:
@@ -225,6 +230,34 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                 "This document.", {"200": _json({"type": "object"}, "OpenAPI 3.1.")}, security=[]
             )
         },
+        f"{api}/catalog.schema.json": {
+            "get": _op(
+                "The JSON Schema (2020-12) of an app definition file (portal/catalog.schema.json).",
+                {"200": _json({"type": "object"}, "JSON Schema.")},
+                security=[],
+            )
+        },
+        f"{api}/admin/apps": {
+            "get": _op(
+                "Operators: every catalog app, configured or not (with what to register), and "
+                "its connected-account counts by status; no secret.",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["apps", "totals"],
+                            "properties": {
+                                "apps": {"type": "array", "items": {"type": "object"}},
+                                "totals": {"type": "object"},
+                            },
+                        },
+                        "The overview.",
+                    ),
+                    "401": _error("Neither the app secret as bearer nor the host's admin check."),
+                },
+                security=[{"appSecret": []}],
+            )
+        },
         f"{api}/sessions": {
             "post": _op(
                 "Exchange host authentication for a session token.",
@@ -234,6 +267,7 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                     "401": _error("Wrong app key, hash, app secret or user token."),
                     "403": _error("Origin not allowed."),
                     "413": _error("Body too large."),
+                    **_RATE_LIMITED,
                 },
                 security=[{}, {"appSecret": []}],
                 requestBody={
@@ -398,7 +432,28 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                     ),
                     "400": _error("Invalid body."),
                     "404": _error("No such app."),
+                    "413": _error("Body too large."),
                     **_UNAUTHORIZED,
+                    **_RATE_LIMITED,
+                },
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["app"],
+                                "properties": {
+                                    "app": {"type": "string"},
+                                    "opener": {
+                                        "type": "string",
+                                        "enum": ["host", "frame"],
+                                        "default": "host",
+                                    },
+                                },
+                            }
+                        }
+                    },
                 },
             )
         },
@@ -460,6 +515,7 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                         "502": _error("Upstream unreachable."),
                         "504": _error("Upstream timed out."),
                         **_UNAUTHORIZED,
+                        **_RATE_LIMITED,
                     },
                 )
                 for method in ("get", "post", "put", "patch", "delete")
@@ -508,7 +564,12 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                     "404": _json(
                         _ref("FunctionNotExecuted"), "No account connected: not executed."
                     ),
+                    "409": _error("The account needs the end user to reconnect."),
+                    "413": _error("Body too large."),
+                    "502": _error("The app's API could not be reached."),
+                    "504": _error("The app's API did not answer in time."),
                     **_UNAUTHORIZED,
+                    **_RATE_LIMITED,
                 },
                 parameters=[
                     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -536,7 +597,23 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                     "202": _json(_ref("AppEvent"), "Recorded; runs queued."),
                     "400": _error("Invalid body."),
                     "403": _error("Another project."),
+                    "413": _error("Body too large."),
                     **_UNAUTHORIZED,
+                },
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {
+                                    "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                                    "payload": {"type": "object"},
+                                },
+                            }
+                        }
+                    },
                 },
                 parameters=[
                     {

@@ -45,6 +45,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # (Flask's own defaults already hold these keys, so setdefault would not apply them.)
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
+    # The service owns its process, so the portal's log handler is on (text unless the
+    # configuration says "json"); a mounted portal leaves logging to its host.
+    app.config.setdefault("PORTAL_LOG_FORMAT", "text")
     ConnectPortal(app)
 
     @app.get("/")

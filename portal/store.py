@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Connection,
     DateTime,
     Engine,
     FetchedValue,
@@ -230,7 +231,9 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"future": True}
+        # hide_parameters: SQL errors and engine logging never show bound values (sealed
+        # credentials, state hashes, user ids).
+        kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
@@ -244,9 +247,8 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Reads share the pool but begin with a plain (deferred) BEGIN on SQLite, so readers run
         # side by side under WAL instead of queueing for the write lock.
-        self._read_sessions = sessionmaker(
-            self.engine.execution_options(portal_read_only=True), expire_on_commit=False
-        )
+        self._read_engine = self.engine.execution_options(portal_read_only=True)
+        self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -260,6 +262,14 @@ class Store:
         not write (a write would have to upgrade its lock and may fail when busy)."""
         with self._read_sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A Core connection in one read-only transaction (like :meth:`read`, without the ORM
+        session): for hot reads of a few columns (``connection.execute(select(...))``), which
+        use SQLAlchemy's compiled-statement cache and build no ORM objects."""
+        with self._read_engine.connect() as connection, connection.begin():
+            yield connection
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply Alembic migrations up to ``revision``."""

@@ -399,6 +399,36 @@
 
   // --- Page start --------------------------------------------------------------------------
 
+  // The marketplace shell arrives with its first page of cards (nobody's: no badges) and
+  // without htmx, so nothing runs before they are painted; then htmx, then the user's version.
+  // A click or submit before htmx is there waits for it (a plain link would lose the token).
+  let waitingClick = null;
+
+  function loadHtmx() {
+    document.addEventListener('click', (e) => {
+      const el = !window.htmx && e.target instanceof Element && e.target.closest('[hx-get], [hx-post]');
+      if (!el) return;
+      e.preventDefault();
+      e.stopImmediatePropagation();
+      waitingClick = el;
+    }, true);
+    document.addEventListener('submit', (e) => { if (!window.htmx) e.preventDefault(); }, true);
+    // htmx initialises at once only in a complete document (it would wait for a
+    // DOMContentLoaded that has passed), so after the load event (icons), past the paint.
+    const inject = () => requestAnimationFrame(() => setTimeout(() => {
+      const script = document.createElement('script');
+      script.src = ds.portalHtmx;
+      script.onload = () => {
+        // The clicked card's page is the user's own already; without a click, the marketplace.
+        if (waitingClick && waitingClick.isConnected) waitingClick.click();
+        else reload();
+      };
+      document.head.append(script);
+    }));
+    if (document.readyState === 'complete') inject();
+    else addEventListener('load', inject, { once: true });
+  }
+
   function startShell() {
     const match = /[#&]token=([^&]*)/.exec(location.hash);
     // Out of the URL at once: history, a reload or a copied link must not carry the token.
@@ -412,6 +442,10 @@
       sessionExpired();
       return;
     }
+    // The content needs only the token, not the host origin: fetch both at once, so the
+    // marketplace paints one round trip sooner.
+    if (ds.portalHtmx && !window.htmx) loadHtmx();
+    else reload();
     request('GET', '/session').then((session) => {
       try {
         hostOrigin = new URL(session.origin).origin;
@@ -420,7 +454,6 @@
       }
       post('ready', { isReady: true });
       scheduleResize(true);
-      reload();
     }).catch((err) => {
       if (!expired && mainEl) {
         mainEl.replaceChildren(notice(err.message || 'The portal could not be loaded; reload the page.',
@@ -447,8 +480,228 @@
     setTimeout(() => window.close(), 400);
   }
 
+  // --- RPC for the host-page SDK (the hidden /embed/rpc frame) ------------------------------
+  // portal.js keeps only what must run in the host page; its other methods are calls answered
+  // here: {id, method, args, token, project} in a 'portal:call' from window.parent on the
+  // session's host origin, {id, value | error, emit: [[event, payload]…]} back to that origin.
+
+  const enc = encodeURIComponent;
+
+  function rpcError(type, message, status, body) {
+    const err = { type, message: message || type };
+    if (status) err.status = status;
+    if (body != null) err.body = body;
+    return err;
+  }
+
+  function need(value, name) {
+    if (!value || typeof value !== 'string') throw rpcError('invalid_argument', name + ' is required');
+  }
+
+  // Plain objects and arrays travel as JSON; strings and Blobs (the SDK turns FormData and
+  // other bodies into a Blob with its type) as they are.
+  function isJsonBody(value) {
+    const proto = value && typeof value === 'object' && Object.getPrototypeOf(value);
+    return Array.isArray(value) || proto === Object.prototype || proto === null;
+  }
+
+  // Resolves with the parsed JSON (or text, or null when empty) of a 2xx answer; rejects with
+  // {type, message, status, body} otherwise.
+  async function http(rpcToken, method, path, body, headerList) {
+    const headers = new Headers(headerList || { Accept: 'application/json' });
+    if (body != null && isJsonBody(body)) {
+      body = JSON.stringify(body);
+      if (!headers.has('Content-Type')) headers.set('Content-Type', 'application/json');
+    }
+    headers.set('Authorization', 'Bearer ' + rpcToken);
+    let res;
+    try {
+      res = await fetch(api + path, { method, headers, body, credentials: 'omit' });
+    } catch (err) {
+      throw rpcError('network_error', err.message);
+    }
+    const text = await res.text();
+    let data = text || null;
+    try {
+      if (/json/i.test(res.headers.get('Content-Type'))) data = JSON.parse(text);
+    } catch (err) { /* not JSON after all: keep the text */ }
+    if (!res.ok) {
+      throw rpcError((data && data.error) || 'http_error', (data && data.message) || 'HTTP ' + res.status,
+        res.status, data);
+    }
+    return data;
+  }
+
+  const settledAttempts = new Set();
+
+  // Each method gets (call, ...args): call = {token, project, emit: [[event, payload]…]}.
+  const methods = {
+    async getUser(c) {
+      try {
+        return await http(c.token, 'GET', '/user');
+      } catch (err) {
+        if (err.status === 401 || err.status === 403) return { authenticated: false };
+        throw err;
+      }
+    },
+    event(c, name, payload) {
+      need(name, 'name');
+      if (!c.project) throw rpcError('not_authenticated', 'Call authenticate(projectId, userToken) first.');
+      return http(c.token, 'POST', '/projects/' + enc(c.project) + '/sdk/events/trigger',
+        { name, payload: payload == null ? {} : payload });
+    },
+    async getConnectedAccounts(c, app) {
+      need(app, 'appName');
+      return (await http(c.token, 'GET', '/connected-accounts?app=' + enc(app))).connected_accounts || [];
+    },
+    async isAppConnected(c, app) {
+      return (await methods.getConnectedAccounts(c, app)).length > 0;
+    },
+    async disconnectApp(c, app, id) {
+      need(app, 'appName');
+      if (id == null || id === '') {
+        const list = await methods.getConnectedAccounts(c, app);
+        if (list.length !== 1) throw rpcError('invalid_argument', 'connectedAccountId is required');
+        id = list[0].id;
+      }
+      c.emit.push(['app-disconnected', await http(c.token, 'DELETE', '/connected-accounts/' + enc(id))]);
+    },
+    getFunction(c, name) {
+      need(name, 'functionName');
+      return http(c.token, 'GET', '/functions/' + enc(name));
+    },
+    async invokeFunction(c, name, params, accountId) {
+      need(name, 'functionName');
+      const body = { params: params || {} };
+      if (accountId) body.connectedAccountId = String(accountId);
+      try {
+        return await http(c.token, 'POST', '/functions/' + enc(name) + '/invoke', body);
+      } catch (err) {
+        // Not executed (invalid params, nothing connected) is a result in the seed, not a failure.
+        if ((err.status === 400 || err.status === 404) && err.body && Array.isArray(err.body.error_details)) {
+          return err.body;
+        }
+        throw err;
+      }
+    },
+    // Paragon's request(): the app's API through the credential-injecting proxy.
+    async request(c, app, path, o) {
+      need(app, 'app');
+      o = o || {};
+      let url = '/proxy/' + enc(app) + '/' + String(path == null ? '' : path).replace(/^\/+/, '');
+      if (o.connectedAccountId) {
+        url += (url.includes('?') ? '&' : '?') + 'connectedAccountId=' + enc(o.connectedAccountId);
+      }
+      try {
+        return await http(c.token, String(o.method || 'GET').toUpperCase(), url, o.body, o.headers || []);
+      } catch (err) {
+        // The proxied API's own error codes are not the portal's: every non-2xx is an http_error.
+        if (err.status) err.type = 'http_error';
+        throw err;
+      }
+    },
+    ticket(c, app) {
+      need(app, 'appName');
+      return http(c.token, 'POST', '/connect-tickets', { app, opener: 'host' });
+    },
+    // The connect attempt's outcome, polled by the SDK (the popup may lose window.opener to COOP
+    // on the provider's pages) and looked up at once when the popup says it is done: null while
+    // pending; the account id, with 'app-connected', once connected (exactly once per attempt);
+    // rejects when it failed, or with final (the popup is closed) when it is still pending.
+    async attempt(c, attemptId, final, app) {
+      let r;
+      try {
+        r = await http(c.token, 'GET', '/connect-attempts/' + enc(attemptId));
+      } catch (err) {
+        // Transient trouble is retried by the next poll; a 4xx will not heal.
+        if (final || (err.status >= 400 && err.status < 500 && err.status !== 429)) throw err;
+        return null;
+      }
+      if (settledAttempts.has(attemptId)) return null;
+      if (r.status === 'pending' && !final) return null;
+      settledAttempts.add(attemptId);
+      if (r.status === 'pending') throw rpcError('window_closed', 'Connect window closed');
+      if (r.status !== 'connected') {
+        const e = r.error || {};
+        throw rpcError(e.type || 'connect_failed', e.message);
+      }
+      const p = r.payload || {};
+      const payload = {
+        app: p.app || { name: app },
+        connectedAccountId: p.connectedAccountId != null ? p.connectedAccountId : r.connectedAccountId,
+        connected_accounts: p.connected_accounts || [],
+      };
+      c.emit.push(['app-connected', payload]);
+      return payload.connectedAccountId;
+    },
+    // Redirect mode came back to the host page with portal_{status, app, account, error} in its
+    // query string: 'app-connected' (or 'error') from them, and the query string without them.
+    async redirected(c, search) {
+      const query = new URLSearchParams(search);
+      const r = {};
+      for (const k of ['status', 'app', 'account', 'error']) {
+        r[k] = query.get('portal_' + k);
+        query.delete('portal_' + k);
+      }
+      const rest = query.toString();
+      try {
+        if (r.status === 'failed') throw rpcError(r.error || 'connect_failed');
+        if (r.status === 'connected' && r.app) {
+          const app = enc(r.app);
+          const [info, list] = await Promise.all([
+            http(c.token, 'GET', '/apps/' + app), http(c.token, 'GET', '/connected-accounts?app=' + app),
+          ]);
+          const a = info.app || {};
+          c.emit.push(['app-connected', {
+            app: { name: a.name, title: a.title, icon_url: a.icon_url },
+            connectedAccountId: r.account,
+            connected_accounts: list.connected_accounts || [],
+          }]);
+        }
+      } catch (err) {
+        c.emit.push(['error', { type: err.type, message: err.message }]);
+      }
+      return rest ? '?' + rest : '';
+    },
+  };
+
+  async function answer(d, origin) {
+    const c = { token: d.token, project: d.project, emit: [] };
+    const reply = { id: d.id, emit: c.emit };
+    try {
+      if (!Object.hasOwn(methods, d.method)) throw rpcError('invalid_argument', 'Unknown method');
+      reply.value = await methods[d.method](c, ...(Array.isArray(d.args) ? d.args : []));
+    } catch (err) {
+      reply.error = err && err.type ? err : rpcError('internal_error', String(err && err.message));
+    }
+    window.parent.postMessage({ source: SOURCE, version: 1, type: 'portal:return', payload: reply }, origin);
+  }
+
+  // Each token's verified host origin (GET /session), as a promise of the origin or null.
+  const tokenOrigins = new Map();
+
+  function startRpc() {
+    if (!framed) return;
+    addEventListener('message', (e) => {
+      const d = e.data;
+      const call = d && d.payload;
+      if (e.source !== window.parent || !d || d.source !== SOURCE || d.version !== 1 || d.type !== 'portal:call' ||
+          !call || typeof call.token !== 'string') return;
+      if (!tokenOrigins.has(call.token)) {
+        tokenOrigins.set(call.token, http(call.token, 'GET', '/session')
+          .then((session) => new URL(session.origin).origin, () => null));
+      }
+      // Only calls from the origin the session was issued to; the answer goes only there.
+      tokenOrigins.get(call.token).then((origin) => {
+        if (origin && origin === e.origin) answer(call, origin);
+      });
+    });
+  }
+
   if (page === 'connect-done') {
     sendConnectResult();
+  } else if (page === 'rpc') {
+    startRpc();
   } else if (mounted) {
     if (page === 'shell') post('ready', { isReady: true });
   } else if (page === 'shell') {

@@ -253,6 +253,7 @@ def test_event_payload_shape(store: Store, sealer: Sealer) -> None:
 
 
 @sqlite_only
+@pytest.mark.security("A database dump contains no plaintext token or client secret")
 def test_database_dump_contains_no_plaintext_token(
     sqlite_store: Store, sealer: Sealer, db_path: Path
 ) -> None:

@@ -47,6 +47,7 @@ def test_session_for_valid_hash(stack: DemoStack) -> None:
     assert response.headers["Access-Control-Allow-Origin"] == stack.host.url
 
 
+@pytest.mark.security("HMAC hash computed for user B presented with user A")
 def test_hash_of_user_b_presented_for_user_a_is_401(stack: DemoStack) -> None:
     body = {"appKey": DEMO_APP_KEY, "userId": "alice", "hash": user_hash(DEMO_APP_SECRET, "bob")}
     response = create_session(stack, body, stack.host.url)
@@ -65,10 +66,12 @@ def test_hash_of_user_b_presented_for_user_a_is_401(stack: DemoStack) -> None:
     ],
     ids=["wrong-app-key", "wrong-secret", "missing-hash", "hash-not-string"],
 )
+@pytest.mark.security("Wrong or revoked app key / app secret")
 def test_wrong_app_key_or_secret_is_401(stack: DemoStack, body: dict[str, Any]) -> None:
     assert create_session(stack, body, stack.host.url).status_code == 401
 
 
+@pytest.mark.security("Wrong or revoked app key / app secret")
 def test_server_to_server_session_needs_a_valid_app_secret(stack: DemoStack) -> None:
     url = f"{stack.portal.url}/portal/api/v1/sessions"
     body = {"userId": "alice", "origin": stack.host.url}
@@ -87,6 +90,7 @@ def test_server_to_server_session_needs_a_valid_app_secret(stack: DemoStack) -> 
     assert other_origin.status_code == 403
 
 
+@pytest.mark.security("Wrong or revoked app key / app secret")
 def test_secret_rotation_overlap_then_old_refused(make_app: Any, stack: DemoStack) -> None:
     def session(app: Any, secret: str) -> int:
         client = app.test_client()
@@ -128,6 +132,7 @@ def test_disallowed_origin_gets_no_session_and_no_cors(stack: DemoStack) -> None
     assert "Authorization" in allowed.headers["Access-Control-Allow-Headers"]
 
 
+@pytest.mark.security("Oversized token or header (1 MB)")
 def test_oversized_token_and_body_are_refused_quickly(stack: DemoStack) -> None:
     huge = "a" * (1024 * 1024)
     began = time.monotonic()
@@ -151,6 +156,7 @@ def test_oversized_token_and_body_are_refused_quickly(stack: DemoStack) -> None:
     "user",
     ["ünïcødé-用户-🙂", "a" * 255, "with space and 'quotes' and <tags>", "e\u0301", "\u00e9"],
 )
+@pytest.mark.security("`user_id` is opaque")
 def test_user_id_is_opaque_unicode(stack: DemoStack, user: str) -> None:
     response = create_session(stack, browser_body(user), stack.host.url)
     assert response.status_code == 201
@@ -158,12 +164,14 @@ def test_user_id_is_opaque_unicode(stack: DemoStack, user: str) -> None:
 
 
 @pytest.mark.parametrize("user", ["a" * 256, "", "nul\x00byte"])
+@pytest.mark.security("`user_id` is opaque")
 def test_user_id_out_of_bounds_is_400(stack: DemoStack, user: str) -> None:
     response = create_session(stack, browser_body(user), stack.host.url)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_user_id"
 
 
+@pytest.mark.security("`user_id` is opaque")
 def test_user_ids_that_look_alike_do_not_collide(stack: DemoStack, sandbox: str) -> None:
     from conftest import connect_sandbox
 
@@ -175,6 +183,7 @@ def test_user_ids_that_look_alike_do_not_collide(stack: DemoStack, sandbox: str)
     assert upper.get("/connected-accounts").json()["connected_accounts"] == []
 
 
+@pytest.mark.security("Session token from origin A used by a page on origin B")
 def test_session_token_used_from_another_origin_is_refused(stack: DemoStack, api: Api) -> None:
     ok = requests.get(f"{api.base}/apps", headers=api.headers, timeout=10)
     assert ok.status_code == 200
@@ -187,6 +196,7 @@ def test_session_token_used_from_another_origin_is_refused(stack: DemoStack, api
     assert other.json()["error"] == "origin_mismatch"
 
 
+@pytest.mark.security("Account id of user A requested with user B's session")
 def test_account_of_user_a_with_session_of_user_b_is_404(
     stack: DemoStack, sandbox: str, api: Api
 ) -> None:

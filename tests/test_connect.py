@@ -12,6 +12,7 @@ import html
 import json
 import logging
 import re
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from sqlalchemy import func, select, text, update
 
 from portal.demo import DEMO_CLIENT_SECRET, DemoStack
 from portal.store import ConnectAttempt, ConnectedAccount, utcnow
+from portal.views.api import exchange_bound
 
 
 def account_count(stack: DemoStack, user_id: str) -> int:
@@ -133,6 +135,7 @@ def test_reconnecting_same_external_account_updates_and_another_adds(
     assert accounts[0]["label"] == "grace@sandbox.test"
 
 
+@pytest.mark.security("Every authorize URL uses PKCE S256")
 def test_authorize_request_uses_code_flow_with_pkce_s256(stack: DemoStack, api: Api) -> None:
     ticket = api.ticket()
     response = Browser().start(ticket["connect_url"])
@@ -144,6 +147,7 @@ def test_authorize_request_uses_code_flow_with_pkce_s256(stack: DemoStack, api: 
     assert len(params["state"]) >= 32
 
 
+@pytest.mark.security("Every authorize URL uses PKCE S256")
 def test_pkce_verifier_is_fresh_and_matches_challenge(make_app: Any, stack: DemoStack) -> None:
     app = make_app()
     client = app.test_client()
@@ -209,6 +213,7 @@ def _start_via_client(app: Any, stack: DemoStack, user: str = "u-client") -> tup
     ],
     ids=["missing", "mismatched", "empty", "oversized"],
 )
+@pytest.mark.security("Missing, mismatched, expired (> 10 min) or replayed `state`")
 def test_bad_state_is_refused_before_token_request(
     stack: DemoStack, sandbox: str, api: Api, change: dict[str, str | None]
 ) -> None:
@@ -222,6 +227,7 @@ def test_bad_state_is_refused_before_token_request(
     assert account_count(stack, api.user_id) == 0
 
 
+@pytest.mark.security("Missing, mismatched, expired (> 10 min) or replayed `state`")
 def test_expired_state_is_refused(stack: DemoStack, sandbox: str, api: Api) -> None:
     browser = Browser()
     callback, ticket = begin(api, browser)
@@ -238,6 +244,8 @@ def test_expired_state_is_refused(stack: DemoStack, sandbox: str, api: Api) -> N
     assert account_count(stack, api.user_id) == 0
 
 
+@pytest.mark.security("Missing, mismatched, expired (> 10 min) or replayed `state`")
+@pytest.mark.security("Code replayed -> second attempt fails")
 def test_replayed_code_and_state_exchange_once(stack: DemoStack, sandbox: str, api: Api) -> None:
     browser = Browser()
     callback, _ = begin(api, browser)
@@ -248,6 +256,7 @@ def test_replayed_code_and_state_exchange_once(stack: DemoStack, sandbox: str, a
     assert account_count(stack, api.user_id) == 1
 
 
+@pytest.mark.security("State from browser A finished in browser B")
 def test_state_finished_in_another_browser_is_refused(
     stack: DemoStack, sandbox: str, api: Api
 ) -> None:
@@ -259,6 +268,7 @@ def test_state_finished_in_another_browser_is_refused(
     assert account_count(stack, api.user_id) == 0
 
 
+@pytest.mark.security("App A's state delivered to app B's callback")
 def test_state_of_app_a_at_app_b_callback_is_refused(
     make_app: Any, stack: DemoStack, sandbox: str, tmp_path: Path
 ) -> None:
@@ -282,6 +292,7 @@ def test_state_of_app_a_at_app_b_callback_is_refused(
     assert token_requests(stack) == 0
 
 
+@pytest.mark.security("Provider sends `iss` (RFC 9207)")
 def test_issuer_mismatch_is_refused_before_token_request(
     stack: DemoStack, sandbox: str, api: Api
 ) -> None:
@@ -302,6 +313,7 @@ def test_issuer_mismatch_is_refused_before_token_request(
         {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"},
     ],
 )
+@pytest.mark.security("Spoofed `Host` / `X-Forwarded-Host`")
 def test_spoofed_host_headers_do_not_change_redirect_uri(
     stack: DemoStack, api: Api, headers: dict[str, str]
 ) -> None:
@@ -325,6 +337,7 @@ def test_spoofed_host_headers_do_not_change_redirect_uri(
         "http://127.0.0.1.evil.example/",
     ],
 )
+@pytest.mark.security("`return_to` not on an allowed origin")
 def test_return_to_off_the_allow_list_is_ignored(
     stack: DemoStack, sandbox: str, api: Api, return_to: str
 ) -> None:
@@ -361,6 +374,7 @@ def test_return_to_on_allowed_origin_goes_back_with_result(
     assert "portal-connect-result" not in response.text  # nothing posted to an opener
 
 
+@pytest.mark.security("`error=access_denied&error_description=<script>…`")
 def test_access_denied_shows_escaped_error_and_writes_nothing(
     stack: DemoStack, sandbox: str, api: Api
 ) -> None:
@@ -384,6 +398,7 @@ def test_access_denied_shows_escaped_error_and_writes_nothing(
 
 
 @pytest.mark.parametrize("fault", ["500", "html", "malformed_json"])
+@pytest.mark.security("Token endpoint 500, timeout, HTML body, or malformed JSON")
 def test_token_endpoint_faults_give_clear_error_and_no_row(
     stack: DemoStack, sandbox: str, api: Api, fault: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -406,6 +421,7 @@ def test_token_endpoint_faults_give_clear_error_and_no_row(
     assert code not in caplog.text
 
 
+@pytest.mark.security("Token endpoint 500, timeout, HTML body, or malformed JSON")
 def test_token_endpoint_timeout(make_app: Any, stack: DemoStack, sandbox: str) -> None:
     app = make_app(PORTAL_HTTP_TIMEOUT=0.5)
     client, started = _start_via_client(app, stack)
@@ -425,6 +441,7 @@ def test_token_endpoint_timeout(make_app: Any, stack: DemoStack, sandbox: str) -
         assert db.scalar(select(func.count()).select_from(ConnectedAccount)) == 0
 
 
+@pytest.mark.security("Database unavailable between token exchange and commit")
 def test_database_failure_at_commit_leaves_no_row_and_retry_works(
     stack: DemoStack, sandbox: str, api: Api
 ) -> None:
@@ -452,6 +469,7 @@ def test_database_failure_at_commit_leaves_no_row_and_retry_works(
 # --------------------------------------------------------------------------- tickets
 
 
+@pytest.mark.security("Connect ticket used twice, expired, or for another user/app")
 def test_ticket_used_twice_is_refused(stack: DemoStack, api: Api) -> None:
     ticket = api.ticket()
     assert Browser().start(ticket["connect_url"]).status_code == 302
@@ -460,6 +478,7 @@ def test_ticket_used_twice_is_refused(stack: DemoStack, api: Api) -> None:
     assert "already used" in again.text
 
 
+@pytest.mark.security("Connect ticket used twice, expired, or for another user/app")
 def test_expired_ticket_is_refused(make_app: Any, stack: DemoStack) -> None:
     app = make_app(PORTAL_TICKET_TTL=1)
     client = app.test_client()
@@ -475,6 +494,7 @@ def test_expired_ticket_is_refused(make_app: Any, stack: DemoStack) -> None:
     assert b"expired" in response.data
 
 
+@pytest.mark.security("Connect ticket used twice, expired, or for another user/app")
 def test_ticket_for_another_app_is_refused(stack: DemoStack, api: Api) -> None:
     ticket = api.ticket("sandbox")
     other = ticket["connect_url"].replace("/connect/sandbox?", "/connect/sandbox-keys?")
@@ -487,6 +507,7 @@ def test_forged_ticket_is_refused(stack: DemoStack, api: Api) -> None:
     assert Browser().start(forged).status_code == 400
 
 
+@pytest.mark.security("Connect ticket used twice, expired, or for another user/app")
 def test_ticket_for_another_user_is_refused_in_mounted_mode(
     make_app: Any, stack: DemoStack
 ) -> None:
@@ -503,6 +524,79 @@ def test_attempt_status_of_another_user_reads_pending(
     _, ticket = connect_sandbox(api)
     other = new_session(stack, api.user_id + "-other")
     assert other.get(f"/connect-attempts/{ticket['attempt_id']}").json() == {"status": "pending"}
+
+
+def test_slow_code_exchange_in_progress_reads_pending(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    """A real exchange held 2 s by the provider: while it runs the attempt is ``exchanging``
+    and polls as ``pending`` (not interrupted); then it connects."""
+    requests.post(
+        f"{sandbox}/_sandbox/faults",
+        json={"token_endpoint": "timeout", "timeout_seconds": 2},
+        timeout=5,
+    ).raise_for_status()
+    browser = Browser()
+    callback, ticket = begin(api, browser)
+    store = stack.portal_app.extensions["portal"].store
+    results: list[requests.Response] = []
+    worker = threading.Thread(target=lambda: results.append(browser.callback(callback)))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with store.read() as db:
+                attempt = db.get(ConnectAttempt, ticket["attempt_id"])
+                status = attempt.status if attempt else None
+            if status == "exchanging":
+                break
+            assert time.monotonic() < deadline, f"attempt never reached exchanging: {status}"
+            time.sleep(0.02)
+        polled = api.get(f"/connect-attempts/{ticket['attempt_id']}").json()
+        assert polled == {"status": "pending", "app": "sandbox"}
+    finally:
+        worker.join(timeout=30)
+    assert results and results[0].status_code == 200, results
+    assert api.get(f"/connect-attempts/{ticket['attempt_id']}").json()["status"] == "connected"
+
+
+def test_attempt_stuck_exchanging_past_the_bound_reads_failed(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    """The process that claimed the attempt died mid-exchange (simulated by setting the row to
+    ``exchanging`` and moving its ``updated_at`` back, no sleeping): inside
+    :func:`~portal.views.api.exchange_bound` it reads ``pending``, past it ``failed`` with
+    ``connect_interrupted``; the callback stays refused and connecting again works."""
+    bound = exchange_bound(stack.portal_app.config)
+    assert bound == timedelta(seconds=2 * stack.portal_app.config["PORTAL_HTTP_TIMEOUT"] + 30)
+    browser = Browser()
+    callback, ticket = begin(api, browser)
+    store = stack.portal_app.extensions["portal"].store
+
+    def claimed(ago: timedelta) -> dict[str, Any]:
+        with store.session() as db:
+            db.execute(
+                update(ConnectAttempt)
+                .where(ConnectAttempt.id == ticket["attempt_id"])
+                .values(status="exchanging", updated_at=utcnow() - ago)
+            )
+        return api.get(f"/connect-attempts/{ticket['attempt_id']}").json()  # type: ignore[no-any-return]
+
+    assert claimed(timedelta(0)) == {"status": "pending", "app": "sandbox"}
+    assert claimed(bound - timedelta(seconds=5)) == {"status": "pending", "app": "sandbox"}
+    stuck = claimed(bound + timedelta(seconds=1))
+    assert stuck["status"] == "failed"
+    assert stuck["error"]["type"] == "connect_interrupted"
+    assert "try connecting again" in stuck["error"]["message"]
+    # Another user still learns nothing about it.
+    other = new_session(stack, api.user_id + "-other")
+    assert other.get(f"/connect-attempts/{ticket['attempt_id']}").json() == {"status": "pending"}
+    # The claimed callback is never exchanged; a new attempt connects.
+    assert browser.callback(callback).status_code == 400
+    assert token_requests(stack) == 0
+    retry, _ = connect_sandbox(api)
+    assert retry.status_code == 200
+    assert account_count(stack, api.user_id) == 1
 
 
 # --------------------------------------------------------------------------- API-key and basic

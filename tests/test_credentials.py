@@ -254,6 +254,7 @@ def test_expired_token_is_refreshed_once_before_the_call(
     assert refreshes(stack) == 1
 
 
+@pytest.mark.security("Upstream 401 on an unexpired token")
 def test_upstream_401_on_unexpired_token_refreshes_once_and_retries_once(
     stack: DemoStack, sandbox: str, api: Api
 ) -> None:
@@ -293,6 +294,7 @@ def test_upstream_401_on_unexpired_token_refreshes_once_and_retries_once(
         assert api_calls(stack) <= n
 
 
+@pytest.mark.security("Upstream 401 on an unexpired token")
 def test_api_refusing_every_token_gets_one_refresh_one_retry_then_its_401(
     make_app: Any, tmp_path: Path, stack: DemoStack, upstream: Upstream
 ) -> None:
@@ -320,6 +322,7 @@ def test_api_refusing_every_token_gets_one_refresh_one_retry_then_its_401(
     assert stored(app.extensions["portal"], account_id)["access_token"] == provider.issued[0]
 
 
+@pytest.mark.security("`invalid_grant` on refresh")
 def test_invalid_grant_marks_account_needs_reauth_without_retrying(
     stack: DemoStack, sandbox: str, api: Api, signal_log: dict[str, list[Any]]
 ) -> None:
@@ -388,6 +391,7 @@ def test_token_endpoint_failure_is_502_and_leaves_the_account_usable(
     assert refreshes(stack) == 2
 
 
+@pytest.mark.security("Refresh response without `refresh_token`")
 def test_refresh_response_without_refresh_token_keeps_the_old_one(
     make_app: Any, tmp_path: Path, stack: DemoStack, upstream: Upstream
 ) -> None:
@@ -446,6 +450,7 @@ def slow_token_endpoint(sandbox_url: str, seconds: float = 0.5) -> None:
 
 
 @pytest.mark.parametrize("stored_expiry", ["past", "future"])
+@pytest.mark.security("50 concurrent calls with an expired access token")
 def test_fifty_concurrent_calls_refresh_exactly_once(
     stack: DemoStack, sandbox: str, api: Api, signal_log: dict[str, list[Any]], stored_expiry: str
 ) -> None:
@@ -508,6 +513,7 @@ def as_texts(value: Any) -> list[bytes]:
     return out
 
 
+@pytest.mark.security("A database dump contains no plaintext token or client secret")
 def test_database_dump_holds_no_plaintext_secret(stack: DemoStack, sandbox: str, api: Api) -> None:
     state = state_of(stack)
     account_id = connected(api)
@@ -547,6 +553,7 @@ def test_database_dump_holds_no_plaintext_secret(stack: DemoStack, sandbox: str,
                 assert secret.encode() not in content, f"{secret[:6]}… in {path.name}"
 
 
+@pytest.mark.security("A credential blob copied onto another row is rejected")
 def test_credential_blob_copied_onto_another_row_is_refused(
     stack: DemoStack, sandbox: str, api: Api
 ) -> None:
@@ -613,6 +620,7 @@ def _proxy_status(app: Any, user: str, app_slug: str) -> int:
     return int(response.status_code)
 
 
+@pytest.mark.security("Key rotation (add new key, rotate, drop old key)")
 def test_key_rotation_keeps_every_account_working(
     make_app: Any, stack: DemoStack, sandbox: str
 ) -> None:

@@ -44,6 +44,7 @@ def test_each_seal_is_fresh() -> None:
     assert sealer.seal("ca_row1", CREDENTIALS) != sealer.seal("ca_row1", CREDENTIALS)
 
 
+@pytest.mark.security("Key rotation (add new key, rotate, drop old key)")
 def test_key_rotation_add_rotate_drop_old_key() -> None:
     old, new = generate_key(), generate_key()
     blob = Sealer([old]).seal("ca_row1", CREDENTIALS)
@@ -82,6 +83,7 @@ def test_rotation_keeps_row_binding() -> None:
         Sealer([new]).open("ca_row2", rotated)
 
 
+@pytest.mark.security("A credential blob copied onto another row is rejected")
 def test_blob_copied_to_another_row_is_rejected() -> None:
     sealer = Sealer([generate_key()])
     blob = sealer.seal("ca_victim", CREDENTIALS)

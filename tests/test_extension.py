@@ -40,6 +40,9 @@ def host_flask(tmp_path: Path, **config: Any) -> Flask:
         SECRET_KEY="host-secret",
         PORTAL_ENCRYPTION_KEYS=[generate_key()],
         PORTAL_APPS=KEYS_ONLY_APPS,
+        # The shipped catalog's API-key apps need no host set-up, so they are usable at once:
+        # list the two sandbox ones explicitly to keep the marketplace assertions exact.
+        PORTAL_ENABLED_APPS=list(KEYS_ONLY_APPS),
         **database_config(tmp_path, uuid.uuid4().hex),
     )
     app.config.update(config)
@@ -162,7 +165,12 @@ def test_every_default_is_set_and_host_values_are_kept(tmp_path: Path) -> None:
     }
     app = host_flask(tmp_path, **host_values)
     # host_flask sets these itself (and PORTAL_AUTO_MIGRATE=True on PostgreSQL).
-    set_by_host_flask = {"PORTAL_DATABASE_URL", "PORTAL_ENCRYPTION_KEYS", "PORTAL_APPS"}
+    set_by_host_flask = {
+        "PORTAL_DATABASE_URL",
+        "PORTAL_ENCRYPTION_KEYS",
+        "PORTAL_APPS",
+        "PORTAL_ENABLED_APPS",
+    }
     set_by_host_flask |= set(app.config) & {"PORTAL_AUTO_MIGRATE"}
     ConnectPortal(app)
     assert all(key.startswith("PORTAL_") for key in DEFAULTS)

@@ -26,6 +26,7 @@ slug: kitchen
 title: Kitchen Sink
 description: Every kind of parameter.
 categories: [Testing]
+docs_url: https://kitchen.example/docs
 auth:
   type: api_key
   placement: {in: header, name: X-API-Key}

@@ -174,10 +174,12 @@ def test_user_token_audience_may_be_a_list(stack: DemoStack, host_key: KeyPair) 
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE"])
+@pytest.mark.security("JWT user token with `alg: none`")
 def test_alg_none_is_401(stack: DemoStack, alg: str) -> None:
     assert_refused(create_session(stack, forge({"alg": alg, "typ": "JWT"}, claims("mallory"))))
 
 
+@pytest.mark.security("JWT user token with `alg: none`")
 def test_hs256_signed_with_the_rsa_public_key_is_401(stack: DemoStack, host_key: KeyPair) -> None:
     # The algorithm-confusion attack (RFC 8725 §2.1): the public key used as an HMAC secret.
     for secret in (host_key.public_pem.encode(), host_key.public_pem.strip().encode()):
@@ -217,6 +219,7 @@ def test_rs256_header_over_an_ec_key_is_401(
     )
 
 
+@pytest.mark.security("JWT user token with `alg: none`")
 def test_expired_user_token_is_401(stack: DemoStack, host_key: KeyPair) -> None:
     now = int(time.time())
     token = forge({"alg": "RS256"}, claims("late", iat=now - 3600, exp=now - 120), host_key.private)
@@ -245,6 +248,7 @@ def test_expired_user_token_is_401(stack: DemoStack, host_key: KeyPair) -> None:
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
+@pytest.mark.security("JWT user token with `alg: none`")
 def test_bad_claims_are_401(
     stack: DemoStack, host_key: KeyPair, changes: dict[str, Any], why: str
 ) -> None:
@@ -259,6 +263,7 @@ def test_exp_too_far_is_401_through_sign_user_token(stack: DemoStack, host_key: 
     assert str(MAX_TTL) in response.json()["message"]
 
 
+@pytest.mark.security("JWT user token with `alg: none`")
 def test_jwk_header_is_401(stack: DemoStack, rsa_key: KeyPair, host_key: KeyPair) -> None:
     # The attacker signs with their own key and ships its public half in the header.
     numbers = rsa_key.private.public_key().public_numbers()
@@ -310,6 +315,7 @@ def key_server(rsa_key: KeyPair) -> Iterator[KeyServer]:
 
 
 @pytest.mark.parametrize("param", ["jku", "x5u"])
+@pytest.mark.security("JWT user token with `alg: none`")
 def test_jku_and_x5u_headers_are_401_and_nothing_is_fetched(
     stack: DemoStack, key_server: KeyServer, rsa_key: KeyPair, param: str
 ) -> None:
@@ -358,6 +364,7 @@ def test_tampered_payload_is_401(stack: DemoStack, host_key: KeyPair) -> None:
     assert_refused(create_session(stack, token))
 
 
+@pytest.mark.security("Oversized token or header (1 MB)")
 def test_oversized_user_token_is_refused_quickly(stack: DemoStack, host_key: KeyPair) -> None:
     valid = sign_user_token(host_key.private_pem, "big", DEMO_APP_KEY)
     head, payload, sig = valid.split(".")

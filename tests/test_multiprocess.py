@@ -148,6 +148,7 @@ def slow_token_endpoint(sandbox_url: str, seconds: float = 0.5) -> None:
 
 
 @pytest.mark.parametrize("expiry", ["known", "provider-only"])
+@pytest.mark.security("50 concurrent calls with an expired access token")
 def test_two_processes_refresh_exactly_once(
     shared_database: str, tmp_path: Path, expiry: str
 ) -> None:

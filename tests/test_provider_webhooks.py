@@ -231,6 +231,7 @@ def _definition(webhooks: Any) -> dict[str, Any]:
         "title": "Acme",
         "description": "The acme test app.",
         "categories": ["Testing"],
+        "docs_url": "https://docs.example.com/acme",
         "auth": {"type": "api_key", "placement": {"in": "header", "name": "X-Key"}},
         "api": {"base_url": "https://api.example.com/v1"},
         "webhooks": webhooks,

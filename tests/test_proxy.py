@@ -134,6 +134,7 @@ def write_app(folder: Path, slug: str, auth: str, api_base: str = "{base_url}/v1
         f"title: Test {slug}\n"
         "description: An app used by the proxy tests.\n"
         "categories: [Testing]\n"
+        "docs_url: https://docs.example.com/\n"
         f"auth:\n{auth}"
         f'api:\n  base_url: "{api_base}"\n',
         "utf-8",
@@ -373,6 +374,7 @@ def connected_api(stack: DemoStack) -> Api:
 
 
 @pytest.mark.parametrize("path", [p for p in HOSTILE_PATHS if p not in ROUTER_HANDLED])
+@pytest.mark.security("Path that is absolute or escapes the base URL")
 def test_hostile_path_is_refused_with_no_outbound_request(
     stack: DemoStack, sandbox: str, connected_api: Api, path: str
 ) -> None:
@@ -416,6 +418,7 @@ def test_hostile_path_the_router_sees_first_is_a_json_4xx(
 
 
 @pytest.mark.parametrize("path", HOSTILE_PATHS)
+@pytest.mark.security("Path that is absolute or escapes the base URL")
 def test_hostile_path_reaches_no_upstream_at_all(
     make_app: Any, tmp_path: Path, stack: DemoStack, upstream: Upstream, path: str
 ) -> None:
@@ -469,6 +472,7 @@ def test_hostile_path_reaches_no_upstream_at_all(
         "",
     ],
 )
+@pytest.mark.security("Path that is absolute or escapes the base URL")
 def test_build_url_refuses_paths_that_could_leave_the_base(path: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         build_url("http://api.example:8080/v1", path)
@@ -497,6 +501,7 @@ def test_build_url_keeps_relative_paths_under_the_base(path: str, url: str) -> N
 # --------------------------------------------------------------------------- redirects, headers
 
 
+@pytest.mark.security("Upstream redirect to another host")
 def test_upstream_redirect_to_another_host_is_not_followed(
     make_app: Any, tmp_path: Path, stack: DemoStack, upstream: Upstream
 ) -> None:
@@ -529,6 +534,7 @@ def test_upstream_redirect_to_another_host_is_not_followed(
         elsewhere.stop()
 
 
+@pytest.mark.security("Caller-supplied `Authorization`, `Cookie`, `Host`")
 def test_caller_headers_are_filtered_and_set_cookie_dropped(
     make_app: Any, tmp_path: Path, stack: DemoStack, upstream: Upstream
 ) -> None:
@@ -739,6 +745,7 @@ def test_body_over_the_limit_is_413_and_not_sent(
 # --------------------------------------------------------------------------- which account
 
 
+@pytest.mark.security("Account id of user A requested with user B's session")
 def test_another_users_account_id_is_404_and_sends_nothing(
     stack: DemoStack, sandbox: str, api: Api
 ) -> None:

@@ -55,6 +55,7 @@ def proxy(client: FlaskClient, headers: dict[str, str]) -> Any:
     return client.get("/portal/api/v1/proxy/sandbox/me", headers=headers)
 
 
+@pytest.mark.security("Connect and proxy endpoints are rate-limited")
 def test_proxy_is_limited_per_end_user(make_app: Any, stack: DemoStack) -> None:
     client = make_app(PORTAL_APP_KEYS=APP_KEYS, PORTAL_RATE_LIMIT_PROXY="3/minute").test_client()
     alice = session_for(client, stack, new_user())
@@ -65,6 +66,7 @@ def test_proxy_is_limited_per_end_user(make_app: Any, stack: DemoStack) -> None:
     assert proxy(client, session_for(client, stack, new_user())).status_code != 429
 
 
+@pytest.mark.security("Connect and proxy endpoints are rate-limited")
 def test_proxy_is_limited_per_app_key(make_app: Any, stack: DemoStack) -> None:
     client = make_app(
         PORTAL_APP_KEYS=APP_KEYS, PORTAL_RATE_LIMIT_PROXY_APP_KEY="3/minute"
@@ -102,6 +104,7 @@ def test_invoke_is_limited_per_end_user(make_app: Any, stack: DemoStack) -> None
     assert client.post(url, json={"params": {}}, headers=bob).status_code == 404
 
 
+@pytest.mark.security("Connect and proxy endpoints are rate-limited")
 def test_connect_tickets_and_connect_are_limited_per_end_user(
     make_app: Any, stack: DemoStack
 ) -> None:

@@ -494,7 +494,7 @@ def test_unsupported_response_type_and_unknown_scope_go_back_to_the_client(
         assert params["iss"] == sandbox_server.url
 
 
-@pytest.mark.parametrize("grant_type", ["password", "client_credentials", "implicit"])
+@pytest.mark.parametrize("grant_type", ["password", "implicit"])
 def test_only_code_and_refresh_grants_exist(
     sandbox_server: RunningSandbox, grant_type: str
 ) -> None:
@@ -503,6 +503,14 @@ def test_only_code_and_refresh_grants_exist(
     )
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
+
+
+def test_code_clients_may_not_use_client_credentials(sandbox_server: RunningSandbox) -> None:
+    # The grant exists for machine-to-machine clients only (grant_types: [client_credentials]);
+    # a client registered for the code grant is refused (RFC 6749 §5.2 unauthorized_client).
+    response = token_request(sandbox_server, BASIC_CLIENT, grant_type="client_credentials")
+    assert response.status_code == 400
+    assert response.json()["error"] == "unauthorized_client"
 
 
 # -- refresh tokens ----------------------------------------------------------------------------
@@ -904,7 +912,11 @@ def test_stats_count_token_requests_by_grant_type(sandbox_server: RunningSandbox
 
     counted = stats(sandbox_server)
 
-    assert counted["token_requests"] == {"authorization_code": 1, "refresh_token": 2}
+    assert counted["token_requests"] == {
+        "authorization_code": 1,
+        "refresh_token": 2,
+        "client_credentials": 0,
+    }
     assert counted["revocations"] == 0
     assert counted["userinfo_requests"] == 0
 
@@ -969,7 +981,7 @@ def test_fault_hook_validates_input_and_reset_clears_everything(
     requests.post(f"{sandbox_server.url}/_sandbox/reset", timeout=5)
 
     assert stats(sandbox_server) == {
-        "token_requests": {"authorization_code": 0, "refresh_token": 0},
+        "token_requests": {"authorization_code": 0, "refresh_token": 0, "client_credentials": 0},
         "revocations": 0,
         "userinfo_requests": 0,
         "api_requests": 0,

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from conftest import Api
 
@@ -15,6 +16,7 @@ from portal.demo import DemoStack
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.security("No `postMessage(…, '*')` anywhere")
 def test_no_wildcard_postmessage_anywhere() -> None:
     pattern = re.compile(r"postMessage\([^)]*['\"]\*['\"]")
     offenders = [
@@ -29,11 +31,14 @@ def test_no_wildcard_postmessage_anywhere() -> None:
     assert offenders == []
 
 
+@pytest.mark.security("Portal page framed by an origin not allowed")
+@pytest.mark.security("Callback and portal pages send `Referrer-Policy: no-referrer`")
 def test_pages_send_strict_csp_and_no_referrer(stack: DemoStack, api: Api) -> None:
     for path in (
         "/portal/embed/apps",
         "/portal/embed/apps/sandbox",
         "/portal/embed/apps?mode=inline&layout=narrow",
+        "/portal/embed/rpc",
     ):
         response = requests.get(stack.portal.url + path, timeout=10)
         assert response.status_code == 200
@@ -45,9 +50,11 @@ def test_pages_send_strict_csp_and_no_referrer(stack: DemoStack, api: Api) -> No
         assert response.headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.security("Callback and portal pages send `Referrer-Policy: no-referrer`")
 def test_pages_load_no_third_party_script(stack: DemoStack, api: Api) -> None:
     pages = [
         requests.get(stack.portal.url + "/portal/embed/apps", timeout=10).text,
+        requests.get(stack.portal.url + "/portal/embed/rpc", timeout=10).text,
         requests.get(stack.portal.url + "/portal/ui/apps", headers=api.headers, timeout=10).text,
     ]
     for html in pages:
@@ -67,6 +74,7 @@ def test_htmx_is_pinned_and_eval_disabled(stack: DemoStack) -> None:
     assert (ROOT / "static/vendor/htmx-2.0.8.LICENSE").is_file()
 
 
+@pytest.mark.security("Provider account label containing `</script><script>alert(1)</script>`")
 def test_hostile_label_is_inert_in_every_view(stack: DemoStack, api: Api) -> None:
     hostile = "</script><script>alert(1)</script>"
     state = stack.portal_app.extensions["portal"]
@@ -93,6 +101,39 @@ def test_hostile_label_is_inert_in_every_view(stack: DemoStack, api: Api) -> Non
     assert deleted.status_code == 200
 
 
+def test_shell_paints_the_catalog_before_the_user_is_known(stack: DemoStack, api: Api) -> None:
+    """The iframe shell carries the first page of cards, nobody's (no token reaches the server
+    with it); frame.js then swaps in the user's version with the connected badges."""
+    state = stack.portal_app.extensions["portal"]
+    with state.store.session() as db:
+        account_service.upsert_account(
+            db,
+            state.sealer,
+            user_id=api.user_id,
+            app="sandbox",
+            external_id="painted-1",
+            label="Painted",
+            scopes=[],
+            credentials={"type": "oauth2", "access_token": "t"},
+            expires_at=None,
+        )
+    card = re.compile(r'<a class="portal-card[^"]*"')
+    shell = requests.get(stack.portal.url + "/portal/embed/apps", timeout=10).text
+    users = requests.get(stack.portal.url + "/portal/ui/apps", headers=api.headers, timeout=10).text
+    assert len(card.findall(shell)) == len(card.findall(users)) > 0
+    assert "portal-card--connected" in users and "portal-card--connected" not in shell
+    assert "Sandbox CRM" in shell and "portal-skeleton" not in shell
+    assert 'data-portal-content-url="/portal/ui/apps?mode=modal&amp;layout=wide"' in shell
+
+
+def test_rpc_frame_is_a_bare_page(stack: DemoStack) -> None:
+    """The host-page SDK's hidden frame: frame.js only (no htmx, no styles, no token in it)."""
+    html = requests.get(stack.portal.url + "/portal/embed/rpc", timeout=10).text
+    assert re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", html) == ["/portal/static/frame.js"]
+    assert 'data-portal-page="rpc"' in html and "stylesheet" not in html
+
+
+@pytest.mark.security("Callback and portal pages send `Referrer-Policy: no-referrer`")
 def test_callback_and_api_are_no_store(stack: DemoStack, api: Api) -> None:
     response = requests.get(stack.portal.url + "/portal/oauth/sandbox/callback?state=x", timeout=10)
     assert response.status_code == 400
@@ -115,7 +156,7 @@ def test_marketplace_search_and_category_filter(stack: DemoStack, api: Api) -> N
     assert grid.lstrip().startswith("<ul") and 'id="portal-app-grid"' in grid
     assert "Sandbox Analytics" in grid and "Sandbox CRM" not in grid
     by_category = requests.get(
-        url, params={"category": "File storage"}, headers=api.headers, timeout=10
+        url, params={"category": "Files & documents"}, headers=api.headers, timeout=10
     ).text
     assert "Sandbox Files" in by_category and "Sandbox Analytics" not in by_category
 
@@ -134,3 +175,41 @@ def test_hsts_only_over_https(make_app: Any) -> None:
     assert "includeSubDomains" in page.headers["Strict-Transport-Security"]
     plain = app.test_client().get("/portal/api/v1", base_url="http://portal.example")
     assert "Strict-Transport-Security" not in plain.headers
+
+
+def test_marketplace_pages_and_searches_the_whole_catalog(make_app: Any) -> None:
+    from portal.demo import DEMO_APP_SECRET
+    from portal.views.ui import PAGE_SIZE
+
+    app = make_app(PORTAL_ENABLED_APPS=None)
+    with app.app_context():
+        enabled = [a.title for a in app.extensions["portal"].enabled_apps()]
+    assert len(enabled) > PAGE_SIZE
+    client = app.test_client()
+    # The host backend's app secret as bearer, naming the end user (server-to-server caller).
+    headers = {"Authorization": f"Bearer {DEMO_APP_SECRET}", "X-Portal-User-Id": "u-pages"}
+
+    def titles(html: str) -> list[str]:
+        return re.findall(r'<span class="portal-card__title">([^<]*)</span>', html)
+
+    first = client.get("/portal/ui/apps", headers=headers).get_data(as_text=True)
+    assert titles(first) == [t.replace("&", "&amp;") for t in enabled[:PAGE_SIZE]]
+    assert 'id="portal-more"' in first and f"({len(enabled) - PAGE_SIZE} not shown)" in first
+    # "Show more" over htmx: only the next page's cards, in place of the button.
+    more_headers = {**headers, "HX-Request": "true", "HX-Target": "portal-more"}
+    second = client.get("/portal/ui/apps?page=2", headers=more_headers).get_data(as_text=True)
+    assert 'id="portal-app-grid"' not in second
+    assert titles(second) == [t.replace("&", "&amp;") for t in enabled[PAGE_SIZE : 2 * PAGE_SIZE]]
+    # Without JavaScript: ?page=2 renders pages 1 and 2.
+    both = client.get("/portal/ui/apps?page=2", headers=headers).get_data(as_text=True)
+    assert len(titles(both)) == min(len(enabled), 2 * PAGE_SIZE)
+
+    def search(q: str) -> list[str]:
+        html = client.get("/portal/ui/apps", query_string={"q": q}, headers=headers)
+        return titles(html.get_data(as_text=True))
+
+    assert search("sandbox-basic") == ["Sandbox Files"]  # the slug
+    assert search("SANDBOX FILES") == ["Sandbox Files"]  # the title, any case
+    assert "Sandbox Files" in search("signs in with a username")  # the description
+    assert "Sandbox Files" in search("files & documents")  # a category
+    assert search("no-such-app-anywhere") == []

@@ -376,6 +376,7 @@ def test_connect_reconnect_disconnect_reach_the_receiver(
         assert call["id"] == call["event"]["id"]  # X-Portal-Webhook-Id names the body's id
 
 
+@pytest.mark.security("`invalid_grant` on refresh")
 def test_refused_refresh_sends_needs_reauth(hooked: DemoStack, receiver: Receiver) -> None:
     api = new_session(hooked, new_user())
     account_id = account_id_of(connect_sandbox(api)[0])
@@ -400,6 +401,7 @@ def test_refused_refresh_sends_needs_reauth(hooked: DemoStack, receiver: Receive
     assert mine[1]["data"]["account"]["status"] == "needs_reauth"
 
 
+@pytest.mark.security("Host webhook receiver down, then back")
 def test_receiver_down_then_back_loses_nothing_and_keeps_order(
     hooked: DemoStack, receiver: Receiver
 ) -> None:
@@ -541,6 +543,7 @@ def test_demo_host_page_lists_the_webhooks_it_received(stack: DemoStack, api: Ap
 # --------------------------------------------------------------------------- several workers
 
 
+@pytest.mark.security("Host webhook receiver down, then back")
 def test_two_workers_deliver_each_webhook_once_in_order(
     stack: DemoStack, shared_database: str, receiver: Receiver
 ) -> None:

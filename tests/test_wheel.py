@@ -68,7 +68,7 @@ SCRIPT = textwrap.dedent(
     assert created.status_code == 201, created.get_data(as_text=True)
     bearer = {"Authorization": "Bearer " + created.get_json()["token"], "Origin": host}
     shell = client.get("/portal/embed/apps")
-    grid = client.get("/portal/ui/apps", headers=bearer)
+    grid = client.get("/portal/ui/apps?q=sandbox", headers=bearer)  # page 1 of a search
     css = client.get("/portal/static/portal.css")
     htmx = client.get("/portal/static/vendor/htmx-2.0.8.min.js")
     print(json.dumps({

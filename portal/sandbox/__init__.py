@@ -36,7 +36,7 @@ from werkzeug.exceptions import HTTPException
 
 from portal._paths import STATIC_DIR, TEMPLATES_DIR
 
-from . import api, hooks, views
+from . import api, hooks, variants, views
 from .config import DEFAULTS, SCOPE_DESCRIPTIONS
 from .db import Store
 from .db import init_app as init_db
@@ -104,6 +104,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.identity_bp)
+    app.register_blueprint(variants.bp)
     if app.config["SANDBOX_TEST_HOOKS"]:
         app.register_blueprint(hooks.bp)
 
@@ -120,7 +121,11 @@ API_PATH_PREFIXES: tuple[str, ...] = ("/api/", "/apikey/", "/basic/")
 
 def _count_api_request() -> None:
     # Every request to the resource API, matched route or not, authenticated or not.
-    if request.path.startswith(API_PATH_PREFIXES) or request.path in ("/api", "/apikey", "/basic"):
+    if (
+        request.path.startswith(API_PATH_PREFIXES)
+        or request.path in ("/api", "/apikey", "/basic")
+        or (request.path.startswith(("/regions/", "/instances/")) and "/api/" in request.path)
+    ):
         sandbox_state().monitor.count_api_request()
 
 
@@ -130,7 +135,9 @@ def _security_headers(response: Response) -> Response:
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", views.BASE_CSP)
         response.headers.setdefault("X-Frame-Options", "DENY")
-    if request.path.startswith(("/oauth/", "/api/", "/_sandbox/", "/apikey/", "/basic/")):
+    if request.path.startswith(
+        ("/oauth/", "/api/", "/_sandbox/", "/apikey/", "/basic/", "/regions/", "/instances/")
+    ) or request.path.endswith("/oauth/token"):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -139,7 +146,7 @@ def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
     code = (error.name or "error").lower().replace(" ", "_")
     message = error.description or error.name or "Error"
-    if request.path == "/oauth/authorize":
+    if request.path.endswith("/oauth/authorize"):
         return views.error_page(status, code, message)
     response = jsonify({"error": code, "message": message})
     response.status_code = status

@@ -59,6 +59,10 @@ DEFAULTS: dict[str, Any] = {
             "token_endpoint_auth_method": "client_secret_basic",
         }
     ],
+    #: Workspaces of the tenant endpoints (``/regions/<region>/tenants/<workspace>/…``, see
+    #: :mod:`portal.sandbox.variants`), by region. Any other region/workspace is 404.
+    #: Default ``{"eu": ["acme", "initech"], "us": ["globex"]}``.
+    "SANDBOX_TENANTS": {"eu": ["acme", "initech"], "us": ["globex"]},
     #: Serve the test and fault-injection hooks under ``/_sandbox/`` (stats, faults, reset,
     #: expire-access-tokens). They have no authentication: turn them off when the sandbox is
     #: reachable by anyone but you. Default ``True``.

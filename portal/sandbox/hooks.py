@@ -7,10 +7,12 @@ make it misbehave. No authentication; disable with ``SANDBOX_TEST_HOOKS = False`
   "refresh_token": n}, "revocations": n, "userinfo_requests": n, "api_requests": n}``
   (requests that reached each endpoint, successful or not, faults included; ``api_requests``
   counts every request under ``/api/``, ``/apikey/`` and ``/basic/``)
-- ``POST /_sandbox/faults`` ``{"token_endpoint": null | "500" | "timeout" | "html" |
+- ``POST /_sandbox/faults`` ``{"token_endpoint": null | "500" | "timeout" | "delay" | "html" |
   "malformed_json", "timeout_seconds": float}`` -> 200 the faults now set. Every following
   token-endpoint request misbehaves until set back to ``null``: ``"500"`` HTTP 500 plain text;
-  ``"timeout"`` sleeps ``timeout_seconds`` (default 30) then answers normally; ``"html"`` 200
+  ``"timeout"`` sleeps ``timeout_seconds`` (default 30) then answers normally; ``"delay"`` sleeps
+  as long, then answers normally only if the client is still connected, else drops the request
+  unprocessed (see :data:`~portal.sandbox.monitor.TOKEN_FAULTS`); ``"html"`` 200
   ``text/html``; ``"malformed_json"`` 200 ``application/json`` that does not parse.
   ``GET /_sandbox/faults`` shows the faults set.
 - ``POST /_sandbox/reset``  clears faults and counters -> ``{"ok": true}``

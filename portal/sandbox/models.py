@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from typing import Any
 
@@ -78,6 +79,12 @@ class Client(Base, ClientMixin):
     redirect_uris: Mapped[list[str]] = mapped_column(JSON)
     scope: Mapped[str] = mapped_column(Text)
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(40))
+    #: Grants this client may use (RFC 7591 §2 ``grant_types``).
+    grant_types: Mapped[list[str]] = mapped_column(
+        JSON, default=lambda: ["authorization_code", "refresh_token"]
+    )
+    #: The demo user a machine-to-machine client acts for (client credentials grant only).
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("sandbox_users.id"), nullable=True)
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -91,7 +98,8 @@ class Client(Base, ClientMixin):
         allowed = scope_to_list(self.scope) or []
         if not scope:
             return str(list_to_scope(allowed))
-        requested = scope_to_list(scope) or []
+        # Commas too: apps such as Slack join scopes with "," (catalog scope_separator).
+        requested = [s for s in re.split(r"[\s,]+", scope) if s]
         return str(list_to_scope([s for s in requested if s in allowed]))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
@@ -111,7 +119,7 @@ class Client(Base, ClientMixin):
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type in ("authorization_code", "refresh_token")
+        return grant_type in self.grant_types
 
 
 class AuthorizationCode(Base, AuthorizationCodeMixin):
@@ -133,6 +141,9 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     scope: Mapped[str] = mapped_column(Text, default="")
     code_challenge: Mapped[str] = mapped_column(String(128))
     code_challenge_method: Mapped[str] = mapped_column(String(10))
+    #: ``/regions/<region>/tenants/<workspace>`` the code was issued under (``None``: the root
+    #: endpoints); it is redeemed only there, and its tokens only work there.
+    tenant: Mapped[str | None] = mapped_column(String(140), nullable=True)
     issued_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
     used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -169,6 +180,8 @@ class Token(Base, TokenMixin):
     expires_at: Mapped[float] = mapped_column(Float)
     access_token_revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     refresh_token_revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: The tenant of the authorization (see :attr:`AuthorizationCode.tenant`).
+    tenant: Mapped[str | None] = mapped_column(String(140), nullable=True)
 
     def check_client(self, client: Any) -> bool:
         return bool(self.client_id == client.get_client_id())

@@ -10,12 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Fault modes of the token endpoint. ``"500"``: HTTP 500 with a plain-text body. ``"timeout"``:
-#: sleep ``timeout_seconds``, then answer normally. ``"html"``: 200 ``text/html`` error page.
-#: ``"malformed_json"``: 200 ``application/json`` whose body does not parse.
-TOKEN_FAULTS: tuple[str, ...] = ("500", "timeout", "html", "malformed_json")
+#: sleep ``timeout_seconds``, then answer normally (a slow provider that finishes the work even
+#: when the client has gone: a rotated refresh token whose response is lost is gone too).
+#: ``"delay"``: sleep ``timeout_seconds``, then answer normally if the client is still
+#: connected; if it hung up meanwhile, drop the request unprocessed (a provider that cancels
+#: abandoned requests: nothing issued, nothing rotated). ``"html"``: 200 ``text/html`` error
+#: page. ``"malformed_json"``: 200 ``application/json`` whose body does not parse.
+TOKEN_FAULTS: tuple[str, ...] = ("500", "timeout", "delay", "html", "malformed_json")
 
 #: Grant types counted in :meth:`Monitor.stats`.
-COUNTED_GRANT_TYPES: tuple[str, ...] = ("authorization_code", "refresh_token")
+COUNTED_GRANT_TYPES: tuple[str, ...] = ("authorization_code", "refresh_token", "client_credentials")
 
 #: ``timeout_seconds`` when a ``"timeout"`` fault is set without one, in seconds.
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -85,7 +89,7 @@ class Monitor:
         """Make every following token-endpoint request misbehave until set back to ``None``.
 
         :param mode: one of :data:`TOKEN_FAULTS`, or ``None`` to answer normally again.
-        :param timeout_seconds: how long ``"timeout"`` sleeps; default
+        :param timeout_seconds: how long ``"timeout"`` and ``"delay"`` sleep; default
             :data:`DEFAULT_TIMEOUT_SECONDS`.
         :raises ValueError: on an unknown mode or a timeout outside ``0..MAX_TIMEOUT_SECONDS``.
         """

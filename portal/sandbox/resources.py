@@ -64,9 +64,10 @@ def validate_client_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Check one ``SANDBOX_CLIENTS`` entry and fill its defaults.
 
     :returns: ``{client_id, client_secret, client_name, redirect_uris, scope,
-        token_endpoint_auth_method}``.
-    :raises ValueError: on a missing ``client_id``, no or non-absolute ``redirect_uris``, an
-        unknown scope or auth method, or a confidential client without a secret.
+        token_endpoint_auth_method, grant_types, owner_id}``.
+    :raises ValueError: on a missing ``client_id``, no or non-absolute ``redirect_uris`` (for a
+        client of the code grant), an unknown scope, auth method or grant type, a confidential
+        client without a secret, or a client credentials client without a known ``user``.
     """
     client_id = raw.get("client_id")
     if not isinstance(client_id, str) or not client_id:
@@ -77,8 +78,22 @@ def validate_client_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     secret = raw.get("client_secret")
     if method != "none" and not secret:
         raise ValueError(f"client {client_id!r}: {method} needs a client_secret")
+    grant_types = list(raw.get("grant_types") or ["authorization_code", "refresh_token"])
+    unknown_grants = set(grant_types) - {
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+    }
+    if unknown_grants:
+        raise ValueError(f"client {client_id!r}: unknown grant types {sorted(unknown_grants)}")
+    owner_id = None
+    if "client_credentials" in grant_types:
+        names = [u[0] for u in DEMO_USERS]
+        if raw.get("user") not in names:
+            raise ValueError(f"client {client_id!r}: client_credentials needs a demo `user`")
+        owner_id = raw["user"]  # a username here; load_clients turns it into the user's id
     uris = list(raw.get("redirect_uris") or [])
-    if not uris:
+    if not uris and "authorization_code" in grant_types:
         raise ValueError(f"client {client_id!r}: redirect_uris is empty")
     for uri in uris:
         parts = urlsplit(uri)
@@ -95,6 +110,8 @@ def validate_client_config(raw: Mapping[str, Any]) -> dict[str, Any]:
         "redirect_uris": uris,
         "scope": " ".join(scope.split()),
         "token_endpoint_auth_method": method,
+        "grant_types": grant_types,
+        "owner_id": owner_id,
     }
 
 
@@ -105,6 +122,10 @@ def load_clients(session: Session, clients: Iterable[Mapping[str, Any]]) -> None
     """
     for raw in clients:
         data = validate_client_config(raw)
+        if data["owner_id"] is not None:
+            data["owner_id"] = session.scalar(
+                select(User.id).where(User.username == data["owner_id"])
+            )
         client = session.scalar(select(Client).where(Client.client_id == data["client_id"]))
         if client is None:
             session.add(Client(**data))

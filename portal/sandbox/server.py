@@ -6,6 +6,11 @@
   revokes every token issued from it (RFC 6749 §4.1.2).
 - Refresh token grant with rotation: every refresh returns a new refresh token and retires the
   old one; presenting a retired refresh token revokes the whole grant (RFC 9700 §4.14.2).
+- Client credentials grant (RFC 6749 §4.4) for machine-to-machine clients registered with
+  ``grant_types: [client_credentials]``; their tokens act for the client's demo ``user``.
+- Tenant endpoints (``/regions/<region>/tenants/<workspace>/oauth/…``, see
+  :mod:`portal.sandbox.variants`): a code or refresh token is redeemed only under the tenant it
+  was issued under, and its access tokens only work there.
 - Every authorization response, success or error, carries ``iss`` (RFC 9207 §2).
 - Revocation (RFC 7009) of access or refresh tokens; revoking a refresh token revokes its grant
   (RFC 7009 §2.1).
@@ -15,6 +20,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import Any, cast
@@ -26,7 +32,7 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, g
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
@@ -37,6 +43,18 @@ from .resources import get_client
 
 #: Realm named in ``WWW-Authenticate`` challenges (RFC 6750 §3).
 REALM = "sandbox"
+_G_TENANT = "_sandbox_tenant"
+
+
+def current_tenant() -> str | None:
+    """The tenant (``<region>/<workspace>``) the current request came in under, if any."""
+    tenant: str | None = g.get(_G_TENANT)
+    return tenant
+
+
+def set_tenant(tenant: str | None) -> None:
+    """Mark the current request as one under ``tenant`` (see :func:`current_tenant`)."""
+    setattr(g, _G_TENANT, tenant)
 
 
 def _rowcount(result: Any) -> int:
@@ -93,6 +111,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             scope=request.scope or "",
             code_challenge=data["code_challenge"],
             code_challenge_method=data["code_challenge_method"],
+            tenant=current_tenant(),
             issued_at=now,
             expires_at=now + float(current_app.config["SANDBOX_AUTHORIZATION_CODE_TTL"]),
         )
@@ -107,6 +126,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         if row is None or row.client_id != client.get_client_id():
             return None
+        if row.tenant != current_tenant():
+            return None  # issued under another tenant: unknown here
         if row.used_at is not None:
             # RFC 6749 §4.1.2: a code used twice is refused, and the tokens it bought revoked.
             revoke_grant(session, row.grant_id)
@@ -148,7 +169,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
         session = db_session()
         row = session.scalar(select(Token).where(Token.refresh_token_hash == digest(refresh_token)))
-        if row is None:
+        if row is None or row.tenant != current_tenant():
             return None
         if not row.refresh_token_active():
             client = self.request.client
@@ -177,6 +198,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             session.rollback()
             raise InvalidGrantError("The refresh token was already used.")
         session.commit()
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    """RFC 6749 §4.4 for machine-to-machine clients; no refresh token (§4.4.3)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 class RequiredS256CodeChallenge(CodeChallenge):
@@ -258,10 +285,16 @@ def _query_client(client_id: str) -> Client | None:
 
 def _save_token(token: dict[str, Any], request: OAuth2Request) -> None:
     # Flushed, not committed: the code claim / refresh retirement that follows commits both.
-    if request.payload.grant_type == "refresh_token":
-        grant_id = request.refresh_token.grant_id
+    # Client credentials tokens are committed here: nothing follows them.
+    grant_type = request.payload.grant_type
+    if grant_type == "refresh_token":
+        grant_id, user_id = request.refresh_token.grant_id, request.user.id
+        tenant = request.refresh_token.tenant
+    elif grant_type == "client_credentials":
+        grant_id, user_id, tenant = secrets.token_hex(16), request.client.owner_id, None
     else:
-        grant_id = request.authorization_code.grant_id
+        grant_id, user_id = request.authorization_code.grant_id, request.user.id
+        tenant = request.authorization_code.tenant
     now = time.time()
     refresh = token.get("refresh_token")
     session = db_session()
@@ -269,7 +302,8 @@ def _save_token(token: dict[str, Any], request: OAuth2Request) -> None:
         Token(
             grant_id=grant_id,
             client_id=request.client.get_client_id(),
-            user_id=request.user.id,
+            user_id=user_id,
+            tenant=tenant,
             token_type=token["token_type"],
             access_token_hash=digest(token["access_token"]),
             refresh_token_hash=digest(refresh) if refresh else None,
@@ -279,6 +313,8 @@ def _save_token(token: dict[str, Any], request: OAuth2Request) -> None:
         )
     )
     session.flush()
+    if grant_type == "client_credentials":
+        session.commit()
 
 
 def _expires_in(client: Client, grant_type: str) -> int:
@@ -289,15 +325,24 @@ def _random_token(**kwargs: Any) -> str:
     return str(generate_token(48))
 
 
+class _Server(AuthorizationServer):
+    """Authlib's server, reading a requested scope split on spaces or commas (Slack-style
+    apps join scopes with ``,``; see the catalog's ``scope_separator``)."""
+
+    def validate_requested_scope(self, scope: str | None) -> None:
+        super().validate_requested_scope(" ".join(re.split(r"[\s,]+", scope)) if scope else scope)
+
+
 def create_authorization_server(app: Flask) -> AuthorizationServer:
     """The configured Authlib server: code + PKCE S256, rotating refresh, RFC 7009, RFC 9207."""
-    server = AuthorizationServer(app, query_client=_query_client, save_token=_save_token)
+    server = _Server(app, query_client=_query_client, save_token=_save_token)
     server.scopes_supported = list(SCOPE_DESCRIPTIONS)
     server.register_token_generator(
         "default", BearerTokenGenerator(_random_token, _random_token, _expires_in)
     )
     server.register_grant(AuthorizationCodeGrant, [RequiredS256CodeChallenge(required=True)])
     server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(Revocation)
     server.register_extension(Issuer())
     return server

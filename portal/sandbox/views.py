@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+import socket
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -176,6 +177,21 @@ def _fault_response(mode: str) -> Response | None:
     return None
 
 
+def _client_gone() -> bool:
+    """Whether the client of this request hung up (werkzeug's server exposes the socket; other
+    servers: assume it is still there). The body was already read, so a readable socket with
+    no data left means the peer closed (EOF) or reset it."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is None:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 @bp.post("/oauth/token")
 def issue_token() -> Response:
     """Token endpoint (RFC 6749 §3.2, §4.1.3, §6): JSON ``{access_token, token_type: "Bearer",
@@ -185,8 +201,10 @@ def issue_token() -> Response:
     state.monitor.count_token_request(request.form.get("grant_type"))
     fault = state.monitor.token_fault
     if fault is not None:
-        if fault.mode == "timeout":
+        if fault.mode in ("timeout", "delay"):
             time.sleep(fault.timeout_seconds)
+            if fault.mode == "delay" and _client_gone():
+                return Response("", 499, mimetype="text/plain")  # nobody reads it
         else:
             faulty = _fault_response(fault.mode)
             if faulty is not None:

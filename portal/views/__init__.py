@@ -9,7 +9,7 @@ from .._paths import STATIC_DIR, TEMPLATES_DIR
 
 def create_blueprint() -> Blueprint:
     """A fresh ``portal`` blueprint with every route, hook and error handler registered."""
-    from . import api, common, connect, functions, provider_webhooks, proxy, ui
+    from . import admin, api, common, connect, functions, provider_webhooks, proxy, ui
     from . import events as app_events
 
     bp = Blueprint(
@@ -27,4 +27,5 @@ def create_blueprint() -> Blueprint:
     functions.register(bp)
     app_events.register(bp)
     provider_webhooks.register(bp)
+    admin.register(bp)
     return bp

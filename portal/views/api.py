@@ -5,8 +5,9 @@ Errors everywhere: ``{"error": code, "message": text, "error_details": [...]}``.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
@@ -24,17 +25,38 @@ from ..auth import (
 )
 from ..errors import (
     AuthenticationFailed,
+    CatalogError,
     CredentialError,
     InvalidRequest,
     OriginNotAllowed,
     ResourceNotFound,
 )
 from ..extension import current_portal
-from ..store import ConnectAttempt, ConnectedAccount
+from ..store import ConnectAttempt, ConnectedAccount, utcnow
 from .common import app_ref, app_summary, current_caller, own_origin, request_origin
+
+log = logging.getLogger(__name__)
 
 #: Largest JSON body the API accepts, in bytes.
 MAX_BODY = 64 * 1024
+
+#: Slack added to the longest code exchange, in seconds (see :func:`exchange_bound`).
+EXCHANGE_MARGIN = 30.0
+
+
+def exchange_bound(config: Any) -> timedelta:
+    """How long a connect attempt may stay ``exchanging`` before it is reported as failed.
+
+    While ``exchanging`` one portal process talks to the provider (the token request, then the
+    identity request, each bounded by ``PORTAL_HTTP_TIMEOUT``) and then commits the account.
+    An attempt still ``exchanging`` after ``2 × PORTAL_HTTP_TIMEOUT + 30 s`` (50 s by default)
+    belongs to a process that died mid-exchange: no one will ever finish it, so
+    ``GET /connect-attempts/<id>`` reports it ``failed`` with ``connect_interrupted`` and the
+    popup's opener settles (the user connects again with a new ticket).
+
+    :param config: the Flask config (``PORTAL_HTTP_TIMEOUT`` in seconds).
+    """
+    return timedelta(seconds=2 * float(config["PORTAL_HTTP_TIMEOUT"]) + EXCHANGE_MARGIN)
 
 
 def _json_body() -> dict[str, Any]:
@@ -54,6 +76,14 @@ def openapi_document() -> Response:
     from ..openapi import build
 
     return jsonify(build(current_portal.config["PORTAL_URL_PREFIX"]))
+
+
+def catalog_schema() -> Response:
+    """``GET /api/v1/catalog.schema.json``: the JSON Schema of app definition files, for hosts'
+    editors (``# yaml-language-server: $schema=<this URL>``) and CI."""
+    from ..catalog import SCHEMA
+
+    return jsonify(SCHEMA)
 
 
 def api_root() -> Response:
@@ -239,7 +269,11 @@ def delete_connected_account(account_id: str) -> Response:
     revoked = False
     if credentials is not None and definition is not None and definition.oauth2 is not None:
         # Revocation failure is logged and does not block the disconnect (RFC 7009 §2.2).
-        revoked = state.oauth.revoke(definition, credentials)
+        try:
+            resolved = definition.resolve(credentials.get("account_fields") or {})
+        except CatalogError:
+            resolved = None
+        revoked = state.oauth.revoke(resolved, credentials) if resolved else False
     with state.store.session() as session:
         account = account_service.get_account(session, caller.user_id, account_id)
         account_service.delete_account(session, account)
@@ -264,6 +298,13 @@ def delete_connected_account(account_id: str) -> Response:
         app=slug,
         account=public,
         revoked=revoked,
+    )
+    log.info(
+        "account %s of %s disconnected (revoked at the provider: %s)",
+        account_id,
+        slug,
+        "yes" if revoked else "no",
+        extra={"app": slug, "account_id": account_id},
     )
     return jsonify(payload)
 
@@ -305,7 +346,9 @@ def get_connect_attempt(attempt_id: str) -> Response:
     """``GET /api/v1/connect-attempts/<id>``: the popup's result, for an opener that lost it.
 
     ``{status: "pending"|"connected"|"failed", app, connectedAccountId?, payload?, error?}``.
-    Unknown ids, and other users' attempts, read as ``pending``.
+    Unknown ids, and other users' attempts, read as ``pending``. An attempt stuck in
+    ``exchanging`` longer than :func:`exchange_bound` (its process died during the code exchange)
+    reads as ``failed`` with error type ``connect_interrupted``; the row itself is left as is.
     """
     caller = current_caller()
     state = current_portal
@@ -328,6 +371,17 @@ def get_connect_attempt(attempt_id: str) -> Response:
                 status="failed",
                 error={"type": attempt.error_code, "message": attempt.error_message},
             )
+        elif (
+            attempt.status == "exchanging"
+            and attempt.updated_at + exchange_bound(state.config) < utcnow()
+        ):
+            result.update(
+                status="failed",
+                error={
+                    "type": "connect_interrupted",
+                    "message": "The connection was interrupted. Please try connecting again.",
+                },
+            )
     return jsonify(result)
 
 
@@ -336,6 +390,7 @@ def register(bp: Blueprint) -> None:
     prefix = "/api/v1"
     bp.add_url_rule(prefix, "api_root", api_root)
     bp.add_url_rule(f"{prefix}/openapi.json", "api_openapi", openapi_document)
+    bp.add_url_rule(f"{prefix}/catalog.schema.json", "api_catalog_schema", catalog_schema)
     bp.add_url_rule(f"{prefix}/sessions", "api_create_session", create_session, methods=["POST"])
     bp.add_url_rule(f"{prefix}/session", "api_session", get_session)
     bp.add_url_rule(f"{prefix}/user", "api_user", get_user)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +16,7 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError
 
+from .._paths import STATIC_DIR
 from ..auth import (
     app_key_for_secret,
     bearer_token,
@@ -259,14 +264,63 @@ def mounted_page_context(page: str) -> dict[str, Any]:
     return ctx
 
 
+def icon_file(app: Any) -> str | None:
+    """The app's icon: ``App.icon_file`` when the catalog resolves it, else the ``icon:`` file
+    name (or ``https://`` URL), else ``<slug>.svg`` when ``static/icons/`` has one; ``None``
+    when there is no icon (the pages then draw a monogram tile)."""
+    if hasattr(app, "icon_file"):
+        resolved: str | None = app.icon_file
+        return resolved
+    if app.icon:
+        return str(app.icon)
+    return f"{app.slug}.svg" if (STATIC_DIR / "icons" / f"{app.slug}.svg").is_file() else None
+
+
 def icon_url(app: Any) -> str:
-    """Absolute URL of the app's icon (absolute because the host page shows it too)."""
+    """Absolute URL of the app's icon (absolute because the host page shows it too);
+    ``icons/default.svg`` for an app without one."""
     from flask import url_for
 
-    icon = app.icon or "default.svg"
+    icon = icon_file(app) or "default.svg"
     if icon.startswith("https://"):
         return str(icon)
     return own_origin() + url_for("portal.static", filename=f"icons/{icon}")
+
+
+#: Number of monogram colours (``.portal-monogram-0`` … ``-11`` in portal.css).
+MONOGRAM_TONES = 12
+
+
+@functools.cache
+def _brand_glyphs() -> frozenset[str]:
+    """Icon files vendored from simple-icons (single-colour glyphs drawn on a neutral tile),
+    from ``static/icons/simple-icons.json`` (written by ``python -m portal._vendor_icons``)."""
+    try:
+        manifest = json.loads((STATIC_DIR / "icons" / "simple-icons.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset(manifest.get("icons", {}))
+
+
+def monogram(title: str, slug: str) -> dict[str, Any]:
+    """``{"initials", "tone"}`` of an app without an icon: the first letter or digit of the
+    first two space-separated words of ``title`` (``"Zoho CRM"`` -> ``"ZC"``, ``"Monday.com"``
+    -> ``"M"``), upper-cased, and a colour index in ``range(MONOGRAM_TONES)`` from a CRC-32 of
+    ``slug`` (stable across processes and runs)."""
+    firsts = [m.group(0) for w in title.split() if (m := re.search(r"[^\W_]", w))]
+    initials = "".join(firsts[:2]).upper() or slug[:1].upper()
+    return {"initials": initials, "tone": zlib.crc32(slug.encode()) % MONOGRAM_TONES}
+
+
+def app_logo(app: Any) -> dict[str, Any]:
+    """What the pages draw for an app's logo: ``{"url": str | None, "glyph": bool,
+    "initials": str, "tone": int}``. ``url`` is ``None`` when the app has no icon (draw the
+    monogram); ``glyph`` is true for a simple-icons brand glyph (drawn on a neutral tile)."""
+    name = icon_file(app)
+    logo = monogram(app.title, app.slug)
+    logo["url"] = icon_url(app) if name else None
+    logo["glyph"] = bool(name) and name in _brand_glyphs()
+    return logo
 
 
 def app_ref(app: Any) -> dict[str, str]:

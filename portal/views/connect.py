@@ -4,6 +4,15 @@ Order of checks at the callback (RFC 6749 §10.12, RFC 9700 §4.7, RFC 9207 §2.
 name a started, unexpired attempt *of this app*, and this browser must hold its Authlib state
 data; ``iss`` must match the app's issuer; only then is the attempt claimed (atomically, so a
 replayed code or state never reaches the token endpoint twice) and the code exchanged.
+
+Apps with ``account_fields`` ask for them first: in the same form as the API key, Basic or
+client-credentials fields, or, for OAuth apps, in a form step before the redirect to the
+provider. Values are validated strictly (:func:`portal.catalog.validate_field_value`); an
+invalid one re-renders the form with a 400 and nothing is stored or sent. For OAuth apps the
+values travel with the attempt's Authlib state data, so the callback exchanges the code at the
+host the user authorised at; the token response's own fields (``token_response.fields``) are
+validated before use. The values are stored inside the account's sealed credentials
+(``account_fields``).
 """
 
 from __future__ import annotations
@@ -21,16 +30,24 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.wrappers import Response
-from wtforms import PasswordField, StringField
+from wtforms import Field, PasswordField, SelectField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 
 from .. import accounts as account_service
 from .. import signals, webhooks
 from ..auth import TicketClaims, origin_of_url
-from ..catalog import App
+from ..catalog import (
+    AccountField,
+    App,
+    BasicSettings,
+    CatalogError,
+    InvalidAccountField,
+    redirect_uri,
+    validate_field_value,
+)
 from ..errors import InvalidConnectAttempt, ProviderError, ResourceNotFound
 from ..extension import current_portal
-from ..identity import fetch_identity
+from ..identity import fetch_identity, lookup_identity
 from ..oauth import granted_scopes, token_expiry
 from ..store import ConnectAttempt, utcnow
 from .common import app_ref, app_summary, page_context
@@ -49,9 +66,7 @@ def callback_uri(app: App) -> str:
 
     Built from configuration only, so a spoofed ``Host``/``X-Forwarded-Host`` cannot change it.
     """
-    base = current_portal.base_url or ""
-    prefix = current_portal.config["PORTAL_URL_PREFIX"].rstrip("/")
-    return f"{base}{prefix}/oauth/{app.slug}/callback"
+    return redirect_uri(current_portal, app.slug)
 
 
 def safe_return_to(value: str | None) -> str | None:
@@ -206,7 +221,7 @@ def _fail(
         error=code,
         message=message,
     )
-    log.info("connect to %s failed: %s", app.slug, code)
+    log.info("connect to %s failed: %s", app.slug, code, extra={"app": app.slug, "error": code})
     return _result(attempt, app, error={"type": code, "message": message}, status_code=status_code)
 
 
@@ -215,12 +230,14 @@ def _finish(
     app: App,
     credentials: dict[str, Any],
     scopes: list[str],
+    identity: tuple[str, str] | None = None,
 ) -> Response | tuple[str, int]:
-    """Identity lookup, then account upsert and attempt completion in one transaction."""
+    """Identity lookup (unless ``identity`` is already known), then account upsert and
+    attempt completion in one transaction. ``app`` is resolved for the account."""
     state = current_portal
     timeout = float(state.config["PORTAL_HTTP_TIMEOUT"])
     try:
-        external_id, label = fetch_identity(app, credentials, timeout)
+        external_id, label = identity or fetch_identity(app, credentials, timeout)
     except ProviderError as exc:
         return _fail(attempt, app, exc.code, exc.message, 502)
     try:
@@ -235,7 +252,7 @@ def _finish(
                 scopes=scopes,
                 credentials=credentials,
                 expires_at=token_expiry(credentials)
-                if credentials.get("type") == "oauth2"
+                if credentials.get("type") in ("oauth2", "oauth2_client_credentials")
                 else None,
             )
             db.execute(
@@ -274,64 +291,141 @@ def _finish(
         account=public,
         created=created,
     )
+    log.info(
+        "connect to %s finished: account %s %s",
+        app.slug,
+        public["id"],
+        "created" if created else "reconnected",
+        extra={"app": app.slug, "account_id": public["id"]},
+    )
     return _result(attempt, app, account=public, payload=payload)
 
 
 # --------------------------------------------------------------------------- routes
 
 
-class ApiKeyForm(FlaskForm):
-    """The API-key connect form (the label comes from the catalog)."""
+def _credential_fields(app: App) -> dict[str, Any]:
+    """The credential fields of ``app``'s connect form, labelled from the catalog: an API
+    key; a client id and secret (RFC 6749 §4.4); a Basic (RFC 7617) username and password; none
+    for OAuth 2.0 apps (their form is the account-field step before the redirect)."""
+    if app.api_key is not None:
+        return {
+            "api_key": PasswordField(
+                app.api_key.key_label,
+                validators=[DataRequired(), Length(max=4096)],
+                description=app.api_key.key_help or "",
+            )
+        }
+    if app.client_credentials is not None:
+        cc = app.client_credentials
+        return {
+            "client_id": StringField(
+                cc.client_id_label, validators=[DataRequired(), Length(max=512)]
+            ),
+            "client_secret": PasswordField(
+                cc.client_secret_label,
+                validators=[DataRequired(), Length(max=4096)],
+                description=cc.key_help or "",
+            ),
+        }
+    if app.oauth2 is not None:
+        return {}
+    labels = app.basic or BasicSettings()
+    return {
+        "username": StringField(
+            labels.username_label, validators=[DataRequired(), Length(max=512)]
+        ),
+        "password": PasswordField(
+            labels.password_label, validators=[DataRequired(), Length(max=4096)]
+        ),
+    }
 
-    api_key = PasswordField("API key", validators=[DataRequired(), Length(max=4096)])
+
+#: Prefix of the form field carrying account field ``name`` (``account_subdomain``).
+ACCOUNT_FIELD_PREFIX = "account_"
 
 
-class BasicAuthForm(FlaskForm):
-    """The HTTP Basic (RFC 7617) connect form."""
+class _ValidAccountField:
+    """WTForms validator running :func:`validate_field_value`; stores the normalised value."""
 
-    username = StringField("Username", validators=[DataRequired(), Length(max=512)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=4096)])
+    def __init__(self, spec: AccountField) -> None:
+        self.spec = spec
+
+    def __call__(self, form: FlaskForm, field: Field) -> None:
+        try:
+            field.data = validate_field_value(self.spec, field.data)
+        except InvalidAccountField as exc:
+            raise ValidationError(exc.message) from None
+
+
+def _choices(pairs: list[tuple[str, str]]) -> list[Any]:
+    """``SelectField`` choices: ``SelectChoice`` objects on WTForms 3.3+ (tuples are
+    deprecated there), ``(value, label)`` tuples before."""
+    try:
+        from wtforms.fields.choices import SelectChoice
+    except ImportError:  # WTForms < 3.3
+        return list(pairs)
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+def _asked_fields(app: App) -> list[AccountField]:
+    """The account fields the end user enters (not those the provider fills: token response,
+    authorization response query, identity response)."""
+    derived = app.derived_fields
+    return [f for f in app.account_fields if f.name not in derived]
 
 
 def _form_for(app: App) -> FlaskForm:
-    if app.api_key is not None:
-        form: FlaskForm = ApiKeyForm()
-        form.api_key.label.text = app.api_key.key_label
-        form.api_key.description = app.api_key.key_help or ""
-        return form
-    form = BasicAuthForm()
-    if app.basic is not None:
-        form.username.label.text = app.basic.username_label
-        form.password.label.text = app.basic.password_label
+    """The connect form of ``app``: its account fields first, then its credential fields
+    (none for OAuth apps, whose form is the account-field step before the redirect)."""
+    attrs: dict[str, Any] = {}
+    for spec in _asked_fields(app):
+        if spec.format == "enum":
+            attrs[ACCOUNT_FIELD_PREFIX + spec.name] = SelectField(
+                spec.label,
+                choices=_choices([("", "Choose…"), *((v, v) for v in spec.enum)]),
+                validators=[_ValidAccountField(spec)],
+                description=spec.help or "",
+                validate_choice=False,
+            )
+        else:
+            attrs[ACCOUNT_FIELD_PREFIX + spec.name] = StringField(
+                spec.label,
+                validators=[_ValidAccountField(spec)],
+                description=spec.help or "",
+                render_kw={
+                    "autocomplete": "off",
+                    "autocapitalize": "none",
+                    "spellcheck": "false",
+                    "maxlength": "253",
+                },
+            )
+    # Account fields first (where the account is), then the credentials for it.
+    attrs.update(_credential_fields(app))
+    form: FlaskForm = type("ConnectForm", (FlaskForm,), attrs)()
+    for spec in _asked_fields(app):
+        bound = form[ACCOUNT_FIELD_PREFIX + spec.name]
+        bound.portal_prefix = spec.prefix or ""
+        bound.portal_suffix = spec.suffix or ""
     return form
 
 
-def connect(app: str) -> Any:
-    """``GET|POST /connect/<app>?ticket=…[&return_to=…]``: start (or submit) one connect attempt.
+def _form_fields(app: App, form: FlaskForm) -> dict[str, str]:
+    """The validated account field values of a submitted, valid ``form``."""
+    return {spec.name: form[ACCOUNT_FIELD_PREFIX + spec.name].data for spec in _asked_fields(app)}
 
-    OAuth 2.0 apps: 302 to the provider's authorization endpoint with ``state`` and a PKCE S256
-    challenge. API-key and basic apps: a Flask-WTF form, checked by an identity lookup.
-    """
-    definition = _app_or_404(app)
-    claims = current_portal.tokens.read_ticket(request.values.get("ticket"), definition.slug)
-    _check_ticket_user(claims)
-    return_to = safe_return_to(request.values.get("return_to"))
 
-    if definition.oauth2 is not None:
-        if request.method != "GET":
-            raise InvalidConnectAttempt("OAuth apps are connected with GET.")
-        state_value = secrets.token_urlsafe(32)
-        _start_attempt(claims, definition, _hash_state(state_value), return_to)
-        try:
-            return current_portal.oauth.authorize_redirect(
-                definition, callback_uri(definition), state_value
-            )
-        except ProviderError as exc:
-            with current_portal.store.session() as db:
-                attempt = db.get(ConnectAttempt, claims.attempt_id)
-            assert attempt is not None
-            return _fail(attempt, definition, exc.code, exc.message, 502)
+def _refused_client(app: App, exc: ProviderError) -> str:
+    if exc.code in ("invalid_client", "unauthorized_client", "invalid_grant", "access_denied"):
+        return f"{app.title} did not accept this client ID and secret."
+    if exc.code == "invalid_scope":
+        return f"This {app.title} client may not use the scopes this app needs."
+    return exc.message
 
+
+def _bound_attempt(claims: TicketClaims, definition: App, return_to: str | None) -> ConnectAttempt:
+    """The attempt of a form-based connect (credentials form, or the account-field step of an
+    OAuth app), started on the first GET and bound to this browser's session."""
     bound: list[str] = session.get(_FORM_SESSION_KEY, [])
     with current_portal.store.read() as db:
         attempt = db.get(ConnectAttempt, claims.attempt_id)
@@ -339,46 +433,142 @@ def connect(app: str) -> Any:
         if request.method != "GET":
             raise InvalidConnectAttempt("Open the connect link first.")
         _start_attempt(claims, definition, None, return_to)
+        log.info("connect to %s started (form)", definition.slug)
         session[_FORM_SESSION_KEY] = [*bound[-4:], claims.attempt_id]
         with current_portal.store.session() as db:
             attempt = db.get(ConnectAttempt, claims.attempt_id)
         assert attempt is not None
-    elif attempt.status != "started" or claims.attempt_id not in bound:
+    elif (
+        attempt.status != "started"
+        or attempt.state_hash is not None
+        or claims.attempt_id not in bound
+    ):
         raise InvalidConnectAttempt(
             "This connect link was already used. Close this window and try again.",
             code="ticket_used",
         )
+    return attempt
+
+
+def _redirect_to_provider(attempt_id: str, definition: App, resolved: App, state_value: str) -> Any:
+    try:
+        return current_portal.oauth.authorize_redirect(
+            resolved, callback_uri(definition), state_value
+        )
+    except ProviderError as exc:
+        with current_portal.store.session() as db:
+            attempt = db.get(ConnectAttempt, attempt_id)
+        assert attempt is not None
+        return _fail(attempt, definition, exc.code, exc.message, 502)
+
+
+def connect(app: str) -> Any:
+    """``GET|POST /connect/<app>?ticket=…[&return_to=…]``: start (or submit) one connect attempt.
+
+    OAuth 2.0 apps: 302 to the provider's authorization endpoint with ``state`` and a PKCE S256
+    challenge (after a form step for their account fields, if any). API-key, basic and client
+    credentials apps: a Flask-WTF form (account fields included), checked by a token request
+    (client credentials) and an identity lookup.
+    """
+    definition = _app_or_404(app)
+    claims = current_portal.tokens.read_ticket(request.values.get("ticket"), definition.slug)
+    _check_ticket_user(claims)
+    return_to = safe_return_to(request.values.get("return_to"))
+
+    if definition.oauth2 is not None and not _asked_fields(definition):
+        if request.method != "GET":
+            raise InvalidConnectAttempt("OAuth apps are connected with GET.")
+        state_value = secrets.token_urlsafe(32)
+        _start_attempt(claims, definition, _hash_state(state_value), return_to)
+        log.info("connect to %s started (OAuth 2.0)", definition.slug)
+        return _redirect_to_provider(claims.attempt_id, definition, definition, state_value)
+
+    attempt = _bound_attempt(claims, definition, return_to)
     if _expired(attempt):
         return _fail(attempt, definition, "expired", "This connect link has expired.", 400)
 
     form = _form_for(definition)
     error = None
+    timeout = float(current_portal.config["PORTAL_HTTP_TIMEOUT"])
     if request.method == "POST" and form.validate_on_submit():
+        fields = _form_fields(definition, form)
+        try:
+            resolved = definition.resolve(fields)
+        except CatalogError as exc:  # cannot happen with validated values; refuse anyway
+            raise InvalidConnectAttempt("These account details cannot be used.") from exc
+        if definition.oauth2 is not None:
+            state_value = secrets.token_urlsafe(32)
+            with current_portal.store.session() as db:
+                claimed = db.execute(
+                    update(ConnectAttempt)
+                    .where(
+                        ConnectAttempt.id == attempt.id,
+                        ConnectAttempt.status == "started",
+                        ConnectAttempt.state_hash.is_(None),
+                    )
+                    .values(state_hash=_hash_state(state_value), updated_at=utcnow())
+                ).rowcount  # type: ignore[attr-defined]
+            if not claimed:
+                raise InvalidConnectAttempt(
+                    "This connect link was already used.", code="ticket_used"
+                )
+            return _redirect_to_provider(attempt.id, definition, resolved, state_value)
+        credentials: dict[str, Any]
+        scopes: list[str] = []
         if definition.api_key is not None:
             credentials = {"type": "api_key", "api_key": form.data["api_key"].strip()}
+        elif definition.client_credentials is not None:
+            client_id = form.data["client_id"].strip()
+            client_secret = form.data["client_secret"].strip()
+            try:
+                token = current_portal.oauth.client_credentials_grant(
+                    resolved, client_id, client_secret
+                )
+            except ProviderError as exc:
+                error = _refused_client(definition, exc)
+                credentials = {}
+            else:
+                credentials = {
+                    "type": "oauth2_client_credentials",
+                    "client_id": client_id,
+                    "client_secret": client_secret,
+                    **token,
+                }
+                scopes = granted_scopes(definition, token)
         else:
             credentials = {
                 "type": "basic",
                 "username": form.data["username"],
                 "password": form.data["password"],
             }
-        try:
-            fetch_identity(
-                definition, credentials, float(current_portal.config["PORTAL_HTTP_TIMEOUT"])
-            )
-        except ProviderError as exc:
-            error = exc.message
-        else:
-            if not _claim(attempt.id):
-                raise InvalidConnectAttempt(
-                    "This connect link was already used.", code="ticket_used"
-                )
-            return _finish(attempt, definition, credentials, [])
+        if fields:
+            credentials["account_fields"] = fields
+        if error is None:
+            try:
+                external_id, label, found = lookup_identity(resolved, credentials, timeout)
+                if found:  # identity.fields (validated), for API-key / Basic apps too
+                    fields = {**fields, **found}
+                    credentials["account_fields"] = fields
+                    resolved = resolved.resolve(fields)
+                identity = (external_id, label)
+            except ProviderError as exc:
+                error = exc.message
+            except CatalogError:
+                error = f"{definition.title} sent account details that cannot be used."
+            else:
+                if not _claim(attempt.id):
+                    raise InvalidConnectAttempt(
+                        "This connect link was already used.", code="ticket_used"
+                    )
+                return _finish(attempt, resolved, credentials, scopes, identity)
+    oauth_step = definition.oauth2 is not None
     return render_template(
         "portal/connect_form.html",
         app=app_summary(definition, 0),
         form=form,
         error=error,
+        submit_label="Continue" if oauth_step else "Connect",
+        oauth_step=oauth_step,
         form_action=url_for(
             "portal.connect",
             app=definition.slug,
@@ -420,9 +610,24 @@ def oauth_callback(app: str) -> Any:
     if _expired(attempt):
         _set_status(attempt.id, "failed", error_code="expired", error_message="expired")
         raise InvalidConnectAttempt("This sign-in took too long. Start again.", code="expired")
+    # The account field values this attempt was started with, re-checked before use.
+    try:
+        fields = {
+            spec.name: validate_field_value(
+                spec, current_portal.oauth.state_fields(definition, state_value).get(spec.name)
+            )
+            for spec in _asked_fields(definition)
+        }
+        resolved = definition.resolve(fields)
+    except (InvalidAccountField, CatalogError):
+        _set_status(attempt.id, "failed", error_code="invalid_request", error_message="fields")
+        raise InvalidConnectAttempt(
+            "The account details of this sign-in are missing. Start again.",
+            code="invalid_state",
+        ) from None
     iss = request.args.get("iss")
     try:
-        expected_issuer = current_portal.oauth.expected_issuer(definition)
+        expected_issuer = current_portal.oauth.expected_issuer(resolved)
     except ProviderError as exc:
         return _fail(attempt, definition, exc.code, exc.message, 502)
     if iss is not None and expected_issuer is not None and iss != expected_issuer:
@@ -435,12 +640,39 @@ def oauth_callback(app: str) -> Any:
             "access_denied": f"Access to {definition.title} was denied.",
         }.get(error, f"{definition.title} reported an error.")
         return _fail(attempt, definition, error[:64], description[:500], 400)
+    # Account fields the provider reports on the redirect (QuickBooks' realmId), validated by
+    # their declared format before anything uses them.
+    try:
+        for name, param in definition.callback_fields.items():
+            spec = next(f for f in definition.account_fields if f.name == name)
+            fields[name] = validate_field_value(spec, request.args.get(param))
+    except InvalidAccountField:
+        return _fail(
+            attempt,
+            definition,
+            "invalid_request",
+            f"{definition.title} did not say which account was connected.",
+            400,
+        )
     if not _claim(attempt.id):
         raise InvalidConnectAttempt("This sign-in response was already used.", code="invalid_state")
     try:
-        token = current_portal.oauth.exchange_code(definition)
+        resolved = resolved.resolve(fields)
+        token = current_portal.oauth.exchange_code(resolved)
+        # Values the token response fills (e.g. Salesforce's instance_url), validated by
+        # read_token, join the account fields; the API and identity URLs then use them.
+        fields = {**fields, **token.pop("fields", {})}
+        resolved = resolved.resolve(fields)
     except ProviderError as exc:
         return _fail(attempt, definition, exc.code, exc.message, 502)
+    except CatalogError:
+        return _fail(
+            attempt,
+            definition,
+            "invalid_response",
+            f"{definition.title} sent account details that cannot be used.",
+            502,
+        )
     credentials: dict[str, Any] = {
         "type": "oauth2",
         **{
@@ -449,9 +681,38 @@ def oauth_callback(app: str) -> Any:
             if k in token
         },
     }
-    if "expires_at" not in credentials and (expiry := token_expiry(token)) is not None:
-        credentials["expires_at"] = int(expiry.timestamp())
-    return _finish(attempt, definition, credentials, granted_scopes(definition, token))
+    identity: tuple[str, str] | None = None
+    if definition.identity_fields:
+        # Values the identity response fills (Mailchimp's dc, Xero's tenantId), validated by
+        # lookup_identity, join the account fields before the API URL and headers use them.
+        try:
+            external_id, label, found = lookup_identity(
+                resolved, credentials, float(current_portal.config["PORTAL_HTTP_TIMEOUT"])
+            )
+            fields = {**fields, **found}
+            resolved = resolved.resolve(fields)
+        except ProviderError as exc:
+            return _fail(attempt, definition, exc.code, exc.message, 502)
+        except CatalogError:
+            return _fail(
+                attempt,
+                definition,
+                "invalid_response",
+                f"{definition.title} sent account details that cannot be used.",
+                502,
+            )
+        identity = (external_id, label)
+    if resolved.placeholders or set(definition.identity_fields) - set(fields):
+        return _fail(
+            attempt,
+            definition,
+            "invalid_response",
+            f"{definition.title} did not send every account detail this app needs.",
+            502,
+        )
+    if fields:
+        credentials["account_fields"] = fields
+    return _finish(attempt, resolved, credentials, granted_scopes(definition, token), identity)
 
 
 def register(bp: Blueprint) -> None:

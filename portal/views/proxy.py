@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request, stream_with_context
 from flask.blueprints import BlueprintSetupState
+from sqlalchemy import bindparam, select
 from werkzeug.routing import PathConverter
 
 from .. import proxy
-from ..accounts import list_accounts
 from ..errors import PayloadTooLarge, ResourceNotFound
 from ..extension import current_portal
+from ..store import ConnectedAccount
 from .common import current_caller
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 #: Query parameters the portal reads itself and never forwards.
 OWN_PARAMS = frozenset({"connectedAccountId", "user_id"})
+#: What the proxy reads of the account row (:class:`portal.credentials.SealedRow`).
+_OWNED = select(
+    ConnectedAccount.id,
+    ConnectedAccount.user_id,
+    ConnectedAccount.app,
+    ConnectedAccount.credentials,
+).where(ConnectedAccount.user_id == bindparam("user_id"), ConnectedAccount.app == bindparam("app"))
+#: The caller's most recently modified account of the app (list_accounts' first), built once.
+LATEST_ACCOUNT = _OWNED.order_by(ConnectedAccount.modified_at.desc(), ConnectedAccount.id).limit(1)
+#: ``?connectedAccountId=``, only when it is the caller's and of this app.
+NAMED_ACCOUNT = _OWNED.where(ConnectedAccount.id == bindparam("id"))
 
 
 def proxy_request(app: str, path: str) -> Response:
@@ -28,17 +40,20 @@ def proxy_request(app: str, path: str) -> Response:
     if definition is None:
         raise ResourceNotFound(f"No app called {app!r}.", code="unknown_app")
     account_id = request.args.get("connectedAccountId")
-    with current_portal.store.read() as db:
-        accounts = list_accounts(db, caller.user_id, definition.slug)
-    ids = [a.id for a in accounts]
-    if account_id is None:
-        if not ids:
+    # One Core read of the few columns needed (the hot path: no ORM objects). The row must be
+    # the caller's and of this app, exactly as list_accounts would have it.
+    params = {"user_id": caller.user_id, "app": definition.slug, "id": account_id}
+    with current_portal.store.read_connection() as connection:
+        account = connection.execute(
+            LATEST_ACCOUNT if account_id is None else NAMED_ACCOUNT, params
+        ).first()
+    if account is None:
+        if account_id is None:
             raise ResourceNotFound(
                 f"No {definition.title} account is connected.", code="not_connected"
             )
-        account_id = ids[0]
-    elif account_id not in ids:
         raise ResourceNotFound("No such connected account.")
+    account_id = account.id
     limit = int(current_portal.config["PORTAL_PROXY_MAX_BODY"])
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge("The request body is too large.")
@@ -58,6 +73,7 @@ def proxy_request(app: str, path: str) -> Response:
         query=query,
         headers=dict(request.headers),
         body=body,
+        account=account,
     )
     return Response(stream_with_context(result.body), status=result.status, headers=result.headers)
 

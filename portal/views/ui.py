@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,13 @@ from .. import functions as function_service
 from ..errors import ResourceNotFound
 from ..extension import current_portal
 from ..store import ConnectedAccount
-from .common import app_summary, current_caller, mounted_page_context, page_context
+from .common import (
+    app_logo,
+    app_summary,
+    current_caller,
+    mounted_page_context,
+    page_context,
+)
 
 MODES = ("modal", "inline")
 LAYOUTS = ("wide", "narrow")
@@ -51,30 +58,58 @@ def relative_time(value: datetime, now: datetime | None = None) -> str:
     return "just now"
 
 
-def _marketplace(mode: str, layout: str) -> dict[str, Any]:
-    caller = current_caller()
+#: Cards rendered per marketplace page; "Show more" fetches the next page (htmx) or, without
+#: JavaScript, reloads with ``?page=N`` showing pages 1..N.
+PAGE_SIZE = 24
+
+
+def _page_number() -> int:
+    try:
+        return max(1, min(int(request.args.get("page", "1")), 1000))
+    except ValueError:
+        return 1
+
+
+def matches(app: Any, needle: str, category: str | None) -> bool:
+    """True when ``app`` is in ``category`` (any when ``None``) and ``needle`` (lower-case;
+    empty matches all) occurs in its title, slug, description or one of its categories."""
+    if category and category not in app.categories:
+        return False
+    if not needle:
+        return True
+    haystack = (app.title, app.slug, app.description, *app.categories)
+    return any(needle in text.lower() for text in haystack)
+
+
+def _marketplace(
+    mode: str, layout: str, *, only_page: bool = False, anonymous: bool = False
+) -> dict[str, Any]:
+    """Context of the marketplace templates for ``?q=``, ``?category=`` and ``?page=``.
+
+    ``apps`` holds the cards of pages 1..page (with ``only_page``: of that page only), each an
+    AppSummary plus ``logo`` (:func:`~portal.views.common.app_logo`); ``total`` counts every
+    match and ``more`` those not shown yet. ``anonymous`` renders the catalog as nobody's (no
+    caller needed, every app unconnected): the iframe shell paints it before the user is known.
+    """
     q = request.args.get("q", "").strip()[:100]
     category = request.args.get("category", "").strip() or None
-    with current_portal.store.read() as session:
-        counts = Counter(
-            session.execute(
-                select(ConnectedAccount.app).where(ConnectedAccount.user_id == caller.user_id)
-            ).scalars()
-        )
+    page = _page_number()
     enabled = current_portal.enabled_apps()
     categories = sorted({c for a in enabled for c in a.categories})
     needle = q.lower()
-    apps = [
-        app_summary(a, counts.get(a.slug, 0))
-        for a in enabled
-        if (not category or category in a.categories)
-        and (
-            not needle
-            or needle in a.title.lower()
-            or needle in a.description.lower()
-            or any(needle in c.lower() for c in a.categories)
-        )
-    ]
+    found = [a for a in enabled if matches(a, needle, category)]
+    end = page * PAGE_SIZE
+    visible = found[(page - 1) * PAGE_SIZE if only_page else 0 : end]
+    counts: Counter[str] = Counter()
+    if not anonymous:
+        caller = current_caller()
+        with current_portal.store.read() as session:
+            counts.update(
+                session.execute(
+                    select(ConnectedAccount.app).where(ConnectedAccount.user_id == caller.user_id)
+                ).scalars()
+            )
+    apps = [{**app_summary(a, counts.get(a.slug, 0)), "logo": app_logo(a)} for a in visible]
     return {
         "apps": apps,
         "categories": categories,
@@ -82,6 +117,11 @@ def _marketplace(mode: str, layout: str) -> dict[str, Any]:
         "category": category,
         "mode": mode,
         "layout": layout,
+        "page": page,
+        "total": len(found),
+        "catalog_size": len(enabled),
+        "more": max(0, len(found) - end),
+        "page_size": PAGE_SIZE,
     }
 
 
@@ -102,7 +142,7 @@ def _app_page(slug: str, mode: str, layout: str) -> dict[str, Any]:
         caller.user_id, app.slug, caller.host_origin or own_origin(), own_origin()
     )
     return {
-        "app": app_summary(app, len(accounts)),
+        "app": {**app_summary(app, len(accounts)), "logo": app_logo(app)},
         "accounts": accounts,
         "connect": {
             "url": url_for("portal.connect", app=app.slug, ticket=ticket),
@@ -115,11 +155,16 @@ def _app_page(slug: str, mode: str, layout: str) -> dict[str, Any]:
 
 
 def ui_apps() -> str:
-    """Partial: the marketplace (or just its grid when htmx targets ``#portal-app-grid``)."""
+    """Partial: the marketplace; just its grid when htmx targets ``#portal-app-grid`` (search,
+    category), just one more page of cards when it targets ``#portal-more`` ("Show more")."""
     mode, layout = _mode_layout()
+    target = request.headers.get("HX-Target")
+    if target == "portal-more":
+        context = _marketplace(mode, layout, only_page=True)
+        return render_template("portal/_app_cards.html", autofocus_first=True, **context)
     context = _marketplace(mode, layout)
-    if request.headers.get("HX-Target") == "portal-app-grid":
-        return render_template("portal/_app_grid.html", **context)
+    if target == "portal-app-grid":
+        return render_template("portal/_app_grid.html", oob_count=True, **context)
     return render_template("portal/_marketplace.html", **context)
 
 
@@ -130,13 +175,19 @@ def ui_app(app: str) -> str:
 
 
 def embed_apps() -> str:
-    """Iframe shell of the marketplace; frame.js loads the content with the bearer token."""
+    """Iframe shell of the marketplace with its first page of cards already in it (the catalog
+    is nobody's in particular), so it paints from this one response; frame.js then loads the
+    user's version (connected badges) with the bearer token from the fragment."""
     mode, layout = _mode_layout()
+    content = Markup(
+        render_template("portal/_marketplace.html", **_marketplace(mode, layout, anonymous=True))
+    )
     return render_template(
         "portal/embed.html",
         content_url=url_for("portal.ui_apps", mode=mode, layout=layout),
-        content=None,
+        content=content,
         heading="Connect apps",
+        lazy_htmx=True,  # frame.js loads htmx once the cards are painted
         **page_context("shell", mode, layout),
     )
 
@@ -152,6 +203,12 @@ def embed_app(app: str) -> str:
         heading=definition.title,
         **page_context("shell", mode, layout),
     )
+
+
+def embed_rpc() -> str:
+    """The host-page SDK's hidden frame: frame.js answers its method calls (``portal:call``
+    messages from the session's host origin) with the bearer token each call carries."""
+    return render_template("portal/rpc.html")
 
 
 PREFILL_UNREADABLE = (
@@ -265,8 +322,9 @@ def ui_function_submit(name: str) -> str:
 
 
 def embed_function(name: str) -> str:
-    """Iframe shell of a function's params form; ``?params=`` and ``?connectedAccountId=`` are
-    passed on to the partial."""
+    """Iframe shell of a function's params form; ``?params=`` (base64url JSON) or
+    ``?params_json=`` (JSON, from portal.js) and ``?connectedAccountId=`` are passed on to the
+    partial."""
     mode, layout = _mode_layout()
     function = function_service.find(current_portal, name)
     return render_template(
@@ -282,6 +340,9 @@ def _function_url(name: str, mode: str, layout: str) -> str:
     extra: dict[str, Any] = {
         k: request.args[k] for k in ("params", "connectedAccountId") if request.args.get(k)
     }
+    if raw := request.args.get("params_json"):
+        # portal.js sends plain JSON (no encoder in the host-page SDK); the partial reads base64url.
+        extra["params"] = base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
     return url_for("portal.ui_function", name=name, mode=mode, layout=layout, **extra)
 
 
@@ -348,6 +409,7 @@ def register(bp: Blueprint) -> None:
     """Add the page routes to ``bp``."""
     bp.add_url_rule("/embed/apps", "embed_apps", embed_apps)
     bp.add_url_rule("/embed/apps/<app>", "embed_app", embed_app)
+    bp.add_url_rule("/embed/rpc", "embed_rpc", embed_rpc)
     bp.add_url_rule("/ui/apps", "ui_apps", ui_apps)
     bp.add_url_rule("/ui/apps/<app>", "ui_app", ui_app)
     bp.add_url_rule("/apps", "apps_page", apps_page)

@@ -3,7 +3,7 @@ stack whose host app serves a small test page per end user (``/e2e?user=<id>``).
 
 The e2e stack is a second :class:`~portal.demo.DemoStack` (its host origin is the one the portal
 allows); the extra routes are added to its host app before it starts, so the demo host app
-itself is not changed. The test page loads ``portal.js`` from the portal's origin and a test
+itself is not changed. The test page loads ``portal.min.js`` (what hosts get) from the portal's origin and a test
 script from its own origin (the host app's CSP forbids inline scripts), creates
 ``new ConnectPortal({appKey, userId, hash, baseUrl})``, records every SDK event in
 ``window.events`` (and, across navigations of the tab, in ``sessionStorage``) and exposes
@@ -101,7 +101,7 @@ def _test_page(portal_url: str) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>e2e host page</title>
 <link rel="stylesheet" href="/e2e/test.css">
-<script src="{escape(portal_url)}/portal/static/portal.js"></script>
+<script src="{escape(portal_url)}/portal/static/portal.min.js"></script>
 </head><body {body_attrs}>
 <h1>e2e host page</h1>
 <button type="button" id="connect" data-app="{escape(app)}">Connect via SDK</button>

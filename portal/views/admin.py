@@ -1,0 +1,86 @@
+"""The operators' page: ``GET /admin`` (HTML) and ``GET /api/v1/admin/apps`` (JSON).
+
+Who may see it (any one suffices):
+
+* the host backend or an operator's tool with ``Authorization: Bearer <app secret>`` (one of
+  ``PORTAL_APP_KEYS``' secrets, as the server-to-server API accepts);
+* a request the host's :meth:`ConnectPortal.admin_check <portal.extension.ConnectPortal.admin_check>`
+  callback approves (mounted mode: the host's own login, e.g. an admin flag);
+* in a browser without either: the app secret typed into the page's form (``POST /admin``,
+  nothing kept: no cookie, no session; reloading asks again).
+
+Anyone else gets 401: the JSON error on the API, a page with that form on ``/admin``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, render_template, request
+
+from ..admin import overview
+from ..auth import app_key_for_secret, bearer_token
+from ..errors import AuthenticationFailed
+from ..extension import current_portal
+from .common import app_logo, content_security_policy, page_context
+
+#: Longest app secret the form accepts, in characters (longer ones are refused unread).
+MAX_SECRET_LENGTH = 512
+
+
+def _secret_ok(secret: str | None) -> bool:
+    if not secret or len(secret) > MAX_SECRET_LENGTH:
+        return False
+    return app_key_for_secret(current_portal.config["PORTAL_APP_KEYS"], secret) is not None
+
+
+def is_admin_request() -> bool:
+    """True when this request may see the operators' overview (bearer app secret, or the
+    host's ``admin_check`` callback)."""
+    if _secret_ok(bearer_token(request.headers.get("Authorization"))):
+        return True
+    return current_portal.portal.is_admin()
+
+
+def _page(status: int, **context: Any) -> tuple[Response, int]:
+    response = Response(
+        render_template("portal/admin.html", **context, **page_context("admin", "page", "wide"))
+    )
+    # Operators only: never framed, not even by the allowed host origins.
+    response.headers["Content-Security-Policy"] = (
+        content_security_policy().rsplit("frame-ancestors", 1)[0] + "frame-ancestors 'none'"
+    )
+    return response, status
+
+
+def admin_page() -> tuple[Response, int]:
+    """``GET /admin``; ``POST /admin`` with the form's ``app_secret``."""
+    refused = None
+    allowed = is_admin_request()
+    if not allowed and request.method == "POST":
+        allowed = _secret_ok(request.form.get("app_secret"))
+        refused = None if allowed else "That is not an app secret of this portal."
+    if not allowed:
+        return _page(401, signed_in=False, error=refused)
+    data = overview(current_portal)
+    for entry in data["apps"]:
+        entry["logo"] = app_logo(current_portal.catalog.get(entry["name"]))
+    return _page(200, signed_in=True, error=None, **data)
+
+
+def admin_apps() -> Response:
+    """``GET /api/v1/admin/apps``: :func:`portal.admin.overview` as JSON.
+
+    :raises AuthenticationFailed: neither an app secret as bearer nor the host's check.
+    """
+    if not is_admin_request():
+        raise AuthenticationFailed(
+            "Send the app secret as 'Authorization: Bearer <app secret>'.", code="admin_only"
+        )
+    return jsonify(overview(current_portal))
+
+
+def register(bp: Blueprint) -> None:
+    """Add the operators' routes to ``bp``."""
+    bp.add_url_rule("/admin", "admin_page", admin_page, methods=["GET", "POST"])
+    bp.add_url_rule("/api/v1/admin/apps", "api_admin_apps", admin_apps)

@@ -1,0 +1,89 @@
+"""The benchmarks of bench/ in their tiny ``--quick`` mode, so they do not rot.
+
+Only that they run and fill the table is checked, plus the figures that are counts, not
+timings: the served SDK's gzip size (against a ceiling), exactly one refresh for concurrent
+calls on an expired token, and that the served SDK is the build of the committed source. No
+timing is asserted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ON_POSTGRESQL
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+pytestmark = pytest.mark.slow
+
+
+def bench(name: str) -> Any:
+    """Import ``bench/<name>.py`` (the benchmarks import their siblings by plain name)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module(name)
+
+
+def test_served_sdk_is_the_build_of_the_committed_source() -> None:
+    banner = (ROOT / "static/portal.min.js").read_text("utf-8").splitlines()[0]
+    match = re.search(r"source sha256:([0-9a-f]{16})", banner)
+    assert match, banner
+    source = hashlib.sha256((ROOT / "static/portal.js").read_bytes()).hexdigest()
+    assert match.group(1) == source[:16], "static/portal.min.js is stale: run `make sdk`"
+
+
+#: The issue's target: at most 3,500 B gzipped for what the script tag loads.
+SDK_GZIP_CEILING = 3_500
+
+
+def test_sdk_size_does_not_grow() -> None:
+    (row,) = bench("sdk_size").run(quick=True)
+    size = int(row.figure.removesuffix(" B").replace(",", ""))
+    assert size <= SDK_GZIP_CEILING, row
+
+
+def test_refresh_coalescing_sends_exactly_one_refresh() -> None:
+    rows = bench("refresh_coalescing").run(quick=True)
+    assert rows[0].met is True, rows[0]
+    assert rows[1].ratio is not None and rows[1].ratio > 0
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make wrk)")
+def test_proxy_overhead_runs() -> None:
+    rows = bench("proxy_overhead").run(quick=True)
+    assert len(rows) == 6 and all(r.figure for r in rows)
+
+
+def test_storage_scale_runs() -> None:
+    backend = "postgresql" if ON_POSTGRESQL else "sqlite"
+    rows = bench("storage_scale").run(quick=True, backends=(backend,))
+    assert [r.ratio is not None and r.ratio > 0 for r in rows] == [True, True]
+
+
+@pytest.mark.e2e
+def test_time_to_ready_runs() -> None:
+    rows = bench("time_to_ready").run(quick=True)
+    assert len(rows) == 5 and all(r.ratio and r.ratio > 0 for r in rows)
+
+
+@pytest.mark.e2e
+def test_connect_cost_runs() -> None:
+    rows = bench("connect_cost").run(quick=True)
+    # Every flow makes at least the protocol's four requests.
+    assert len(rows) == 4 and all(r.ratio is not None and r.ratio >= 1 for r in rows)
+
+
+def test_run_prints_one_table() -> None:
+    out = subprocess.run(
+        [sys.executable, "run.py", "--quick", "--only", "sdk_size"],
+        cwd=BENCH, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    assert re.search(r"^benchmark\s+figure\s+baseline\s+ratio\s+target\s+met\?$", out, re.M), out
