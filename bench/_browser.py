@@ -54,17 +54,23 @@ def _page(portal_url: str) -> Response:
     from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET
 
     user = request.args.get("user", "bench-user")
-    attrs = {"data-app-key": DEMO_APP_KEY, "data-user-id": user,
-             "data-hash": user_hash(DEMO_APP_SECRET, user)}
+    attrs = {
+        "data-app-key": DEMO_APP_KEY,
+        "data-user-id": user,
+        "data-hash": user_hash(DEMO_APP_SECRET, user),
+    }
     body_attrs = " ".join(f'{k}="{escape(v)}"' for k, v in attrs.items())
-    return Response(f"""<!doctype html>
+    return Response(
+        f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bench host page</title>
 <script src="{escape(portal_url)}/portal/static/portal.min.js"></script>
 <script defer src="/bench.js"></script>
 </head><body {body_attrs}>
 <h1>bench host page</h1>
 <button type="button" id="connect">Connect</button>
-</body></html>""", mimetype="text/html")
+</body></html>""",
+        mimetype="text/html",
+    )
 
 
 def bench_stack(database_url: str, **portal_overrides: Any) -> Any:
@@ -75,7 +81,8 @@ def bench_stack(database_url: str, **portal_overrides: Any) -> Any:
     stack = DemoStack(0, 0, 0, database_url=database_url, worker=False, **portal_overrides)
     stack.host_app.add_url_rule("/bench", "bench_page", lambda: _page(stack.portal.url))
     stack.host_app.add_url_rule(
-        "/bench.js", "bench_js", lambda: Response(BENCH_JS, mimetype="text/javascript"))
+        "/bench.js", "bench_js", lambda: Response(BENCH_JS, mimetype="text/javascript")
+    )
     return stack
 
 

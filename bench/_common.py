@@ -25,8 +25,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 # Per-request access logs of the in-process portals would drown the figures.
 logging.getLogger("portal").setLevel(logging.WARNING)
 CHROMIUM = os.environ.get("PORTAL_BENCH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @dataclass
@@ -61,8 +68,10 @@ def table(rows: Sequence[Row]) -> str:
         for r in rows
     ]
     widths = [max(len(str(x[i])) for x in [head, *lines]) for i in range(len(head))]
-    out = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-           for line in [head, *lines]]
+    out = [
+        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in [head, *lines]
+    ]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
 

@@ -55,8 +55,14 @@ def connect_once(context: Any, stack: Any, user: str) -> list[dict[str, Any]]:
         if not recording:
             return
         sizes = request.sizes()
-        log.append({"url": request.url, "method": request.method,
-                    "bytes": sum(sizes.values()), "type": request.resource_type})
+        log.append(
+            {
+                "url": request.url,
+                "method": request.method,
+                "bytes": sum(sizes.values()),
+                "type": request.resource_type,
+            }
+        )
 
     context.on("requestfinished", done)
     try:
@@ -100,10 +106,26 @@ def run(quick: bool = False) -> list[Row]:
         minimum = [sum(e["bytes"] for e in log if _minimal(e["url"], e["method"])) for log in logs]
         needed = [sum(1 for e in log if _minimal(e["url"], e["method"])) for log in logs]
         n, b, mb = median(counts), median(total), median(minimum)
-        rows.append(Row(f"6 connect flow requests, {label}", f"{n:.0f} requests",
-                        f"{median(needed):.0f} protocol minimum", n / 4, "information", None))
-        rows.append(Row(f"6 connect flow bytes, {label}", f"{b / 1024:.1f} KiB",
-                        f"{mb / 1024:.1f} KiB protocol minimum", b / mb, "information", None))
+        rows.append(
+            Row(
+                f"6 connect flow requests, {label}",
+                f"{n:.0f} requests",
+                f"{median(needed):.0f} protocol minimum",
+                n / 4,
+                "information",
+                None,
+            )
+        )
+        rows.append(
+            Row(
+                f"6 connect flow bytes, {label}",
+                f"{b / 1024:.1f} KiB",
+                f"{mb / 1024:.1f} KiB protocol minimum",
+                b / mb,
+                "information",
+                None,
+            )
+        )
         kinds = Counter(f"{e['method']} {urlsplit(e['url']).path}" for e in logs[-1])
         print(f"connect_cost: {label}, requests of the last round:")
         for key, count in sorted(kinds.items()):

@@ -33,11 +33,25 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
 def _gunicorn(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    command = [str(ROOT / ".venv/bin/gunicorn"), "--chdir", str(BENCH), "-w", "2",
-               "-k", "gthread", "--threads", "16", "-b", f"127.0.0.1:{port}",
-               "--log-level", "warning", app]
-    return subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    command = [
+        str(ROOT / ".venv/bin/gunicorn"),
+        "--chdir",
+        str(BENCH),
+        "-w",
+        "2",
+        "-k",
+        "gthread",
+        "--threads",
+        "16",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        app,
+    ]
+    return subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def cpu_seconds(master: subprocess.Popen[bytes]) -> float:
@@ -52,15 +66,29 @@ def cpu_seconds(master: subprocess.Popen[bytes]) -> float:
     return total
 
 
-def wrk(url: str, connections: int, seconds: float, authorization: str, origin: str = ""
-        ) -> dict[str, float]:
+def wrk(
+    url: str, connections: int, seconds: float, authorization: str, origin: str = ""
+) -> dict[str, float]:
     """One wrk run: ``{"rps", "p50", "p99", "requests"}`` (latencies in ms); non-2xx answers
     fail it."""
     out = subprocess.run(
-        ["wrk", "-t", "1" if connections == 1 else "2", "-c", str(connections),
-         "-d", f"{seconds}s", "--latency", "-s", str(BENCH / "auth.lua"), url],
+        [
+            "wrk",
+            "-t",
+            "1" if connections == 1 else "2",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            str(BENCH / "auth.lua"),
+            url,
+        ],
         env={**os.environ, "BENCH_AUTHORIZATION": authorization, "BENCH_ORIGIN": origin},
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "Non-2xx" not in out and "Socket errors" not in out, out
 
@@ -82,8 +110,14 @@ def _seed(config: dict[str, Any]) -> None:
     state = app.extensions["portal"]
     with state.store.session() as db:
         accounts.upsert_account(
-            db, state.sealer, user_id="bench-user", app="sandbox", external_id="1",
-            label="Bench", scopes=["contacts.read"], expires_at=None,
+            db,
+            state.sealer,
+            user_id="bench-user",
+            app="sandbox",
+            external_id="1",
+            label="Bench",
+            scopes=["contacts.read"],
+            expires_at=None,
             credentials={"type": "oauth2", "access_token": ACCESS_TOKEN, "token_type": "Bearer"},
         )
 
@@ -99,13 +133,19 @@ def run(quick: bool = False) -> list[Row]:
     origin = "http://127.0.0.1:9"
     with tempfile.TemporaryDirectory() as tmp:
         config = portal_config(
-            portal_url, upstream, [origin], PORTAL_DATABASE_URL=f"sqlite:///{tmp}/bench.sqlite3",
-            PORTAL_RATE_LIMITS_ENABLED=False, PORTAL_LOG_FORMAT="text",
+            portal_url,
+            upstream,
+            [origin],
+            PORTAL_DATABASE_URL=f"sqlite:///{tmp}/bench.sqlite3",
+            PORTAL_RATE_LIMITS_ENABLED=False,
+            PORTAL_LOG_FORMAT="text",
         )
         _seed(config)
         env = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in config.items()}
-        children = [_gunicorn("_upstream:app", up_port, {}),
-                    _gunicorn("portal.service:create_app()", portal_port, env)]
+        children = [
+            _gunicorn("_upstream:app", up_port, {}),
+            _gunicorn("portal.service:create_app()", portal_port, env),
+        ]
         try:
             wait_for_port(up_port)
             wait_for_port(portal_port)
@@ -114,16 +154,24 @@ def run(quick: bool = False) -> list[Row]:
                 wait_for_http(f"{upstream}/")
                 wait_for_http(f"{portal_url}/portal/api/v1/")
             session = requests.post(
-                f"{portal_url}/portal/api/v1/sessions", headers={"Origin": origin}, timeout=10,
-                json={"appKey": DEMO_APP_KEY, "userId": "bench-user",
-                      "hash": user_hash(DEMO_APP_SECRET, "bench-user")},
+                f"{portal_url}/portal/api/v1/sessions",
+                headers={"Origin": origin},
+                timeout=10,
+                json={
+                    "appKey": DEMO_APP_KEY,
+                    "userId": "bench-user",
+                    "hash": user_hash(DEMO_APP_SECRET, "bench-user"),
+                },
             )
             assert session.status_code == 201, session.text
             token = session.json()["token"]
             direct_url = f"{upstream}/api/contacts?limit=10"
             proxy_url = f"{portal_url}/portal/api/v1/proxy/sandbox/contacts?limit=10"
-            check = requests.get(proxy_url, timeout=10, headers={
-                "Authorization": f"Bearer {token}", "Origin": origin})
+            check = requests.get(
+                proxy_url,
+                timeout=10,
+                headers={"Authorization": f"Bearer {token}", "Origin": origin},
+            )
             assert check.status_code == 200, check.text[:300]
             results: dict[tuple[str, int], list[dict[str, float]]] = {}
             for _ in range(rounds):
@@ -148,24 +196,61 @@ def run(quick: bool = False) -> list[Row]:
     rows = []
     for c in (1, 64):
         ratio = m("proxy", c, "rps") / m("direct", c, "rps")
-        rows.append(Row(f"3 proxy throughput, {c} conn", f"{m('proxy', c, 'rps'):.0f} req/s",
-                        f"{m('direct', c, 'rps'):.0f} req/s direct", ratio,
-                        ">= 0.50" if c == 64 else "information", ratio >= 0.5 if c == 64 else None))
+        rows.append(
+            Row(
+                f"3 proxy throughput, {c} conn",
+                f"{m('proxy', c, 'rps'):.0f} req/s",
+                f"{m('direct', c, 'rps'):.0f} req/s direct",
+                ratio,
+                ">= 0.50" if c == 64 else "information",
+                ratio >= 0.5 if c == 64 else None,
+            )
+        )
     added50 = m("proxy", 1, "p50") - m("direct", 1, "p50")
     added99 = m("proxy", 1, "p99") - m("direct", 1, "p99")
-    rows.append(Row("3 proxy added latency p50, 1 conn", f"{added50:+.2f} ms",
-                    f"{m('direct', 1, 'p50'):.2f} ms direct", m("proxy", 1, "p50") / m("direct", 1, "p50"),
-                    "<= +2 ms", added50 <= 2.0))
-    rows.append(Row("3 proxy added latency p99, 1 conn", f"{added99:+.2f} ms",
-                    f"{m('direct', 1, 'p99'):.2f} ms direct", m("proxy", 1, "p99") / m("direct", 1, "p99"),
-                    "information", None))
+    rows.append(
+        Row(
+            "3 proxy added latency p50, 1 conn",
+            f"{added50:+.2f} ms",
+            f"{m('direct', 1, 'p50'):.2f} ms direct",
+            m("proxy", 1, "p50") / m("direct", 1, "p50"),
+            "<= +2 ms",
+            added50 <= 2.0,
+        )
+    )
+    rows.append(
+        Row(
+            "3 proxy added latency p99, 1 conn",
+            f"{added99:+.2f} ms",
+            f"{m('direct', 1, 'p99'):.2f} ms direct",
+            m("proxy", 1, "p99") / m("direct", 1, "p99"),
+            "information",
+            None,
+        )
+    )
     added64 = m("proxy", 64, "p50") - m("direct", 64, "p50")
-    rows.append(Row("3 proxy added latency p50, 64 conn", f"{added64:+.2f} ms",
-                    f"{m('direct', 64, 'p50'):.2f} ms direct", None, "information", None))
+    rows.append(
+        Row(
+            "3 proxy added latency p50, 64 conn",
+            f"{added64:+.2f} ms",
+            f"{m('direct', 64, 'p50'):.2f} ms direct",
+            None,
+            "information",
+            None,
+        )
+    )
     cpu_proxy = median([r["cpu_ms"] for c in (1, 64) for r in results[("proxy", c)]])
     cpu_direct = median([r["cpu_ms"] for c in (1, 64) for r in results[("direct", c)]])
-    rows.append(Row("3 server CPU per request (portal vs upstream)", f"{cpu_proxy:.2f} ms",
-                    f"{cpu_direct:.2f} ms upstream", cpu_proxy / cpu_direct, "information", None))
+    rows.append(
+        Row(
+            "3 server CPU per request (portal vs upstream)",
+            f"{cpu_proxy:.2f} ms",
+            f"{cpu_direct:.2f} ms upstream",
+            cpu_proxy / cpu_direct,
+            "information",
+            None,
+        )
+    )
     return rows
 
 

@@ -48,14 +48,19 @@ def run(quick: bool = False) -> list[Row]:
     calls, rounds = (20, 1) if quick else (200, 3)
     with tempfile.TemporaryDirectory() as tmp:
         stack = DemoStack(
-            0, 0, 0, database_url=f"sqlite:///{tmp}/bench.sqlite3", worker=False,
+            0,
+            0,
+            0,
+            database_url=f"sqlite:///{tmp}/bench.sqlite3",
+            worker=False,
             PORTAL_RATE_LIMITS_ENABLED=False,
         ).start()
         try:
             api = new_session(stack, "bench-refresh")
             connect_sandbox(api)
-            account_id = api.get("/connected-accounts?app=sandbox").json()[
-                "connected_accounts"][0]["id"]
+            account_id = api.get("/connected-accounts?app=sandbox").json()["connected_accounts"][0][
+                "id"
+            ]
             url = f"{api.base}/proxy/sandbox/contacts?limit=1"
             http = requests.Session()
             http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=calls))
@@ -81,11 +86,22 @@ def run(quick: bool = False) -> list[Row]:
             stack.stop()
     f, e = median(fresh), median(expired)
     return [
-        Row(f"5 refreshes for {calls} concurrent calls, expired token",
-            " ".join(str(c) for c in counts) + f" (per round, {rounds} rounds)", "", None,
-            "exactly 1 per round", all(c == 1 for c in counts)),
-        Row(f"5 median call latency, {calls} concurrent, expired token", f"{e * 1000:.1f} ms",
-            f"{f * 1000:.1f} ms fresh token", e / f, "information", None),
+        Row(
+            f"5 refreshes for {calls} concurrent calls, expired token",
+            " ".join(str(c) for c in counts) + f" (per round, {rounds} rounds)",
+            "",
+            None,
+            "exactly 1 per round",
+            all(c == 1 for c in counts),
+        ),
+        Row(
+            f"5 median call latency, {calls} concurrent, expired token",
+            f"{e * 1000:.1f} ms",
+            f"{f * 1000:.1f} ms fresh token",
+            e / f,
+            "information",
+            None,
+        ),
     ]
 
 

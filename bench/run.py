@@ -16,8 +16,14 @@ import traceback
 
 from _common import Row, table
 
-BENCHMARKS = ("sdk_size", "time_to_ready", "proxy_overhead", "storage_scale",
-              "refresh_coalescing", "connect_cost")
+BENCHMARKS = (
+    "sdk_size",
+    "time_to_ready",
+    "proxy_overhead",
+    "storage_scale",
+    "refresh_coalescing",
+    "connect_cost",
+)
 
 
 def main() -> int:
@@ -39,9 +45,11 @@ def main() -> int:
         print(f"== {name}: {time.monotonic() - started:.0f} s", flush=True)
     print()
     print(table(rows))
-    print(f"\n{len(rows)} rows, {sum(r.met is True for r in rows)} targets met, "
-          f"{sum(r.met is False for r in rows)} not met; {time.monotonic() - began:.0f} s"
-          + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    print(
+        f"\n{len(rows)} rows, {sum(r.met is True for r in rows)} targets met, "
+        f"{sum(r.met is False for r in rows)} not met; {time.monotonic() - began:.0f} s"
+        + (f"; FAILED: {', '.join(failed)}" if failed else "")
+    )
     return 1 if failed else 0
 
 

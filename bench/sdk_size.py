@@ -28,8 +28,11 @@ def run(quick: bool = False) -> list[Row]:
     from portal.demo import portal_config
     from portal.service import create_app
 
-    app = create_app(portal_config("http://localhost:5001", "http://127.0.0.1:5002", [],
-                                   PORTAL_DATABASE_URL="sqlite://"))
+    app = create_app(
+        portal_config(
+            "http://localhost:5001", "http://127.0.0.1:5002", [], PORTAL_DATABASE_URL="sqlite://"
+        )
+    )
     response = app.test_client().get(SERVED_PATH)
     assert response.status_code == 200, response.status
     served = response.get_data()
@@ -39,9 +42,14 @@ def run(quick: bool = False) -> list[Row]:
     source = (ROOT / "static/portal.js").read_bytes()
     size, unminified = gz(served), gz(source)
     return [
-        Row("1 SDK gzip -9 (portal.min.js as served)", f"{size:,} B",
-            f"{unminified:,} B unminified source", size / unminified, f"<= {TARGET:,} B",
-            size <= TARGET),
+        Row(
+            "1 SDK gzip -9 (portal.min.js as served)",
+            f"{size:,} B",
+            f"{unminified:,} B unminified source",
+            size / unminified,
+            f"<= {TARGET:,} B",
+            size <= TARGET,
+        ),
     ]
 
 

@@ -26,8 +26,19 @@ from _common import Row, interleaved, median, table
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 USER = "bench-user"
 APPS = ("sandbox", "slack", "hubspot")
-COLUMNS = ("id", "user_id", "app", "external_id", "label", "status", "scopes", "credentials",
-           "expires_at", "created_at", "modified_at")
+COLUMNS = (
+    "id",
+    "user_id",
+    "app",
+    "external_id",
+    "label",
+    "status",
+    "scopes",
+    "credentials",
+    "expires_at",
+    "created_at",
+    "modified_at",
+)
 
 
 @contextmanager
@@ -43,8 +54,10 @@ def database(backend: str, tmp: str) -> Iterator[dict[str, Any]]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield {"PORTAL_DATABASE_URL": f"{PG_URL}?options=-csearch_path%3D{schema}",
-               "PORTAL_AUTO_MIGRATE": True}
+        yield {
+            "PORTAL_DATABASE_URL": f"{PG_URL}?options=-csearch_path%3D{schema}",
+            "PORTAL_AUTO_MIGRATE": True,
+        }
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
@@ -59,14 +72,27 @@ def build(config: dict[str, Any], rows: int) -> tuple[Any, dict[str, str], float
     from portal.service import create_app
 
     origin = "http://127.0.0.1:9"
-    app = create_app(portal_config("http://localhost:5001", "http://127.0.0.1:5002", [origin],
-                                   PORTAL_RATE_LIMITS_ENABLED=False, **config))
+    app = create_app(
+        portal_config(
+            "http://localhost:5001",
+            "http://127.0.0.1:5002",
+            [origin],
+            PORTAL_RATE_LIMITS_ENABLED=False,
+            **config,
+        )
+    )
     state = app.extensions["portal"]
     with state.store.session() as db:
         for n, name in enumerate(APPS):
             accounts.upsert_account(
-                db, state.sealer, user_id=USER, app=name, external_id=str(n), label=name,
-                scopes=[], expires_at=None,
+                db,
+                state.sealer,
+                user_id=USER,
+                app=name,
+                external_id=str(n),
+                label=name,
+                scopes=[],
+                expires_at=None,
                 credentials={"type": "oauth2", "access_token": "x", "token_type": "Bearer"},
             )
     engine = state.store.engine
@@ -76,29 +102,39 @@ def build(config: dict[str, Any], rows: int) -> tuple[Any, dict[str, str], float
         cur.execute(f"SELECT {', '.join(COLUMNS)} FROM portal_connected_accounts")
         template = list(cur.fetchone())
         began = time.perf_counter()
-        filler = ((f"ca_bench_{i}", f"user-{i // 3:07d}", APPS[i % 3], str(i), *template[4:])
-                  for i in range(rows - len(APPS)))
+        filler = (
+            (f"ca_bench_{i}", f"user-{i // 3:07d}", APPS[i % 3], str(i), *template[4:])
+            for i in range(rows - len(APPS))
+        )
         if engine.dialect.name == "sqlite":
             # The store's SQLite connections run in autocommit and BEGIN themselves: one
             # transaction for the whole fill, not one per row.
             cur.execute("BEGIN")
             marks = ", ".join("?" * len(COLUMNS))
-            cur.executemany(f"INSERT INTO portal_connected_accounts ({', '.join(COLUMNS)}) "
-                            f"VALUES ({marks})", filler)
+            cur.executemany(
+                f"INSERT INTO portal_connected_accounts ({', '.join(COLUMNS)}) VALUES ({marks})",
+                filler,
+            )
         else:
-            with cur.copy(f"COPY portal_connected_accounts ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            with cur.copy(
+                f"COPY portal_connected_accounts ({', '.join(COLUMNS)}) FROM STDIN"
+            ) as copy:
                 for row in filler:
                     copy.write_row(row)
         raw.commit()
-        cur.execute("ANALYZE" if engine.dialect.name == "sqlite" else
-                    "ANALYZE portal_connected_accounts")
+        cur.execute(
+            "ANALYZE" if engine.dialect.name == "sqlite" else "ANALYZE portal_connected_accounts"
+        )
         raw.commit()
         seconds = time.perf_counter() - began
     finally:
         raw.close()
     client = app.test_client()
-    response = client.post("/portal/api/v1/sessions", headers={"Origin": origin}, json={
-        "appKey": DEMO_APP_KEY, "userId": USER, "hash": user_hash(DEMO_APP_SECRET, USER)})
+    response = client.post(
+        "/portal/api/v1/sessions",
+        headers={"Origin": origin},
+        json={"appKey": DEMO_APP_KEY, "userId": USER, "hash": user_hash(DEMO_APP_SECRET, USER)},
+    )
     assert response.status_code == 201, response.text
     return app, {"Authorization": f"Bearer {response.json['token']}", "Origin": origin}, seconds
 
@@ -111,9 +147,11 @@ def explain(app: Any) -> str:
     from portal.store import ConnectedAccount
 
     engine = app.extensions["portal"].store.engine
-    query = (select(ConnectedAccount).where(ConnectedAccount.user_id == USER,
-                                            ConnectedAccount.app == "sandbox")
-             .order_by(ConnectedAccount.modified_at.desc(), ConnectedAccount.id))
+    query = (
+        select(ConnectedAccount)
+        .where(ConnectedAccount.user_id == USER, ConnectedAccount.app == "sandbox")
+        .order_by(ConnectedAccount.modified_at.desc(), ConnectedAccount.id)
+    )
     dialect = sqlite.dialect() if engine.dialect.name == "sqlite" else postgresql.dialect()
     sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
@@ -138,18 +176,33 @@ def run(quick: bool = False, backends: tuple[str, ...] = ("sqlite", "postgresql"
                 print(f"storage_scale: {backend} {large:,} rows inserted in {fill:.1f} s; plan:")
                 print(explain(app_l))
                 c_s, c_l = app_s.test_client(), app_l.test_client()
-                for label, path in (("getConnectedAccounts", "/portal/api/v1/connected-accounts?app=sandbox"),
-                                    ("marketplace render", "/portal/ui/apps")):
+                for label, path in (
+                    ("getConnectedAccounts", "/portal/api/v1/connected-accounts?app=sandbox"),
+                    ("marketplace render", "/portal/ui/apps"),
+                ):
+
                     def call(client: Any, headers: dict[str, str], path: str = path) -> None:
                         response = client.get(path, headers=headers)
                         assert response.status_code == 200, response.status
 
-                    times = interleaved({"small": lambda c=c_s, h=headers_s: call(c, h),
-                                         "large": lambda c=c_l, h=headers_l: call(c, h)}, rounds)
+                    times = interleaved(
+                        {
+                            "small": lambda c=c_s, h=headers_s: call(c, h),
+                            "large": lambda c=c_l, h=headers_l: call(c, h),
+                        },
+                        rounds,
+                    )
                     s, lg = median(times["small"]), median(times["large"])
-                    rows.append(Row(f"4 {label}, {backend}, {large:,} rows", f"{lg * 1000:.2f} ms",
-                                    f"{s * 1000:.2f} ms at {small:,}", lg / s, "<= 1.30",
-                                    lg / s <= 1.3))
+                    rows.append(
+                        Row(
+                            f"4 {label}, {backend}, {large:,} rows",
+                            f"{lg * 1000:.2f} ms",
+                            f"{s * 1000:.2f} ms at {small:,}",
+                            lg / s,
+                            "<= 1.30",
+                            lg / s <= 1.3,
+                        )
+                    )
                 for a in (app_s, app_l):
                     a.extensions["portal"].store.engine.dispose()
     return rows

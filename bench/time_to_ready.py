@@ -26,7 +26,9 @@ from _browser import bench_stack, dumps, launch
 from _common import ROOT, Row, cli, median
 
 CARD = "#portal-app-grid .portal-card"
-PAINTED = f"() => document.querySelector({CARD!r}) ? performance.timeOrigin + performance.now() : null"
+PAINTED = (
+    f"() => document.querySelector({CARD!r}) ? performance.timeOrigin + performance.now() : null"
+)
 
 
 def catalog(folder: Path, count: int, sandbox_url: str) -> list[str]:
@@ -54,15 +56,16 @@ def bare_file(stack: Any, folder: Path) -> None:
     api = new_session(stack, "bench-user")
 
     shell = requests.get(f"{stack.portal.url}/portal/embed/apps?mode=modal", timeout=10).text
-    content = requests.get(f"{stack.portal.url}/portal/ui/apps?mode=modal", headers=api.headers,
-                           timeout=10).text
+    content = requests.get(
+        f"{stack.portal.url}/portal/ui/apps?mode=modal", headers=api.headers, timeout=10
+    ).text
     if "portal-card" in shell:
         # The shell paints the first page of cards itself (frame.js fetches the user's version
         # afterwards): the bare page is that shell, scripts dropped, at the shell's size.
         html, target = shell, len(shell)
     else:
         # The content in place of the shell's empty main: it paints by itself.
-        html, target = shell.replace('</main>', content + '</main>', 1), len(shell) + len(content)
+        html, target = shell.replace("</main>", content + "</main>", 1), len(shell) + len(content)
     html = "\n".join(line for line in html.splitlines() if "<script" not in line)
     html += "<!--" + "x" * max(0, target - len(html) - 7) + "-->"
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,8 +76,9 @@ def add_bare_route(stack: Any, folder: Path) -> None:
     """``/bench/bare.html`` on the portal's server (added before it serves its first request)."""
     from flask import send_file
 
-    stack.portal_app.add_url_rule("/bench/bare.html", "bench_bare",
-                                  lambda: send_file(folder / "bare.html"))
+    stack.portal_app.add_url_rule(
+        "/bench/bare.html", "bench_bare", lambda: send_file(folder / "bare.html")
+    )
 
 
 def measure(context: Any, stack: Any, kind: str) -> tuple[float, float]:
@@ -86,7 +90,9 @@ def measure(context: Any, stack: Any, kind: str) -> tuple[float, float]:
             if kind == "portal":
                 start = page.evaluate("window.bench.portal()")
             else:
-                start = page.evaluate(f"window.bench.bare({dumps(stack.portal.url + '/bench/bare.html')})")
+                start = page.evaluate(
+                    f"window.bench.bare({dumps(stack.portal.url + '/bench/bare.html')})"
+                )
         frame = info.value
         painted = frame.wait_for_function(PAINTED, polling="raf", timeout=30000).json_value()
         ready = page.wait_for_function("window.run.ready", timeout=30000).json_value()
@@ -107,12 +113,12 @@ def run(quick: bool = False) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             for n in sizes:
-
                 sandbox_url = "http://127.0.0.1:9"  # never called: nothing is connected
                 folder = Path(tmp) / f"apps{n}"
                 slugs = catalog(folder, n, sandbox_url)
                 stacks[n] = bench_stack(
-                    f"sqlite:///{tmp}/portal{n}.sqlite3", PORTAL_CATALOG_PATHS=[str(folder)],
+                    f"sqlite:///{tmp}/portal{n}.sqlite3",
+                    PORTAL_CATALOG_PATHS=[str(folder)],
                     PORTAL_ENABLED_APPS=slugs,
                 )
                 add_bare_route(stacks[n], Path(tmp) / f"bare{n}")
@@ -142,16 +148,38 @@ def run(quick: bool = False) -> list[Row]:
     rows = []
     for n in sizes:
         ready, bare_load = m(n, "portal", 0), m(n, "bare", 0)
-        rows.append(Row(f"2 time to ready, {n} apps", f"{ready:.0f} ms",
-                        f"{bare_load:.0f} ms bare iframe load", ready / bare_load, "<= 1.50",
-                        ready / bare_load <= 1.5))
+        rows.append(
+            Row(
+                f"2 time to ready, {n} apps",
+                f"{ready:.0f} ms",
+                f"{bare_load:.0f} ms bare iframe load",
+                ready / bare_load,
+                "<= 1.50",
+                ready / bare_load <= 1.5,
+            )
+        )
         painted, bare_painted = m(n, "portal", 1), m(n, "bare", 1)
-        rows.append(Row(f"2 time to marketplace painted, {n} apps", f"{painted:.0f} ms",
-                        f"{bare_painted:.0f} ms bare iframe", painted / bare_painted, "<= 1.50",
-                        painted / bare_painted <= 1.5))
+        rows.append(
+            Row(
+                f"2 time to marketplace painted, {n} apps",
+                f"{painted:.0f} ms",
+                f"{bare_painted:.0f} ms bare iframe",
+                painted / bare_painted,
+                "<= 1.50",
+                painted / bare_painted <= 1.5,
+            )
+        )
     growth = m(full, "portal", 1) / m(10, "portal", 1)
-    rows.append(Row(f"2 painted growth, {full} vs 10 apps", f"{m(full, 'portal', 1):.0f} ms",
-                    f"{m(10, 'portal', 1):.0f} ms at 10 apps", growth, "<= 1.30", growth <= 1.3))
+    rows.append(
+        Row(
+            f"2 painted growth, {full} vs 10 apps",
+            f"{m(full, 'portal', 1):.0f} ms",
+            f"{m(10, 'portal', 1):.0f} ms at 10 apps",
+            growth,
+            "<= 1.30",
+            growth <= 1.3,
+        )
+    )
     return rows
 
 

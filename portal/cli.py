@@ -310,8 +310,7 @@ def rotate_keys(batch_size: int) -> None:
             f"already current {batch.skipped}, unreadable {len(batch.failed)}"
         )
     click.echo(
-        f"re-sealed {resealed} connected account(s) under the newest key; "
-        f"{skipped} already were"
+        f"re-sealed {resealed} connected account(s) under the newest key; {skipped} already were"
     )
     if failed:
         click.echo(f"could not open {len(failed)}: {', '.join(failed)}", err=True)

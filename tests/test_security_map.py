@@ -149,9 +149,7 @@ def test_every_marker_quotes_one_security_md_line() -> None:
 def test_every_security_md_line_has_a_test() -> None:
     lines, _ = mapping()
     missing = [f"[{line.section}] {line.text}" for line in lines if not line.tests]
-    assert not missing, f"{len(missing)} SECURITY.md line(s) without a test:\n" + "\n".join(
-        missing
-    )
+    assert not missing, f"{len(missing)} SECURITY.md line(s) without a test:\n" + "\n".join(missing)
 
 
 @needs_security_md

@@ -389,7 +389,12 @@ def test_sustained_load_zero_5xx_zero_lost_accounts(
     deployed: tuple[PortalServer, RunningSandbox, dict[str, Any]], shared_database: str
 ) -> None:
     portal, provider, config = deployed
-    before = len(_access_statuses(portal))  # the readiness probes
+    # The readiness probe (one answered, unauthenticated GET /apps -> 401): gunicorn writes an
+    # access line after its response went out, so wait (bounded) until the line is there.
+    deadline = time.monotonic() + 10
+    while not _access_statuses(portal) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    before = len(_access_statuses(portal))
     tally = Tally()
     # Each client owns its users, so no two threads disconnect or use one account at once
     # in a way the bookkeeping cannot follow (the portal itself would not mind).

@@ -122,6 +122,7 @@ def _marketplace(
         "catalog_size": len(enabled),
         "more": max(0, len(found) - end),
         "page_size": PAGE_SIZE,
+        "anonymous": anonymous,
     }
 
 

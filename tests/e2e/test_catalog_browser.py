@@ -66,6 +66,8 @@ def open_modal(page: Page, stack: DemoStack, layout: str = "wide") -> FrameLocat
     open_host(page, stack, "catalog-user")
     page.evaluate("(l) => window.portal.showApps('modal', null, l)", layout)
     frame = page.frame_locator("[role=dialog] iframe")
+    # The shell paints the catalog as nobody's first, then swaps in the user's version.
+    expect(frame.locator("section.portal-market:not([data-portal-anonymous])")).to_be_attached()
     expect(frame.locator("a.portal-card").first).to_be_visible()
     return frame
 
@@ -149,6 +151,7 @@ def test_screenshot_catalog_inline(browser: Browser, catalog_stack: DemoStack) -
         open_host(page, catalog_stack, "catalog-user")
         page.evaluate("window.portal.showApps('inline', 'container', 'narrow')")
         frame = page.frame_locator("#container iframe")
+        expect(frame.locator("section.portal-market:not([data-portal-anonymous])")).to_be_attached()
         expect(frame.locator("a.portal-card").first).to_be_visible()
         settle_icons(frame)
         page.wait_for_timeout(300)  # the iframe follows its content's height
