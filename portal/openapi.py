@@ -511,6 +511,7 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                         "400": _error("Path refused."),
                         "404": _error("No such app or no connected account."),
                         "409": _error("The account needs the end user to reconnect."),
+                        "403": _error("The account's self-hosted API host is a private address."),
                         "413": _error("Body too large."),
                         "502": _error("Upstream unreachable."),
                         "504": _error("Upstream timed out."),
@@ -565,6 +566,7 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                         _ref("FunctionNotExecuted"), "No account connected: not executed."
                     ),
                     "409": _error("The account needs the end user to reconnect."),
+                    "403": _error("The account's self-hosted API host is a private address."),
                     "413": _error("Body too large."),
                     "502": _error("The app's API could not be reached."),
                     "504": _error("The app's API did not answer in time."),

@@ -18,8 +18,10 @@ caller headers of the same name; the credential is added last, as the catalog sa
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -190,6 +192,7 @@ def forward(
     retry at all when the token cannot be renewed.
 
     :raises InvalidRequest: the path is refused (no request is sent).
+    :raises UpstreamRefused: 403 when an end-user-chosen host resolves to a private address.
     :raises UpstreamTimeout: 504 on a timeout; :raises UpstreamError: 502 when unreachable.
     :raises credentials.NeedsReauth: the account needs the end user to reconnect.
     """
@@ -203,6 +206,8 @@ def forward(
         stored = credential_service.load(state, account_id)
     app = app.resolve(stored.data.get("account_fields") or {})
     url = build_url(app.api_base_url, path)
+    if any(spec.format == "hostname" for spec in app.account_fields):
+        ensure_public_host(app, urlsplit(url).hostname or "")
     sent_headers = {k: v for k, v in headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
     creds = credential_service.fresh(state, app, account_id, current=stored)
     started = time.perf_counter()
@@ -247,6 +252,39 @@ def forward(
             response.release_conn()
 
     return ProxyResponse(response.status, out_headers, stream())
+
+
+class UpstreamRefused(PortalHTTPError):
+    """403: the app's API host, chosen by the end user, resolves to a non-public address."""
+
+    code = 403
+    error_code = "upstream_refused"
+
+
+def ensure_public_host(app: App, host: str) -> None:
+    """Refuse an end-user-chosen API host (a ``hostname`` account field: a self-hosted
+    instance) that resolves to an address which is not globally routable: loopback, private
+    (RFC 1918, RFC 4193), link-local (cloud metadata at 169.254.169.254), shared, reserved or
+    multicast. The field's validator already refuses IP literals and ``localhost``; this catches
+    names that point inside the portal's network (``db.corp.example``, a wildcard DNS service).
+
+    A name that does not resolve is left to the request itself (502). This check does not pin
+    the connection to the address it checked, so a DNS answer that changes between the two
+    lookups (rebinding) is not covered; run the portal behind an egress firewall for that.
+
+    :raises UpstreamRefused: 403 when any resolved address is not global.
+    """
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global or address.is_multicast:
+            log.warning("proxy %s: refused a host resolving to a non-public address", app.slug)
+            raise UpstreamRefused(
+                f"{app.title}: the host of this account points to a private network address."
+            )
 
 
 def _send(

@@ -826,3 +826,73 @@ def test_sandbox_counts_api_requests_and_reset_clears_them(stack: DemoStack, san
     assert sandbox_stats(stack)["api_requests"] == 4
     requests.post(f"{sandbox}/_sandbox/reset", timeout=5).raise_for_status()
     assert sandbox_stats(stack)["api_requests"] == 0
+
+
+# ------------------------------------------------------------- self-hosted hosts (SSRF)
+
+
+def _hostname_app() -> Any:
+    from portal.catalog import load_catalog
+
+    app = load_catalog(environ={}).get("mattermost")
+    assert app is not None and any(f.format == "hostname" for f in app.account_fields)
+    return app
+
+
+def test_user_chosen_host_resolving_to_loopback_is_refused() -> None:
+    """``localhost`` resolves through /etc/hosts here (a real lookup): a self-hosted host that
+    points back at the portal's machine is refused before anything is sent."""
+    from portal.proxy import UpstreamRefused, ensure_public_host
+
+    with pytest.raises(UpstreamRefused) as info:
+        ensure_public_host(_hostname_app(), "localhost")
+    assert info.value.code == 403 and "private network" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "10.0.0.5",
+        "172.16.3.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "fd00::1",
+        "fe80::1%eth0",
+        "::ffff:127.0.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+    ],
+)
+def test_user_chosen_host_resolving_to_a_private_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    """No DNS server runs here, so name resolution is replaced by a stand-in answering
+    ``address`` for any name (the only mock in this file)."""
+    import socket
+
+    from portal.proxy import UpstreamRefused, ensure_public_host
+
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: [(family, socket.SOCK_STREAM, 6, "", (address, 0))]
+    )
+    with pytest.raises(UpstreamRefused):
+        ensure_public_host(_hostname_app(), "chat.corp.example")
+
+
+def test_user_chosen_public_or_unresolvable_host_is_left_to_the_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from portal.proxy import ensure_public_host
+
+    app = _hostname_app()
+    ensure_public_host(app, "no-such-name.invalid")  # does not resolve: the request says 502
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 0))],
+    )
+    ensure_public_host(app, "chat.example.com")  # a public address passes
