@@ -112,7 +112,11 @@ def test_hostile_callback_field_fails_the_attempt(
     assert accounts_of(stack, api.user_id) == []
     assert stat(stack, "authorization_code") == 0  # refused before the code exchange
     with stack.portal_app.extensions["portal"].store.read() as db:
-        attempt = db.scalars(select(ConnectAttempt)).all()[-1]
+        # This user's only attempt (the stack is shared: other tests' attempts are there too,
+        # in no defined order without an ORDER BY).
+        [attempt] = db.scalars(
+            select(ConnectAttempt).where(ConnectAttempt.user_id == api.user_id)
+        ).all()
     assert attempt.status == "failed"
 
 
