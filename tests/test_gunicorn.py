@@ -31,7 +31,12 @@ from processes import (
 
 from portal.demo import portal_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # The multi-process tests run one after another on one xdist worker: side by side they
+    # would share two cores and PostgreSQL's connection limit with dozens of processes.
+    pytest.mark.xdist_group("processes"),
+]
 
 WORKERS = 3
 

@@ -32,7 +32,12 @@ from conftest import connect_sandbox, new_session, sandbox_stats
 from portal.demo import DEMO_APP_SECRET, DemoStack, portal_config
 from portal.store import ConnectedAccount
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # The multi-process tests run one after another on one xdist worker: side by side they
+    # would share two cores and PostgreSQL's connection limit with dozens of processes.
+    pytest.mark.xdist_group("processes"),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = 50

@@ -46,7 +46,11 @@ from portal.store import ConnectAttempt, ConnectedAccount, Store, WebhookOutbox,
 from portal.views.api import exchange_bound
 from portal.webhooks import enqueue, verify_webhook
 
-pytestmark = [pytest.mark.slow, pytest.mark.security("Process killed mid-request")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("processes"),
+    pytest.mark.security("Process killed mid-request"),
+]
 
 # The core cases run on both backends; the others on one each, to keep the file short.
 ONLY_POSTGRESQL = pytest.mark.parametrize("shared_database", ["postgresql"], indirect=True)

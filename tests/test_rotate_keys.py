@@ -53,6 +53,7 @@ from portal.store import ConnectedAccount, Store
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("processes"),  # see tests/test_multiprocess.py
     pytest.mark.security("Key rotation (add new key, rotate, drop old key)"),
     pytest.mark.security("Process killed mid-request"),
 ]

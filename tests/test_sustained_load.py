@@ -55,6 +55,7 @@ from portal.store import ConnectedAccount
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("processes"),  # see tests/test_multiprocess.py
     pytest.mark.security("Sustained load (see the benchmark issue) with zero 5xx"),
 ]
 
