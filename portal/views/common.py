@@ -283,7 +283,7 @@ def icon_url(app: Any) -> str:
     from flask import url_for
 
     icon = icon_file(app) or "default.svg"
-    if icon.startswith("https://"):
+    if icon.startswith(("https://", "http://")):  # the catalog allows http on loopback only
         return str(icon)
     return own_origin() + url_for("portal.static", filename=f"icons/{icon}")
 
