@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import (
@@ -64,16 +64,25 @@ def user_hash(app_secret: str, user_id: str) -> str:
 
     :returns: lowercase hex HMAC-SHA256 of the UTF-8 ``user_id`` keyed with ``app_secret``
         (RFC 2104), 64 characters.
+    :raises ValueError: ``user_id`` holds a lone surrogate (U+D800-U+DFFF), which has no UTF-8
+        form (RFC 3629 §3); the portal refuses such ids too (:func:`check_user_id`).
     """
-    return hmac.new(app_secret.encode(), user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    try:
+        message = user_id.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("user_id contains a lone surrogate; it has no UTF-8 encoding.") from exc
+    return hmac.new(app_secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def verify_user_hash(secrets_: Iterable[str], user_id: str, presented: str) -> bool:
     """True when ``presented`` is the user hash of ``user_id`` under any of ``secrets_``.
 
     Every secret is compared in constant time (:func:`hmac.compare_digest`), so rotation
-    (old and new secret accepted together) leaks nothing through timing.
+    (old and new secret accepted together) leaks nothing through timing. An id that has no
+    UTF-8 form (a lone surrogate) has no hash: ``False``.
     """
+    if _has_surrogate(user_id):
+        return False
     ok = False
     candidate = presented.strip().lower().encode()
     for secret in secrets_:
@@ -91,10 +100,23 @@ def app_key_for_secret(app_keys: Mapping[str, Sequence[str]], presented: str) ->
     return found
 
 
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def check_user_id(user_id: Any, max_length: int) -> str:
     """Validate an opaque end-user id: any non-empty Unicode string up to ``max_length`` chars.
 
-    :raises InvalidRequest: not a string, empty, too long, or containing NUL.
+    "Unicode string" means a sequence of Unicode scalar values: a lone surrogate
+    (U+D800-U+DFFF, e.g. from a JSON ``"\\ud800"`` escape, RFC 8259 §8.2) has no UTF-8 form
+    (RFC 3629 §3), so it could neither be hashed nor stored.
+
+    :raises InvalidRequest: (400, code ``invalid_user_id``) not a string, empty, too long,
+        containing NUL, or containing a lone surrogate.
     """
     if not isinstance(user_id, str) or not user_id:
         raise InvalidRequest("userId must be a non-empty string.", code="invalid_user_id")
@@ -104,7 +126,42 @@ def check_user_id(user_id: Any, max_length: int) -> str:
         )
     if "\x00" in user_id:
         raise InvalidRequest("userId must not contain NUL.", code="invalid_user_id")
+    if _has_surrogate(user_id):
+        raise InvalidRequest(
+            "userId must be valid Unicode text: it contains a lone surrogate or bytes that "
+            "are not UTF-8.",
+            code="invalid_user_id",
+        )
     return user_id
+
+
+def host_named_user_id(header: str | None, query_string: bytes, max_length: int) -> str:
+    """The end user a host backend names server-to-server, checked by :func:`check_user_id`.
+
+    :param header: the ``X-Portal-User-Id`` value as the WSGI server decoded it (ISO-8859-1,
+        PEP 3333); its octets are read as UTF-8 (RFC 9110 §5.5 leaves non-ASCII octets to the
+        application).
+    :param query_string: the raw query string; its ``user_id`` parameter is percent-decoded
+        and read as UTF-8 (the WHATWG URL form encoding).
+    :returns: the user id; the header wins when both are present.
+    :raises InvalidRequest: (400, ``invalid_user_id``) missing, or not UTF-8 (invalid bytes,
+        or the encoded form of a lone surrogate such as ``%ED%A0%80``), or refused by
+        :func:`check_user_id`. Invalid bytes are never replaced or left percent-encoded, so two
+        different byte strings never become one id.
+    """
+    raw: bytes | None = None
+    if header:
+        try:
+            raw = header.encode("latin-1")
+        except UnicodeEncodeError:  # not from a WSGI server; already text
+            return check_user_id(header, max_length)
+    else:
+        # ISO-8859-1 keeps every octet, raw or percent-encoded, as one code point.
+        pairs = parse_qsl(query_string.decode("latin-1"), True, encoding="latin-1")
+        raw = next((v.encode("latin-1") for k, v in pairs if k == "user_id"), None)
+    # surrogateescape maps each invalid byte to a lone surrogate, which check_user_id refuses.
+    user_id = raw.decode("utf-8", "surrogateescape") if raw is not None else None
+    return check_user_id(user_id, max_length)
 
 
 def normalize_origin(value: str | None) -> str | None:

@@ -600,6 +600,34 @@ def validate_account_fields(app: App, values: Mapping[str, Any]) -> dict[str, st
     }
 
 
+#: What a catalog URL must be (``docs_url``, an ``icon`` URL, every endpoint): ``https``, or
+#: plain ``http`` on a loopback host for development. Anything else (``javascript:``,
+#: ``data:``, ``http://`` to another host) is refused when the catalog is validated or loaded.
+URL_RULE = "must be an https URL (plain http only on 127.0.0.1, localhost or [::1])"
+#: An ``icon`` that is a file name under ``static/icons/`` (no path, no scheme).
+ICON_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def is_catalog_url(value: str) -> bool:
+    """True for an absolute ``https`` URL with a host, or an ``http`` URL whose host is
+    ``127.0.0.1``, ``localhost`` or ``[::1]`` (development only).
+
+    ``javascript:``, ``data:``, ``vbscript:`` and every other scheme are refused; so are URLs
+    with whitespace or control characters, which browsers strip before parsing (WHATWG URL).
+    """
+    if not isinstance(value, str) or re.search(r"[\x00-\x20\x7f\\]", value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    if not host or not value.lower().startswith(parts.scheme + "://"):
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK_HOSTS)
+
+
 def validate_token_field(app: App, name: str, raw: Any) -> str:
     """A placeholder value read from a token response (``token_response.fields``) or an
     identity response (``identity.fields``), checked before it is spliced into any URL.
@@ -648,6 +676,9 @@ def validate_definition(data: Any, source: Path | str) -> list[str]:
     for error in sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(e.absolute_path)):
         where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         message = error.message
+        if error.validator == "pattern" and isinstance(error.schema, dict):
+            rule = error.schema.get("x-error")
+            message = f"{error.instance!r} {rule}" if rule else message
         if error.validator in ("anyOf", "oneOf") and error.context:
             # Name what would satisfy it ("'token_url' is a required property or …").
             message = " or ".join(sorted({sub.message for sub in error.context}))
@@ -771,6 +802,8 @@ def _build_app(
             parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise CatalogError(f"{path}: {field_name}: {value!r} is not an absolute http(s) URL")
+        if not is_catalog_url(checked):
+            raise CatalogError(f"{path}: {field_name}: {value!r} {URL_RULE}")
         return value
 
     oauth2 = api_key = basic = client_credentials = None
@@ -845,6 +878,10 @@ def _build_app(
         ident_url = ident["url"]
         if set(PLACEHOLDER.findall(ident_url)) & set(identity_fields) - set(names):
             raise CatalogError(f"{path}: identity.url: cannot use an identity.fields placeholder")
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", ident_url) and not ident_url.startswith(
+            ("http://", "https://")
+        ):
+            raise CatalogError(f"{path}: identity.url: {ident_url!r} {URL_RULE}")
         if not ident_url.startswith(("http://", "https://", "{")):
             ident_url = (
                 api_base_url.rstrip("/") + "/" + ident_url.lstrip("/") if api_base_url else None
@@ -900,6 +937,16 @@ def _build_app(
     for name in ("client_id", "client_secret"):
         if "{" + name + "}" in header_values and not getattr(client, name) and name not in missing:
             missing.append(name)  # e.g. Etsy's x-api-key: "{client_id}:{client_secret}"
+
+    docs_url = data.get("docs_url")
+    if docs_url is not None and not is_catalog_url(docs_url):
+        raise CatalogError(f"{path}: docs_url: {docs_url!r} {URL_RULE}")
+    icon = data.get("icon")
+    if icon is not None and not ICON_FILE.fullmatch(icon) and not is_catalog_url(icon):
+        raise CatalogError(
+            f"{path}: icon: {icon!r} must be a file name under static/icons/ or a URL that "
+            f"{URL_RULE.removeprefix('must be ')}"
+        )
 
     functions = tuple(
         Function(

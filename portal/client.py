@@ -83,12 +83,14 @@ class PortalClient:
         params: dict[str, str] | None = None,
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {self._secret}", "Accept": "application/json"}
-        query = dict(params or {})
+        query: dict[str, str | bytes] = dict(params or {})
         if user_id is not None:
             if user_id.isascii() and user_id.isprintable():
                 headers["X-Portal-User-Id"] = user_id
             else:
-                query["user_id"] = user_id
+                # UTF-8, keeping a lone surrogate as its 3 bytes: the portal, not this client,
+                # decides that such an id is invalid (a 400 invalid_user_id).
+                query["user_id"] = user_id.encode("utf-8", "surrogatepass")
         try:
             return self._http.request(
                 method,

@@ -331,9 +331,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="PORTAL_LOG_FORMAT"
     )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="PORTAL_DATABASE_URL (default: an SQLite file in the instance folder)",
+    )
     args = parser.parse_args(argv)
     stack = DemoStack(
-        args.host_port, args.portal_port, args.sandbox_port, PORTAL_LOG_FORMAT=args.log_format
+        args.host_port,
+        args.portal_port,
+        args.sandbox_port,
+        args.database_url,
+        PORTAL_LOG_FORMAT=args.log_format,
     ).start()
     print(
         "\nConnect Portal demo is running:\n"

@@ -30,6 +30,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 from flask import Blueprint, Flask, g, has_request_context, request
 from werkzeug.wrappers import Response
@@ -323,6 +324,54 @@ class PortalLogHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-i
         super().emit(record)
 
 
+_SECRET_NAMES_LOWER = frozenset(n.lower() for n in SECRET_NAMES)
+#: The query string of a URL inside a log line: from ``?`` to the next space (the request line's
+#: ``HTTP/1.1``), quote or fragment.
+_QUERY_IN_TEXT = re.compile(r"""\?([^\s"'#]*)""")
+
+
+def _redact_query(match: re.Match[str]) -> str:
+    pieces = re.split(r"([&;])", match.group(1))
+    for i, piece in enumerate(pieces):
+        name, eq, _ = piece.partition("=")
+        # The name as the server reads it: percent-decoded, and compared case-insensitively.
+        if eq and unquote_plus(name).strip().lower() in _SECRET_NAMES_LOWER:
+            pieces[i] = f"{name}={REDACTED}"
+            # A ";" inside a value is not a separator for most servers: mask up to the next "&".
+            j = i + 1
+            while j + 1 < len(pieces) and pieces[j] == ";":
+                pieces[j] = pieces[j + 1] = ""
+                j += 2
+    return "?" + "".join(pieces)
+
+
+def redact_query_values(text: str) -> str:
+    """``text`` with the value of every query parameter named in :data:`SECRET_NAMES` replaced
+    by :data:`REDACTED`, in each ``?query`` of it (a request line, a URL).
+
+    Names are compared as a server reads them (percent-decoded, any case), and a value is
+    masked whole, up to the next ``&`` (RFC 3986 §3.4 leaves ``;`` inside a value).
+    """
+    return _QUERY_IN_TEXT.sub(_redact_query, text)
+
+
+class AccessLineFilter(RedactingFilter):
+    """A :class:`RedactingFilter` for the Werkzeug development server's logger: its access lines
+    (``"GET /portal/oauth/x/callback?code=…&state=… HTTP/1.1" 302 -``, printed by ``flask run``
+    and ``app.run()``) carry the whole query string. Every string argument of the record has
+    its secret query values masked (:func:`redact_query_values`) before the message is built
+    and redacted as usual. Never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_query_values(a) if isinstance(a, str) else a for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = redact_query_values(record.msg)
+        return super().filter(record)
+
+
 #: Loggers of the libraries the portal drives as an OAuth client that log credentials at DEBUG
 #: (Authlib logs the PKCE verifier and token responses). They get a :class:`RedactingFilter`
 #: of their own, so no handler anywhere (the host's included) sees those values.
@@ -330,14 +379,22 @@ DEPENDENCY_LOGGERS = (
     "authlib.integrations.base_client.sync_app",
     "authlib.integrations.base_client.async_app",
 )
+#: Werkzeug's logger: the development server's access lines (``flask run``, ``app.run()``, the
+#: demo). It gets an :class:`AccessLineFilter`.
+WERKZEUG_LOGGER = "werkzeug"
 
 
 def protect_dependencies() -> None:
-    """Add a :class:`RedactingFilter` to each of :data:`DEPENDENCY_LOGGERS` (once)."""
+    """Add a :class:`RedactingFilter` to each of :data:`DEPENDENCY_LOGGERS` and an
+    :class:`AccessLineFilter` to :data:`WERKZEUG_LOGGER` (once each). A logger's own filters
+    run before any handler, so the values never reach the host's handlers either."""
     for name in DEPENDENCY_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())
+    werkzeug_logger = logging.getLogger(WERKZEUG_LOGGER)
+    if not any(isinstance(f, AccessLineFilter) for f in werkzeug_logger.filters):
+        werkzeug_logger.addFilter(AccessLineFilter())
 
 
 def configure(app: Flask, explicit: bool) -> PortalLogHandler | None:

@@ -140,6 +140,21 @@ class OAuthClients:
         fields = (data.get("data") or {}).get("account_fields") or {}
         return {str(k): str(v) for k, v in fields.items()}
 
+    def _server_metadata(self, app: App) -> dict[str, Any]:
+        """The app's RFC 8414 server metadata (Authlib caches it per client), ``{}`` when the
+        app declares no ``server_metadata_url``.
+
+        :raises ProviderError: the metadata document could not be fetched.
+        """
+        if app.oauth2 is None or not app.oauth2.server_metadata_url:
+            return {}
+        try:
+            return dict(self.client_for(app).load_server_metadata())
+        except (requests.RequestException, ValueError) as exc:
+            raise ProviderError(
+                "temporarily_unavailable", f"{app.title} could not be reached."
+            ) from exc
+
     def expected_issuer(self, app: App) -> str | None:
         """The issuer the authorization response's ``iss`` must equal (RFC 9207 §2.4): the
         app's configured ``issuer``, else the ``issuer`` of its discovered server metadata.
@@ -148,15 +163,18 @@ class OAuthClients:
         """
         if app.issuer:
             return app.issuer
-        if app.oauth2 is None or not app.oauth2.server_metadata_url:
-            return None
-        try:
-            issuer = self.client_for(app).load_server_metadata().get("issuer")
-        except (requests.RequestException, ValueError) as exc:
-            raise ProviderError(
-                "temporarily_unavailable", f"{app.title} could not be reached."
-            ) from exc
+        issuer = self._server_metadata(app).get("issuer")
         return str(issuer) if issuer else None
+
+    def issuer_required(self, app: App) -> bool:
+        """True when the authorization response must carry ``iss``: the app's server metadata
+        says ``authorization_response_iss_parameter_supported: true`` (RFC 9207 §2.4, §3), so a
+        response without it is refused.
+
+        :raises ProviderError: the metadata document could not be fetched.
+        """
+        metadata = self._server_metadata(app)
+        return metadata.get("authorization_response_iss_parameter_supported") is True
 
     def has_state(self, app: App, state: str) -> bool:
         """True when this browser's session holds the Authlib state data for ``state``."""

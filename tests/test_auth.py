@@ -270,3 +270,65 @@ def test_normalize_origin(value: str, expected: str | None) -> None:
 )
 def test_origin_of_url_refuses_ambiguous_forms(url: str) -> None:
     assert origin_of_url(url) is None
+
+
+# ------------------------------------------------------------- user ids with lone surrogates
+
+LONE_SURROGATE = "\ud800"  # not a Unicode scalar value: no UTF-8 encoding exists (RFC 3629 §3)
+
+
+def _raw_json(body: str) -> bytes:
+    # The `\ud800` escape is written by hand: the JSON text itself stays pure ASCII, the way a
+    # hostile client sends it (RFC 8259 §8.2 allows it, json.loads turns it into a lone surrogate).
+    return body.encode("ascii")
+
+
+def _assert_invalid_user_id(response: requests.Response) -> None:
+    assert response.status_code == 400, (response.status_code, response.text[:300])
+    body = response.json()
+    assert set(body) == {"error", "message", "error_details"}
+    assert body["error"] == "invalid_user_id"
+
+
+@pytest.mark.security("A user id with a lone surrogate")
+def test_lone_surrogate_user_id_in_session_bodies_is_400(stack: DemoStack) -> None:
+    url = f"{stack.portal.url}/portal/api/v1/sessions"
+    json_headers = {"Content-Type": "application/json"}
+    browser = requests.post(
+        url,
+        data=_raw_json(f'{{"appKey": "{DEMO_APP_KEY}", "userId": "\\ud800", "hash": "{"0" * 64}"}}'),
+        headers={**json_headers, "Origin": stack.host.url},
+        timeout=10,
+    )
+    _assert_invalid_user_id(browser)
+    server = requests.post(
+        url,
+        data=_raw_json(f'{{"userId": "a\\udfffb", "origin": "{stack.host.url}"}}'),
+        headers={**json_headers, "Authorization": f"Bearer {DEMO_APP_SECRET}"},
+        timeout=10,
+    )
+    _assert_invalid_user_id(server)
+
+
+@pytest.mark.security("A user id with a lone surrogate")
+def test_lone_surrogate_user_id_from_host_backend_is_400(stack: DemoStack) -> None:
+    url = f"{stack.portal.url}/portal/api/v1/apps"
+    bearer = {"Authorization": f"Bearer {DEMO_APP_SECRET}"}
+    # ?user_id= with the would-be UTF-8 of U+D800 (CESU-8 style bytes, invalid UTF-8).
+    for query in ("user_id=%ED%A0%80", "user_id=a%ED%B0%80", "user_id=%FF"):
+        _assert_invalid_user_id(requests.get(f"{url}?{query}", headers=bearer, timeout=10))
+    # The same bytes raw in the header (requests sends bytes values unchanged).
+    raw = requests.get(
+        url, headers={**bearer, "X-Portal-User-Id": b"\xed\xa0\x80"}, timeout=10
+    )
+    _assert_invalid_user_id(raw)
+    # Valid ids still work on both channels: UTF-8 in the query, printable ASCII in the header.
+    assert requests.get(f"{url}?user_id=%C3%A9", headers=bearer, timeout=10).status_code == 200
+    ok = requests.get(url, headers={**bearer, "X-Portal-User-Id": "alice"}, timeout=10)
+    assert ok.status_code == 200
+
+
+def test_user_hash_of_a_lone_surrogate_is_a_clear_value_error() -> None:
+    with pytest.raises(ValueError, match="surrogate"):
+        user_hash(DEMO_APP_SECRET, LONE_SURROGATE)
+    assert verify_user_hash([DEMO_APP_SECRET], LONE_SURROGATE, "0" * 64) is False

@@ -12,6 +12,7 @@ import yaml
 from flask import Flask
 
 from portal.catalog import SHIPPED_DIR
+from portal.errors import CatalogError
 from portal.service import create_app
 
 BASE_URL = "https://portal.example"
@@ -187,3 +188,108 @@ def test_schema_is_served_for_editors(app: Flask) -> None:
     assert response.mimetype == "application/json"
     on_disk = json.loads((SHIPPED_DIR.parent / "catalog.schema.json").read_text("utf-8"))
     assert response.get_json() == on_disk
+
+
+# ---------------------------------------------------- catalog URLs: https (or loopback http)
+
+#: A valid OAuth 2.0 app with every kind of catalog URL; the tests below break one at a time.
+OAUTH_GOOD: dict[str, Any] = {
+    "slug": "urls",
+    "title": "URL App",
+    "description": "An app whose every URL field is set.",
+    "categories": ["Analytics"],
+    "docs_url": "https://docs.urls.example/oauth",
+    "icon": "https://cdn.urls.example/logo.svg",
+    "auth": {
+        "type": "oauth2",
+        "authorize_url": "https://urls.example/oauth/authorize",
+        "token_url": "https://urls.example/oauth/token",
+        "refresh_url": "https://urls.example/oauth/refresh",
+        "revoke_url": "https://urls.example/oauth/revoke",
+        "server_metadata_url": "https://urls.example/.well-known/oauth-authorization-server",
+        "issuer": "https://urls.example",
+    },
+    "api": {"base_url": "https://api.urls.example/v1"},
+    "identity": {"url": "https://api.urls.example/v1/me", "external_id": "id"},
+}
+
+URL_FIELDS = [
+    "docs_url",
+    "icon",
+    "auth.authorize_url",
+    "auth.token_url",
+    "auth.refresh_url",
+    "auth.revoke_url",
+    "auth.server_metadata_url",
+    "auth.issuer",
+    "api.base_url",
+    "identity.url",
+]
+HOSTILE_URLS = [
+    "javascript:alert(document.domain)",
+    "JavaScript://%0aalert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "data:image/svg+xml;base64,PHN2Zy8+",
+    "http://urls.example/plain-http",
+    "vbscript:msgbox(1)",
+]
+
+
+def _with(field: str, value: str) -> dict[str, Any]:
+    data = json.loads(json.dumps(OAUTH_GOOD))
+    *parents, leaf = field.split(".")
+    node = data
+    for parent in parents:
+        node = node[parent]
+    node[leaf] = value
+    return data
+
+
+@pytest.mark.parametrize("value", HOSTILE_URLS)
+@pytest.mark.parametrize("field", URL_FIELDS)
+@pytest.mark.security("Catalog URLs (`docs_url`, icons, endpoints) with `javascript:` or `data:`")
+def test_catalog_url_that_is_not_https_is_refused_naming_file_and_field(
+    app: Flask, tmp_path: Path, field: str, value: str
+) -> None:
+    directory = tmp_path / "catalog"
+    directory.mkdir()
+    path = write(directory, "urls.yaml", _with(field, value))
+
+    result = run(app, "validate", str(path))
+    assert result.exit_code == 1, result.stdout
+    problems = result.stderr.splitlines()[:-1]
+    assert problems and all(p.startswith(f"{path}: {field}: ") for p in problems), problems
+
+    # At start-up: the portal refuses to load the catalog, naming the same file and field.
+    with pytest.raises(CatalogError) as info:
+        portal_app(tmp_path, PORTAL_CATALOG_PATHS=[str(directory)])
+    assert f"{path}: {field}: " in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://urls.example/x", "http://127.0.0.1:5002/x", "http://localhost:8080/x", "http://[::1]/x"],
+)
+@pytest.mark.parametrize("field", URL_FIELDS)
+@pytest.mark.security("Catalog URLs (`docs_url`, icons, endpoints) with `javascript:` or `data:`")
+def test_catalog_urls_may_be_https_or_loopback_http(
+    app: Flask, tmp_path: Path, field: str, value: str
+) -> None:
+    path = write(tmp_path, "urls.yaml", _with(field, value))
+    result = run(app, "validate", str(path))
+    assert result.exit_code == 0, result.stderr
+
+
+def test_icon_file_names_stay_valid(app: Flask, tmp_path: Path) -> None:
+    path = write(tmp_path, "urls.yaml", _with("icon", "sandbox.svg"))
+    assert run(app, "validate", str(path)).exit_code == 0
+    for bad in ("../secret.svg", "sub/dir.svg", "C:\\icon.svg"):
+        path = write(tmp_path, "urls.yaml", _with("icon", bad))
+        assert run(app, "validate", str(path)).exit_code == 1, bad
+
+
+def test_base_url_setting_over_plain_http_is_refused_at_start_up(tmp_path: Path) -> None:
+    # The sandbox's endpoints are "{base_url}/…": the host's setting is checked once filled in.
+    with pytest.raises(CatalogError, match=r"sandbox\.yaml: auth\.authorize_url: "):
+        portal_app(tmp_path, PORTAL_APPS={"sandbox": {"base_url": "http://sandbox.example"}})
+    portal_app(tmp_path, PORTAL_APPS={"sandbox": {"base_url": "http://127.0.0.1:5002"}})

@@ -126,6 +126,18 @@ def test_user_ids_a_header_cannot_carry_still_work(client: PortalClient) -> None
     assert client.list_accounts("ユーザー\u00e9-42") == []
 
 
+@pytest.mark.security("A user id with a lone surrogate")
+def test_lone_surrogate_user_id_is_the_portals_400(client: PortalClient) -> None:
+    # The client sends what it was given (its UTF-8 bytes, surrogates kept); the portal answers.
+    for call in (
+        lambda: client.list_accounts("a\ud800"),
+        lambda: client.create_session("a\udfff", origin="http://127.0.0.1:9"),
+    ):
+        with pytest.raises(PortalClientError) as caught:
+            call()
+        assert (caught.value.status, caught.value.error) == (400, "invalid_user_id")
+
+
 def test_wrong_secret_and_unreachable_portal(stack: DemoStack) -> None:
     wrong = PortalClient(f"{stack.portal.url}/portal", "not-the-secret")
     with pytest.raises(PortalClientError) as caught:

@@ -305,6 +305,60 @@ def test_issuer_mismatch_is_refused_before_token_request(
     assert account_count(stack, api.user_id) == 0
 
 
+def _sandbox_with_metadata(make_app: Any, stack: DemoStack, tmp_path: Path) -> Any:
+    """The sandbox app as a host would declare a provider it discovers through RFC 8414
+    metadata: ``server_metadata_url`` and no ``issuer`` of its own (same slug, so the sandbox's
+    registered redirect URI still fits)."""
+    catalog = tmp_path / "apps"
+    catalog.mkdir()
+    definition = (Path(__file__).parent.parent / "portal/apps/sandbox.yaml").read_text()
+    definition = definition.replace(
+        '  issuer: "{base_url}"\n',
+        '  server_metadata_url: "{base_url}/.well-known/oauth-authorization-server"\n',
+    )
+    assert "server_metadata_url" in definition and "issuer:" not in definition
+    (catalog / "sandbox.yaml").write_text(definition)
+    return make_app(PORTAL_CATALOG_PATHS=[str(catalog)])
+
+
+@pytest.mark.security("Callback without `iss`")
+def test_callback_without_iss_is_refused_when_metadata_advertises_it(
+    make_app: Any, stack: DemoStack, sandbox: str, tmp_path: Path
+) -> None:
+    metadata = requests.get(f"{sandbox}/.well-known/oauth-authorization-server", timeout=5).json()
+    assert metadata["authorization_response_iss_parameter_supported"] is True
+    app = _sandbox_with_metadata(make_app, stack, tmp_path)
+    store = app.extensions["portal"].store
+
+    # With `iss` the discovered issuer is accepted: the app connects.
+    client, started = _start_via_client(app, stack, user="u-iss-ok")
+    consent = Browser().consent(started.headers["Location"])
+    assert consent.params["iss"] == metadata["issuer"]
+    ok = client.get(f"/portal/oauth/sandbox/callback?{urlsplit(consent.callback_url).query}")
+    assert ok.status_code == 200, ok.text[:500]
+    assert token_requests(stack) == 1
+
+    # Without it: 400 before any token request, the attempt failed, the opener told.
+    client, started = _start_via_client(app, stack, user="u-iss-missing")
+    consent = Browser().consent(started.headers["Location"])
+    response = client.get(with_params(consent.callback_url, iss=None).split(stack.portal.url)[1])
+    assert response.status_code == 400
+    assert token_requests(stack) == 1
+    message = result_message(response.get_data(as_text=True))
+    assert message["message"]["payload"]["status"] == "failed"
+    assert message["message"]["payload"]["error"]["type"] == "invalid_issuer"
+    with store.read() as db:
+        attempt = db.scalars(
+            select(ConnectAttempt).where(ConnectAttempt.user_id == "u-iss-missing")
+        ).one()
+        assert (attempt.status, attempt.error_code) == ("failed", "invalid_issuer")
+        assert db.scalar(
+            select(func.count()).select_from(ConnectedAccount).where(
+                ConnectedAccount.user_id == "u-iss-missing"
+            )
+        ) == 0
+
+
 @pytest.mark.parametrize(
     "headers",
     [

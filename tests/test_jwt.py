@@ -256,6 +256,22 @@ def test_bad_claims_are_401(
     assert_refused(create_session(stack, token))
 
 
+@pytest.mark.security("A user id with a lone surrogate")
+def test_lone_surrogate_sub_is_refused_never_500(stack: DemoStack, host_key: KeyPair) -> None:
+    # json.dumps writes "\\ud800" as the ASCII escape; the signature is valid, the sub is not
+    # Unicode text. The token's claims are what is wrong, so it is refused like any bad `sub`
+    # (401 invalid_user_token), both as a bearer and in POST /sessions.
+    token = forge({"alg": "RS256"}, claims("a\ud800b"), host_key.private)
+    assert_refused(create_session(stack, token))
+    bearer = requests.get(
+        f"{stack.portal.url}/portal/api/v1/apps",
+        headers={"Authorization": f"Bearer {token}", "Origin": stack.host.url},
+        timeout=10,
+    )
+    assert_refused(bearer)
+    assert "surrogate" in bearer.json()["message"]
+
+
 def test_exp_too_far_is_401_through_sign_user_token(stack: DemoStack, host_key: KeyPair) -> None:
     token = sign_user_token(host_key.private_pem, "long", DEMO_APP_KEY, ttl=MAX_TTL + 3600)
     response = create_session(stack, token)

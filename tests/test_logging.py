@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -518,3 +519,114 @@ def test_no_handler_without_explicit_log_format(tmp_path: Path) -> None:
 def test_app_key_is_not_secret_but_present() -> None:
     """Sanity: the leak check is not tripped by public values (the app key, the user id)."""
     assert leaks([f"app key {DEMO_APP_KEY}"], {"app secret": DEMO_APP_SECRET}) == []
+
+
+# ------------------------------------------------ the demo's and `flask run`'s console output
+
+#: Values sent in the query of every request below; none may reach a log line.
+QUERY_SECRETS = {
+    "code": "SECRETcode1",
+    "state": "SECRETstate2",
+    "ticket": "SECRETticket3",
+    "token": "SECRETtoken4",
+    "hash": "SECREThash5",
+    "id_token": "SECRETidtoken6",
+    "access_token": "SECRETaccess7",
+    "refresh_token": "SECRETrefresh8",
+    "client_secret": "SECRETclient9",
+}
+#: The same names in other spellings a server still reads as those parameters.
+QUERY_SPELLINGS = "&".join(
+    [
+        "Code=SECRETcase10",  # names are compared case-insensitively
+        "st%61te=SECRETencoded11",  # a percent-encoded name
+        "ticket=SECRET;semi12",  # a value with characters the generic rule stops at
+    ]
+)
+
+
+def _secret_query() -> str:
+    return "&".join(f"{k}={v}" for k, v in QUERY_SECRETS.items()) + "&" + QUERY_SPELLINGS
+
+
+def _secrets() -> list[str]:
+    return [*QUERY_SECRETS.values(), "SECRETcase10", "SECRETencoded11", "semi12"]
+
+
+def _wait_for_output(proc: Any, text: str) -> str:
+    """The process's output once it contains ``text`` (bounded; fails if the process exits)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        output = proc.log_path.read_text("utf-8", errors="replace")
+        if text in output:
+            return output
+        if proc.proc.poll() is not None:
+            raise AssertionError(f"{proc.name} exited:\n{output[-3000:]}")
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in the output of {proc.name}")
+
+
+@pytest.mark.security("No log line of the demo or of `flask run`")
+def test_flask_run_console_carries_no_query_secret(tmp_path: Path) -> None:
+    from processes import Proc, flask_command
+
+    config = {
+        "SECRET_KEY": "flask-run-test",
+        "PORTAL_DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+        "PORTAL_AUTO_MIGRATE": True,
+        "PORTAL_APP_KEYS": {DEMO_APP_KEY: [DEMO_APP_SECRET]},
+        "PORTAL_ENCRYPTION_KEYS": [DEMO_ENCRYPTION_KEY],
+    }
+    # Port 0: the OS picks a free loopback port; Werkzeug prints the one it got.
+    proc: Proc = flask_command(config, ["run", "--host", "127.0.0.1", "--port", "0"], tmp_path, "run")
+    try:
+        started = _wait_for_output(proc, "Running on http://127.0.0.1:")
+        url = re.search(r"Running on (http://127\.0\.0\.1:\d+)", started)
+        assert url, started
+        base = url.group(1)
+        for path in ("/portal/oauth/sandbox/callback", "/portal/connect/sandbox", "/portal/api/v1"):
+            requests.get(f"{base}{path}?{_secret_query()}", timeout=10)
+        requests.get(f"{base}/portal/api/v1?end-of-test=1", timeout=10)
+        output = _wait_for_output(proc, "end-of-test")
+    finally:
+        proc.stop()
+    # Werkzeug's own access lines are there (with their paths), only their values are masked.
+    assert re.search(r"GET /portal/oauth/sandbox/callback\?code=\[redacted\]&", output), output
+    assert "/portal/connect/sandbox?" in output
+    leaked = [s for s in _secrets() if s in output]
+    assert leaked == [], output
+
+
+@pytest.mark.security("No log line of the demo or of `flask run`")
+def test_demo_console_carries_no_query_secret(tmp_path: Path) -> None:
+    from processes import Proc
+
+    argv = [
+        sys.executable, "-m", "portal.demo",
+        "--host-port", "0", "--portal-port", "0", "--sandbox-port", "0",
+        "--database-url", f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+    ]  # fmt: skip
+    proc = Proc(argv, {}, tmp_path, "demo")
+    try:
+        banner = _wait_for_output(proc, "Press Ctrl+C to stop.")
+        urls = dict(
+            host=re.search(r"open\s+(http://\S+?)/\s", banner),
+            portal=re.search(r"portal\s+(http://\S+?)/portal/", banner),
+            sandbox=re.search(r"sandbox provider\s+(http://\S+?)/\s", banner),
+        )
+        assert all(urls.values()), banner
+        base = {k: m.group(1) for k, m in urls.items() if m}
+        for name, path in (
+            ("portal", "/portal/oauth/sandbox/callback"),
+            ("portal", "/portal/connect/sandbox"),
+            ("sandbox", "/oauth/authorize"),
+            ("host", "/"),
+        ):
+            requests.get(f"{base[name]}{path}?{_secret_query()}", timeout=10)
+        requests.get(f"{base['portal']}/portal/api/v1?end-of-test=1", timeout=10)
+        output = _wait_for_output(proc, "/portal/api/v1 ")
+    finally:
+        proc.stop()
+    assert "/portal/oauth/sandbox/callback" in output  # the portal's access line, path only
+    leaked = [s for s in _secrets() if s in output]
+    assert leaked == [], output

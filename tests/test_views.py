@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,121 @@ def test_marketplace_pages_and_searches_the_whole_catalog(make_app: Any) -> None
     assert "Sandbox Files" in search("signs in with a username")  # the description
     assert "Sandbox Files" in search("files & documents")  # a category
     assert search("no-such-app-anywhere") == []
+
+
+# ------------------------------------------------------------------ bidi isolation (U+202E)
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: reverses every character after it in its paragraph
+
+
+class _BidiParser(HTMLParser):
+    """Each text node holding ``marker``, with the tags open around it."""
+
+    VOID = frozenset({"input", "img", "br", "meta", "link", "hr", "source", "wbr", "col"})
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.open: list[str] = []
+        self.found: list[tuple[str, list[str], str]] = []  # (text, open tags, text after it)
+        self._pending: list[tuple[int, int]] = []  # found index, open depth
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "option":
+            self._pending.clear()
+        if tag in self.open:
+            while self.open and self.open.pop() != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        # Text that follows a hostile node inside the same <option> (options hold text only).
+        for index, depth in self._pending:
+            if len(self.open) >= depth and self.open[depth - 1] == "option":
+                text, tags, after = self.found[index]
+                self.found[index] = (text, tags, after + data)
+        if self.marker in data:
+            self.found.append((data, list(self.open), ""))
+            if "option" in self.open:
+                self._pending.append((len(self.found) - 1, self.open.index("option") + 1))
+
+
+def hostile_nodes(html: str) -> list[tuple[str, list[str], str]]:
+    parser = _BidiParser(RLO)
+    parser.feed(html)
+    return parser.found
+
+
+def assert_isolated(html: str, expected: int) -> None:
+    nodes = hostile_nodes(html)
+    assert len(nodes) >= expected, nodes
+    for text, tags, after in nodes:
+        if "option" in tags:
+            # <option> holds text only: nothing may follow the label inside it.
+            assert after.strip() == "", (text, after)
+        else:
+            assert "bdi" in tags, (text, tags)
+
+
+@pytest.mark.security("A provider-supplied label with U+202E")
+def test_provider_label_with_rlo_is_bidi_isolated(stack: DemoStack, api: Api) -> None:
+    from flask import render_template
+
+    from portal.views.common import page_context
+
+    state = stack.portal_app.extensions["portal"]
+    with state.store.session() as db:
+        for n in (1, 2):
+            account, _ = account_service.upsert_account(
+                db,
+                state.sealer,
+                user_id=api.user_id,
+                app="sandbox",
+                external_id=f"{RLO}ext-{n}",
+                label=f"{RLO}label-{n}" if n == 1 else "",
+                scopes=[],
+                credentials={"type": "oauth2", "access_token": "t"},
+                expires_at=None,
+            )
+        account.status = "needs_reauth"
+
+    app_page = requests.get(
+        f"{stack.portal.url}/portal/ui/apps/sandbox", headers=api.headers, timeout=10
+    ).text
+    assert f"{RLO}label-1" in app_page and f"{RLO}ext-2" in app_page
+    assert_isolated(app_page, 3)  # label 1, external id 1, external id 2 (no label)
+
+    several = requests.get(
+        f"{stack.portal.url}/portal/ui/functions/sandbox-list-contacts",
+        headers=api.headers,
+        timeout=10,
+    ).text
+    assert "<select" in several and "Reconnect needed" in several
+    assert_isolated(several, 2)
+
+    with state.store.session() as db:
+        account_service.delete_account(
+            db, account_service.get_account(db, api.user_id, account.id)
+        )
+    one = requests.get(
+        f"{stack.portal.url}/portal/ui/functions/sandbox-list-contacts",
+        headers=api.headers,
+        timeout=10,
+    ).text
+    assert "Uses your" in one
+    assert_isolated(one, 1)
+
+    with stack.portal_app.test_request_context("/portal/oauth/sandbox/callback"):
+        done = render_template(
+            "portal/connect_done.html",
+            status="connected",
+            app={"title": "Sandbox CRM"},
+            account={"label": f"{RLO}label-1", "external_id": "x"},
+            error=None,
+            result_json={},
+            **page_context("connect-done"),
+        )
+    assert_isolated(done, 1)

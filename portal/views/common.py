@@ -20,7 +20,7 @@ from .._paths import STATIC_DIR
 from ..auth import (
     app_key_for_secret,
     bearer_token,
-    check_user_id,
+    host_named_user_id,
     normalize_origin,
     peek_jwt,
     verify_bearer_user_token,
@@ -88,8 +88,9 @@ def current_caller() -> Caller:
     )
     if server_key is not None:
         # Server-to-server: the host backend names the end user (DESIGN.md, issue 3 item 5).
-        user_id = check_user_id(
-            request.headers.get("X-Portal-User-Id") or request.args.get("user_id"),
+        user_id = host_named_user_id(
+            request.headers.get("X-Portal-User-Id"),
+            request.query_string,
             current_portal.config["PORTAL_USER_ID_MAX_LENGTH"],
         )
         caller = Caller(user_id, own_origin(), "server", server_key)
@@ -282,7 +283,7 @@ def icon_url(app: Any) -> str:
     from flask import url_for
 
     icon = icon_file(app) or "default.svg"
-    if icon.startswith("https://"):
+    if icon.startswith(("https://", "http://")):  # the catalog allows http on loopback only
         return str(icon)
     return own_origin() + url_for("portal.static", filename=f"icons/{icon}")
 

@@ -628,8 +628,19 @@ def oauth_callback(app: str) -> Any:
     iss = request.args.get("iss")
     try:
         expected_issuer = current_portal.oauth.expected_issuer(resolved)
+        issuer_required = current_portal.oauth.issuer_required(resolved)
     except ProviderError as exc:
         return _fail(attempt, definition, exc.code, exc.message, 502)
+    if iss is None and issuer_required:
+        # RFC 9207 §2.4: the provider's metadata promises `iss` on every response, so one
+        # without it may come from another authorization server (mix-up attack).
+        return _fail(
+            attempt,
+            definition,
+            "invalid_issuer",
+            f"The sign-in response does not say it came from {definition.title}. Start again.",
+            400,
+        )
     if iss is not None and expected_issuer is not None and iss != expected_issuer:
         _set_status(attempt.id, "failed", error_code="invalid_issuer", error_message="iss mismatch")
         raise InvalidConnectAttempt(

@@ -778,6 +778,50 @@ def test_hostile_account_label_is_rendered_inert(
     assert dialogs == []
 
 
+#: For each element matching the selector: is its text isolated from the text around it? Walks
+#: from the element up to its block container (where a bidi paragraph ends) and reports the
+#: computed `unicode-bidi` met on the way (`<bdi>` computes to `isolate`, HTML §15.3.4), and
+#: whether Chromium laid the text after the element out after it (Range rectangles).
+BIDI_PROBE = """
+(selector) => [...document.querySelectorAll(selector)].map((el) => {
+  // The innermost element holding all of el's text (the label itself, wrapper or not).
+  let inner = el;
+  while (inner.children.length === 1 && inner.firstElementChild.textContent === inner.textContent) {
+    inner = inner.firstElementChild;
+  }
+  const seen = [];
+  for (let n = inner; n && n !== document.body; n = n.parentElement) {
+    const style = getComputedStyle(n);
+    seen.push(style.unicodeBidi);
+    if (!style.display.startsWith('inline')) break;
+  }
+  const range = document.createRange();
+  range.selectNodeContents(el);
+  const box = range.getBoundingClientRect();
+  return { text: el.textContent, bidi: seen, left: box.left, right: box.right };
+})
+"""
+
+
+@pytest.mark.security("A provider-supplied label with U+202E")
+def test_rlo_label_is_isolated_in_chromium(page: Page, e2e_stack: DemoStack, user_id: str) -> None:
+    rlo = "\u202e"
+    insert_account(e2e_stack, user_id, f"{rlo}evil-label", f"{rlo}ext-id")
+    open_host(page, e2e_stack, user_id)
+    frame = open_modal(page)
+    open_app_page(frame)
+    expect(frame.locator(".portal-account__label")).to_have_text(f"{rlo}evil-label")
+    inner = portal_frame(page)
+    for selector in (".portal-account__label", ".portal-account__id"):
+        probes = inner.evaluate(BIDI_PROBE, selector)
+        assert len(probes) == 1 and rlo in probes[0]["text"], (selector, probes)
+        assert "isolate" in probes[0]["bidi"], (selector, probes)
+    # The external id is laid out after the label, whatever the label's override says.
+    label = inner.evaluate(BIDI_PROBE, ".portal-account__label")[0]
+    ident = inner.evaluate(BIDI_PROBE, ".portal-account__id")[0]
+    assert ident["left"] >= label["right"] - 1, (label, ident)
+
+
 # ------------------------------------------------------------------------------ 12. CSP
 
 CSP_PROBE = """
