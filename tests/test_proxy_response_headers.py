@@ -295,9 +295,9 @@ def test_only_pagination_links_come_back(client: Any, upstream: Upstream) -> Non
     links = {
         "mixed": (
             '<https://api.example/v1/items?page=2&fields=a,b>; rel="next", '
-            '<https://evil.example/x.js>; rel=preload; as=script, '
+            "<https://evil.example/x.js>; rel=preload; as=script, "
             '<https://evil.example/s.css>; rel="stylesheet", '
-            "<https://api.example/v1/items?page=9>; rel=last; title=\"x, y\", "
+            '<https://api.example/v1/items?page=9>; rel=last; title="x, y", '
             '<https://api.example/v1/items?page=1>; rel="first prefetch"'
         ),
         "hostile-only": '<https://evil.example/x.js>; rel="modulepreload"',
@@ -360,7 +360,12 @@ def test_path_parameter_on_a_dot_segment_sends_nothing(
 
 @pytest.mark.parametrize(
     ("path", "sent"),
-    [("a;b/c", "/v1/a;b/c"), ("..a;b", "/v1/..a;b"), ("x;..", "/v1/x;.."), ("...;/y", "/v1/...;/y")],
+    [
+        ("a;b/c", "/v1/a;b/c"),
+        ("..a;b", "/v1/..a;b"),
+        ("x;..", "/v1/x;.."),
+        ("...;/y", "/v1/...;/y"),
+    ],
 )
 def test_other_path_parameters_still_pass(
     client: Any, upstream: Upstream, path: str, sent: str
