@@ -26,6 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from portal import ConnectPortal, accounts
 from portal.crypto import generate_key
+from portal.proxy import pagination_links
 
 #: The policy of every proxied answer: a CSP sandbox without ``allow-scripts``, nothing loads.
 PROXY_CONTENT_SECURITY_POLICY = (
@@ -315,6 +316,33 @@ def test_only_pagination_links_come_back(client: Any, upstream: Upstream) -> Non
     ]
     for name in ("hostile-only", "quoted-comma", "bad-target"):
         assert "Link" not in same_origin_get(client, name).headers, name
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ('<https://a.example/?p=2>; REL="Next"', '<https://a.example/?p=2>; rel="next"'),
+        ("</v1/items?page=3>;rel=prev", '</v1/items?page=3>; rel="prev"'),
+        (
+            '<https://a.example/2>; rel="next"; anchor="https://evil.example/"',
+            '<https://a.example/2>; rel="next"',
+        ),
+        (
+            '<https://a.example/2>; title="a \\"quoted\\" title"; rel=next',
+            '<https://a.example/2>; rel="next"',
+        ),
+        ("<https://a.example/2>; rel=next; rel=preload", None),
+        ("<https://a.example/2>; rel*=UTF-8''next", None),
+        ('<https://a.example/2>; rel="next', None),
+        ('<https://a.example/2; rel="next"', None),
+        ("<https://a.example/a b>; rel=next", None),
+        ("<>; rel=next", None),
+        ("https://a.example/2; rel=next", None),
+        ("", None),
+    ],
+)
+def test_pagination_links_parse_unambiguously(value: str, kept: str | None) -> None:
+    assert pagination_links(value) == kept
 
 
 def test_portal_error_on_the_proxy_route_is_sandboxed_too(client: Any, upstream: Upstream) -> None:
