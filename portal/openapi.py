@@ -506,7 +506,10 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                     "Send the request to the app's API with the end user's credentials.",
                     {
                         "default": {
-                            "description": "The upstream's response, status and body as they are."
+                            "description": (
+                                "The upstream's response, status and body as they are; only "
+                                "allow-listed upstream headers, and the portal's sandbox CSP."
+                            )
                         },
                         "400": _error("Path refused."),
                         "404": _error("No such app or no connected account."),

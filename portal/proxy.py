@@ -3,17 +3,38 @@
 ``build_url`` is the SSRF guard: the caller names a *path* under the app's configured API base
 URL (catalog ``api.base_url``); anything that could leave it — an absolute or scheme-relative
 URL, user info (``@``), backslashes, control characters (CR/LF), or ``.``/``..`` segments in
-any encoding — is refused before any outbound request. Redirects are never followed (a
-redirect to another host would carry the credential with it).
+any encoding, also with a path parameter (``..;``, ``%2e%2e;jsessionid=x``, which Tomcat and
+Jetty resolve as ``..``) — is refused before any outbound request. Redirects are never followed
+(a redirect to another host would carry the credential with it).
 
 For apps with account fields the base URL is the one resolved with the account's own values
 (``https://{subdomain}.zendesk.com/api/v2`` -> ``https://acme.zendesk.com/api/v2``), and the
 request is pinned to it exactly as to a fixed one.
 
-Headers: only an allow-list of caller headers is forwarded (never ``Authorization``,
+Request headers: only an allow-list of caller headers is forwarded (never ``Authorization``,
 ``Cookie``, ``Host`` or proxy headers); the app's static ``api.headers`` are added and win over
-caller headers of the same name; the credential is added last, as the catalog says; upstream
-``Set-Cookie`` and hop-by-hop headers are dropped on the way back.
+caller headers of the same name; the credential is added last, as the catalog says.
+
+Response headers: a proxied response never carries the upstream's security-relevant headers.
+Only :data:`PASSED_RESPONSE_HEADERS` come back (content type and language, the cache
+validators ``ETag`` and ``Last-Modified``, ``Location``, ``Allow``, ``Retry-After``, rate-limit
+headers — any name starting ``x-ratelimit-``, ``x-rate-limit-`` or ``ratelimit-`` —, request ids,
+pagination counts, OAuth scope lists, ``Deprecation`` and ``Sunset``). ``Link`` comes back only
+as its pagination targets (``next``, ``prev``, ``previous``, ``first``, ``last``), rewritten as
+``<target>; rel="…"`` (:func:`pagination_links`). Everything else is dropped: the upstream's
+``Content-Security-Policy`` (and ``-Report-Only``), ``X-Frame-Options``,
+``X-Content-Type-Options``, ``Set-Cookie``, ``Access-Control-*``, ``Refresh``,
+``Clear-Site-Data``, ``Permissions-Policy``, ``Cross-Origin-*``, ``Strict-Transport-Security``,
+``Origin-Agent-Cluster``, ``Service-Worker-Allowed``, ``Set-Login``, ``WWW-Authenticate``,
+``Content-Disposition``, ``Cache-Control``, hop-by-hop headers and anything unknown.
+
+The body never runs as a page on the portal's (in mounted mode: the host's) origin: every
+answer of the proxy route carries :data:`RESPONSE_SECURITY_HEADERS` (a CSP ``sandbox`` without
+``allow-scripts``, ``default-src 'none'``; ``X-Content-Type-Options: nosniff``), assigned by the
+views over anything else, and an answer whose type is not clearly inert
+(:data:`INERT_CONTENT_TYPES`, ``+json``) — HTML, XHTML, SVG, XML, PDF, script, unknown or
+missing — also ``Content-Disposition: attachment`` (a navigation to it is a download). A missing
+``Content-Type`` is sent as ``application/octet-stream``.
 """
 
 from __future__ import annotations
@@ -23,7 +44,7 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
@@ -56,25 +77,73 @@ FORWARDED_REQUEST_HEADERS = frozenset(
         "prefer",
     }
 )
-#: Upstream headers never passed back (RFC 9110 §7.6.1 hop-by-hop, cookies, and length/encoding
-#: which no longer match once the body is re-streamed decoded).
-DROPPED_RESPONSE_HEADERS = frozenset(
+#: Upstream response headers passed back (lower case); every other one is dropped (the module
+#: docstring says why). ``Link`` is filtered apart (:func:`pagination_links`).
+PASSED_RESPONSE_HEADERS = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "set-cookie",
-        "set-cookie2",
-        "content-length",
-        "content-encoding",
-        "www-authenticate",
+        "content-type",
+        "content-language",
+        "etag",
+        "last-modified",
+        "location",
+        "allow",
+        "retry-after",
+        "ratelimit",
+        "ratelimit-policy",
+        "x-request-id",
+        "request-id",
+        "x-correlation-id",
+        "x-trace-id",
+        "x-amzn-requestid",
+        "x-amz-request-id",
+        "x-github-request-id",
+        "x-total-count",
+        "x-total",
+        "x-total-pages",
+        "x-page",
+        "x-per-page",
+        "x-next-page",
+        "x-prev-page",
+        "x-oauth-scopes",
+        "x-accepted-oauth-scopes",
+        "deprecation",
+        "sunset",
     }
 )
+#: Name prefixes of rate-limit headers passed back as well (GitHub's ``x-ratelimit-remaining``,
+#: X's ``x-rate-limit-reset``, the IETF draft's ``ratelimit-limit``).
+PASSED_RESPONSE_PREFIXES = ("x-ratelimit-", "x-rate-limit-", "ratelimit-")
+#: Link relations (RFC 8288 §3.3) whose targets come back in ``Link``: pagination only.
+PAGINATION_RELATIONS = frozenset({"next", "prev", "previous", "first", "last"})
+#: Media types (essence, lower case) a browser shows as data, never as an active document; so
+#: are ``*/*+json`` types. Anything else answers with ``Content-Disposition: attachment``.
+INERT_CONTENT_TYPES = frozenset(
+    {
+        "application/json",
+        "application/x-ndjson",
+        "text/plain",
+        "text/csv",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+    }
+)
+#: The CSP of every answer of the proxy route: a sandbox without ``allow-scripts`` (no script,
+#: a unique opaque origin, no forms or popups), nothing loaded, not framed (CSP Level 3 §6.3.2 ``sandbox``).
+PROXY_CONTENT_SECURITY_POLICY = (
+    "sandbox; default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+#: Assigned (never defaulted) on every answer of the proxy route, errors included.
+RESPONSE_SECURITY_HEADERS = (
+    ("Content-Security-Policy", PROXY_CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+)
+_ATTACHMENT = ("Content-Disposition", "attachment")
+_OCTET_STREAM = ("Content-Type", "application/octet-stream")
+#: Characters allowed in a ``Link`` target passed back (printable ASCII but ``<>"\`` and space).
+_LINK_TARGET_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - set('<>"\\')
 _BAD_PATH = re.compile(r"[\x00-\x20\x7f\\@]")
 
 
@@ -136,8 +205,8 @@ def build_url(base_url: str, path: str) -> str:
         or ":" in decoded.split("/", 1)[0]
     ):
         raise InvalidRequest("The path must be relative to the app's API.", code="invalid_path")
-    segments = decoded.split("/")
-    if any(s in (".", "..") for s in segments):
+    # ``..;x`` is ``..`` with a path parameter to Tomcat and Jetty: the part before ``;`` counts.
+    if any(s.partition(";")[0] in (".", "..") for s in decoded.split("/")):
         raise InvalidRequest("The path must not contain '.' or '..' segments.", code="invalid_path")
     base = urlsplit(base_url)
     url = base_url.rstrip("/") + "/" + quote(decoded, safe="/;,=+!$&'()*~:")
@@ -237,9 +306,7 @@ def forward(
             "upstream_ms": round(elapsed, 3),
         },
     )
-    out_headers = [
-        (k, v) for k, v in response.headers.items() if k.lower() not in DROPPED_RESPONSE_HEADERS
-    ]
+    out_headers = response_headers(response.headers.items())
 
     def stream() -> Iterator[bytes]:
         done = False
@@ -252,6 +319,116 @@ def forward(
             response.release_conn()
 
     return ProxyResponse(response.status, out_headers, stream())
+
+
+def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The headers of a proxied answer: the allow-listed ones of ``upstream`` (name, value pairs
+    as received; see the module docstring), ``Link`` reduced to its pagination targets, one
+    ``Content-Type`` (``application/octet-stream`` when missing), then
+    :data:`RESPONSE_SECURITY_HEADERS` and, unless the type is inert, ``Content-Disposition:
+    attachment``.
+    """
+    out: list[tuple[str, str]] = []
+    content_type = ""
+    for name, value in upstream:
+        lower = name.lower()
+        if lower == "content-type":
+            # One only: a browser reads two (or a comma) as a list and takes the last type.
+            if not content_type and value.strip():
+                content_type = value
+                out.append((name, value))
+        elif lower in PASSED_RESPONSE_HEADERS or lower.startswith(PASSED_RESPONSE_PREFIXES):
+            out.append((name, value))
+        elif lower == "link":
+            links = pagination_links(value)
+            if links is not None:
+                out.append(("Link", links))
+    if not content_type:
+        out.append(_OCTET_STREAM)
+    out.extend(RESPONSE_SECURITY_HEADERS)
+    if not is_inert(content_type):
+        out.append(_ATTACHMENT)
+    return out
+
+
+def is_inert(content_type: str) -> bool:
+    """True when a browser shows a ``content_type`` answer as data (JSON, plain text, CSV,
+    raster images; :data:`INERT_CONTENT_TYPES`), never as a document that can run script.
+    Parameters are ignored and case does not matter; a list (``a, b``) is not inert."""
+    essence = content_type.partition(";")[0].strip().lower()
+    return essence in INERT_CONTENT_TYPES or (
+        essence.endswith("+json") and essence.count("/") == 1 and "," not in essence
+    )
+
+
+def pagination_links(value: str) -> str | None:
+    """``value`` of an upstream ``Link`` header (RFC 8288 §3) reduced to its pagination links:
+    ``'<https://api/x?page=2>; rel="next", <https://api/x?page=9>; rel="last"'``, or ``None``
+    when none is left. A link is kept only when every one of its relation types is in
+    :data:`PAGINATION_RELATIONS` and its target is plain printable ASCII; it is rewritten with
+    its target and ``rel`` only (no ``anchor``, ``as`` or other parameter). A header this parser
+    cannot read unambiguously (a second ``rel``, an unclosed quote or ``<``) gives ``None``.
+    """
+    kept: list[str] = []
+    i, end = 0, len(value)
+    while i < end:
+        if value[i] in " \t,":
+            i += 1
+            continue
+        if value[i] != "<":
+            return None
+        close = value.find(">", i + 1)
+        if close < 0:
+            return None
+        target = value[i + 1 : close]
+        i = close + 1
+        rels: list[str] | None = None
+        while i < end and value[i] != ",":
+            if value[i] in " \t":
+                i += 1
+                continue
+            if value[i] != ";":
+                return None
+            j = i + 1
+            while j < end and value[j] not in "=;,":
+                j += 1
+            param = value[i + 1 : j].strip().lower()
+            param_value = ""
+            i = j
+            if i < end and value[i] == "=":
+                i += 1
+                while i < end and value[i] in " \t":
+                    i += 1
+                if i < end and value[i] == '"':
+                    chars: list[str] = []
+                    i += 1
+                    while i < end and value[i] != '"':
+                        if value[i] == "\\":
+                            i += 1
+                        chars.append(value[i : i + 1])
+                        i += 1
+                    if i >= end:
+                        return None
+                    param_value = "".join(chars)
+                    i += 1
+                else:
+                    j = i
+                    while j < end and value[j] not in ";,":
+                        j += 1
+                    param_value = value[i:j].strip()
+                    i = j
+            if param == "rel":
+                if rels is not None:
+                    return None
+                rels = param_value.lower().split()
+        if (
+            rels
+            and PAGINATION_RELATIONS.issuperset(rels)
+            and target
+            and _LINK_TARGET_CHARS.issuperset(target)
+        ):
+            kept.append(f'<{target}>; rel="{" ".join(rels)}"')
+    return ", ".join(kept) or None
 
 
 class UpstreamRefused(PortalHTTPError):

@@ -27,10 +27,13 @@ from ..auth import (
 )
 from ..errors import AuthenticationFailed, OriginNotAllowed, PortalHTTPError, RateLimited
 from ..extension import current_portal
+from ..proxy import RESPONSE_SECURITY_HEADERS
 
 log = logging.getLogger("portal")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The proxy route (portal.views.proxy): its answers carry the upstream's body.
+PROXY_ENDPOINT = "portal.api_proxy"
 #: ``Strict-Transport-Security`` of every portal answer over HTTPS (RFC 6797 §6.1).
 HSTS = "max-age=31536000; includeSubDomains"
 #: Request headers a host page may send cross-origin: the bearer token, and the ones the proxy
@@ -198,11 +201,20 @@ def _preflight() -> Response | None:
 
 def _headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    if request.is_secure:
-        # RFC 6797: only over HTTPS; a plain-http answer must not carry it (§7.2).
-        headers.setdefault("Strict-Transport-Security", HSTS)
+    if request.endpoint == PROXY_ENDPOINT:
+        # The body is the upstream's: the portal's headers are assigned over anything else, and
+        # the CSP is a sandbox without scripts (portal.proxy.RESPONSE_SECURITY_HEADERS).
+        for name, value in RESPONSE_SECURITY_HEADERS:
+            headers[name] = value
+        headers["Referrer-Policy"] = "no-referrer"
+        if request.is_secure:
+            headers["Strict-Transport-Security"] = HSTS
+    else:
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.is_secure:
+            # RFC 6797: only over HTTPS; a plain-http answer must not carry it (§7.2).
+            headers.setdefault("Strict-Transport-Security", HSTS)
     is_static = request.endpoint == "portal.static"
     if not is_static:
         headers["Cache-Control"] = "no-store"
