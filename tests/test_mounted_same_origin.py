@@ -347,7 +347,9 @@ def test_account_reads_and_deletes_need_same_origin_proof(host: MountedHost) -> 
 # --------------------------------------------------------------------------- pages
 
 
-@pytest.mark.parametrize("path", ["/portal/apps", "/portal/apps/probe", "/portal/functions/probe-ping"])
+@pytest.mark.parametrize(
+    "path", ["/portal/apps", "/portal/apps/probe", "/portal/functions/probe-ping"]
+)
 def test_pages_stay_navigable_from_another_site(host: MountedHost, path: str) -> None:
     """A top-level navigation from another site opens the pages (they change nothing)."""
     alice = host.login("alice")
