@@ -143,3 +143,28 @@ def test_mounted_connect_poll_connect_and_disconnect(
     expect(page.locator("[data-portal-disconnect]")).to_have_count(0)
     assert host.account_ids("alice") == []
     assert [e["type"] for e in page.evaluate("window.portalEvents")].count("error") == 1
+
+
+def test_mounted_function_form_submits(
+    page: Page, context: BrowserContext, host: MountedHost
+) -> None:
+    """The mounted function form posts its htmx partial with the token (Chromium adds
+    ``Sec-Fetch-Site: same-origin``) and hands the values to the page; nothing goes upstream."""
+    log_in(context, host, "alice")
+    host.seed_account("alice")
+    page.add_init_script(
+        "window.functionParams = [];"
+        "window.addEventListener('connect-portal:function-params',"
+        " (e) => window.functionParams.push(e.detail));"
+    )
+    page.goto(f"{host.url}/portal/functions/probe-ping")
+    page.fill('input[name="note"]', "hello")
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.click('#portal-function button[type="submit"]')
+    assert posted.value.status == 200
+    assert posted.value.request.all_headers()["sec-fetch-site"] == "same-origin"
+    page.wait_for_function("() => window.functionParams.length === 1")
+    detail = page.evaluate("window.functionParams[0]")
+    assert detail["name"] == "probe-ping"
+    assert detail["params"] == {"note": "hello"}
+    assert host.upstream.received() == []
