@@ -234,8 +234,8 @@
         if (attempt.status !== 'pending') finish(attempt);
         else if (final) finish(windowClosed);
       }, (err) => {
-        // 401 was already reported as session_expired; other 4xx will not heal by retrying.
-        if (err.status === 401) finish({ status: 'failed' });
+        // 401 and csrf_failed were already reported as session_expired; other 4xx will not heal by retrying.
+        if (err.status === 401 || err.type === 'csrf_failed') finish({ status: 'failed' });
         else if (final || (err.status >= 400 && err.status < 500 && err.status !== 429)) {
           finish({ status: 'failed', error: { type: err.type, message: err.message } });
         }
@@ -285,7 +285,7 @@
       btn.disabled = false;
       btn.removeAttribute('aria-busy');
       btn.textContent = pending.label;
-      if (err.status === 401) return;
+      if (err.status === 401 || err.type === 'csrf_failed') return;
       const p = notice(err.message, 'portal-inline-error');
       p.dataset.portalInlineError = '';
       btn.after(p);

@@ -159,8 +159,8 @@ class MountedHost:
 
 
 def mounted_host_app(tmp_path: Path, upstream_url: str) -> Flask:
-    """A host app with its own session login (``POST /login``), the portal mounted on it, and
-    the probe app (``PROBE_YAML``) pointed at ``upstream_url``."""
+    """A host app with its own session login (``POST /login``, ``POST /logout``), the portal
+    mounted on it, and the probe app (``PROBE_YAML``) pointed at ``upstream_url``."""
     catalog = tmp_path / "catalog"
     catalog.mkdir(exist_ok=True)
     (catalog / "probe.yaml").write_text(PROBE_YAML, "utf-8")
@@ -179,6 +179,11 @@ def mounted_host_app(tmp_path: Path, upstream_url: str) -> Flask:
     def login() -> str:
         session["user"] = request.form["user"]
         return "ok"
+
+    @app.post("/logout")
+    def logout() -> str:
+        session.clear()
+        return "bye"
 
     portal.user_loader(lambda: session.get("user"))
     portal.init_app(app)

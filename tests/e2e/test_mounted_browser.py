@@ -168,3 +168,28 @@ def test_mounted_function_form_submits(
     assert detail["name"] == "probe-ping"
     assert detail["params"] == {"note": "hello"}
     assert host.upstream.received() == []
+
+
+def test_stale_csrf_token_reads_as_an_expired_session(
+    page: Page, context: BrowserContext, host: MountedHost
+) -> None:
+    """The user logged out and in again in another tab: the page's token is stale, so its
+    disconnect is refused (403 ``csrf_failed``, nothing deleted) and the page asks for a reload."""
+    log_in(context, host, "alice")
+    account_id = host.seed_account("alice")
+    page.add_init_script(RECORD_EVENTS)
+    page.goto(f"{host.url}/portal/apps/probe")
+    assert context.request.post(f"{host.url}/logout").ok
+    log_in(context, host, "alice")  # a new session: a new CSRF secret
+
+    button = page.locator("[data-portal-disconnect]")
+    button.click()
+    expect(button).to_have_text("Confirm disconnect")
+    with page.expect_response(lambda r: r.request.method == "DELETE") as refused:
+        button.click()
+    assert refused.value.status == 403
+    expect(page.locator("#portal-main [role=alert]")).to_contain_text("reload the page")
+    page.wait_for_function("() => window.portalEvents.some((e) => e.type === 'error')")
+    got = page.evaluate("window.portalEvents")
+    assert [e["detail"]["type"] for e in got if e["type"] == "error"] == ["session_expired"]
+    assert host.account_ids("alice") == [account_id]
