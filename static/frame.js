@@ -67,10 +67,12 @@
   async function request(method, path) {
     const headers = { Accept: 'application/json' };
     if (token) headers.Authorization = 'Bearer ' + token;
-    if (mounted && method !== 'GET') headers['X-CSRFToken'] = csrf;
+    // Mounted: the cookie session needs same-origin proof on every API call, GET included.
+    if (mounted) headers['X-CSRFToken'] = csrf;
     const res = await fetch(api + path, { method, headers, credentials: mounted ? 'same-origin' : 'omit' });
     const data = await res.json().catch(() => ({}));
-    if (res.status === 401) sessionExpired();
+    // A stale CSRF token (Flask-WTF's time limit) heals like an expired session: by a reload.
+    if (res.status === 401 || (res.status === 403 && data.error === 'csrf_failed')) sessionExpired();
     if (!res.ok) {
       const err = new Error(data.message || 'Request failed (HTTP ' + res.status + ')');
       err.type = data.error || 'http_error';
@@ -96,7 +98,7 @@
     const d = e.detail;
     if (!sameOrigin(d.path)) return; // never hand the token to anyone else
     if (token) d.headers.Authorization = 'Bearer ' + token;
-    if (mounted && d.verb !== 'get') d.headers['X-CSRFToken'] = csrf;
+    if (mounted) d.headers['X-CSRFToken'] = csrf;
   });
 
   body.addEventListener('htmx:afterSwap', (e) => {
@@ -116,7 +118,7 @@
 
   body.addEventListener('htmx:responseError', (e) => {
     const d = e.detail;
-    if (d.xhr && d.xhr.status === 401) sessionExpired();
+    if (d.xhr && (d.xhr.status === 401 || (mounted && d.xhr.status === 403))) sessionExpired();
     else if (mainEl && d.target === mainEl) {
       mainEl.replaceChildren(notice('Something went wrong (HTTP ' + d.xhr.status + '). Please try again.',
         'portal-alert portal-alert--error'));
@@ -232,8 +234,8 @@
         if (attempt.status !== 'pending') finish(attempt);
         else if (final) finish(windowClosed);
       }, (err) => {
-        // 401 was already reported as session_expired; other 4xx will not heal by retrying.
-        if (err.status === 401) finish({ status: 'failed' });
+        // 401 and csrf_failed were already reported as session_expired; other 4xx will not heal by retrying.
+        if (err.status === 401 || err.type === 'csrf_failed') finish({ status: 'failed' });
         else if (final || (err.status >= 400 && err.status < 500 && err.status !== 429)) {
           finish({ status: 'failed', error: { type: err.type, message: err.message } });
         }
@@ -283,7 +285,7 @@
       btn.disabled = false;
       btn.removeAttribute('aria-busy');
       btn.textContent = pending.label;
-      if (err.status === 401) return;
+      if (err.status === 401 || err.type === 'csrf_failed') return;
       const p = notice(err.message, 'portal-inline-error');
       p.dataset.portalInlineError = '';
       btn.after(p);

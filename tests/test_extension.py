@@ -462,24 +462,25 @@ def test_mounted_api_uses_cookie_session_and_csrf(tmp_path: Path) -> None:
     client = app.test_client()
     client.post("/login", data={"user": "alice"})
 
-    listed = client.get("/portal/api/v1/connected-accounts")
+    token = csrf_from(client.get("/portal/apps").get_data(as_text=True))
+    proof = {"X-CSRFToken": token}
+    listed = client.get("/portal/api/v1/connected-accounts", headers=proof)
     assert listed.status_code == 200
     assert {a["id"] for a in listed.get_json()["connected_accounts"]} == {account_id, other_id}
-    session_info = client.get("/portal/api/v1/session").get_json()
+    session_info = client.get("/portal/api/v1/session", headers=proof).get_json()
     assert session_info["user_id"] == "alice"
 
     no_csrf = client.delete(f"/portal/api/v1/connected-accounts/{account_id}")
-    assert no_csrf.status_code == 401
+    assert no_csrf.status_code == 403
     assert no_csrf.get_json()["error"] == "csrf_failed"
     bad_csrf = client.delete(
         f"/portal/api/v1/connected-accounts/{account_id}", headers={"X-CSRFToken": "forged"}
     )
-    assert bad_csrf.status_code == 401
+    assert bad_csrf.status_code == 403
     assert bad_csrf.get_json()["error"] == "csrf_failed"
-    still = client.get(f"/portal/api/v1/connected-accounts/{account_id}")
+    still = client.get(f"/portal/api/v1/connected-accounts/{account_id}", headers=proof)
     assert still.status_code == 200
 
-    token = csrf_from(client.get("/portal/apps").get_data(as_text=True))
     deleted = client.delete(
         f"/portal/api/v1/connected-accounts/{account_id}", headers={"X-CSRFToken": token}
     )
@@ -487,7 +488,8 @@ def test_mounted_api_uses_cookie_session_and_csrf(tmp_path: Path) -> None:
     body = deleted.get_json()
     assert body["connectedAccountId"] == account_id
     assert [a["id"] for a in body["connected_accounts"]] == [other_id]
-    assert client.get(f"/portal/api/v1/connected-accounts/{account_id}").status_code == 404
+    gone = client.get(f"/portal/api/v1/connected-accounts/{account_id}", headers=proof)
+    assert gone.status_code == 404
 
 
 def test_mounted_csrf_token_of_another_session_is_refused(tmp_path: Path) -> None:
@@ -502,7 +504,7 @@ def test_mounted_csrf_token_of_another_session_is_refused(tmp_path: Path) -> Non
     response = alice.delete(
         f"/portal/api/v1/connected-accounts/{account_id}", headers={"X-CSRFToken": stolen}
     )
-    assert response.status_code == 401
+    assert response.status_code == 403
     assert response.get_json()["error"] == "csrf_failed"
 
 
@@ -512,7 +514,7 @@ def test_mounted_connect_ticket_needs_csrf(tmp_path: Path) -> None:
     client.post("/login", data={"user": "alice"})
     body = {"app": "sandbox-keys", "opener": "frame"}
     refused = client.post("/portal/api/v1/connect-tickets", json=body)
-    assert refused.status_code == 401
+    assert refused.status_code == 403
     assert refused.get_json()["error"] == "csrf_failed"
     token = csrf_from(client.get("/portal/apps").get_data(as_text=True))
     created = client.post(
@@ -528,7 +530,8 @@ def test_mounted_user_cannot_touch_another_users_account(tmp_path: Path) -> None
     bob = app.test_client()
     bob.post("/login", data={"user": "bob"})
     token = csrf_from(bob.get("/portal/apps").get_data(as_text=True))
-    assert bob.get(f"/portal/api/v1/connected-accounts/{alices}").status_code == 404
+    peek = bob.get(f"/portal/api/v1/connected-accounts/{alices}", headers={"X-CSRFToken": token})
+    assert peek.status_code == 404
     response = bob.delete(
         f"/portal/api/v1/connected-accounts/{alices}", headers={"X-CSRFToken": token}
     )

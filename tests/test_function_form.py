@@ -706,7 +706,7 @@ def test_mounted_form_renders_every_widget_and_submits_with_csrf(kitchen: Flask)
         "connectedAccountId": chosen,
     }
     refused = client.post("/portal/ui/functions/kitchen-order", data=form)
-    assert refused.status_code == 401
+    assert refused.status_code == 403
     done = client.post(
         "/portal/ui/functions/kitchen-order?mode=page",
         data=form,

@@ -71,16 +71,63 @@ def request_origin() -> str | None:
     return normalize_origin(request.headers.get("Origin"))
 
 
+#: Mounted-mode routes a cross-site top-level navigation may open with the host's cookie alone
+#: (GET/HEAD only): the full pages and the htmx partials they load (the no-JavaScript links of
+#: the marketplace point at those). They render HTML another site cannot read and change
+#: nothing. Every other cookie-authenticated request (the whole JSON API, GET included, and
+#: every unsafe method) needs :func:`require_same_origin`.
+NAVIGABLE_ENDPOINTS = frozenset(
+    {
+        "portal.apps_page",
+        "portal.app_page",
+        "portal.function_page",
+        "portal.ui_apps",
+        "portal.ui_app",
+        "portal.ui_function",
+    }
+)
+
+
+def require_same_origin() -> None:
+    """Same-origin proof of a cookie-authenticated (mounted) request.
+
+    Fetch Metadata (W3C "Fetch Metadata Request Headers" §2.1): a ``Sec-Fetch-Site`` other than
+    ``same-origin`` (``cross-site``, ``same-site``, ``none``) is refused outright. Then, whether
+    or not the browser sent ``Sec-Fetch-*``, the request must carry the session's Flask-WTF
+    CSRF token (``generate_csrf()``, the mounted pages' ``<meta name="csrf-token">``) in
+    ``X-CSRFToken``: a header another site cannot set without a CORS preflight the portal
+    refuses (OWASP CSRF Prevention Cheat Sheet, "Custom Request Headers").
+
+    :raises OriginNotAllowed: 403 ``csrf_failed``, before anything is read, changed or sent.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site != "same-origin":
+        raise OriginNotAllowed(
+            f"A cookie-authenticated request from another site ({site}) is refused; "
+            "call the portal from the host's own pages.",
+            code="csrf_failed",
+        )
+    try:
+        validate_csrf(request.headers.get("X-CSRFToken"))
+    except ValidationError as exc:
+        raise OriginNotAllowed(
+            f"CSRF check failed: {exc} Send the session's CSRF token in X-CSRFToken.",
+            code="csrf_failed",
+        ) from exc
+
+
 def current_caller() -> Caller:
     """The authenticated caller of this request (cached in ``g``).
 
     A bearer wins: an app secret, a JWT user token (for the project its ``aud`` names, see
     :func:`portal.auth.verify_user_token`) or a session token. Otherwise mounted mode asks the
-    ``user_loader`` and requires a Flask-WTF CSRF token (``X-CSRFToken``) on unsafe methods.
+    ``user_loader`` and requires same-origin proof (:func:`require_same_origin`) on every
+    request except a GET/HEAD of a page in :data:`NAVIGABLE_ENDPOINTS`.
 
     :raises AuthenticationFailed: no valid token and no logged-in mounted user.
     :raises OriginNotAllowed: the token is presented from an origin it was not issued to (a JWT:
-        from an origin not in ``PORTAL_ALLOWED_ORIGINS``).
+        from an origin not in ``PORTAL_ALLOWED_ORIGINS``); 403 ``csrf_failed``: a mounted
+        request without same-origin proof.
     """
     cached: Caller | None = g.get("_portal_caller")
     if cached is not None:
@@ -125,11 +172,8 @@ def current_caller() -> Caller:
         mounted_user = current_portal.portal.load_user()
         if mounted_user is None:
             raise AuthenticationFailed("Sign in first: no session token and no logged-in user.")
-        if request.method not in SAFE_METHODS:
-            try:
-                validate_csrf(request.headers.get("X-CSRFToken"))
-            except ValidationError as exc:
-                raise AuthenticationFailed(f"CSRF check failed: {exc}", code="csrf_failed") from exc
+        if not (request.method in SAFE_METHODS and request.endpoint in NAVIGABLE_ENDPOINTS):
+            require_same_origin()
         caller = Caller(mounted_user, own_origin(), "mounted")
     g._portal_caller = caller
     return caller
