@@ -371,7 +371,9 @@ def test_return_to_on_allowed_origin_goes_back_with_attempt_only(
     provider's CSP form-action would block a redirect to the host; see views/connect.py),
     carrying the attempt's id and nothing the host page could mistake for the outcome."""
     browser = Browser()
-    callback, ticket = begin(api, browser, return_to=f"{stack.host.url}/settings?tab=apps")
+    # A stale reference in return_to (a host page that kept one) is replaced, not repeated.
+    return_to = f"{stack.host.url}/settings?tab=apps&portal_attempt=stale"
+    callback, ticket = begin(api, browser, return_to=return_to)
     response = browser.callback(callback)
     assert response.status_code == 200
     assert "Location" not in response.headers

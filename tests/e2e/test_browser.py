@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import Browser, connect_sandbox, new_session
 from flask import Flask
 from playwright.sync_api import (
     BrowserContext,
@@ -27,8 +28,6 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from portal import user_hash
 from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DEMO_ENABLED_APPS, DemoStack
-
-from conftest import Browser, connect_sandbox, new_session
 
 from .conftest import (
     CHROMIUM,
@@ -428,9 +427,11 @@ def test_popup_blocked_in_frame_falls_back_to_redirect(
     # The host page gets the attempt's id only; the account id comes from the server.
     result = parse_qs(urlsplit(returned[0]).query)
     assert set(result) == {"user", "portal_attempt"}, result
-    [account] = new_session(e2e_stack, user_id).get("/connected-accounts?app=sandbox").json()[
-        "connected_accounts"
-    ]
+    [account] = (
+        new_session(e2e_stack, user_id)
+        .get("/connected-accounts?app=sandbox")
+        .json()["connected_accounts"]
+    )
     assert payload["connectedAccountId"] == account["id"]
     assert payload["app"]["title"] == "Sandbox CRM"
     assert_account(payload["connected_accounts"][0], "ada@sandbox.test")
