@@ -62,7 +62,7 @@
       emit(s, 'ready', { isReady: true });
       // Redirect mode came back with portal_attempt=<id> in the query: the frame asks the server
       // for that attempt's outcome (never trusting the URL) and answers the query without it,
-      // so a reload or a shared link does not ask again.
+      // so a reload of the page does not ask again.
       const q = s._redirectResult;
       s._redirectResult = null;
       if (q) {
