@@ -623,49 +623,45 @@
       if (r.status === 'pending' && !final) return null;
       settledAttempts.add(attemptId);
       if (r.status === 'pending') throw rpcError('window_closed', 'Connect window closed');
-      if (r.status !== 'connected') {
-        const e = r.error || {};
-        throw rpcError(e.type || 'connect_failed', e.message);
-      }
-      const p = r.payload || {};
-      const payload = {
-        app: p.app || { name: app },
-        connectedAccountId: p.connectedAccountId != null ? p.connectedAccountId : r.connectedAccountId,
-        connected_accounts: p.connected_accounts || [],
-      };
-      c.emit.push(['app-connected', payload]);
-      return payload.connectedAccountId;
+      return settleAttempt(c, r, app);
     },
-    // Redirect mode came back to the host page with portal_{status, app, account, error} in its
-    // query string: 'app-connected' (or 'error') from them, and the query string without them.
+    // Redirect mode came back to the host page with portal_attempt=<attempt id> in its query
+    // (and nothing else: the outcome is never read from the URL, which anyone can write). The
+    // server answers for this user's own attempts only: 'app-connected' (or 'error') once it
+    // confirms one; an unknown or another user's attempt reads as pending and emits nothing
+    // (the result page moved on only after the attempt settled, so there is nothing to wait
+    // for). Returns the query string without the parameter.
     async redirected(c, search) {
       const query = new URLSearchParams(search);
-      const r = {};
-      for (const k of ['status', 'app', 'account', 'error']) {
-        r[k] = query.get('portal_' + k);
-        query.delete('portal_' + k);
-      }
+      const id = query.get('portal_attempt');
+      query.delete('portal_attempt');
       const rest = query.toString();
       try {
-        if (r.status === 'failed') throw rpcError(r.error || 'connect_failed');
-        if (r.status === 'connected' && r.app) {
-          const app = enc(r.app);
-          const [info, list] = await Promise.all([
-            http(c.token, 'GET', '/apps/' + app), http(c.token, 'GET', '/connected-accounts?app=' + app),
-          ]);
-          const a = info.app || {};
-          c.emit.push(['app-connected', {
-            app: { name: a.name, title: a.title, icon_url: a.icon_url },
-            connectedAccountId: r.account,
-            connected_accounts: list.connected_accounts || [],
-          }]);
-        }
+        const r = id && await http(c.token, 'GET', '/connect-attempts/' + enc(id));
+        if (r && r.status !== 'pending') settleAttempt(c, r, r.app);
       } catch (err) {
         c.emit.push(['error', { type: err.type, message: err.message }]);
       }
       return rest ? '?' + rest : '';
     },
   };
+
+  // A settled attempt's answer from GET /connect-attempts/<id>: 'app-connected' and the
+  // account id when connected; rejects with the server's error code when it failed.
+  function settleAttempt(c, r, app) {
+    if (r.status !== 'connected') {
+      const e = r.error || {};
+      throw rpcError(e.type || 'connect_failed', e.message);
+    }
+    const p = r.payload || {};
+    const payload = {
+      app: p.app || { name: app },
+      connectedAccountId: p.connectedAccountId != null ? p.connectedAccountId : r.connectedAccountId,
+      connected_accounts: p.connected_accounts || [],
+    };
+    c.emit.push(['app-connected', payload]);
+    return payload.connectedAccountId;
+  }
 
   async function answer(d, origin) {
     const c = { token: d.token, project: d.project, emit: [] };

@@ -19,7 +19,10 @@ declare namespace ConnectPortal {
     hash?: string;
     /** The portal's prefix URL, e.g. "https://portal.example/portal". Default: derived from portal.js's own src. */
     baseUrl?: string;
-    /** When the browser blocks the connect popup, continue in this window (redirect mode). Default true. */
+    /**
+     * When the browser blocks the connect popup, continue in this window (redirect mode): the page
+     * comes back with `portal_attempt=<id>`, whose outcome the SDK asks the portal for. Default true.
+     */
     redirectOnPopupBlocked?: boolean;
   }
 

@@ -60,8 +60,9 @@
     // Emitted asynchronously, so listeners attached right after the constructor still hear it.
     ready.then(() => {
       emit(s, 'ready', { isReady: true });
-      // Redirect mode came back with portal_status… in the query: the frame reads them and
-      // answers the query without them, so a reload or a shared link does not replay the event.
+      // Redirect mode came back with portal_attempt=<id> in the query: the frame asks the server
+      // for that attempt's outcome (never trusting the URL) and answers the query without it,
+      // so a reload of the page does not ask again.
       const q = s._redirectResult;
       s._redirectResult = null;
       if (q) {
@@ -313,7 +314,7 @@
       const o = options || {};
       const s = {
         _listeners: new Map(), _inline: new Set(), _popups: new Map(), _functions: new Map(), _calls: new Map(),
-        _redirect: o.redirectOnPopupBlocked !== false, _redirectResult: /[?&]portal_status=/.test(location.search) && location.search,
+        _redirect: o.redirectOnPopupBlocked !== false, _redirectResult: /[?&]portal_attempt=/.test(location.search) && location.search,
       };
       privates.set(this, s);
       addEventListener('message', (event) => onMessage(s, event));

@@ -404,28 +404,62 @@ def test_return_to_off_the_allow_list_is_ignored(
     assert "evil.example" not in response.text
 
 
-def test_return_to_on_allowed_origin_goes_back_with_result(
+def return_target(response: requests.Response) -> str:
+    """The URL a redirect-mode result page moves on to (its meta refresh, also its link)."""
+    refresh = re.search(r'<meta http-equiv="refresh" content="0;url=([^"]+)">', response.text)
+    assert refresh, response.text[:500]
+    assert f'href="{refresh.group(1)}"' in response.text  # a link too, for no-meta-refresh
+    return html.unescape(refresh.group(1))
+
+
+#: The only parameter redirect mode adds to ``return_to``: a reference to the attempt, whose
+#: outcome the SDK asks the server for. Never the outcome itself.
+RESULT_PARAMS = ("portal_status", "portal_app", "portal_account", "portal_error")
+
+
+@pytest.mark.security("Redirect mode: `?portal_status=connected&portal_account=<forged>`")
+def test_return_to_on_allowed_origin_goes_back_with_attempt_only(
     stack: DemoStack, sandbox: str, api: Api
 ) -> None:
     """Redirect mode ends on a portal page that moves on to return_to (not a 303: the
-    provider's CSP form-action would block a redirect to the host; see views/connect.py)."""
+    provider's CSP form-action would block a redirect to the host; see views/connect.py),
+    carrying the attempt's id and nothing the host page could mistake for the outcome."""
     browser = Browser()
-    callback, _ = begin(api, browser, return_to=f"{stack.host.url}/settings?tab=apps")
+    # A stale reference in return_to (a host page that kept one) is replaced, not repeated.
+    return_to = f"{stack.host.url}/settings?tab=apps&portal_attempt=stale"
+    callback, ticket = begin(api, browser, return_to=return_to)
     response = browser.callback(callback)
     assert response.status_code == 200
-    refresh = re.search(r'<meta http-equiv="refresh" content="0;url=([^"]+)">', response.text)
-    assert refresh, response.text[:500]
-    target = html.unescape(refresh.group(1))
-    assert f'href="{refresh.group(1)}"' in response.text  # a link too, for no-meta-refresh
-    location = urlsplit(target)
+    assert "Location" not in response.headers
+    location = urlsplit(return_target(response))
     assert f"{location.scheme}://{location.netloc}" == stack.host.url
     params = parse_qs(location.query)
-    assert params["tab"] == ["apps"]
-    assert params["portal_status"] == ["connected"]
-    assert params["portal_app"] == ["sandbox"]
+    assert params == {"tab": ["apps"], "portal_attempt": [ticket["attempt_id"]]}
     [account] = api.get("/connected-accounts?app=sandbox").json()["connected_accounts"]
-    assert params["portal_account"] == [account["id"]]
+    assert account["id"] not in response.text  # the outcome is the server's to tell
+    for name in RESULT_PARAMS:
+        assert name not in response.text
     assert "portal-connect-result" not in response.text  # nothing posted to an opener
+    status = api.get(f"/connect-attempts/{ticket['attempt_id']}").json()
+    assert status["status"] == "connected" and status["connectedAccountId"] == account["id"]
+
+
+@pytest.mark.security("Redirect mode: `?portal_status=connected&portal_account=<forged>`")
+def test_redirect_mode_failure_goes_back_with_attempt_only(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    browser = Browser()
+    ticket = api.ticket()
+    started = browser.start(ticket["connect_url"] + "&" + urlencode({"return_to": stack.host.url}))
+    consent = browser.consent(started.headers["Location"], decision="deny")
+    response = browser.callback(consent.callback_url)
+    assert response.status_code == 400
+    params = parse_qs(urlsplit(return_target(response)).query)
+    assert params == {"portal_attempt": [ticket["attempt_id"]]}
+    for name in RESULT_PARAMS:
+        assert name not in response.text
+    status = api.get(f"/connect-attempts/{ticket['attempt_id']}").json()
+    assert status["status"] == "failed" and status["error"]["type"] == "access_denied"
 
 
 @pytest.mark.security("`error=access_denied&error_description=<script>…`")

@@ -150,6 +150,9 @@ def _claim(attempt_id: str, from_status: str = "started") -> bool:
 
 # --------------------------------------------------------------------------- result page
 
+#: The one query parameter redirect mode adds to ``return_to``: the attempt's id.
+RETURN_ATTEMPT_PARAM = "portal_attempt"
+
 
 def _result(
     attempt: ConnectAttempt,
@@ -162,18 +165,22 @@ def _result(
 ) -> Response | tuple[str, int]:
     connected = error is None
     if attempt.return_to:
-        # Redirect mode: back to the host page with the result in its query. Not a 303: the
-        # navigation that reaches the callback began as a form POST on the provider's consent
-        # page, and browsers apply that page's CSP `form-action` to every redirect that
-        # follows it, which blocks a redirect to the host's origin. A page of our own that
-        # moves on (meta refresh, plus a link) starts a fresh navigation instead.
-        params = {"portal_status": "connected" if connected else "failed", "portal_app": app.slug}
-        if connected and account:
-            params["portal_account"] = account["id"]
-        if error:
-            params["portal_error"] = error["type"]
+        # Redirect mode: back to the host page. Not a 303: the navigation that reaches the
+        # callback began as a form POST on the provider's consent page, and browsers apply that
+        # page's CSP `form-action` to every redirect that follows it, which blocks a redirect to
+        # the host's origin. A page of our own that moves on (meta refresh, plus a link) starts
+        # a fresh navigation instead. The query carries the attempt's id only, never the
+        # outcome: anyone can put values in a host page's URL, so portal.js asks
+        # GET /api/v1/connect-attempts/<id> (answered for the attempt's own user only) instead.
+        # The id is no credential: the connect URL's ticket already shows it (signed, not
+        # encrypted), the host page's script got it with the ticket, and the ticket is spent.
         parts = urlsplit(attempt.return_to)
-        query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *params.items()])
+        kept = [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if k != RETURN_ATTEMPT_PARAM  # a stale one would be read first
+        ]
+        query = urlencode([*kept, (RETURN_ATTEMPT_PARAM, attempt.id)])
         page = render_template(
             "portal/return.html",
             return_url=urlunsplit(parts._replace(query=query)),

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import Browser, connect_sandbox, new_session
 from flask import Flask
 from playwright.sync_api import (
     BrowserContext,
@@ -380,8 +381,8 @@ def finish_redirect_flow(
             f"the redirect flow did not come back to the host page; stuck at {page.url}; "
             f"console: {console}"
         ) from None
-    # portal.js strips its result parameters from the address bar once it has read them.
-    assert "portal_status" not in page.url
+    # portal.js strips the attempt reference from the address bar once it has looked it up.
+    assert "portal_attempt" not in page.url
     return wait_event(page, "app-connected")["payload"]
 
 
@@ -395,7 +396,7 @@ def test_popup_blocked_in_frame_falls_back_to_redirect(
         "request",
         lambda r: (
             returned.append(r.url)
-            if r.is_navigation_request() and "portal_status=" in r.url
+            if r.is_navigation_request() and "portal_attempt=" in r.url
             else None
         ),
     )
@@ -423,9 +424,15 @@ def test_popup_blocked_in_frame_falls_back_to_redirect(
     ], kinds
     assert log[1]["payload"]["type"] == "popup_blocked"
     assert len(returned) == 1
+    # The host page gets the attempt's id only; the account id comes from the server.
     result = parse_qs(urlsplit(returned[0]).query)
-    assert result["portal_status"] == ["connected"] and result["portal_app"] == ["sandbox"]
-    assert payload["connectedAccountId"] == result["portal_account"][0]
+    assert set(result) == {"user", "portal_attempt"}, result
+    [account] = (
+        new_session(e2e_stack, user_id)
+        .get("/connected-accounts?app=sandbox")
+        .json()["connected_accounts"]
+    )
+    assert payload["connectedAccountId"] == account["id"]
     assert payload["app"]["title"] == "Sandbox CRM"
     assert_account(payload["connected_accounts"][0], "ada@sandbox.test")
     assert_no_secret(payload)
@@ -457,6 +464,66 @@ def test_popup_blocked_connect_app_rejects_and_redirects(
     assert [e["payload"]["type"] for e in errors] == ["popup_blocked"]
     assert_account(payload["connected_accounts"][0], "ada@sandbox.test")
     assert payload["connectedAccountId"] == payload["connected_accounts"][0]["id"]
+
+
+FORGED = "ca_FORGED"
+#: Redirect-mode result values as the SDK before this fix read them from the host page's URL.
+FORGED_RESULT = {"portal_status": "connected", "portal_app": "sandbox", "portal_account": FORGED}
+
+
+def wait_redirect_handled(page: Page) -> None:
+    """Until the SDK is ready and has dealt with the page's ``portal_attempt``: it drops the
+    parameter from the address bar once the server answered (or it emitted an event)."""
+    page.wait_for_function(
+        "() => { const e = window.events || [];"
+        " return e.some((x) => x.type === 'ready') && (!/[?&]portal_attempt=/.test(location.search)"
+        " || e.some((x) => x.type === 'app-connected' || x.type === 'error')); }"
+    )
+
+
+@pytest.mark.parametrize("attempt", ["forged", "other_user"])
+@pytest.mark.security("Redirect mode: `?portal_status=connected&portal_account=<forged>`")
+def test_redirect_result_in_host_url_is_not_trusted(
+    page: Page, e2e_stack: DemoStack, user_id: str, attempt: str
+) -> None:
+    """A host-page URL with forged result values, and an attempt the server does not confirm
+    for this user (made up, or another user's genuine connected attempt), emits no
+    ``app-connected``."""
+    if attempt == "other_user":
+        other = new_session(e2e_stack, f"{user_id}-other")
+        response, ticket = connect_sandbox(other, opener="host")
+        assert response.status_code == 200
+        status = other.get(f"/connect-attempts/{ticket['attempt_id']}").json()
+        assert status["status"] == "connected"  # genuine, just not this user's
+        attempt_id = ticket["attempt_id"]
+    else:
+        attempt_id = "x" * 32
+    open_host(page, e2e_stack, user_id, **FORGED_RESULT, portal_attempt=attempt_id)
+    wait_redirect_handled(page)
+    assert events(page, "app-connected") == []
+    assert events(page, "error") == []  # not this user's attempt: nothing to report
+    query = parse_qs(urlsplit(page.url).query)
+    assert "portal_attempt" not in query  # looked up once; a reload does not ask again
+    assert page.evaluate("window.portal.getConnectedAccounts('sandbox')") == []
+
+
+@pytest.mark.security("Redirect mode: `?portal_status=connected&portal_account=<forged>`")
+def test_redirect_mode_failed_attempt_emits_the_servers_error(
+    page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    """The user's own attempt that the server reports failed: ``error`` with the server's
+    code, whatever the URL says."""
+    api = new_session(e2e_stack, user_id)
+    ticket = api.ticket(opener="host")
+    browser = Browser()
+    started = browser.start(ticket["connect_url"])
+    denied = browser.consent(started.headers["Location"], decision="deny")
+    assert browser.callback(denied.callback_url).status_code == 400
+    open_host(page, e2e_stack, user_id, **FORGED_RESULT, portal_attempt=ticket["attempt_id"])
+    wait_redirect_handled(page)
+    error = wait_event(page, "error")["payload"]
+    assert error["type"] == "access_denied"
+    assert events(page, "app-connected") == []
 
 
 @pytest.mark.security("`window.open` returns `null`")
