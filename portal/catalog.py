@@ -134,6 +134,9 @@ class OAuth2Settings:
     scopes: tuple[str, ...]
     scope_separator: str = " "
     pkce: bool = True
+    #: With ``pkce=False`` only: the provider's document that rejects PKCE for this client
+    #: (catalog ``auth.pkce_unsupported_source``, an https URL; required by the schema).
+    pkce_unsupported_source: str | None = None
     token_endpoint_auth_method: str = "client_secret_basic"
     authorize_params: Mapping[str, str] = field(default_factory=dict)
     token_params: Mapping[str, str] = field(default_factory=dict)
@@ -146,6 +149,12 @@ class OAuth2Settings:
     #: with ``PORTAL_APPS[slug].redirect_uri_value``, e.g. eBay's RuName).
     redirect_uri_value: str | None = field(default=None, repr=False)
     custom_redirect_uri: bool = False
+
+
+def requested_scopes(settings: OAuth2Settings) -> list[str]:
+    """The scopes an authorization request of ``settings`` asks for, each on its own (the
+    catalog's ``scopes``; ``scope_separator`` only joins them)."""
+    return [s for scope in settings.scopes for s in scope.split() if s]
 
 
 @dataclass(frozen=True)
@@ -786,6 +795,7 @@ def _build_app(
             scopes=tuple(scopes),
             scope_separator=auth.get("scope_separator", " "),
             pkce=auth.get("pkce", True),
+            pkce_unsupported_source=auth.get("pkce_unsupported_source"),
             token_endpoint_auth_method=auth.get(
                 "token_endpoint_auth_method", "client_secret_basic"
             ),
@@ -807,6 +817,13 @@ def _build_app(
                 else None
             ),
         )
+        if "openid" in requested_scopes(oauth2) and not oauth2.server_metadata_url:
+            # The id_token (and its nonce, OpenID Connect Core §3.1.3.7) is checked against the
+            # keys of the discovery document; without one every connect would fail.
+            raise CatalogError(
+                f"{path}: auth.server_metadata_url: an app that requests the openid scope "
+                "needs its OpenID Connect discovery document (for the id_token keys)"
+            )
         if oauth2.custom_redirect_uri and not oauth2.redirect_uri_value:
             missing.append("redirect_uri_value")
     elif auth["type"] == "oauth2_client_credentials":
