@@ -168,6 +168,14 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
         """When the user consented (Unix seconds): the code's issue time."""
         return int(self.issued_at)
 
+    def get_acr(self) -> str | None:
+        """No authentication context class (OpenID Connect Core §2)."""
+        return None
+
+    def get_amr(self) -> list[str] | None:
+        """No authentication methods reference (RFC 8176)."""
+        return None
+
 
 class Token(Base, TokenMixin):
     """One access token and its refresh token (RFC 6749 §1.4, §1.5).
