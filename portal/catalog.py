@@ -149,6 +149,9 @@ class OAuth2Settings:
     #: with ``PORTAL_APPS[slug].redirect_uri_value``, e.g. eBay's RuName).
     redirect_uri_value: str | None = field(default=None, repr=False)
     custom_redirect_uri: bool = False
+    #: The provider's JWK Set (``auth.jwks_uri``) that verifies id_tokens when there is no
+    #: ``server_metadata_url`` to name it.
+    jwks_uri: str | None = None
 
 
 def requested_scopes(settings: OAuth2Settings) -> list[str]:
@@ -427,6 +430,7 @@ class App:
                 refresh_url=sub(oauth2.refresh_url),
                 server_metadata_url=sub(oauth2.server_metadata_url),
                 issuer=sub(oauth2.issuer),
+                jwks_uri=sub(oauth2.jwks_uri),
             )
         cc = self.client_credentials
         if cc is not None:
@@ -498,6 +502,7 @@ def _urls(app: App) -> list[str]:
                 o.refresh_url,
                 o.server_metadata_url,
                 o.issuer,
+                o.jwks_uri,
             )
             if u
         ]
@@ -792,6 +797,7 @@ def _build_app(
             refresh_url=url(auth.get("refresh_url"), "auth.refresh_url"),
             server_metadata_url=url(auth.get("server_metadata_url"), "auth.server_metadata_url"),
             issuer=url(auth.get("issuer"), "auth.issuer"),
+            jwks_uri=url(auth.get("jwks_uri"), "auth.jwks_uri"),
             scopes=tuple(scopes),
             scope_separator=auth.get("scope_separator", " "),
             pkce=auth.get("pkce", True),
@@ -817,12 +823,14 @@ def _build_app(
                 else None
             ),
         )
-        if "openid" in requested_scopes(oauth2) and not oauth2.server_metadata_url:
+        if "openid" in requested_scopes(oauth2) and not (
+            oauth2.server_metadata_url or oauth2.jwks_uri
+        ):
             # The id_token (and its nonce, OpenID Connect Core §3.1.3.7) is checked against the
-            # keys of the discovery document; without one every connect would fail.
+            # provider's keys; without them every connect would fail.
             raise CatalogError(
-                f"{path}: auth.server_metadata_url: an app that requests the openid scope "
-                "needs its OpenID Connect discovery document (for the id_token keys)"
+                f"{path}: auth.jwks_uri: an app that requests the openid scope needs the keys "
+                "that verify its id_token (jwks_uri or server_metadata_url)"
             )
         if oauth2.custom_redirect_uri and not oauth2.redirect_uri_value:
             missing.append("redirect_uri_value")

@@ -12,7 +12,7 @@
   (Figma, Adobe Acrobat Sign), else to the token endpoint.
 * Authorization-response ``iss`` is checked against the app's issuer (RFC 9207 §2.4).
 * Apps that request ``openid`` send a fresh ``nonce`` and check the ``id_token`` against the
-  keys of their discovery document (OpenID Connect Core 1.0 §3.1.2.1, §3.1.3.7): its ``nonce``
+  provider's keys (``auth.jwks_uri``, or the discovery document's) (OpenID Connect Core 1.0 §3.1.2.1, §3.1.3.7): its ``nonce``
   must be the one this browser's attempt sent. That is what refuses an injected authorization
   code (RFC 9700 §4.5.3) on an app whose provider rejects PKCE; a mismatch is
   ``ProviderError("invalid_nonce")``, any other bad ``id_token`` ``invalid_id_token``.
@@ -88,6 +88,9 @@ class OAuthClients:
         }
         if settings.pkce:
             client_kwargs["code_challenge_method"] = "S256"
+        # Authlib keeps extra keyword arguments as server metadata: the id_token keys, without
+        # fetching a discovery document.
+        metadata = {"jwks_uri": settings.jwks_uri} if settings.jwks_uri else {}
         return FlaskOAuth2App(
             FlaskIntegration(app.slug),
             name=app.slug,
@@ -99,6 +102,7 @@ class OAuthClients:
             authorize_params=dict(settings.authorize_params) or None,
             server_metadata_url=settings.server_metadata_url,
             client_kwargs=client_kwargs,
+            **metadata,
         )
 
     def client(self, slug: str) -> FlaskOAuth2App:
@@ -332,7 +336,7 @@ def _oauth_placeholders(app: App) -> bool:
     o = app.oauth2
     if o is None:
         return False
-    urls = (o.authorize_url, o.token_url, o.revoke_url, o.server_metadata_url, o.issuer)
+    urls = (o.authorize_url, o.token_url, o.revoke_url, o.server_metadata_url, o.issuer, o.jwks_uri)
     return any("{" in u for u in urls if u)
 
 

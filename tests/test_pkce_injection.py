@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,11 +88,8 @@ def test_every_oauth2_app_sends_a_s256_challenge_unless_its_provider_documents_a
 ) -> None:
     """Every shipped authorization-code app's authorize URL carries ``code_challenge`` +
     ``code_challenge_method=S256`` (RFC 7636 §4.3), and ``nonce`` when it asks for ``openid``;
-    an app without PKCE names the provider's document (an https URL) that refuses it.
-
-    Mocked: the discovery documents of real providers (accounts.google.com, …) cannot be
-    fetched from a test, so each such client's metadata is marked as already loaded; the
-    authorize URL is still built by the portal's real code from the catalog's endpoints."""
+    an app without PKCE names the provider's document (an https URL) that refuses it. Nothing
+    reaches a real provider (``loopback_only``): the authorize URL is built from the catalog."""
     shipped = load_catalog()
     oauth_apps = [a for a in shipped if a.oauth2 is not None]
     assert len(oauth_apps) >= 90
@@ -114,8 +110,6 @@ def test_every_oauth2_app_sends_a_s256_challenge_unless_its_provider_documents_a
             continue
         resolved = _sample(definition)
         oauth2 = definition.oauth2
-        if oauth2.server_metadata_url:
-            portal.oauth.client(definition.slug).server_metadata["_loaded_at"] = time.time()
         with app.test_request_context():
             response = portal.oauth.authorize_redirect(resolved, "https://portal.example/cb", "st")
         query = parse_qs(urlsplit(response.headers["Location"]).query)
@@ -213,7 +207,7 @@ def _portal_like(make_app: Any, tmp_path: Path, provider: RunningSandbox, like: 
         auth["pkce_unsupported_source"] = source
     if _openid(shipped):
         auth["scopes"] = ["openid", *auth["scopes"]]
-        auth["server_metadata_url"] = "{base_url}/.well-known/openid-configuration"
+        auth["jwks_uri"] = "{base_url}/oauth/jwks"
     (tmp_path / "apps").mkdir(exist_ok=True)
     (tmp_path / "apps" / f"{SLUG}.yaml").write_text(yaml.safe_dump(data), "utf-8")
     return make_app(  # type: ignore[no-any-return]
@@ -338,12 +332,13 @@ def test_control_injection_succeeds_on_an_app_with_neither_pkce_nor_openid(
 
 
 def test_id_token_nonce_mismatch_is_a_400_page_and_a_failed_attempt(
-    make_app: Any, tmp_path: Path, stack: DemoStack, provider: RunningSandbox
+    make_app: Any, tmp_path: Path, stack: DemoStack, optional_pkce: RunningSandbox
 ) -> None:
     """The provider's id_token carries another nonce than the attempt sent (OpenID Connect
     Core §3.1.3.7): a readable 400 page, the attempt ``failed`` with ``invalid_nonce``, the
     ``error`` result posted to the host, no account — never a 500 or an attempt left
     ``exchanging``."""
+    provider = optional_pkce
     app = _portal_like(make_app, tmp_path, provider, "gmail")
     popup = Popup(app, stack, "nonce-user")
     attempt_id, authorize = popup.start()
@@ -354,7 +349,7 @@ def test_id_token_nonce_mismatch_is_a_400_page_and_a_failed_attempt(
     try:
         response = popup.callback(consent.params)
     finally:
-        requests.post(f"{provider.url}/_sandbox/reset", timeout=5).raise_for_status()
+        requests.post(hook, json={"id_token": None}, timeout=5).raise_for_status()
 
     assert response.status_code == 400
     page = response.get_data(as_text=True)
