@@ -12,10 +12,11 @@
   (Figma, Adobe Acrobat Sign), else to the token endpoint.
 * Authorization-response ``iss`` is checked against the app's issuer (RFC 9207 §2.4).
 * Apps that request ``openid`` send a fresh ``nonce`` and check the ``id_token`` against the
-  provider's keys (``auth.jwks_uri``, or the discovery document's) (OpenID Connect Core 1.0 §3.1.2.1, §3.1.3.7): its ``nonce``
-  must be the one this browser's attempt sent. That is what refuses an injected authorization
-  code (RFC 9700 §4.5.3) on an app whose provider rejects PKCE; a mismatch is
-  ``ProviderError("invalid_nonce")``, any other bad ``id_token`` ``invalid_id_token``.
+  provider's keys (``auth.jwks_uri``, or the discovery document's), OpenID Connect Core 1.0
+  §3.1.2.1 and §3.1.3.7: its ``nonce`` must be the one this browser's attempt sent. That is
+  what refuses an injected authorization code (RFC 9700 §4.5.3) on an app whose provider
+  rejects PKCE; a mismatch is ``ProviderError("invalid_nonce")``, any other bad ``id_token``
+  ``invalid_id_token``.
 * Revocation per RFC 7009.
 * Client credentials grant (RFC 6749 §4.4) with the end user's own client id and secret.
 
