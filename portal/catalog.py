@@ -134,6 +134,9 @@ class OAuth2Settings:
     scopes: tuple[str, ...]
     scope_separator: str = " "
     pkce: bool = True
+    #: With ``pkce=False`` only: the provider's document that rejects PKCE for this client
+    #: (catalog ``auth.pkce_unsupported_source``, an https URL; required by the schema).
+    pkce_unsupported_source: str | None = None
     token_endpoint_auth_method: str = "client_secret_basic"
     authorize_params: Mapping[str, str] = field(default_factory=dict)
     token_params: Mapping[str, str] = field(default_factory=dict)
@@ -146,6 +149,15 @@ class OAuth2Settings:
     #: with ``PORTAL_APPS[slug].redirect_uri_value``, e.g. eBay's RuName).
     redirect_uri_value: str | None = field(default=None, repr=False)
     custom_redirect_uri: bool = False
+    #: The provider's JWK Set (``auth.jwks_uri``) that verifies id_tokens when there is no
+    #: ``server_metadata_url`` to name it.
+    jwks_uri: str | None = None
+
+
+def requested_scopes(settings: OAuth2Settings) -> list[str]:
+    """The scopes an authorization request of ``settings`` asks for, each on its own (the
+    catalog's ``scopes``; ``scope_separator`` only joins them)."""
+    return [s for scope in settings.scopes for s in scope.split() if s]
 
 
 @dataclass(frozen=True)
@@ -418,6 +430,7 @@ class App:
                 refresh_url=sub(oauth2.refresh_url),
                 server_metadata_url=sub(oauth2.server_metadata_url),
                 issuer=sub(oauth2.issuer),
+                jwks_uri=sub(oauth2.jwks_uri),
             )
         cc = self.client_credentials
         if cc is not None:
@@ -489,6 +502,7 @@ def _urls(app: App) -> list[str]:
                 o.refresh_url,
                 o.server_metadata_url,
                 o.issuer,
+                o.jwks_uri,
             )
             if u
         ]
@@ -816,9 +830,11 @@ def _build_app(
             refresh_url=url(auth.get("refresh_url"), "auth.refresh_url"),
             server_metadata_url=url(auth.get("server_metadata_url"), "auth.server_metadata_url"),
             issuer=url(auth.get("issuer"), "auth.issuer"),
+            jwks_uri=url(auth.get("jwks_uri"), "auth.jwks_uri"),
             scopes=tuple(scopes),
             scope_separator=auth.get("scope_separator", " "),
             pkce=auth.get("pkce", True),
+            pkce_unsupported_source=auth.get("pkce_unsupported_source"),
             token_endpoint_auth_method=auth.get(
                 "token_endpoint_auth_method", "client_secret_basic"
             ),
@@ -840,6 +856,15 @@ def _build_app(
                 else None
             ),
         )
+        if "openid" in requested_scopes(oauth2) and not (
+            oauth2.server_metadata_url or oauth2.jwks_uri
+        ):
+            # The id_token (and its nonce, OpenID Connect Core §3.1.3.7) is checked against the
+            # provider's keys; without them every connect would fail.
+            raise CatalogError(
+                f"{path}: auth.jwks_uri: an app that requests the openid scope needs the keys "
+                "that verify its id_token (jwks_uri or server_metadata_url)"
+            )
         if oauth2.custom_redirect_uri and not oauth2.redirect_uri_value:
             missing.append("redirect_uri_value")
     elif auth["type"] == "oauth2_client_credentials":

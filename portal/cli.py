@@ -105,7 +105,8 @@ def describe_app(app: Any, redirect: str | None) -> list[str]:
             lines.append(f"  metadata:      {o.server_metadata_url}")
         lines += [
             f"  scopes:        {o.scope_separator.join(o.scopes) or '(none)'}",
-            f"  pkce:          {'S256' if o.pkce else 'no'}",
+            f"  pkce:          "
+            f"{'S256' if o.pkce else f'no (provider refuses it: {o.pkce_unsupported_source})'}",
             f"  client auth:   {o.token_endpoint_auth_method}",
             f"  client_id:     {'set' if app.client.client_id else 'NOT SET'}"
             f" (PORTAL_APPS[{app.slug!r}]['client_id'] or {env}_CLIENT_ID)",

@@ -11,6 +11,12 @@
 * A refresh goes to ``auth.refresh_url`` when the app has a separate refresh endpoint
   (Figma, Adobe Acrobat Sign), else to the token endpoint.
 * Authorization-response ``iss`` is checked against the app's issuer (RFC 9207 §2.4).
+* Apps that request ``openid`` send a fresh ``nonce`` and check the ``id_token`` against the
+  provider's keys (``auth.jwks_uri``, or the discovery document's), OpenID Connect Core 1.0
+  §3.1.2.1 and §3.1.3.7: its ``nonce`` must be the one this browser's attempt sent. That is
+  what refuses an injected authorization code (RFC 9700 §4.5.3) on an app whose provider
+  rejects PKCE; a mismatch is ``ProviderError("invalid_nonce")``, any other bad ``id_token``
+  ``invalid_id_token``.
 * Revocation per RFC 7009.
 * Client credentials grant (RFC 6749 §4.4) with the end user's own client id and secret.
 
@@ -36,15 +42,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import FlaskOAuth2App
 from authlib.integrations.flask_client.integration import FlaskIntegration
 from authlib.integrations.requests_client import OAuth2Session
 from flask import redirect
 from flask import session as flask_session
+from joserfc.errors import ClaimError, JoseError
 from werkzeug.wrappers import Response
 
-from .catalog import App, Catalog, InvalidAccountField, dotted, validate_token_field
+from .catalog import (
+    App,
+    Catalog,
+    InvalidAccountField,
+    dotted,
+    requested_scopes,
+    validate_token_field,
+)
 from .errors import ProviderError
 
 log = logging.getLogger(__name__)
@@ -74,6 +89,9 @@ class OAuthClients:
         }
         if settings.pkce:
             client_kwargs["code_challenge_method"] = "S256"
+        # Authlib keeps extra keyword arguments as server metadata: the id_token keys, without
+        # fetching a discovery document.
+        metadata = {"jwks_uri": settings.jwks_uri} if settings.jwks_uri else {}
         return FlaskOAuth2App(
             FlaskIntegration(app.slug),
             name=app.slug,
@@ -85,6 +103,7 @@ class OAuthClients:
             authorize_params=dict(settings.authorize_params) or None,
             server_metadata_url=settings.server_metadata_url,
             client_kwargs=client_kwargs,
+            **metadata,
         )
 
     def client(self, slug: str) -> FlaskOAuth2App:
@@ -121,13 +140,20 @@ class OAuthClients:
         client = self.client_for(app)
         if app.oauth2 is not None and app.oauth2.redirect_uri_value:
             redirect_uri = app.oauth2.redirect_uri_value
+        extra: dict[str, str] = {}
+        if app.oauth2 is not None and "openid" in requested_scopes(app.oauth2):
+            # Authlib adds a nonce by itself only when the scope string splits on spaces; a
+            # `,`-joined scope would go without one (OpenID Connect Core §3.1.2.1).
+            extra["nonce"] = generate_token(32)
         try:
-            rv = client.create_authorization_url(redirect_uri, state=state)
+            rv = client.create_authorization_url(redirect_uri, state=state, **extra)
         except (requests.RequestException, ValueError) as exc:
             raise ProviderError(
                 "temporarily_unavailable",
                 f"{app.title} could not be reached ({type(exc).__name__}).",
             ) from exc
+        if extra:
+            rv.setdefault("nonce", extra["nonce"])
         client.save_authorize_data(
             redirect_uri=redirect_uri, account_fields=dict(app.resolved_fields), **rv
         )
@@ -187,7 +213,11 @@ class OAuthClients:
             ``token_response.fields`` values, validated).
         :raises ProviderError: the provider refused (its ``error`` code), failed (HTTP 5xx,
             timeout, unreachable), or answered something that is not a JSON token response
-            (``invalid_response`` also for a token-response field that fails validation).
+            (``invalid_response`` also for a token-response field that fails validation);
+            ``invalid_nonce`` when the ``id_token``'s ``nonce`` is missing or is not the one
+            this attempt sent (OpenID Connect Core §3.1.3.7 step 11: an injected code);
+            ``invalid_id_token`` for any other ``id_token`` that fails verification (signature,
+            ``iss``, ``aud``, ``exp``, or no keys to check it with).
         """
         client = self.client_for(app)
         try:
@@ -195,6 +225,23 @@ class OAuthClients:
                 token = client.authorize_access_token()
         except MismatchingStateError as exc:
             raise ProviderError("invalid_state", "The sign-in session was not found.") from exc
+        except ClaimError as exc:
+            if exc.claim == "nonce":
+                raise ProviderError(
+                    "invalid_nonce",
+                    f"The sign-in response from {app.title} does not belong to this sign-in "
+                    "attempt (OpenID Connect nonce mismatch). Start again.",
+                ) from exc
+            raise ProviderError(
+                "invalid_id_token",
+                f"{app.title} sent an ID token that is not valid ({exc.claim}).",
+            ) from exc
+        except (JoseError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and "jwks_uri" not in str(exc):
+                raise  # only Authlib's "no keys to verify the id_token with" is the provider's
+            raise ProviderError(
+                "invalid_id_token", f"{app.title} sent an ID token that could not be verified."
+            ) from exc
         return read_token(app, token, with_fields=True)
 
     def refresh(self, app: App, refresh_token: str) -> dict[str, Any]:
@@ -308,7 +355,7 @@ def _oauth_placeholders(app: App) -> bool:
     o = app.oauth2
     if o is None:
         return False
-    urls = (o.authorize_url, o.token_url, o.revoke_url, o.server_metadata_url, o.issuer)
+    urls = (o.authorize_url, o.token_url, o.revoke_url, o.server_metadata_url, o.issuer, o.jwks_uri)
     return any("{" in u for u in urls if u)
 
 

@@ -541,6 +541,7 @@ def test_token_params_and_auth_method_on_exchange_and_refresh(
                         "scopes": ["a", "b"],
                         "scope_separator": "+",
                         "pkce": False,
+                        "pkce_unsupported_source": "https://docs.example.com/no-pkce",
                         "token_endpoint_auth_method": "client_secret_post",
                         "token_params": {"audience": "acme-api"},
                         "authorize_params": {"access_type": "offline"},

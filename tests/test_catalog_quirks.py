@@ -181,6 +181,7 @@ OAUTH = {
     "authorize_url": "{base_url}/authorize",
     "token_url": "{base_url}/token",
     "pkce": False,
+    "pkce_unsupported_source": "https://docs.example.com/no-pkce",
 }
 
 

@@ -95,7 +95,7 @@ OAUTH = {
         "revoke_url": "https://api.hubapi.com/oauth/2026-03/token/revoke",
         "scopes": ("oauth", "crm.objects.contacts.write"),
         "scope_separator": " ",
-        "pkce": False,
+        "pkce": True,
         "token_endpoint_auth_method": "client_secret_post",
     },
     "intercom": {
@@ -104,7 +104,7 @@ OAUTH = {
         "revoke_url": None,
         "scopes": (),  # permissions are set on the app in the Developer Hub
         "scope_separator": " ",
-        "pkce": False,
+        "pkce": True,
         "token_endpoint_auth_method": "client_secret_post",
     },
     "pipedrive": {
@@ -113,7 +113,7 @@ OAUTH = {
         "revoke_url": "https://oauth.pipedrive.com/oauth/revoke",
         "scopes": (),  # scopes are set on the app in Developer Hub
         "scope_separator": " ",
-        "pkce": False,
+        "pkce": True,
         "token_endpoint_auth_method": "client_secret_basic",
     },
 }

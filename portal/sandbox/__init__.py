@@ -13,7 +13,10 @@ portal works, in the demo and in tests, without credentials for any real provide
         }],
     })
 
-Standards: RFC 6749 (code and refresh grants only), RFC 7636 (PKCE, required, ``S256`` only),
+Standards: RFC 6749 (code and refresh grants only), RFC 7636 (PKCE, required, ``S256`` only;
+the ``/_sandbox/faults`` hook can make it optional for confidential clients), OpenID Connect
+Core 1.0 (``openid`` scope: an RS256 ``id_token`` with the request's ``nonce``, keys at
+``/oauth/jwks``),
 RFC 9700 (refresh rotation with reuse detection), RFC 9207 (``iss`` on authorization
 responses), RFC 7009 (revocation), RFC 6750 (bearer), RFC 8414 (metadata).
 
@@ -32,6 +35,7 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from flask import Flask, Response, jsonify, request
+from joserfc.jwk import RSAKey
 from werkzeug.exceptions import HTTPException
 
 from portal._paths import STATIC_DIR, TEMPLATES_DIR
@@ -93,11 +97,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         seed_users(session)
         load_clients(session, app.config["SANDBOX_CLIENTS"])
 
+    id_token_key = RSAKey.generate_key(2048, private=True, auto_kid=True)
     app.extensions["sandbox"] = SandboxState(
         store=store,
-        server=create_authorization_server(app),
+        server=create_authorization_server(app, id_token_key),
         protector=create_resource_protector(),
         monitor=Monitor(),
+        id_token_key=id_token_key,
     )
     init_db(app, store)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 #: Scopes the sandbox understands, with the sentence the consent page shows for each.
 SCOPE_DESCRIPTIONS: dict[str, str] = {
+    "openid": "Confirm your identity (OpenID Connect)",
     "profile": "See your name, username and email address",
     "contacts.read": "Read your contacts",
     "contacts.write": "Create contacts on your behalf",

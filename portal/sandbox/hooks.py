@@ -14,7 +14,11 @@ make it misbehave. No authentication; disable with ``SANDBOX_TEST_HOOKS = False`
   as long, then answers normally only if the client is still connected, else drops the request
   unprocessed (see :data:`~portal.sandbox.monitor.TOKEN_FAULTS`); ``"html"`` 200
   ``text/html``; ``"malformed_json"`` 200 ``application/json`` that does not parse.
-  ``GET /_sandbox/faults`` shows the faults set.
+  The same body may carry (or carry instead) ``"pkce": "required" | "optional"`` (optional:
+  a confidential client may send no code_challenge, as most real providers allow; a challenge
+  that is sent is still enforced) and ``"id_token": null | "wrong_nonce"`` (the OpenID Connect
+  ``id_token`` carries a nonce other than the one sent). ``GET /_sandbox/faults`` shows the
+  faults set.
 - ``POST /_sandbox/reset``  clears faults and counters -> ``{"ok": true}``
 - ``POST /_sandbox/expire-access-tokens`` marks every access token expired (refresh tokens keep
   working) -> ``{"expired": n}``
@@ -46,16 +50,26 @@ def faults() -> Response:
 
 @bp.post("/faults")
 def set_faults() -> Response:
-    """Set (or clear, with ``null``) the token-endpoint fault."""
+    """Set (or clear, with ``null``) the token-endpoint fault, the PKCE policy and the
+    ``id_token`` fault; keys left out keep their value."""
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or "token_endpoint" not in body:
-        return api_error(400, "invalid_request", 'Send {"token_endpoint": null | mode}.')
+    if not isinstance(body, dict) or not {"token_endpoint", "pkce", "id_token"} & set(body):
+        return api_error(
+            400,
+            "invalid_request",
+            'Send {"token_endpoint": null | mode}, {"pkce": policy} or {"id_token": null | mode}.',
+        )
     seconds = body.get("timeout_seconds")
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float)):
         return api_error(400, "invalid_request", "timeout_seconds must be a number.")
     monitor = sandbox_state().monitor
     try:
-        monitor.set_token_fault(body["token_endpoint"], seconds)
+        if "pkce" in body:
+            monitor.set_pkce(body["pkce"])
+        if "id_token" in body:
+            monitor.set_id_token_fault(body["id_token"])
+        if "token_endpoint" in body:
+            monitor.set_token_fault(body["token_endpoint"], seconds)
     except ValueError as exc:
         return api_error(400, "invalid_request", str(exc))
     return jsonify(monitor.faults())

@@ -139,8 +139,11 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     user_id: Mapped[int] = mapped_column(ForeignKey("sandbox_users.id"))
     redirect_uri: Mapped[str] = mapped_column(Text, default="")
     scope: Mapped[str] = mapped_column(Text, default="")
+    #: ``""`` when the request carried none (allowed only with the ``"optional"`` PKCE policy).
     code_challenge: Mapped[str] = mapped_column(String(128))
     code_challenge_method: Mapped[str] = mapped_column(String(10))
+    #: The OpenID Connect ``nonce`` of the authorization request (``None``: none sent).
+    nonce: Mapped[str | None] = mapped_column(String(255), nullable=True, default=None)
     #: ``/regions/<region>/tenants/<workspace>`` the code was issued under (``None``: the root
     #: endpoints); it is redeemed only there, and its tokens only work there.
     tenant: Mapped[str | None] = mapped_column(String(140), nullable=True)
@@ -156,6 +159,22 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
 
     def is_expired(self) -> bool:
         return self.expires_at <= time.time()
+
+    def get_nonce(self) -> str | None:
+        """The request's OpenID Connect ``nonce`` (Authlib's ``AuthorizationCodeMixin``)."""
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        """When the user consented (Unix seconds): the code's issue time."""
+        return int(self.issued_at)
+
+    def get_acr(self) -> str | None:
+        """No authentication context class (OpenID Connect Core §2)."""
+        return None
+
+    def get_amr(self) -> list[str] | None:
+        """No authentication methods reference (RFC 8176)."""
+        return None
 
 
 class Token(Base, TokenMixin):

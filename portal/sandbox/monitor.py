@@ -18,6 +18,15 @@ from typing import Any
 #: page. ``"malformed_json"``: 200 ``application/json`` whose body does not parse.
 TOKEN_FAULTS: tuple[str, ...] = ("500", "timeout", "delay", "html", "malformed_json")
 
+#: PKCE policies of the authorization endpoint. ``"required"`` (default): every authorization
+#: request needs an S256 challenge. ``"optional"``: a confidential client may leave it out, as
+#: most real providers allow (the code is then bound to nothing but the client: what an
+#: authorization-code injection test needs). A challenge that is sent is always enforced.
+PKCE_POLICIES: tuple[str, ...] = ("required", "optional")
+#: Faults of the OpenID Connect ``id_token``. ``"wrong_nonce"``: its ``nonce`` claim is not the
+#: one the authorization request sent (still correctly signed).
+ID_TOKEN_FAULTS: tuple[str, ...] = ("wrong_nonce",)
+
 #: Grant types counted in :meth:`Monitor.stats`.
 COUNTED_GRANT_TYPES: tuple[str, ...] = ("authorization_code", "refresh_token", "client_credentials")
 
@@ -45,6 +54,8 @@ class Monitor:
         self._userinfo_requests = 0
         self._api_requests = 0
         self._fault: TokenFault | None = None
+        self._pkce = "required"
+        self._id_token_fault: str | None = None
 
     def count_token_request(self, grant_type: str | None) -> None:
         """Count one request that reached the token endpoint (before any fault plays)."""
@@ -101,18 +112,54 @@ class Monitor:
         with self._lock:
             self._fault = None if mode is None else TokenFault(mode, seconds)
 
+    @property
+    def pkce(self) -> str:
+        """The PKCE policy of the authorization endpoint, one of :data:`PKCE_POLICIES`."""
+        with self._lock:
+            return self._pkce
+
+    def set_pkce(self, policy: str) -> None:
+        """Set the PKCE policy (see :data:`PKCE_POLICIES`).
+
+        :raises ValueError: on an unknown policy.
+        """
+        if policy not in PKCE_POLICIES:
+            raise ValueError(f"pkce must be one of {list(PKCE_POLICIES)}")
+        with self._lock:
+            self._pkce = policy
+
+    @property
+    def id_token_fault(self) -> str | None:
+        """The fault the next ``id_token`` plays (:data:`ID_TOKEN_FAULTS`), or ``None``."""
+        with self._lock:
+            return self._id_token_fault
+
+    def set_id_token_fault(self, mode: str | None) -> None:
+        """Make every following ``id_token`` misbehave until set back to ``None``.
+
+        :raises ValueError: on an unknown mode.
+        """
+        if mode is not None and mode not in ID_TOKEN_FAULTS:
+            raise ValueError(f"id_token must be null or one of {list(ID_TOKEN_FAULTS)}")
+        with self._lock:
+            self._id_token_fault = mode
+
     def faults(self) -> dict[str, Any]:
-        """``{"token_endpoint": mode | None, "timeout_seconds": float | None}``."""
+        """``{"token_endpoint": mode | None, "timeout_seconds": float | None, "pkce": policy,
+        "id_token": mode | None}``."""
         fault = self.token_fault
-        if fault is None:
-            return {"token_endpoint": None, "timeout_seconds": None}
-        return {"token_endpoint": fault.mode, "timeout_seconds": fault.timeout_seconds}
+        shown: dict[str, Any] = {"token_endpoint": None, "timeout_seconds": None}
+        if fault is not None:
+            shown = {"token_endpoint": fault.mode, "timeout_seconds": fault.timeout_seconds}
+        return {**shown, "pkce": self.pkce, "id_token": self.id_token_fault}
 
     def reset(self) -> None:
-        """Clear the fault and every counter."""
+        """Clear the faults (PKCE required again) and every counter."""
         with self._lock:
             self._token_requests = dict.fromkeys(COUNTED_GRANT_TYPES, 0)
             self._revocations = 0
             self._userinfo_requests = 0
             self._api_requests = 0
             self._fault = None
+            self._pkce = "required"
+            self._id_token_fault = None

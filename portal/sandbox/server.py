@@ -12,6 +12,10 @@
   :mod:`portal.sandbox.variants`): a code or refresh token is redeemed only under the tenant it
   was issued under, and its access tokens only work there.
 - Every authorization response, success or error, carries ``iss`` (RFC 9207 §2).
+- OpenID Connect Core 1.0 §3.1: a code granted with the ``openid`` scope also buys an RS256
+  ``id_token`` (``iss``, ``aud`` = client id, ``sub``, ``nonce`` of the authorization request,
+  ``at_hash``), verifiable with the keys at ``/oauth/jwks``. The ``/_sandbox/faults`` hook can
+  make PKCE optional for confidential clients and give the ``id_token`` a wrong ``nonce``.
 - Revocation (RFC 7009) of access or refresh tokens; revoking a refresh token revokes its grant
   (RFC 7009 §2.1).
 - A bearer :class:`~authlib.integrations.flask_oauth2.ResourceProtector` for userinfo and the API
@@ -32,7 +36,10 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
 from flask import Flask, Response, current_app, g
+from joserfc.jwk import RSAKey
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
@@ -40,6 +47,7 @@ from .config import SCOPE_DESCRIPTIONS, TOKEN_ENDPOINT_AUTH_METHODS
 from .db import db_session
 from .models import AuthorizationCode, Client, Token, User, digest
 from .resources import get_client
+from .state import sandbox_state
 
 #: Realm named in ``WWW-Authenticate`` challenges (RFC 6750 §3).
 REALM = "sandbox"
@@ -109,8 +117,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             user_id=request.user.id,
             redirect_uri=request.payload.redirect_uri or "",
             scope=request.scope or "",
-            code_challenge=data["code_challenge"],
-            code_challenge_method=data["code_challenge_method"],
+            code_challenge=data.get("code_challenge") or "",
+            code_challenge_method=data.get("code_challenge_method") or "",
+            nonce=data.get("nonce") or None,
             tenant=current_tenant(),
             issued_at=now,
             expires_at=now + float(current_app.config["SANDBOX_AUTHORIZATION_CODE_TTL"]),
@@ -215,6 +224,13 @@ class RequiredS256CodeChallenge(CodeChallenge):
 
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
         data = grant.request.payload.data
+        if not data.get("code_challenge") and not data.get("code_challenge_method"):
+            # The "optional" policy (a test hook) lets a confidential client go without PKCE,
+            # as most real providers do; public clients always need it (RFC 7636 §4.4.1).
+            client = grant.request.client
+            optional = sandbox_state().monitor.pkce == "optional"
+            if optional and client is not None and client.token_endpoint_auth_method != "none":
+                return
         if not data.get("code_challenge"):
             raise InvalidRequestError(
                 "PKCE is required: send code_challenge and code_challenge_method=S256 (RFC 7636)."
@@ -222,6 +238,55 @@ class RequiredS256CodeChallenge(CodeChallenge):
         if data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("Only code_challenge_method=S256 is supported.")
         super().validate_code_challenge(grant, redirect_uri)
+
+
+class OpenIDConnect(OpenIDCode):
+    """OpenID Connect Core 1.0 §3.1.3.3: an RS256 ``id_token`` for codes granted with the
+    ``openid`` scope, carrying the authorization request's ``nonce`` (§3.1.2.1) — or, with the
+    ``wrong_nonce`` fault set, another one."""
+
+    def __init__(self, key: RSAKey) -> None:
+        super().__init__(require_nonce=False)
+        self._key = key
+
+    def resolve_client_private_key(self, client: Any) -> RSAKey:
+        return self._key
+
+    def get_client_algorithm(self, client: Any) -> str:
+        return "RS256"
+
+    def get_encode_header(self, client: Any) -> dict[str, str]:
+        return {"alg": "RS256", "kid": str(self._key.kid)}
+
+    def get_client_claims(self, client: Any) -> dict[str, Any]:
+        return {
+            "iss": str(current_app.config["SANDBOX_ISSUER"]),
+            "aud": [client.get_client_id()],
+        }
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        # A nonce is single-use per client (OpenID Connect Core §15.5.2).
+        return (
+            db_session().scalar(
+                select(AuthorizationCode.id).where(
+                    AuthorizationCode.client_id == request.payload.client_id,
+                    AuthorizationCode.nonce == nonce,
+                )
+            )
+            is not None
+        )
+
+    def get_authorization_code_claims(self, authorization_code: Any) -> dict[str, Any]:
+        claims: dict[str, Any] = super().get_authorization_code_claims(authorization_code)
+        if sandbox_state().monitor.id_token_fault == "wrong_nonce":
+            claims["nonce"] = "not-" + str(claims.get("nonce", "the-nonce-sent"))
+        return claims
+
+    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+        info = UserInfo(sub=user.sub)
+        if "profile" in scope.split():
+            info.update(name=user.name, preferred_username=user.username, email=user.email)
+        return info
 
 
 class Issuer(IssuerParameter):
@@ -333,14 +398,18 @@ class _Server(AuthorizationServer):
         super().validate_requested_scope(" ".join(re.split(r"[\s,]+", scope)) if scope else scope)
 
 
-def create_authorization_server(app: Flask) -> AuthorizationServer:
-    """The configured Authlib server: code + PKCE S256, rotating refresh, RFC 7009, RFC 9207."""
+def create_authorization_server(app: Flask, id_token_key: RSAKey) -> AuthorizationServer:
+    """The configured Authlib server: code + PKCE S256 (+ OpenID Connect ``id_token`` signed
+    with ``id_token_key``), rotating refresh, RFC 7009, RFC 9207."""
     server = _Server(app, query_client=_query_client, save_token=_save_token)
     server.scopes_supported = list(SCOPE_DESCRIPTIONS)
     server.register_token_generator(
         "default", BearerTokenGenerator(_random_token, _random_token, _expires_in)
     )
-    server.register_grant(AuthorizationCodeGrant, [RequiredS256CodeChallenge(required=True)])
+    server.register_grant(
+        AuthorizationCodeGrant,
+        [RequiredS256CodeChallenge(required=True), OpenIDConnect(id_token_key)],
+    )
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(Revocation)

@@ -6,6 +6,7 @@
 - ``POST /oauth/token``       authorization_code (+PKCE) and refresh_token grants (RFC 6749 §5)
 - ``POST /oauth/revoke``      RFC 7009
 - ``GET  /oauth/userinfo``    bearer; ``{sub, name, email, preferred_username}``
+- ``GET  /oauth/jwks``        the RS256 key of OpenID Connect ``id_token``s (RFC 7517)
 - ``GET  /.well-known/oauth-authorization-server`` and ``/.well-known/openid-configuration``:
   RFC 8414 metadata
 """
@@ -247,6 +248,8 @@ def metadata(issuer: str) -> dict[str, Any]:
         "token_endpoint": f"{issuer}/oauth/token",
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "userinfo_endpoint": f"{issuer}/oauth/userinfo",
+        "jwks_uri": f"{issuer}/oauth/jwks",
+        "id_token_signing_alg_values_supported": ["RS256"],
         "scopes_supported": list(SCOPE_DESCRIPTIONS),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -258,6 +261,15 @@ def metadata(issuer: str) -> dict[str, Any]:
         "subject_types_supported": ["public"],
         "claims_supported": ["sub", "name", "email", "preferred_username"],
     }
+
+
+@bp.get("/oauth/jwks")
+def jwks() -> Response:
+    """The public key that verifies ``id_token``s (RFC 7517 JWK Set)."""
+    key = sandbox_state().id_token_key
+    response = jsonify({"keys": [key.as_dict(private=False)]})
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
 
 
 @bp.get("/.well-known/oauth-authorization-server")

@@ -682,7 +682,11 @@ def oauth_callback(app: str) -> Any:
         fields = {**fields, **token.pop("fields", {})}
         resolved = resolved.resolve(fields)
     except ProviderError as exc:
-        return _fail(attempt, definition, exc.code, exc.message, 502)
+        # A nonce that is not this attempt's is a forged or injected response, not a provider
+        # fault: 400, like a bad state (OpenID Connect Core §3.1.3.7, RFC 9700 §4.5).
+        return _fail(
+            attempt, definition, exc.code, exc.message, 400 if exc.code == "invalid_nonce" else 502
+        )
     except CatalogError:
         return _fail(
             attempt,
