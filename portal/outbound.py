@@ -10,7 +10,7 @@ API-key verification, refresh, revocation, the proxy and functions — goes thro
    loopback, private (RFC 1918, RFC 4193), link-local (cloud metadata at 169.254.169.254),
    shared (RFC 6598), reserved, unspecified and multicast addresses are refused, and so are
    IPv4-mapped, NAT64 (RFC 6052) and 6to4 IPv6 addresses that embed one of those, unless the
-   address is inside ``PORTAL_OUTBOUND_ALLOWED_NETWORKS``;
+   address itself is inside ``PORTAL_OUTBOUND_ALLOWED_NETWORKS``;
 3. the connection goes to the first checked address itself, never to the name again, so a DNS
    answer that changes between the check and the connect (DNS rebinding) has no window. TLS
    still verifies the certificate against the *name*: SNI (``server_hostname``) and the
@@ -182,16 +182,14 @@ class Outbound:
 
     def permitted(self, address: str) -> bool:
         """True when a connection to ``address`` (an IP literal, zone id allowed) is allowed:
-        it is public (:func:`is_public`), or it, or the IPv4 address it embeds, is inside an
-        allowed network."""
+        it is public (:func:`is_public`), or it is itself inside an allowed network (an
+        IPv4-mapped ``::ffff:127.0.0.1`` is not inside ``127.0.0.1/32``).
+
+        :raises ValueError: ``address`` is not an IP literal.
+        """
         ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if is_public(ip):
-            return True
-        return any(
-            candidate in network
-            for candidate in (ip, *_embedded_ipv4(ip))
-            for network in self.allowed_networks
-            if candidate.version == network.version
+        return is_public(ip) or any(
+            ip in network for network in self.allowed_networks if ip.version == network.version
         )
 
     def pick(self, host: str) -> str:
