@@ -65,9 +65,7 @@ class OAuthClients:
     :param outbound: the policy for end-user-chosen hosts (default: public addresses only).
     """
 
-    def __init__(
-        self, catalog: Catalog, timeout: float, outbound: Outbound | None = None
-    ) -> None:
+    def __init__(self, catalog: Catalog, timeout: float, outbound: Outbound | None = None) -> None:
         self.timeout = timeout
         self.outbound = outbound or Outbound()
         self._clients: dict[str, FlaskOAuth2App] = {}

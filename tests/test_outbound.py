@@ -269,7 +269,9 @@ def test_proxy_and_function_to_private_address_are_refused(
     )
     client = portal.test_client()
     resolver = _resolve_with(portal, Resolver(address))
-    proxied = fetch(client, "/portal/api/v1/proxy/self-keys/things", headers=server_headers("u-proxy"))
+    proxied = fetch(
+        client, "/portal/api/v1/proxy/self-keys/things", headers=server_headers("u-proxy")
+    )
     assert proxied.status_code == 403
     assert proxied.json["error"] == "upstream_refused"
     assert set(proxied.json) == {"error", "message", "error_details"}
@@ -337,7 +339,9 @@ def test_proxy_and_function_connect_to_the_checked_address(
     )
     client = portal.test_client()
     resolver = _resolve_with(portal, Resolver("127.0.0.1", "127.0.0.2"))
-    proxied = fetch(client, "/portal/api/v1/proxy/self-keys/things?q=1", headers=server_headers("u-pin"))
+    proxied = fetch(
+        client, "/portal/api/v1/proxy/self-keys/things?q=1", headers=server_headers("u-pin")
+    )
     assert proxied.status_code == 200, proxied.text[:500]
     assert resolver.calls == [HOST]
     resolver = _resolve_with(portal, Resolver("127.0.0.1", "127.0.0.2"))
@@ -383,3 +387,184 @@ def test_oauth_exchange_identity_and_refresh_use_the_checked_address(
         assert request.headers["host"] == f"{HOST}:{upstream.server.port}"
     assert {address for address, _ in connects} == {"127.0.0.1"}
     assert decoy == []
+
+
+# ------------------------------------------------------------------ HTTPS: SNI and the name
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for HOST only (no IP address in it), minted
+    with ``cryptography``: ``(ca.pem, cert.pem, key.pem)``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder = tmp_path_factory.mktemp("tls")
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "outbound test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(pem))
+    paths[1].write_bytes(cert.public_bytes(pem))
+    paths[2].write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+@pytest.fixture
+def tls_server(tls_files: tuple[Path, Path, Path]) -> Iterator[tuple[int, list[str | None]]]:
+    """A real HTTPS server on 127.0.0.1 presenting the HOST certificate; answers the Host
+    header it got. Yields ``(port, server names sent in the TLS ClientHello)``."""
+    _, cert, key = tls_files
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment]
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        return _json({"host": request.headers.get("Host"), "path": request.path})(
+            environ, start_response
+        )
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.socket.getsockname()[1], names
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _loopback_policy(resolver: Resolver) -> outbound.Outbound:
+    return outbound.Outbound(outbound.parse_networks(["127.0.0.1/32"]), resolver)
+
+
+@pytest.mark.security(QUOTE)
+def test_pinned_requests_session_speaks_tls_to_the_name(
+    tls_files: tuple[Path, Path, Path],
+    tls_server: tuple[int, list[str | None]],
+    connects: list[tuple[str, int]],
+) -> None:
+    """The identity and OAuth sessions' adapter: connected to 127.0.0.1, yet SNI, Host and the
+    certificate check are the name (the certificate names no IP address, so a check against
+    the address would fail)."""
+    port, names = tls_server
+    resolver = Resolver("127.0.0.1", "127.0.0.2")
+    with _loopback_policy(resolver).session() as session:
+        answer = session.get(f"https://{HOST}:{port}/x", verify=str(tls_files[0]), timeout=10)
+    assert answer.json() == {"host": f"{HOST}:{port}", "path": "/x"}
+    assert names == [HOST]
+    assert resolver.calls == [HOST]
+    assert connects == [("127.0.0.1", port)]
+
+
+@pytest.mark.security(QUOTE)
+def test_pinned_session_still_checks_the_certificate(
+    tls_files: tuple[Path, Path, Path],
+    tls_server: tuple[int, list[str | None]],
+    connects: list[tuple[str, int]],
+) -> None:
+    """Pinning does not switch the check off: another name on the same address fails."""
+    port, names = tls_server
+    other = "other.selfhosted.example"
+    with _loopback_policy(Resolver("127.0.0.1")).session() as session:
+        with pytest.raises(requests.exceptions.SSLError):
+            session.get(f"https://{other}:{port}/x", verify=str(tls_files[0]), timeout=10)
+    assert names == [other]
+
+
+@pytest.mark.security(QUOTE)
+def test_proxy_send_speaks_tls_to_the_name(
+    monkeypatch: pytest.MonkeyPatch,
+    tls_files: tuple[Path, Path, Path],
+    tls_server: tuple[int, list[str | None]],
+    connects: list[tuple[str, int]],
+) -> None:
+    """The proxy's own send path (urllib3) with a pinned address. The proxy trusts certifi's
+    bundle; here its pool manager trusts the test CA instead (the only substitution)."""
+    from types import SimpleNamespace
+
+    from portal import proxy
+    from portal.catalog import load_catalog
+
+    port, names = tls_server
+    monkeypatch.setattr(
+        proxy,
+        "_http",
+        urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=str(tls_files[0])),
+    )
+    mattermost = load_catalog(environ={}).get("mattermost")
+    assert mattermost is not None
+    app = mattermost.resolve({"host": HOST})
+    resolver = Resolver("127.0.0.1", "127.0.0.2")
+    state = SimpleNamespace(
+        outbound=_loopback_policy(resolver), config={"PORTAL_HTTP_TIMEOUT": 10.0}
+    )
+    url = f"https://{HOST}:{port}/api/v4/users/me"
+    pin = proxy.ensure_public_host(state, app, HOST)  # type: ignore[arg-type]
+    assert pin == outbound.Pinned(HOST, "127.0.0.1")
+    kwargs = outbound.pool_kwargs("https", HOST)
+    assert kwargs == {"server_hostname": HOST, "assert_hostname": HOST}
+    for _ in range(2):  # one lookup per request; the address is the checked one each time
+        response = proxy._send(
+            state,  # type: ignore[arg-type]
+            app,
+            {"type": "api_key", "api_key": "k"},
+            "GET",
+            url,
+            [],
+            {},
+            None,
+            pin,
+        )
+        assert json.loads(response.read()) == {"host": f"{HOST}:{port}", "path": "/api/v4/users/me"}
+        response.release_conn()
+    assert names == [HOST, HOST]  # the test server closes every connection
+    assert resolver.calls == [HOST]
+    assert connects == [("127.0.0.1", port)] * 2
+    # Pools are kept per (address, port, name): the same checked address reuses its pool,
+    # another address (a later, different answer) gets its own.
+    same = outbound.pinned_pool(proxy._http, "https", pin, port)
+    assert same is outbound.pinned_pool(proxy._http, "https", pin, port)
+    assert same is not outbound.pinned_pool(
+        proxy._http, "https", outbound.Pinned(HOST, "127.0.0.2"), port
+    )
+    assert (same.host, same.port) == ("127.0.0.1", port)
