@@ -40,7 +40,6 @@ from portal.store import ConnectAttempt
 HOST = "chat.selfhosted.example"
 #: What the resolver answers for HOST in the refusal tests (never connected to).
 REFUSED = ["10.0.0.5", "169.254.169.254", "::ffff:127.0.0.1", "192.168.1.1"]
-QUOTE = "Every outbound request to an end-user-chosen host"
 
 
 class Resolver:
@@ -181,7 +180,7 @@ def _attempt(app: Flask, attempt_id: str) -> ConnectAttempt:
 
 
 @pytest.mark.parametrize("address", REFUSED)
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 def test_api_key_verification_to_private_address_is_refused(
     portal: Flask,
     stack: DemoStack,
@@ -200,7 +199,7 @@ def test_api_key_verification_to_private_address_is_refused(
 
 
 @pytest.mark.parametrize("address", REFUSED)
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 def test_client_credentials_token_request_to_private_address_is_refused(
     portal: Flask,
     stack: DemoStack,
@@ -240,7 +239,7 @@ def _oauth_code_exchange(app: Flask, stack: DemoStack) -> tuple[Any, str]:
 
 
 @pytest.mark.parametrize("address", REFUSED)
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 def test_oauth_code_exchange_to_private_address_is_refused(
     portal: Flask,
     stack: DemoStack,
@@ -257,7 +256,7 @@ def test_oauth_code_exchange_to_private_address_is_refused(
 
 
 @pytest.mark.parametrize("address", REFUSED)
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 def test_proxy_and_function_to_private_address_are_refused(
     portal: Flask, upstream: Upstream, connects: list[tuple[str, int]], address: str
 ) -> None:
@@ -305,7 +304,7 @@ def decoy(upstream: Upstream) -> Iterator[list[str]]:
         server.stop()
 
 
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 def test_api_key_verification_connects_to_the_checked_address(
     portal: Flask,
     stack: DemoStack,
@@ -327,7 +326,7 @@ def test_api_key_verification_connects_to_the_checked_address(
     assert decoy == []
 
 
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 def test_proxy_and_function_connect_to_the_checked_address(
     portal: Flask, upstream: Upstream, decoy: list[str], connects: list[tuple[str, int]]
 ) -> None:
@@ -362,7 +361,7 @@ def test_proxy_and_function_connect_to_the_checked_address(
     assert decoy == []
 
 
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 def test_oauth_exchange_identity_and_refresh_use_the_checked_address(
     portal: Flask,
     stack: DemoStack,
@@ -477,7 +476,7 @@ def _loopback_policy(resolver: Resolver) -> outbound.Outbound:
     return outbound.Outbound(outbound.parse_networks(["127.0.0.1/32"]), resolver)
 
 
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 def test_pinned_requests_session_speaks_tls_to_the_name(
     tls_files: tuple[Path, Path, Path],
     tls_server: tuple[int, list[str | None]],
@@ -496,7 +495,7 @@ def test_pinned_requests_session_speaks_tls_to_the_name(
     assert connects == [("127.0.0.1", port)]
 
 
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 def test_pinned_session_still_checks_the_certificate(
     tls_files: tuple[Path, Path, Path],
     tls_server: tuple[int, list[str | None]],
@@ -511,7 +510,7 @@ def test_pinned_session_still_checks_the_certificate(
     assert names == [other]
 
 
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 def test_proxy_send_speaks_tls_to_the_name(
     monkeypatch: pytest.MonkeyPatch,
     tls_files: tuple[Path, Path, Path],
