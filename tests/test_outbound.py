@@ -88,6 +88,13 @@ def upstream() -> Iterator[Upstream]:
         routes={
             "/me": lambda request: _json({"id": "u1", "name": "Ada"}),
             "/token": lambda request: _json({**token, "expires_in": 3600}),
+            "/.well-known/oauth-authorization-server": lambda request: _json(
+                {
+                    "issuer": f"http://{HOST}",
+                    "authorization_endpoint": f"http://{HOST}/authorize",
+                    "token_endpoint": f"http://{HOST}/token",
+                }
+            ),
         }
     )
     try:
@@ -123,6 +130,11 @@ def _catalog(folder: Path, port: int) -> Path:
     (folder / "self-oauth.yaml").write_text(
         "slug: self-oauth\ntitle: Self OAuth\n" + common + "auth:\n  type: oauth2\n"
         f'  authorize_url: "{base}/authorize"\n  token_url: "{base}/token"\n'
+        f'  revoke_url: "{base}/revoke"\n  scopes: [read]\n'
+    )
+    (folder / "self-discovery.yaml").write_text(
+        "slug: self-discovery\ntitle: Self Discovery\n" + common + "auth:\n  type: oauth2\n"
+        f'  server_metadata_url: "{base}/.well-known/oauth-authorization-server"\n'
         "  scopes: [read]\n"
     )
     return folder
@@ -132,7 +144,10 @@ def _catalog(folder: Path, port: int) -> Path:
 def portal(make_app: Any, tmp_path: Path, upstream: Upstream) -> Flask:
     app: Flask = make_app(
         PORTAL_CATALOG_PATHS=[str(_catalog(tmp_path / "apps", upstream.server.port))],
-        PORTAL_APPS={"self-oauth": {"client_id": "cid", "client_secret": "csecret"}},
+        PORTAL_APPS={
+            "self-oauth": {"client_id": "cid", "client_secret": "csecret"},
+            "self-discovery": {"client_id": "cid", "client_secret": "csecret"},
+        },
         PORTAL_OUTBOUND_ALLOWED_NETWORKS=["127.0.0.1/32"],
     )
     return app
@@ -252,6 +267,30 @@ def test_oauth_code_exchange_to_private_address_is_refused(
     assert "private network address" in response.text, response.text[:800]
     assert _attempt(portal, attempt_id).error_code == "upstream_refused"
     assert resolver.calls == [HOST]  # the token request, and nothing after it
+    state = portal.extensions["portal"]
+    app = state.catalog.get("self-oauth").resolve({"host": HOST})
+    assert state.oauth.revoke(app, {"refresh_token": "rt-1"}) is False  # never raises
+    assert resolver.calls == [HOST, HOST]
+    assert connects == [] and upstream.count() == 0
+
+
+@pytest.mark.parametrize("address", REFUSED)
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
+def test_oauth_server_metadata_at_private_address_is_refused(
+    portal: Flask,
+    stack: DemoStack,
+    upstream: Upstream,
+    connects: list[tuple[str, int]],
+    address: str,
+) -> None:
+    """RFC 8414 discovery at the end user's host, fetched by Authlib's own session before the
+    redirect to the provider."""
+    resolver = _resolve_with(portal, Resolver(address))
+    response, attempt_id = _connect_form(portal, stack, "self-discovery", {})
+    assert "private network address" in response.text, response.text[:800]
+    assert "Location" not in response.headers
+    assert _attempt(portal, attempt_id).error_code == "upstream_refused"
+    assert resolver.calls == [HOST]
     assert connects == [] and upstream.count() == 0
 
 
@@ -369,8 +408,8 @@ def test_oauth_exchange_identity_and_refresh_use_the_checked_address(
     decoy: list[str],
     connects: list[tuple[str, int]],
 ) -> None:
-    """Authlib's sessions (code exchange) and the portal's own (refresh) are pinned too:
-    one lookup per request, each answered 127.0.0.1, every request served there."""
+    """Authlib's sessions (code exchange) and the portal's own (refresh, revocation) are
+    pinned too: one lookup per request, each answered 127.0.0.1, every request served there."""
     resolver = _resolve_with(portal, Resolver("127.0.0.1"))
     response, attempt_id = _oauth_code_exchange(portal, stack)
     assert _attempt(portal, attempt_id).status == "connected", response.text[:800]
@@ -380,11 +419,32 @@ def test_oauth_exchange_identity_and_refresh_use_the_checked_address(
     app = state.catalog.get("self-oauth").resolve({"host": HOST})
     refreshed = state.oauth.refresh(app, "rt-1")
     assert refreshed["access_token"] == "at-1"
-    assert [r.path for r in upstream.received] == ["/token", "/me", "/token"]
-    assert resolver.calls == [HOST, HOST, HOST]
+    assert state.oauth.revoke(app, {"refresh_token": "rt-1"}) is True
+    assert [r.path for r in upstream.received] == ["/token", "/me", "/token", "/revoke"]
+    assert resolver.calls == [HOST] * 4
     for request in upstream.received:
         assert request.headers["host"] == f"{HOST}:{upstream.server.port}"
     assert {address for address, _ in connects} == {"127.0.0.1"}
+    assert decoy == []
+
+
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
+def test_oauth_server_metadata_uses_the_checked_address(
+    portal: Flask,
+    stack: DemoStack,
+    upstream: Upstream,
+    decoy: list[str],
+    connects: list[tuple[str, int]],
+) -> None:
+    resolver = _resolve_with(portal, Resolver("127.0.0.1", "127.0.0.2"))
+    response, _ = _connect_form(portal, stack, "self-discovery", {})
+    assert response.status_code == 302, response.text[:800]
+    assert response.headers["Location"].startswith(f"http://{HOST}/authorize?")
+    [metadata] = upstream.received
+    assert metadata.path == "/.well-known/oauth-authorization-server"
+    assert metadata.headers["host"] == f"{HOST}:{upstream.server.port}"
+    assert resolver.calls == [HOST]
+    assert connects == [("127.0.0.1", upstream.server.port)]
     assert decoy == []
 
 
@@ -567,3 +627,88 @@ def test_proxy_send_speaks_tls_to_the_name(
         proxy._http, "https", outbound.Pinned(HOST, "127.0.0.2"), port
     )
     assert (same.host, same.port) == ("127.0.0.1", port)
+
+
+# ------------------------------------------------------------------ the policy itself
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("2606:4700::1111", True),
+        ("::ffff:93.184.215.14", True),  # IPv4-mapped: judged by the IPv4 address
+        ("64:ff9b::93.184.215.14", True),  # NAT64 (RFC 6052): likewise
+        ("10.0.0.5", False),
+        ("172.16.3.4", False),
+        ("192.168.1.1", False),
+        ("127.0.0.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),  # shared (RFC 6598)
+        ("0.0.0.0", False),
+        ("255.255.255.255", False),
+        ("240.0.0.1", False),  # reserved
+        ("224.0.0.1", False),  # multicast
+        ("198.18.0.1", False),  # benchmarking
+        ("::1", False),
+        ("::", False),
+        ("fd00::1", False),
+        ("fe80::1%eth0", False),
+        ("fec0::1", False),  # deprecated site-local
+        ("ff02::1", False),
+        ("2001:db8::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:169.254.169.254", False),
+        ("64:ff9b::10.0.0.5", False),
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("64:ff9b:1::a00:5", False),  # local-use NAT64 (RFC 8215)
+        ("2002:a00:5::1", False),  # 6to4 of 10.0.0.5
+    ],
+)
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
+def test_only_global_unicast_addresses_are_permitted(address: str, public: bool) -> None:
+    assert outbound.Outbound().permitted(address) is public
+
+
+def test_allowed_networks_let_exactly_their_addresses_through() -> None:
+    policy = outbound.Outbound(outbound.parse_networks(["127.0.0.1/32", "10.20.0.0/16"]))
+    assert policy.permitted("127.0.0.1") and policy.permitted("10.20.3.4")
+    assert not policy.permitted("127.0.0.2") and not policy.permitted("10.21.0.1")
+    assert not policy.permitted("::ffff:127.0.0.1")  # the mapped form is not listed
+    with pytest.raises(ValueError, match="PORTAL_OUTBOUND_ALLOWED_NETWORKS"):
+        outbound.parse_networks(["127.0.0.1/8"])  # host bits set: a typo, not a network
+
+
+def test_every_resolved_address_is_checked_and_the_first_is_used() -> None:
+    policy = outbound.Outbound(resolver=lambda host: ["93.184.215.14", "10.0.0.5"])
+    with pytest.raises(outbound.HostRefused) as info:
+        policy.pick(HOST)
+    assert info.value.address == "10.0.0.5"
+    policy.resolver = lambda host: ["2606:4700::1111", "93.184.215.14"]
+    assert policy.pick(HOST) == "2606:4700::1111"
+    policy.resolver = lambda host: []
+    with pytest.raises(outbound.HostUnresolved):
+        policy.pick(HOST)
+
+
+def test_invalid_allowed_network_stops_start_up(make_app: Any) -> None:
+    from portal.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="not a network"):
+        make_app(PORTAL_OUTBOUND_ALLOWED_NETWORKS=["not-a-network"])
+
+
+def test_fixed_host_apps_are_never_resolved_by_the_proxy() -> None:
+    """The proxy's hot path for catalog-fixed hosts takes no lookup at all."""
+    from types import SimpleNamespace
+
+    from portal import proxy
+    from portal.catalog import load_catalog
+
+    def no_lookup(host: str) -> list[str]:
+        raise AssertionError(f"resolved {host}")
+
+    slack = load_catalog(environ={}).get("slack")
+    assert slack is not None and not outbound.user_chosen(slack)
+    state = SimpleNamespace(outbound=outbound.Outbound(resolver=no_lookup))
+    assert proxy.ensure_public_host(state, slack, "slack.com") is None  # type: ignore[arg-type]
