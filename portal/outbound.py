@@ -162,7 +162,7 @@ class Outbound:
     to, and the resolver asked (swap :attr:`resolver` to control name resolution in tests).
 
     :param allowed_networks: networks reachable although not public (a self-hosted server on
-        the operator's own network, or loopback in tests and the demo).
+        the operator's own network, or loopback in tests).
     :param resolver: see :data:`Resolver`; default :func:`system_resolver`.
     """
 
