@@ -50,6 +50,11 @@ DEFAULTS: dict[str, Any] = {
     #: Timeout of every request to a provider (token, identity, revocation), in seconds.
     #: Default ``10``.
     "PORTAL_HTTP_TIMEOUT": 10.0,
+    #: Networks (CIDR, e.g. ``["10.20.0.0/16", "127.0.0.1/32"]``) that an end-user-chosen host
+    #: (a ``hostname`` account field: a self-hosted instance) may resolve to although they are
+    #: not public. Every other loopback, private, link-local, shared, reserved or multicast
+    #: address is refused before connecting (see :mod:`portal.outbound`). Default ``[]``.
+    "PORTAL_OUTBOUND_ALLOWED_NETWORKS": [],
     #: Refresh an access token this many seconds before it expires. Default ``60``.
     "PORTAL_REFRESH_MARGIN": 60,
     #: Largest request body the proxy forwards, in bytes. Default ``10485760`` (10 MiB).

@@ -103,7 +103,8 @@ class ProviderError(PortalError):
     """A provider answered a connect, token or identity call wrongly.
 
     ``code`` is an OAuth 2.0 error code where the provider sent one (RFC 6749 §4.1.2.1, §5.2),
-    else one of ``server_error``, ``temporarily_unavailable``, ``invalid_response``.
+    else one of ``server_error``, ``temporarily_unavailable``, ``invalid_response``, or
+    ``upstream_refused`` (an end-user-chosen host resolves to a non-public address).
     """
 
     def __init__(self, code: str, message: str) -> None:

@@ -7,7 +7,7 @@ import copy
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from .config import DEFAULTS
 from .crypto import Sealer
 from .errors import ConfigurationError
 from .oauth import OAuthClients
+from .outbound import Outbound
 from .store import Store
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ class PortalState:
     allowed_origins: frozenset[str]
     base_url: str | None
     config: dict[str, Any]
+    #: The outbound policy for end-user-chosen hosts (``PORTAL_OUTBOUND_ALLOWED_NETWORKS`` and
+    #: the resolver; :mod:`portal.outbound`), shared with :attr:`oauth`.
+    outbound: Outbound = field(default_factory=Outbound)
     #: The rate limiter of this app's portal endpoints (:mod:`portal.ratelimit`).
     limiter: Limiter | None = None
 
@@ -170,6 +174,11 @@ class ConnectPortal:
         if not url:
             Path(app.instance_path).mkdir(parents=True, exist_ok=True)
             url = "sqlite:///" + str(Path(app.instance_path) / "portal.sqlite3")
+        try:
+            outbound = Outbound.from_config(config)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+
         store = Store(url)
         auto = config["PORTAL_AUTO_MIGRATE"]
         if auto or (auto is None and store.engine.dialect.name == "sqlite"):
@@ -183,10 +192,11 @@ class ConnectPortal:
             tokens=TokenService(
                 config["SECRET_KEY"], config["PORTAL_SESSION_TTL"], config["PORTAL_TICKET_TTL"]
             ),
-            oauth=OAuthClients(catalog, float(config["PORTAL_HTTP_TIMEOUT"])),
+            oauth=OAuthClients(catalog, float(config["PORTAL_HTTP_TIMEOUT"]), outbound),
             allowed_origins=frozenset(origins),
             base_url=base_url.rstrip("/") if base_url else None,
             config=config,
+            outbound=outbound,
         )
         app.extensions["portal"] = state
 

@@ -184,7 +184,9 @@ def invoke(
     are not executed and not recorded.
 
     :raises proxy.UpstreamTimeout: 504; :raises proxy.UpstreamError: 502 (recorded with
-        status 0); :raises credentials.NeedsReauth: 409.
+        status 0); :raises proxy.UpstreamRefused: 403 when the account's end-user-chosen host
+        resolves to a non-public address (nothing sent; see :mod:`portal.outbound`);
+        :raises credentials.NeedsReauth: 409.
     """
     app = state.app(function.app)
     if app is None:

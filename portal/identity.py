@@ -18,6 +18,7 @@ import requests
 
 from .catalog import App, InvalidAccountField, dotted, validate_token_field
 from .errors import ProviderError
+from .outbound import HostRefused, Outbound, refused_message, user_chosen
 
 
 def request_kwargs(app: App, credentials: dict[str, Any]) -> dict[str, Any]:
@@ -59,15 +60,17 @@ def request_kwargs(app: App, credentials: dict[str, Any]) -> dict[str, Any]:
     return {"headers": headers, "params": params, "auth": auth}
 
 
-def fetch_identity(app: App, credentials: dict[str, Any], timeout: float) -> tuple[str, str]:
+def fetch_identity(
+    app: App, credentials: dict[str, Any], timeout: float, outbound: Outbound | None = None
+) -> tuple[str, str]:
     """``(external_id, label)`` of the account the credentials belong to (see
     :func:`lookup_identity`)."""
-    external_id, label, _ = lookup_identity(app, credentials, timeout)
+    external_id, label, _ = lookup_identity(app, credentials, timeout, outbound)
     return external_id, label
 
 
 def lookup_identity(
-    app: App, credentials: dict[str, Any], timeout: float
+    app: App, credentials: dict[str, Any], timeout: float, outbound: Outbound | None = None
 ) -> tuple[str, str, dict[str, str]]:
     """``(external_id, label, fields)`` of the account the credentials belong to; ``fields``
     are the catalog's ``identity.fields`` read from the same answer, each validated by
@@ -77,7 +80,12 @@ def lookup_identity(
     Apps without an ``identity`` block get a stable id derived from the credential (a SHA-256
     prefix, never the credential itself) and a generic label.
 
-    :raises ProviderError: ``invalid_credentials`` on 401/403, ``temporarily_unavailable`` on
+    For apps whose host the end user chose (:func:`~portal.outbound.user_chosen`) the request
+    goes through ``outbound`` (default: public addresses only): resolved once, checked, and
+    sent to the checked address (:mod:`portal.outbound`).
+
+    :raises ProviderError: ``upstream_refused`` when the host resolves to a non-public address
+        (nothing sent), ``invalid_credentials`` on 401/403, ``temporarily_unavailable`` on
         timeouts and network errors, ``invalid_response`` on non-JSON, a missing id or an
         identity field that fails validation.
     """
@@ -103,13 +111,25 @@ def lookup_identity(
         kwargs["data"] = json.dumps(app.identity.body).encode()
         kwargs["headers"]["Content-Type"] = "application/json"
     try:
-        response = requests.request(
-            app.identity.method,
-            app.identity.url,
-            timeout=timeout,
-            allow_redirects=False,
-            **kwargs,
-        )
+        if user_chosen(app):
+            with (outbound or Outbound()).session() as session:
+                response = session.request(
+                    app.identity.method,
+                    app.identity.url,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    **kwargs,
+                )
+        else:
+            response = requests.request(
+                app.identity.method,
+                app.identity.url,
+                timeout=timeout,
+                allow_redirects=False,
+                **kwargs,
+            )
+    except HostRefused as exc:
+        raise ProviderError("upstream_refused", refused_message(app)) from exc
     except requests.Timeout as exc:
         raise ProviderError(
             "temporarily_unavailable", f"{app.title} did not answer in time."

@@ -30,6 +30,12 @@ Apps with account fields (``{subdomain}`` in their URLs) get an Authlib client p
 attempt, built from the App resolved with that attempt's values; the values travel in the
 popup's Authlib state data (first-party, signed session) so the callback exchanges the code at
 the same host the user authorised at.
+
+Apps whose host the end user chose (a ``hostname`` account field) get every session — Authlib's
+own (authorization URL, server metadata, code exchange) and the ones built here (refresh,
+client credentials, revocation) — with :class:`~portal.outbound.PinnedAdapter` mounted: each
+request's host is resolved once, refused when not public (``upstream_refused``), and connected
+to at the checked address.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ from .catalog import (
     validate_token_field,
 )
 from .errors import ProviderError
+from .outbound import HostRefused, Outbound, refused_message, user_chosen
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +77,12 @@ class OAuthClients:
 
     :param catalog: the loaded catalog; apps that are not usable (no client id) get no client.
     :param timeout: timeout of every provider request, in seconds.
+    :param outbound: the policy for end-user-chosen hosts (default: public addresses only).
     """
 
-    def __init__(self, catalog: Catalog, timeout: float) -> None:
+    def __init__(self, catalog: Catalog, timeout: float, outbound: Outbound | None = None) -> None:
         self.timeout = timeout
+        self.outbound = outbound or Outbound()
         self._clients: dict[str, FlaskOAuth2App] = {}
         for app in catalog:
             if app.oauth2 is not None and app.usable and not _oauth_placeholders(app):
@@ -92,7 +101,7 @@ class OAuthClients:
         # Authlib keeps extra keyword arguments as server metadata: the id_token keys, without
         # fetching a discovery document.
         metadata = {"jwks_uri": settings.jwks_uri} if settings.jwks_uri else {}
-        return FlaskOAuth2App(
+        client = FlaskOAuth2App(
             FlaskIntegration(app.slug),
             name=app.slug,
             client_id=app.client.client_id,
@@ -105,6 +114,21 @@ class OAuthClients:
             client_kwargs=client_kwargs,
             **metadata,
         )
+        if user_chosen(app):
+            # Authlib builds every session it uses (metadata, token) with ``client_cls``.
+            outbound = self.outbound
+
+            def pinned_session(*args: Any, **kwargs: Any) -> OAuth2Session:
+                return outbound.mount(OAuth2Session(*args, **kwargs))
+
+            client.client_cls = pinned_session
+        return client
+
+    def _pin(self, app: App, session: OAuth2Session) -> OAuth2Session:
+        """``session``, pinned (:meth:`Outbound.mount`) when ``app``'s host is end-user-chosen."""
+        if user_chosen(app):
+            self.outbound.mount(session)
+        return session
 
     def client(self, slug: str) -> FlaskOAuth2App:
         """The Authlib client of ``slug`` (apps without placeholders in their OAuth URLs).
@@ -147,6 +171,8 @@ class OAuthClients:
             extra["nonce"] = generate_token(32)
         try:
             rv = client.create_authorization_url(redirect_uri, state=state, **extra)
+        except HostRefused as exc:
+            raise ProviderError("upstream_refused", refused_message(app)) from exc
         except (requests.RequestException, ValueError) as exc:
             raise ProviderError(
                 "temporarily_unavailable",
@@ -176,6 +202,8 @@ class OAuthClients:
             return {}
         try:
             return dict(self.client_for(app).load_server_metadata())
+        except HostRefused as exc:
+            raise ProviderError("upstream_refused", refused_message(app)) from exc
         except (requests.RequestException, ValueError) as exc:
             raise ProviderError(
                 "temporarily_unavailable", f"{app.title} could not be reached."
@@ -266,11 +294,14 @@ class OAuthClients:
                 or settings.token_url
                 or client.load_server_metadata().get("token_endpoint")
             )
-            with OAuth2Session(
-                client_id=app.client.client_id,
-                client_secret=app.client.client_secret,
-                token_endpoint_auth_method=settings.token_endpoint_auth_method,
-                default_timeout=self.timeout,
+            with self._pin(
+                app,
+                OAuth2Session(
+                    client_id=app.client.client_id,
+                    client_secret=app.client.client_secret,
+                    token_endpoint_auth_method=settings.token_endpoint_auth_method,
+                    default_timeout=self.timeout,
+                ),
             ) as session:
                 raw = session.refresh_token(
                     url, refresh_token=refresh_token, **dict(settings.token_params)
@@ -297,12 +328,15 @@ class OAuthClients:
             raise ProviderError("unsupported_app", f"{app.title} has no client credentials.")
         scope = settings.scope_separator.join(settings.scopes) or None
         with _provider_errors(app, "token request"):
-            with OAuth2Session(
-                client_id=client_id,
-                client_secret=client_secret,
-                token_endpoint_auth_method=settings.token_endpoint_auth_method,
-                scope=scope,
-                default_timeout=self.timeout,
+            with self._pin(
+                app,
+                OAuth2Session(
+                    client_id=client_id,
+                    client_secret=client_secret,
+                    token_endpoint_auth_method=settings.token_endpoint_auth_method,
+                    scope=scope,
+                    default_timeout=self.timeout,
+                ),
             ) as session:
                 raw = session.fetch_token(
                     settings.token_url,
@@ -335,11 +369,14 @@ class OAuthClients:
             )
             if not token:
                 return False
-            with OAuth2Session(
-                client_id=app.client.client_id,
-                client_secret=app.client.client_secret,
-                revocation_endpoint_auth_method=settings.token_endpoint_auth_method,
-                default_timeout=self.timeout,
+            with self._pin(
+                app,
+                OAuth2Session(
+                    client_id=app.client.client_id,
+                    client_secret=app.client.client_secret,
+                    revocation_endpoint_auth_method=settings.token_endpoint_auth_method,
+                    default_timeout=self.timeout,
+                ),
             ) as session:
                 response = session.revoke_token(url, token=token, token_type_hint=hint)
             if response.status_code != 200:
@@ -453,6 +490,8 @@ def _provider_errors(app: App, what: str) -> Iterator[None]:
         yield
     except OAuthError as exc:
         raise ProviderError(exc.error or "server_error", _describe(exc)) from exc
+    except HostRefused as exc:
+        raise ProviderError("upstream_refused", refused_message(app)) from exc
     except requests.Timeout as exc:
         raise ProviderError(
             "temporarily_unavailable", f"{app.title} did not answer in time."

@@ -9,7 +9,10 @@ Jetty resolve as ``..``) — is refused before any outbound request. Redirects a
 
 For apps with account fields the base URL is the one resolved with the account's own values
 (``https://{subdomain}.zendesk.com/api/v2`` -> ``https://acme.zendesk.com/api/v2``), and the
-request is pinned to it exactly as to a fixed one.
+request is pinned to it exactly as to a fixed one. Every outbound request to an end-user-chosen
+host (a ``hostname`` account field) is also resolved once, refused (403 ``upstream_refused``)
+when an address is not public, and sent to the address that was checked
+(:func:`ensure_public_host`, :mod:`portal.outbound`).
 
 Request headers: only an allow-list of caller headers is forwarded (never ``Authorization``,
 ``Cookie``, ``Host`` or proxy headers); the app's static ``api.headers`` are added and win over
@@ -39,10 +42,8 @@ missing — also ``Content-Disposition: attachment`` (a navigation to it is a do
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
-import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ import urllib3
 from urllib3.util import make_headers
 
 from . import credentials as credential_service
+from . import outbound
 from .errors import InvalidRequest, PortalHTTPError
 from .identity import request_kwargs
 
@@ -275,12 +277,11 @@ def forward(
         stored = credential_service.load(state, account_id)
     app = app.resolve(stored.data.get("account_fields") or {})
     url = build_url(app.api_base_url, path)
-    if any(spec.format == "hostname" for spec in app.account_fields):
-        ensure_public_host(app, urlsplit(url).hostname or "")
+    pin = ensure_public_host(state, app, urlsplit(url).hostname or "")
     sent_headers = {k: v for k, v in headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
     creds = credential_service.fresh(state, app, account_id, current=stored)
     started = time.perf_counter()
-    response = _send(state, app, creds.data, method, url, query, sent_headers, body)
+    response = _send(state, app, creds.data, method, url, query, sent_headers, body, pin)
     if response.status == 401 and creds.data.get("type") in credential_service.TOKEN_TYPES:
         log.info("proxy %s: upstream 401 for account %s; one forced refresh", app.slug, account_id)
         rejected = creds.data.get("access_token")
@@ -289,7 +290,7 @@ def forward(
             response.close()
             response.release_conn()
             creds = renewed
-            response = _send(state, app, creds.data, method, url, query, sent_headers, body)
+            response = _send(state, app, creds.data, method, url, query, sent_headers, body, pin)
     elapsed = (time.perf_counter() - started) * 1000
     # No path or query: they are the caller's and may carry anything.
     log.info(
@@ -438,30 +439,36 @@ class UpstreamRefused(PortalHTTPError):
     error_code = "upstream_refused"
 
 
-def ensure_public_host(app: App, host: str) -> None:
-    """Refuse an end-user-chosen API host (a ``hostname`` account field: a self-hosted
-    instance) that resolves to an address which is not globally routable: loopback, private
-    (RFC 1918, RFC 4193), link-local (cloud metadata at 169.254.169.254), shared, reserved or
-    multicast. The field's validator already refuses IP literals and ``localhost``; this catches
-    names that point inside the portal's network (``db.corp.example``, a wildcard DNS service).
+def ensure_public_host(state: PortalState, app: App, host: str) -> outbound.Pinned | None:
+    """Resolve, check and pin an end-user-chosen API host (a ``hostname`` account field: a
+    self-hosted instance); ``None`` for apps whose hosts are all fixed in the catalog (no
+    lookup on their hot path).
 
-    A name that does not resolve is left to the request itself (502). This check does not pin
-    the connection to the address it checked, so a DNS answer that changes between the two
-    lookups (rebinding) is not covered; run the portal behind an egress firewall for that.
+    The name is resolved once (``state.outbound.resolver``); every address must be globally
+    routable: loopback, private (RFC 1918, RFC 4193), link-local (cloud metadata at
+    169.254.169.254), shared, reserved, unspecified and multicast addresses are refused, and
+    so are IPv4-mapped and NAT64 addresses of those, unless inside
+    ``PORTAL_OUTBOUND_ALLOWED_NETWORKS`` (:meth:`portal.outbound.Outbound.permitted`). The
+    field's validator already refuses IP literals and ``localhost``; this catches names that
+    point inside the portal's network (``db.corp.example``, a wildcard DNS service).
 
-    :raises UpstreamRefused: 403 when any resolved address is not global.
+    The returned :class:`~portal.outbound.Pinned` address is the one :func:`_send` connects
+    to (``Host``, SNI and the certificate check still use the name), so a DNS answer that
+    changes after the check (rebinding) is never used.
+
+    :raises UpstreamRefused: 403 when any resolved address is not permitted.
+    :raises UpstreamError: 502 when the name does not resolve.
     """
+    if not outbound.user_chosen(app):
+        return None
     try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global or address.is_multicast:
-            log.warning("proxy %s: refused a host resolving to a non-public address", app.slug)
-            raise UpstreamRefused(
-                f"{app.title}: the host of this account points to a private network address."
-            )
+        return outbound.Pinned(host, state.outbound.pick(host))
+    except outbound.HostRefused as exc:
+        log.warning("proxy %s: refused a host resolving to a non-public address", app.slug)
+        raise UpstreamRefused(outbound.refused_message(app)) from exc
+    except outbound.HostUnresolved as exc:
+        log.warning("proxy %s: upstream host does not resolve", app.slug)
+        raise UpstreamError(f"{app.title} could not be reached.") from exc
 
 
 def _send(
@@ -473,8 +480,15 @@ def _send(
     query: list[tuple[str, str]],
     headers: dict[str, str],
     body: bytes | None,
+    pin: outbound.Pinned | None = None,
 ) -> urllib3.BaseHTTPResponse:
-    """One upstream request, the body not yet read (``preload_content=False``)."""
+    """One upstream request, the body not yet read (``preload_content=False``).
+
+    With ``pin`` (an end-user-chosen host, :func:`ensure_public_host`) the connection goes to
+    ``pin.address`` through a pool of the same :data:`_http` manager keyed by that address and
+    the name (:func:`portal.outbound.pinned_pool`): ``Host``, SNI and the certificate check
+    use the name, the name is never resolved again.
+    """
     kwargs = request_kwargs(app, data)
     params = list(query) + list(kwargs["params"].items())
     if params:
@@ -491,6 +505,22 @@ def _send(
         sent.update(make_headers(basic_auth=f"{user}:{password}"))
     timeout = float(state.config["PORTAL_HTTP_TIMEOUT"])
     try:
+        if pin is not None:
+            scheme, _, port = outbound.url_host(url)
+            sent["Host"] = outbound.host_header(scheme, pin.host, port)
+            target = urlsplit(url)
+            return outbound.pinned_pool(_http, scheme, pin, port).urlopen(
+                method,
+                target.path + ("?" + target.query if target.query else ""),
+                body=body,
+                headers=sent,
+                redirect=False,
+                retries=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=True,
+                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            )
         return _http.request(
             method,
             url,

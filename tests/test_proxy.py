@@ -843,10 +843,11 @@ def _hostname_app() -> Any:
 def test_user_chosen_host_resolving_to_loopback_is_refused() -> None:
     """``localhost`` resolves through /etc/hosts here (a real lookup): a self-hosted host that
     points back at the portal's machine is refused before anything is sent."""
+    from portal.outbound import Outbound
     from portal.proxy import UpstreamRefused, ensure_public_host
 
     with pytest.raises(UpstreamRefused) as info:
-        ensure_public_host(_hostname_app(), "localhost")
+        ensure_public_host(_policy(Outbound()), _hostname_app(), "localhost")
     assert info.value.code == 403 and "private network" in str(info.value)
 
 
@@ -868,32 +869,30 @@ def test_user_chosen_host_resolving_to_loopback_is_refused() -> None:
 def test_user_chosen_host_resolving_to_a_private_address_is_refused(
     monkeypatch: pytest.MonkeyPatch, address: str
 ) -> None:
-    """No DNS server runs here, so name resolution is replaced by a stand-in answering
-    ``address`` for any name (the only mock in this file)."""
-    import socket
-
+    """No DNS server runs here, so name resolution is the portal's injectable resolver,
+    answering ``address`` for any name (the only mock in this file)."""
+    from portal.outbound import Outbound
     from portal.proxy import UpstreamRefused, ensure_public_host
 
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    monkeypatch.setattr(
-        socket, "getaddrinfo", lambda *a, **k: [(family, socket.SOCK_STREAM, 6, "", (address, 0))]
-    )
+    state = _policy(Outbound(resolver=lambda host: [address]))
     with pytest.raises(UpstreamRefused):
-        ensure_public_host(_hostname_app(), "chat.corp.example")
+        ensure_public_host(state, _hostname_app(), "chat.corp.example")
 
 
-def test_user_chosen_public_or_unresolvable_host_is_left_to_the_request(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import socket
-
-    from portal.proxy import ensure_public_host
+def test_user_chosen_public_host_is_pinned_and_unresolvable_host_is_502() -> None:
+    from portal.outbound import Outbound, Pinned
+    from portal.proxy import UpstreamError, ensure_public_host
 
     app = _hostname_app()
-    ensure_public_host(app, "no-such-name.invalid")  # does not resolve: the request says 502
-    monkeypatch.setattr(
-        socket,
-        "getaddrinfo",
-        lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 0))],
-    )
-    ensure_public_host(app, "chat.example.com")  # a public address passes
+    with pytest.raises(UpstreamError):  # does not resolve (a real lookup of .invalid)
+        ensure_public_host(_policy(Outbound()), app, "no-such-name.invalid")
+    state = _policy(Outbound(resolver=lambda host: ["93.184.215.14"]))
+    pinned = ensure_public_host(state, app, "chat.example.com")  # a public address passes
+    assert pinned == Pinned("chat.example.com", "93.184.215.14")
+
+
+def _policy(outbound: Any) -> Any:
+    """The one part of the portal's state :func:`ensure_public_host` reads."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(outbound=outbound)

@@ -244,7 +244,7 @@ def _finish(
     state = current_portal
     timeout = float(state.config["PORTAL_HTTP_TIMEOUT"])
     try:
-        external_id, label = identity or fetch_identity(app, credentials, timeout)
+        external_id, label = identity or fetch_identity(app, credentials, timeout, state.outbound)
     except ProviderError as exc:
         return _fail(attempt, app, exc.code, exc.message, 502)
     try:
@@ -532,6 +532,8 @@ def connect(app: str) -> Any:
                     resolved, client_id, client_secret
                 )
             except ProviderError as exc:
+                if exc.code == "upstream_refused":
+                    return _fail(attempt, definition, exc.code, exc.message, 403)
                 error = _refused_client(definition, exc)
                 credentials = {}
             else:
@@ -552,13 +554,17 @@ def connect(app: str) -> Any:
             credentials["account_fields"] = fields
         if error is None:
             try:
-                external_id, label, found = lookup_identity(resolved, credentials, timeout)
+                external_id, label, found = lookup_identity(
+                    resolved, credentials, timeout, current_portal.outbound
+                )
                 if found:  # identity.fields (validated), for API-key / Basic apps too
                     fields = {**fields, **found}
                     credentials["account_fields"] = fields
                     resolved = resolved.resolve(fields)
                 identity = (external_id, label)
             except ProviderError as exc:
+                if exc.code == "upstream_refused":  # the attempt ends: nothing was sent
+                    return _fail(attempt, definition, exc.code, exc.message, 403)
                 error = exc.message
             except CatalogError:
                 error = f"{definition.title} sent account details that cannot be used."
@@ -709,7 +715,10 @@ def oauth_callback(app: str) -> Any:
         # lookup_identity, join the account fields before the API URL and headers use them.
         try:
             external_id, label, found = lookup_identity(
-                resolved, credentials, float(current_portal.config["PORTAL_HTTP_TIMEOUT"])
+                resolved,
+                credentials,
+                float(current_portal.config["PORTAL_HTTP_TIMEOUT"]),
+                current_portal.outbound,
             )
             fields = {**fields, **found}
             resolved = resolved.resolve(fields)
