@@ -50,12 +50,17 @@ class Caller:
     ``?user_id=``), ``"jwt"`` (a host-signed JWT user token as bearer; ``host_origin`` is the
     request's allowed ``Origin``, ``None`` without one) or ``"mounted"`` (the host's own cookie
     session and ``user_loader``).
+
+    ``project`` is the tenant every query of the request is scoped to: the app key the caller
+    authenticated for (``app_key``: the secret's key, the JWT's ``aud``, the session token's
+    key), or ``PORTAL_MOUNTED_PROJECT`` for mounted callers, whose ``app_key`` is ``None``.
     """
 
     user_id: str
     host_origin: str | None
     via: str
     app_key: str | None = None
+    project: str = ""
 
 
 def own_origin() -> str:
@@ -92,7 +97,7 @@ def current_caller() -> Caller:
             request.headers.get("X-Portal-User-Id") or request.args.get("user_id"),
             current_portal.config["PORTAL_USER_ID_MAX_LENGTH"],
         )
-        caller = Caller(user_id, own_origin(), "server", server_key)
+        caller = Caller(user_id, own_origin(), "server", server_key, server_key)
     elif token is not None and peek_jwt(token) is not None:
         config = current_portal.config
         project_id, user_id = verify_bearer_user_token(
@@ -108,7 +113,7 @@ def current_caller() -> Caller:
                 "This user token is presented from an origin that is not allowed.",
                 code="origin_mismatch",
             )
-        caller = Caller(user_id, origin, "jwt", project_id)
+        caller = Caller(user_id, origin, "jwt", project_id, project_id)
     elif token is not None:
         claims = current_portal.tokens.read_session(token)
         origin = request_origin()
@@ -116,7 +121,13 @@ def current_caller() -> Caller:
             raise OriginNotAllowed(
                 "This session token was issued to another origin.", code="origin_mismatch"
             )
-        caller = Caller(claims.user_id, claims.origin, "session", claims.app_key)
+        caller = Caller(
+            claims.user_id,
+            claims.origin,
+            "session",
+            claims.app_key,
+            claims.app_key or current_portal.mounted_project,
+        )
     else:
         mounted_user = current_portal.portal.load_user()
         if mounted_user is None:
@@ -126,7 +137,7 @@ def current_caller() -> Caller:
                 validate_csrf(request.headers.get("X-CSRFToken"))
             except ValidationError as exc:
                 raise AuthenticationFailed(f"CSRF check failed: {exc}", code="csrf_failed") from exc
-        caller = Caller(mounted_user, own_origin(), "mounted")
+        caller = Caller(mounted_user, own_origin(), "mounted", None, current_portal.mounted_project)
     g._portal_caller = caller
     return caller
 
