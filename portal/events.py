@@ -137,9 +137,7 @@ def run_dict(run: AppEventRun) -> dict[str, Any]:
     }
 
 
-def get_event(
-    state: PortalState, user_id: str, event_id: str, *, project: str
-) -> dict[str, Any]:
+def get_event(state: PortalState, user_id: str, event_id: str, *, project: str) -> dict[str, Any]:
     """One of ``user_id``'s events in ``project``: ``{id, name, payload, created_at, runs:
     [run_dict…]}``.
 

@@ -231,7 +231,9 @@ def test_every_api_route_hides_project_a_from_project_b(
                     raw = response.get_data(as_text=True)
                     response.close()
                     calls += 1
-                    where = f"{method.upper()} {path}{query} as B ({kind}) -> {response.status_code}"
+                    where = (
+                        f"{method.upper()} {path}{query} as B ({kind}) -> {response.status_code}"
+                    )
                     if any(scheme in option for option in operation.get("security") or []):
                         # B is authenticated here: a 401 would prove nothing.
                         assert response.status_code != 401, f"{where}: {raw[:300]}"
@@ -446,8 +448,7 @@ def test_migration_0004_gives_existing_rows_the_only_project(shared_database: st
     with engine.connect() as conn:
         payload = conn.execute(text("SELECT payload FROM portal_webhook_outbox")).scalar_one()
         nullable = {
-            c["name"]: c["nullable"]
-            for c in inspect(conn).get_columns("portal_connected_accounts")
+            c["name"]: c["nullable"] for c in inspect(conn).get_columns("portal_connected_accounts")
         }
     engine.dispose()
     assert json.loads(payload)["project"] == A

@@ -52,7 +52,9 @@ def _project() -> str | None:
 
 def upgrade() -> None:
     bind = op.get_bind()
-    counts = {t: int(bind.execute(sa.text(f"SELECT COUNT(*) FROM {t}")).scalar_one()) for t in TABLES}
+    counts = {
+        t: int(bind.execute(sa.text(f"SELECT COUNT(*) FROM {t}")).scalar_one()) for t in TABLES
+    }
     project = _project()
     if project is None and any(counts.values()):
         keys = len(context.config.attributes.get("portal_app_keys") or [])
