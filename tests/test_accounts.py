@@ -405,16 +405,19 @@ def test_migrations_match_the_models(store: Store) -> None:
 def test_unique_identity_is_enforced_by_the_database(store: Store) -> None:
     now = "2026-01-01 00:00:00.000000"
     insert = text(
-        "INSERT INTO portal_connected_accounts (id, user_id, app, external_id, label, status, "
-        "scopes, credentials, created_at, modified_at) "
-        "VALUES (:id, 'u', 'a', 'e', 'l', 'active', '[]', :blob, :now, :now)"
+        "INSERT INTO portal_connected_accounts (id, project, user_id, app, external_id, label, "
+        "status, scopes, credentials, created_at, modified_at) "
+        "VALUES (:id, :project, 'u', 'a', 'e', 'l', 'active', '[]', :blob, :now, :now)"
     )
     with store.engine.begin() as conn:
-        conn.execute(insert, {"id": "ca_1", "blob": b"\x00", "now": now})
+        conn.execute(insert, {"id": "ca_1", "project": "p", "blob": b"\x00", "now": now})
     from sqlalchemy.exc import IntegrityError
 
     with pytest.raises(IntegrityError), store.engine.begin() as conn:
-        conn.execute(insert, {"id": "ca_2", "blob": b"\x00", "now": now})
+        conn.execute(insert, {"id": "ca_2", "project": "p", "blob": b"\x00", "now": now})
+    # The identity is unique per project: another project may hold the same one.
+    with store.engine.begin() as conn:
+        conn.execute(insert, {"id": "ca_3", "project": "q", "blob": b"\x00", "now": now})
 
 
 # --------------------------------------------------------------------------- concurrency

@@ -14,7 +14,6 @@ from sqlalchemy import event
 
 from portal import ConnectPortal
 from portal import accounts as account_service
-from portal.demo import DEMO_APP_KEY
 from portal.service import create_app
 from portal.store import ConnectedAccount
 
@@ -47,7 +46,7 @@ def add_account(app: Flask, slug: str, user: str, external_id: str, status: str)
         account, _ = account_service.upsert_account(
             db,
             state.sealer,
-            project=DEMO_APP_KEY,
+            project="host",  # the only app key of config()
             user_id=user,
             app=slug,
             external_id=external_id,
