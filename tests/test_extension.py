@@ -20,7 +20,7 @@ from flask import Flask, request, session
 from portal import ConnectPortal, accounts, current_portal, signals
 from portal.config import DEFAULTS
 from portal.crypto import generate_key
-from portal.demo import DEMO_APP_KEY, DemoStack
+from portal.demo import DemoStack
 from portal.errors import ConfigurationError
 from portal.extension import PortalState
 from portal.service import config_from_env
@@ -388,7 +388,7 @@ def seed_account(
         account, _ = accounts.upsert_account(
             db,
             state.sealer,
-            project=DEMO_APP_KEY,
+            project=state.mounted_project,  # the host's logged-in users' project
             user_id=user,
             app=app_slug,
             external_id=external_id,
@@ -535,7 +535,8 @@ def test_mounted_user_cannot_touch_another_users_account(tmp_path: Path) -> None
     )
     assert response.status_code == 404
     with app.app_context(), current_portal.store.session() as db:
-        assert accounts.get_account(db, "alice", alices, project=DEMO_APP_KEY).id == alices
+        project = current_portal.mounted_project
+        assert accounts.get_account(db, "alice", alices, project=project).id == alices
 
 
 # --------------------------------------------------------------------------- signals

@@ -364,7 +364,8 @@ def test_connect_reconnect_disconnect_reach_the_receiver(
         "account.disconnected",
     ]
     connected = events[0]
-    assert set(connected) == {"id", "type", "created_at", "data"}
+    assert set(connected) == {"id", "type", "project", "created_at", "data"}
+    assert connected["project"] == DEMO_APP_KEY  # the project (app key) whose data it reports
     assert re.fullmatch(r"wh_[A-Za-z0-9_-]{24}", connected["id"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", connected["created_at"])
     data = connected["data"]
