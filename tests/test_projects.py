@@ -26,7 +26,9 @@ from sqlalchemy import create_engine, inspect, select, text
 
 from portal import user_hash
 from portal.auth import sign_user_token
+from portal.credentials import load
 from portal.demo import DEMO_APP_EVENTS, DemoStack, demo_jwt_keypair
+from portal.errors import ResourceNotFound
 from portal.events import run_due
 from portal.openapi import build
 from portal.store import (
@@ -322,6 +324,18 @@ def test_an_event_of_project_b_never_runs_on_project_a_s_account(
         ).status_code
         == 404
     )
+
+
+@pytest.mark.security(QUOTE)
+def test_credentials_load_by_id_checks_project_and_user(two_projects: dict[str, Any]) -> None:
+    env = two_projects
+    state = env["app"].extensions["portal"]
+    with env["app"].app_context():
+        mine = load(state, env["account_id"], env["user"], project=A)
+        assert mine.account_id == env["account_id"] and mine.data["access_token"]
+        for user, project in ((env["user"], B), ("someone-else", A)):
+            with pytest.raises(ResourceNotFound):
+                load(state, env["account_id"], user, project=project)
 
 
 @pytest.mark.security(QUOTE)

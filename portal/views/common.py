@@ -53,7 +53,8 @@ class Caller:
 
     ``project`` is the tenant every query of the request is scoped to: the app key the caller
     authenticated for (``app_key``: the secret's key, the JWT's ``aud``, the session token's
-    key), or ``PORTAL_MOUNTED_PROJECT`` for mounted callers, whose ``app_key`` is ``None``.
+    key), or ``PORTAL_MOUNTED_PROJECT`` for mounted callers, whose ``app_key`` is ``None`` (and
+    for session tokens signed without a key). The empty default matches no row.
     """
 
     user_id: str
@@ -97,7 +98,7 @@ def current_caller() -> Caller:
             request.headers.get("X-Portal-User-Id") or request.args.get("user_id"),
             current_portal.config["PORTAL_USER_ID_MAX_LENGTH"],
         )
-        caller = Caller(user_id, own_origin(), "server", server_key, server_key)
+        caller = Caller(user_id, own_origin(), "server", app_key=server_key, project=server_key)
     elif token is not None and peek_jwt(token) is not None:
         config = current_portal.config
         project_id, user_id = verify_bearer_user_token(
@@ -113,7 +114,7 @@ def current_caller() -> Caller:
                 "This user token is presented from an origin that is not allowed.",
                 code="origin_mismatch",
             )
-        caller = Caller(user_id, origin, "jwt", project_id, project_id)
+        caller = Caller(user_id, origin, "jwt", app_key=project_id, project=project_id)
     elif token is not None:
         claims = current_portal.tokens.read_session(token)
         origin = request_origin()
@@ -125,8 +126,8 @@ def current_caller() -> Caller:
             claims.user_id,
             claims.origin,
             "session",
-            claims.app_key,
-            claims.app_key or current_portal.mounted_project,
+            app_key=claims.app_key,
+            project=claims.app_key or current_portal.mounted_project,
         )
     else:
         mounted_user = current_portal.portal.load_user()
@@ -137,7 +138,9 @@ def current_caller() -> Caller:
                 validate_csrf(request.headers.get("X-CSRFToken"))
             except ValidationError as exc:
                 raise AuthenticationFailed(f"CSRF check failed: {exc}", code="csrf_failed") from exc
-        caller = Caller(mounted_user, own_origin(), "mounted", None, current_portal.mounted_project)
+        caller = Caller(
+            mounted_user, own_origin(), "mounted", project=current_portal.mounted_project
+        )
     g._portal_caller = caller
     return caller
 
