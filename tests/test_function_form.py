@@ -18,7 +18,7 @@ from flask import Flask, request, session
 from portal import ConnectPortal, forms
 from portal.accounts import upsert_account
 from portal.crypto import generate_key
-from portal.demo import DEMO_APP_KEY, DemoStack
+from portal.demo import DemoStack
 from portal.functions import validate_params
 
 KITCHEN_YAML = """
@@ -651,7 +651,7 @@ def test_mounted_form_renders_every_widget_and_submits_with_csrf(kitchen: Flask)
             upsert_account(
                 db,
                 state.sealer,
-                project=DEMO_APP_KEY,
+                project=state.mounted_project,  # alice is the host's logged-in user
                 user_id="alice",
                 app="kitchen",
                 external_id=f"k{n}",
