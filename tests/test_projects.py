@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Browser, sandbox_stats
+from conftest import Browser, database_url, sandbox_stats
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect, select, text
@@ -28,7 +28,7 @@ from portal import user_hash
 from portal.auth import sign_user_token
 from portal.credentials import load
 from portal.demo import DEMO_APP_EVENTS, DemoStack, demo_jwt_keypair
-from portal.errors import ResourceNotFound
+from portal.errors import ConfigurationError, ResourceNotFound
 from portal.events import run_due
 from portal.openapi import build
 from portal.store import (
@@ -512,3 +512,27 @@ def test_migration_0004_of_empty_tables_needs_no_key(shared_database: str, keys:
     store.upgrade(app_keys=keys)
     assert store.current_revision() == "0004"
     store.dispose()
+
+
+def test_start_up_on_old_rows_names_the_setting_then_migrates(make_app: Any, tmp_path: Any) -> None:
+    """A portal that migrates at start-up over pre-project rows and two app keys refuses to
+    start, naming PORTAL_MIGRATION_PROJECT; set, it starts and the rows are that project's."""
+    url = database_url(tmp_path, "old")
+    old = Store(url)
+    old.upgrade("0003")
+    old.dispose()
+    _seed_0003(url)
+    keys = {A: [SECRET[A]], B: [SECRET[B]]}
+    with pytest.raises(ConfigurationError, match="PORTAL_MIGRATION_PROJECT"):
+        make_app(PORTAL_APP_KEYS=keys, PORTAL_DATABASE_URL=url, PORTAL_AUTO_MIGRATE=True)
+    app = make_app(
+        PORTAL_APP_KEYS=keys,
+        PORTAL_DATABASE_URL=url,
+        PORTAL_AUTO_MIGRATE=True,
+        PORTAL_MIGRATION_PROJECT=A,
+    )
+    assert all(v == {A} for v in _projects(url).values())
+    listed = app.test_cli_runner().invoke(args=["portal", "function-calls", "--project", A])
+    assert "account ca_1  project proj-a  user u1" in listed.output
+    other = app.test_cli_runner().invoke(args=["portal", "function-calls", "--project", B])
+    assert other.output.strip() == "no function calls recorded"
