@@ -44,7 +44,6 @@ from portal.store import (
 A, B = "proj-a", "proj-b"
 SECRET = {A: "secret-of-project-a", B: "secret-of-project-b"}
 PREFIX = "/portal"
-QUOTE = "Projects are tenants"
 
 
 def closed_port() -> int:
@@ -204,7 +203,7 @@ def leaks(document: Any, forbidden: set[str]) -> list[str]:
     return found
 
 
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Projects are tenants")
 def test_every_api_route_hides_project_a_from_project_b(
     two_projects: dict[str, Any], stack: DemoStack
 ) -> None:
@@ -276,7 +275,7 @@ def test_every_api_route_hides_project_a_from_project_b(
     assert sandbox_stats(stack)["api_requests"] == after["api_requests"] + 1
 
 
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Projects are tenants")
 def test_every_row_carries_its_project(two_projects: dict[str, Any]) -> None:
     env = two_projects
     state = env["app"].extensions["portal"]
@@ -296,7 +295,7 @@ def test_every_row_carries_its_project(two_projects: dict[str, Any]) -> None:
     assert all(p["project"] == A for p in payloads), payloads
 
 
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Projects are tenants")
 def test_an_event_of_project_b_never_runs_on_project_a_s_account(
     two_projects: dict[str, Any], stack: DemoStack
 ) -> None:
@@ -326,7 +325,7 @@ def test_an_event_of_project_b_never_runs_on_project_a_s_account(
     )
 
 
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Projects are tenants")
 def test_credentials_load_by_id_checks_project_and_user(two_projects: dict[str, Any]) -> None:
     env = two_projects
     state = env["app"].extensions["portal"]
@@ -338,7 +337,7 @@ def test_credentials_load_by_id_checks_project_and_user(two_projects: dict[str, 
                 load(state, env["account_id"], user, project=project)
 
 
-@pytest.mark.security(QUOTE)
+@pytest.mark.security("Projects are tenants")
 def test_mounted_callers_have_their_own_project(
     make_app: Any, stack: DemoStack, sandbox: str
 ) -> None:
