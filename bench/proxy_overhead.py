@@ -112,6 +112,7 @@ def _seed(config: dict[str, Any]) -> None:
         accounts.upsert_account(
             db,
             state.sealer,
+            project=state.mounted_project,  # the demo's only app key
             user_id="bench-user",
             app="sandbox",
             external_id="1",

@@ -87,6 +87,7 @@ def build(config: dict[str, Any], rows: int) -> tuple[Any, dict[str, str], float
             accounts.upsert_account(
                 db,
                 state.sealer,
+                project=state.mounted_project,  # the demo's only app key
                 user_id=USER,
                 app=name,
                 external_id=str(n),

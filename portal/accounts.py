@@ -60,23 +60,30 @@ def new_account_id() -> str:
     return "ca_" + secrets.token_urlsafe(18)
 
 
-def list_accounts(session: Session, user_id: str, app: str | None = None) -> list[ConnectedAccount]:
-    """``user_id``'s accounts (of ``app`` when given), ``modified_at`` descending."""
-    query = select(ConnectedAccount).where(ConnectedAccount.user_id == user_id)
+def list_accounts(
+    session: Session, user_id: str, app: str | None = None, *, project: str
+) -> list[ConnectedAccount]:
+    """``user_id``'s accounts in ``project`` (of ``app`` when given), ``modified_at``
+    descending. The same user id in another project is another end user."""
+    query = select(ConnectedAccount).where(
+        ConnectedAccount.project == project, ConnectedAccount.user_id == user_id
+    )
     if app is not None:
         query = query.where(ConnectedAccount.app == app)
     query = query.order_by(ConnectedAccount.modified_at.desc(), ConnectedAccount.id)
     return list(session.scalars(query))
 
 
-def get_account(session: Session, user_id: str, account_id: str) -> ConnectedAccount:
-    """One of ``user_id``'s accounts.
+def get_account(
+    session: Session, user_id: str, account_id: str, *, project: str
+) -> ConnectedAccount:
+    """One of ``user_id``'s accounts in ``project``.
 
-    :raises ResourceNotFound: no such account *for this user* (another user's id gives the same
-        404, so existence is not revealed).
+    :raises ResourceNotFound: no such account *for this user of this project* (another user's
+        or another project's id gives the same 404, so existence is not revealed).
     """
     account = session.get(ConnectedAccount, account_id)
-    if account is None or account.user_id != user_id:
+    if account is None or account.project != project or account.user_id != user_id:
         raise ResourceNotFound("No such connected account.")
     return account
 
@@ -85,6 +92,7 @@ def upsert_account(
     session: Session,
     sealer: Sealer,
     *,
+    project: str,
     user_id: str,
     app: str,
     external_id: str,
@@ -93,7 +101,7 @@ def upsert_account(
     credentials: dict[str, Any],
     expires_at: datetime | None,
 ) -> tuple[ConnectedAccount, bool]:
-    """Insert or update the account unique on ``(user_id, app, external_id)``.
+    """Insert or update the account unique on ``(project, user_id, app, external_id)``.
 
     Reconnecting the same external account replaces its credentials, label, scopes and status
     and bumps ``modified_at``; a different external account adds a row.
@@ -101,6 +109,7 @@ def upsert_account(
     :returns: ``(account, created)``.
     """
     query = select(ConnectedAccount).where(
+        ConnectedAccount.project == project,
         ConnectedAccount.user_id == user_id,
         ConnectedAccount.app == app,
         ConnectedAccount.external_id == external_id,
@@ -110,7 +119,12 @@ def upsert_account(
     now = utcnow()
     if account is None:
         account = ConnectedAccount(
-            id=new_account_id(), user_id=user_id, app=app, external_id=external_id, created_at=now
+            id=new_account_id(),
+            project=project,
+            user_id=user_id,
+            app=app,
+            external_id=external_id,
+            created_at=now,
         )
         try:
             with session.begin_nested():

@@ -55,8 +55,12 @@ def settings_for(app: App) -> list[dict[str, Any]]:
     ]
 
 
-def overview(state: Any) -> dict[str, Any]:
+def overview(state: Any, project: str | None = None) -> dict[str, Any]:
     """Every catalog app with its set-up state and account counts.
+
+    The counts are of ``project``'s accounts only when it is given (an operator who signed in
+    with one project's app secret); ``None`` counts every project's (the host's own
+    ``admin_check``, which speaks for the whole portal).
 
     Two queries whatever the catalog size: one ``GROUP BY app, status`` for the counts, one for
     the ids of accounts in ``needs_reauth`` (at most :data:`REAUTH_IDS_LIMIT` listed per app).
@@ -71,17 +75,18 @@ def overview(state: Any) -> dict[str, Any]:
     """
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     reauth_ids: dict[str, list[str]] = defaultdict(list)
+    scope = [] if project is None else [ConnectedAccount.project == project]
     with state.store.read() as db:
         rows = db.execute(
-            select(ConnectedAccount.app, ConnectedAccount.status, func.count()).group_by(
-                ConnectedAccount.app, ConnectedAccount.status
-            )
+            select(ConnectedAccount.app, ConnectedAccount.status, func.count())
+            .where(*scope)
+            .group_by(ConnectedAccount.app, ConnectedAccount.status)
         )
         for slug, status, n in rows:
             counts[slug][status] = n
         stale = db.execute(
             select(ConnectedAccount.app, ConnectedAccount.id)
-            .where(ConnectedAccount.status == "needs_reauth")
+            .where(ConnectedAccount.status == "needs_reauth", *scope)
             .order_by(ConnectedAccount.app, ConnectedAccount.modified_at.desc())
         )
         for slug, account_id in stale:

@@ -225,7 +225,9 @@ class TicketClaims:
 
     ``attempt_id`` is the nonce that becomes the attempt's primary key; ``opener_origin`` is
     where the popup's result is posted (the portal's own origin when the iframe opened it, the
-    host origin when ``portal.js`` did).
+    host origin when ``portal.js`` did). ``project`` is the app key (tenant) of the caller the
+    ticket was issued to: the attempt, and the account it connects, belong to it (``None`` in a
+    ticket signed before projects existed).
     """
 
     attempt_id: str
@@ -233,6 +235,7 @@ class TicketClaims:
     app: str
     host_origin: str
     opener_origin: str
+    project: str | None = None
 
 
 class TokenService:
@@ -289,12 +292,20 @@ class TokenService:
         return claims
 
     def issue_ticket(
-        self, user_id: str, app: str, host_origin: str, opener_origin: str
+        self, user_id: str, app: str, host_origin: str, opener_origin: str, *, project: str
     ) -> tuple[str, str, int]:
-        """A new connect ticket: ``(ticket, attempt_id, expires_at)``."""
+        """A new connect ticket for ``user_id`` of ``project`` (an app key):
+        ``(ticket, attempt_id, expires_at)``."""
         attempt_id = secrets.token_urlsafe(24)
         ticket = self._tickets.dumps(
-            {"n": attempt_id, "u": user_id, "a": app, "h": host_origin, "p": opener_origin}
+            {
+                "n": attempt_id,
+                "u": user_id,
+                "a": app,
+                "h": host_origin,
+                "p": opener_origin,
+                "k": project,
+            }
         )
         return ticket, attempt_id, int(time.time()) + self.ticket_ttl
 
@@ -322,6 +333,7 @@ class TokenService:
             app=data["a"],
             host_origin=data["h"],
             opener_origin=data["p"],
+            project=data.get("k"),
         )
 
 

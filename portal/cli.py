@@ -21,10 +21,21 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @click.argument("revision", default="head")
+@click.option(
+    "--project",
+    default=None,
+    help="The app key that rows written before projects existed belong to (migration 0004; "
+    "needed when PORTAL_APP_KEYS has not exactly one key). [default: PORTAL_MIGRATION_PROJECT]",
+)
 @with_appcontext
-def db_upgrade(revision: str) -> None:
+def db_upgrade(revision: str, project: str | None) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    current_portal.store.upgrade(revision)
+    config = current_portal.config
+    current_portal.store.upgrade(
+        revision,
+        app_keys=list(config["PORTAL_APP_KEYS"]),
+        project=project or config["PORTAL_MIGRATION_PROJECT"],
+    )
     click.echo(f"database at revision {current_portal.store.current_revision()}")
 
 
@@ -230,9 +241,10 @@ def validate_files(targets: list[Path]) -> tuple[int, list[str]]:
 @portal_cli.command("function-calls")
 @click.option("--limit", default=50, show_default=True, help="How many of the newest calls.")
 @click.option("--function", "name", default=None, help="Only calls of this function.")
+@click.option("--project", default=None, help="Only calls of this project (app key).")
 @with_appcontext
-def function_calls(limit: int, name: str | None) -> None:
-    """List recorded function invocations, newest first."""
+def function_calls(limit: int, name: str | None, project: str | None) -> None:
+    """List recorded function invocations (of every project unless --project), newest first."""
     from sqlalchemy import select
 
     from .store import FunctionCall
@@ -240,6 +252,8 @@ def function_calls(limit: int, name: str | None) -> None:
     query = select(FunctionCall).order_by(FunctionCall.created_at.desc()).limit(limit)
     if name:
         query = query.where(FunctionCall.function == name)
+    if project:
+        query = query.where(FunctionCall.project == project)
     with current_portal.store.read() as db:
         rows = list(db.scalars(query))
     if not rows:
@@ -247,7 +261,8 @@ def function_calls(limit: int, name: str | None) -> None:
     for row in rows:
         click.echo(
             f"{row.created_at:%Y-%m-%d %H:%M:%S}Z  {row.function:32} {row.http_status:>3}  "
-            f"{row.duration_ms:>6} ms  account {row.account_id}  user {row.user_id}"
+            f"{row.duration_ms:>6} ms  account {row.account_id}  project {row.project}  "
+            f"user {row.user_id}"
         )
 
 

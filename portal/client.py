@@ -2,7 +2,9 @@
 
 Every call authenticates with the project's app secret as bearer and names the end user in
 ``X-Portal-User-Id`` (``?user_id=`` for ids that are not printable ASCII, which an HTTP header
-cannot carry). Errors come back as :class:`PortalClientError` carrying the API's error shape
+cannot carry). The project is the app secret's: a client sees, connects and triggers only for
+that project (app key), whatever user id it names; the same user id in another project is
+another end user. Errors come back as :class:`PortalClientError` carrying the API's error shape
 ``{"error": code, "message": text, "error_details": [...]}``::
 
     from portal import PortalClient
@@ -165,7 +167,8 @@ class PortalClient:
         return result
 
     def get_account(self, user_id: str, account_id: str) -> dict[str, Any]:
-        """One connected account; another user's id raises a 404 :class:`PortalClientError`."""
+        """One connected account; another user's or project's id raises a 404
+        :class:`PortalClientError`."""
         result: dict[str, Any] = self._json(
             "GET", f"/connected-accounts/{quote(account_id, safe='')}", user_id
         )

@@ -26,6 +26,16 @@ DEFAULTS: dict[str, Any] = {
     #: Host projects: ``{app_key: [app_secret, …]}``. Several secrets are accepted at once during a
     #: rotation; removing a key revokes it. Default ``{}``.
     "PORTAL_APP_KEYS": {},
+    #: The project (tenant) of mounted-mode callers, the host's own logged-in users, who come
+    #: with no app key: their accounts, attempts, function calls and events belong to it.
+    #: ``None`` (default): the only key of ``PORTAL_APP_KEYS`` when exactly one is configured
+    #: (so a mounted host and its own backend share their data), else ``"mounted"``.
+    "PORTAL_MOUNTED_PROJECT": None,
+    #: The project (app key) that migration 0004 gives rows written before projects existed.
+    #: Needed only when such rows exist and ``PORTAL_APP_KEYS`` has not exactly one key (with
+    #: one key, rows get that key). ``flask portal db upgrade --project KEY`` does the same.
+    #: Default ``None``.
+    "PORTAL_MIGRATION_PROJECT": None,
     #: Origins (``scheme://host[:port]``) allowed to embed the portal, create sessions and be
     #: ``return_to`` targets. Default ``[]``.
     "PORTAL_ALLOWED_ORIGINS": [],

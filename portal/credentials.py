@@ -212,14 +212,28 @@ def _stale(data: dict[str, Any], margin: float, rejected_token: str | None) -> b
     return expires_at is not None and float(expires_at) - margin <= time.time()
 
 
-def load(state: PortalState, account_id: str, user_id: str | None = None) -> Credentials:
+def load(
+    state: PortalState,
+    account_id: str,
+    user_id: str | None = None,
+    *,
+    project: str | None = None,
+) -> Credentials:
     """Open an account's credentials as stored (no refresh).
 
-    :raises ResourceNotFound: no such account (for ``user_id``, when given).
+    Callers acting for an end user pass both ``project`` and ``user_id``: an account of
+    another project or user is then the same 404 as a missing one. Only code that already read
+    the row for its owner (or the worker's own bookkeeping) loads by id alone.
+
+    :raises ResourceNotFound: no such account (in ``project`` and for ``user_id``, when given).
     """
     with state.store.read() as db:
         account = db.get(ConnectedAccount, account_id)
-        if account is None or (user_id is not None and account.user_id != user_id):
+        if (
+            account is None
+            or (user_id is not None and account.user_id != user_id)
+            or (project is not None and account.project != project)
+        ):
             raise ResourceNotFound("No such connected account.")
         return Credentials(
             account.id,
@@ -279,6 +293,7 @@ def fresh(
                     "account.needs_reauth",
                     {"user_id": account.user_id, "app": account.app, "account": to_dict(account)},
                     account.id,
+                    project=account.project,
                     state=state,
                 )
             else:

@@ -10,8 +10,9 @@ payload's ``email``, keeping its JSON type)::
     ]}
 
 :func:`trigger` records the event and one ``queued`` run per function and returns at once; the
-worker (``flask portal worker``, :func:`run_due`) invokes each run for the event's user (their
-most recently modified account of the function's app), records ``succeeded`` or ``failed`` with
+worker (``flask portal worker``, :func:`run_due`) invokes each run for the event's user in the
+event's project (their most recently modified account of the function's app in that project,
+never another project's), records ``succeeded`` or ``failed`` with
 the result, and sends the host an ``app_event.run_finished`` webhook in the same transaction.
 An unknown event name is recorded with no runs, as Paragon does. Payloads are not validated
 against any schema.
@@ -82,17 +83,22 @@ def trigger(
     app_key: str | None,
     name: str,
     payload: Mapping[str, Any],
+    *,
+    project: str,
 ) -> tuple[AppEvent, list[AppEventRun]]:
-    """Record event ``name`` for ``user_id`` and queue one run per configured function.
+    """Record event ``name`` for ``user_id`` of ``project`` and queue one run per configured
+    function.
 
     Nothing is invoked here: the worker runs the queue.
 
-    :param app_key: the host project that sent the event (``None`` for mounted callers).
+    :param app_key: the app key the caller authenticated with (``None`` for mounted callers).
+    :param project: the project (app key) the event and its runs belong to.
     :returns: ``(event, runs)``; ``runs`` is empty for an event name nobody subscribed to.
     """
     now = utcnow()
     event = AppEvent(
         id=new_event_id(),
+        project=project,
         user_id=user_id,
         app_key=app_key,
         name=name,
@@ -103,6 +109,7 @@ def trigger(
         AppEventRun(
             id=new_run_id(),
             event_id=event.id,
+            project=project,
             function=entry["function"],
             params=render(entry.get("params") or {}, payload),
             status="queued",
@@ -130,19 +137,20 @@ def run_dict(run: AppEventRun) -> dict[str, Any]:
     }
 
 
-def get_event(state: PortalState, user_id: str, event_id: str) -> dict[str, Any]:
-    """One of ``user_id``'s events: ``{id, name, payload, created_at, runs: [run_dict…]}``.
+def get_event(state: PortalState, user_id: str, event_id: str, *, project: str) -> dict[str, Any]:
+    """One of ``user_id``'s events in ``project``: ``{id, name, payload, created_at, runs:
+    [run_dict…]}``.
 
-    :raises ResourceNotFound: no such event *for this user* (another user's id gives the same
-        404, so existence is not revealed).
+    :raises ResourceNotFound: no such event *for this user of this project* (another user's or
+        project's id gives the same 404, so existence is not revealed).
     """
     with state.store.read() as db:
         event = db.get(AppEvent, event_id)
-        if event is None or event.user_id != user_id:
+        if event is None or event.project != project or event.user_id != user_id:
             raise ResourceNotFound("No such event.")
         runs = db.scalars(
             select(AppEventRun)
-            .where(AppEventRun.event_id == event.id)
+            .where(AppEventRun.event_id == event.id, AppEventRun.project == project)
             .order_by(AppEventRun.created_at, AppEventRun.id)
         )
         return {
@@ -161,6 +169,7 @@ def get_event(state: PortalState, user_id: str, event_id: str) -> dict[str, Any]
 class _Claimed:
     id: str
     event_id: str
+    project: str
     user_id: str
     function: str
     params: Any
@@ -176,7 +185,10 @@ def _claim(state: PortalState, now: datetime, batch: int) -> list[_Claimed]:
     stale = now - _lease(state)
     query = (
         select(AppEventRun, AppEvent.user_id)
-        .join(AppEvent, AppEvent.id == AppEventRun.event_id)
+        .join(
+            AppEvent,
+            and_(AppEvent.id == AppEventRun.event_id, AppEvent.project == AppEventRun.project),
+        )
         .where(
             or_(
                 AppEventRun.status == "queued",
@@ -199,7 +211,15 @@ def _claim(state: PortalState, now: datetime, batch: int) -> list[_Claimed]:
             run.started_at = now
             run.attempts += 1
             claimed.append(
-                _Claimed(run.id, run.event_id, user_id, run.function, run.params, run.attempts)
+                _Claimed(
+                    run.id,
+                    run.event_id,
+                    run.project,
+                    user_id,
+                    run.function,
+                    run.params,
+                    run.attempts,
+                )
             )
         for run, user_id in lost:
             result = {"error": "worker_lost", "message": "The run was interrupted too often."}
@@ -208,6 +228,7 @@ def _claim(state: PortalState, now: datetime, batch: int) -> list[_Claimed]:
                 state,
                 run.id,
                 run.event_id,
+                run.project,
                 user_id,
                 run.function,
                 "failed",
@@ -222,6 +243,7 @@ def _finish_in(
     state: PortalState,
     run_id: str,
     event_id: str,
+    project: str,
     user_id: str,
     function: str,
     status: str,
@@ -253,6 +275,7 @@ def _finish_in(
             "result": result,
         },
         event_id,
+        project=project,
         state=state,
     )
 
@@ -261,7 +284,7 @@ def _execute(state: PortalState, run: _Claimed) -> tuple[str, Any]:
     """Invoke the run's function: ``(status, result)``."""
     try:
         function = find(state, run.function)
-        code, result = invoke(state, function, run.user_id, run.params)
+        code, result = invoke(state, function, run.user_id, run.params, project=run.project)
     except PortalHTTPError as exc:  # unknown function, timeout, needs_reauth, …
         return "failed", {"error": exc.error_code, "message": exc.description}
     except Exception:
@@ -300,6 +323,7 @@ def run_due(
                     state,
                     run.id,
                     run.event_id,
+                    run.project,
                     run.user_id,
                     run.function,
                     status,

@@ -6,7 +6,7 @@ import base64
 import copy
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,25 @@ log = logging.getLogger(__name__)
 
 UserLoader = Callable[[], "str | None"]
 
+#: The project of mounted-mode callers when ``PORTAL_MOUNTED_PROJECT`` is unset and
+#: ``PORTAL_APP_KEYS`` has not exactly one key.
+MOUNTED_PROJECT = "mounted"
+
+
+def mounted_project(config: Mapping[str, Any]) -> str:
+    """The project (tenant) of mounted-mode callers: ``PORTAL_MOUNTED_PROJECT`` when set, else
+    the only key of ``PORTAL_APP_KEYS`` when exactly one is configured, else ``"mounted"``.
+
+    :raises ConfigurationError: ``PORTAL_MOUNTED_PROJECT`` is set but not a non-empty string.
+    """
+    named = config.get("PORTAL_MOUNTED_PROJECT")
+    if named is not None:
+        if not isinstance(named, str) or not named:
+            raise ConfigurationError("PORTAL_MOUNTED_PROJECT must be a non-empty string.")
+        return named
+    keys = list(config.get("PORTAL_APP_KEYS") or {})
+    return str(keys[0]) if len(keys) == 1 else MOUNTED_PROJECT
+
 
 @dataclass
 class PortalState:
@@ -50,6 +69,8 @@ class PortalState:
     outbound: Outbound = field(default_factory=Outbound)
     #: The rate limiter of this app's portal endpoints (:mod:`portal.ratelimit`).
     limiter: Limiter | None = None
+    #: The project of mounted-mode callers (:func:`mounted_project`).
+    mounted_project: str = MOUNTED_PROJECT
 
     @property
     def own_origin(self) -> str | None:
@@ -182,7 +203,13 @@ class ConnectPortal:
         store = Store(url)
         auto = config["PORTAL_AUTO_MIGRATE"]
         if auto or (auto is None and store.engine.dialect.name == "sqlite"):
-            store.upgrade()
+            try:
+                store.upgrade(
+                    app_keys=list(config["PORTAL_APP_KEYS"]),
+                    project=config["PORTAL_MIGRATION_PROJECT"],
+                )
+            except RuntimeError as exc:  # 0004 found rows of no known project: says what to do
+                raise ConfigurationError(str(exc)) from exc
 
         state = PortalState(
             portal=self,
@@ -197,6 +224,7 @@ class ConnectPortal:
             base_url=base_url.rstrip("/") if base_url else None,
             config=config,
             outbound=outbound,
+            mounted_project=mounted_project(config),
         )
         app.extensions["portal"] = state
 

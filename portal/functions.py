@@ -176,8 +176,11 @@ def invoke(
     user_id: str,
     params: Any,
     connected_account_id: str | None = None,
+    *,
+    project: str,
 ) -> tuple[int, dict[str, Any]]:
-    """Run ``function`` for ``user_id``; returns ``(http_status, result)``.
+    """Run ``function`` for ``user_id`` of ``project`` (an app key) with one of that user's
+    accounts in that project; returns ``(http_status, result)``.
 
     ``http_status`` is 200 when the function executed (whatever the upstream answered: see
     ``network_code``), 400 for invalid params and 404 when no account is connected; those two
@@ -195,7 +198,7 @@ def invoke(
     if details:
         return 400, not_executed("Invalid params.", details)
     with state.store.read() as db:
-        accounts = [a.id for a in list_accounts(db, user_id, app.slug)]
+        accounts = [a.id for a in list_accounts(db, user_id, app.slug, project=project)]
     if connected_account_id is None:
         if not accounts:
             return 404, not_executed(f"No {app.title} account is connected.")
@@ -205,7 +208,8 @@ def invoke(
     try:
         spec = build_request(function, params)
         # The proxy's SSRF guard, before recording, on the account's own base URL.
-        build_url(account_app(state, app, connected_account_id).api_base_url, spec["path"])
+        owned = account_app(state, app, connected_account_id, (project, user_id))
+        build_url(owned.api_base_url, spec["path"])
     except InvalidRequest as exc:
         return 400, not_executed(
             "Invalid params.", exc.details or [{"field": "", "message": str(exc.description)}]
@@ -225,11 +229,12 @@ def invoke(
             query=spec["query"],
             headers=headers,
             body=spec["body"],
+            owner=(project, user_id),
         )
         status = response.status
         raw = b"".join(response.body)
     finally:
-        _record(state, function, user_id, connected_account_id, status, started)
+        _record(state, function, project, user_id, connected_account_id, status, started)
     try:
         document: Any = json.loads(raw) if raw else None
     except ValueError:
@@ -247,6 +252,7 @@ def invoke(
 def _record(
     state: PortalState,
     function: Function,
+    project: str,
     user_id: str,
     account_id: str,
     status: int,
@@ -257,6 +263,7 @@ def _record(
         db.add(
             FunctionCall(
                 id="fc_" + secrets.token_urlsafe(12),
+                project=project,
                 function=function.name,
                 app=function.app,
                 user_id=user_id,

@@ -397,7 +397,7 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                 {"name": "account_id", "in": "path", "required": True, "schema": {"type": "string"}}
             ],
             "get": _op(
-                "One of the caller's accounts (another user's id is a 404).",
+                "One of the caller's accounts (another user's or project's id is a 404).",
                 {
                     "200": _json(_ref("Account"), "The account."),
                     "404": _error("Not found."),
@@ -666,7 +666,9 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
             "version": "1",
             "description": (
                 "The JSON API used by portal.js, frame.js and host backends. Errors always have "
-                "the shape {error, message, error_details}."
+                "the shape {error, message, error_details}. Every route reads and writes the "
+                "caller's project (app key) only: the same user id under another app key is "
+                "another end user."
             ),
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

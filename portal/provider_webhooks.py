@@ -164,7 +164,10 @@ def ingest(state: PortalState, app: App, raw_body: bytes, headers: Mapping[str, 
                 "user_id": account.user_id,
                 "payload": payload,
             }
-            if enqueue(db, WEBHOOK_TYPE, data, account.id, state=state) is not None:
+            queued = enqueue(
+                db, WEBHOOK_TYPE, data, account.id, project=account.project, state=state
+            )
+            if queued is not None:
                 forwarded += 1
     return forwarded
 

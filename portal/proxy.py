@@ -220,13 +220,17 @@ def build_url(base_url: str, path: str) -> str:
     return url
 
 
-def account_app(state: PortalState, app: App, account_id: str) -> App:
+def account_app(
+    state: PortalState, app: App, account_id: str, owner: tuple[str, str] | None = None
+) -> App:
     """``app`` resolved with the account's stored account-field values (:meth:`App.resolve`):
     its ``api_base_url`` is the one :func:`build_url` must pin this account's requests to.
 
-    :raises ResourceNotFound: no such account.
+    :param owner: ``(project, user_id)`` the account must belong to.
+    :raises ResourceNotFound: no such account (of ``owner``, when given).
     """
-    stored = credential_service.load(state, account_id)
+    project, user_id = owner if owner is not None else (None, None)
+    stored = credential_service.load(state, account_id, user_id, project=project)
     return app.resolve(stored.data.get("account_fields") or {})
 
 
@@ -250,13 +254,15 @@ def forward(
     headers: Mapping[str, str],
     body: bytes | None,
     account: credential_service.SealedRow | None = None,
+    owner: tuple[str, str] | None = None,
 ) -> ProxyResponse:
     """Send one request for the account and stream the answer back.
 
     ``account`` is the row of ``account_id`` when the caller has just read it (the proxy view
     has, to check it is the end user's): its credentials are opened from it instead of read
     again (:func:`credentials.open_cached`: no decrypt when this process opened that very blob
-    moments ago).
+    moments ago). Otherwise the row is read by id, and must belong to ``owner``
+    (``(project, user_id)``) when given.
 
     The access token is refreshed (or, for client credentials, the grant re-run) first when it
     is about to expire; an upstream 401 forces one renewal and one retry, never more, and no
@@ -274,7 +280,8 @@ def forward(
             account.id, account.user_id, account.app, credential_service.open_cached(state, account)
         )
     else:
-        stored = credential_service.load(state, account_id)
+        project, user_id = owner if owner is not None else (None, None)
+        stored = credential_service.load(state, account_id, user_id, project=project)
     app = app.resolve(stored.data.get("account_fields") or {})
     url = build_url(app.api_base_url, path)
     pin = ensure_public_host(state, app, urlsplit(url).hostname or "")

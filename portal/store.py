@@ -9,7 +9,7 @@ version table is ``portal_alembic_version`` so it never collides with the host's
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,17 +81,22 @@ class Base(DeclarativeBase):
 class ConnectedAccount(Base):
     """One end user's authorization of one external account in one app.
 
-    Unique on ``(user_id, app, external_id)``: reconnecting the same external account updates
-    the row, connecting a different one adds a row. ``credentials`` is a sealed blob
-    (:class:`portal.crypto.Sealer`), never plaintext.
+    ``project`` is the app key (the tenant) it was connected under: every query reads it for
+    one project only. Unique on ``(project, user_id, app, external_id)``: reconnecting the same
+    external account updates the row, connecting a different one adds a row.
+    ``credentials`` is a sealed blob (:class:`portal.crypto.Sealer`), never plaintext.
     """
 
     __tablename__ = "portal_connected_accounts"
     __table_args__ = (
-        UniqueConstraint("user_id", "app", "external_id", name="uq_portal_account_identity"),
+        UniqueConstraint(
+            "project", "user_id", "app", "external_id", name="uq_portal_account_identity"
+        ),
+        Index("ix_portal_connected_accounts_owner", "project", "user_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
     user_id: Mapped[str] = mapped_column(String(1024), index=True)
     app: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str] = mapped_column(String(255))
@@ -109,12 +114,14 @@ class ConnectAttempt(Base):
 
     ``id`` is the ticket's nonce: inserting it twice fails, which makes the ticket single-use.
     ``status`` moves ``started`` -> ``exchanging`` -> ``connected`` | ``failed``; the iframe polls
-    it when the popup lost ``window.opener``.
+    it when the popup lost ``window.opener``. ``project`` is the app key the ticket was issued
+    for: the account it connects belongs to that project.
     """
 
     __tablename__ = "portal_connect_attempts"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
     user_id: Mapped[str] = mapped_column(String(1024))
     app: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="started")
@@ -133,12 +140,14 @@ class FunctionCall(Base):
     """One executed function invocation (``flask portal function-calls`` lists them).
 
     ``http_status`` is the upstream status, 0 when the upstream could not be reached;
-    ``duration_ms`` is wall time including any token refresh, in milliseconds.
+    ``duration_ms`` is wall time including any token refresh, in milliseconds; ``project`` is
+    the app key of the caller.
     """
 
     __tablename__ = "portal_function_calls"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
     function: Mapped[str] = mapped_column(String(128), index=True)
     app: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(1024))
@@ -158,7 +167,8 @@ class WebhookOutbox(Base):
     ``ordering_key`` only the oldest row neither delivered nor given up is ever sent.
     ``attempts`` counts deliveries started; ``next_attempt_at`` is when the row is next due (a
     claimed row is leased by moving it forward); ``given_up_at`` is set after
-    ``PORTAL_WEBHOOK_MAX_ATTEMPTS`` failures.
+    ``PORTAL_WEBHOOK_MAX_ATTEMPTS`` failures. ``project`` is the app key whose data the webhook
+    reports (the payload carries it too).
     """
 
     __tablename__ = "portal_webhook_outbox"
@@ -169,6 +179,7 @@ class WebhookOutbox(Base):
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
     seq: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
     ordering_key: Mapped[str] = mapped_column(String(64))
     type: Mapped[str] = mapped_column(String(64))
@@ -184,13 +195,16 @@ class WebhookOutbox(Base):
 class AppEvent(Base):
     """An app event a host sent (Paragon's ``event(name, payload)``), for one end user.
 
-    ``app_key`` is the host project that sent it (``None`` for mounted-mode callers); each
-    function ``PORTAL_APP_EVENTS[name]`` names becomes one :class:`AppEventRun`.
+    ``project`` is the app key (tenant) the event belongs to; its runs use only that project's
+    accounts. ``app_key`` is the app key the caller authenticated with (``None`` for
+    mounted-mode callers, whose project is ``PORTAL_MOUNTED_PROJECT``). Each function
+    ``PORTAL_APP_EVENTS[name]`` names becomes one :class:`AppEventRun`.
     """
 
     __tablename__ = "portal_app_events"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
     user_id: Mapped[str] = mapped_column(String(1024), index=True)
     app_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     name: Mapped[str] = mapped_column(String(255))
@@ -203,7 +217,8 @@ class AppEventRun(Base):
 
     ``status`` moves ``queued`` -> ``running`` -> ``succeeded`` | ``failed``; ``result`` is the
     function's result (``{network_code, output}``) or ``{error, message}``; ``attempts`` counts
-    starts (a run whose worker died is started again, at most a few times).
+    starts (a run whose worker died is started again, at most a few times). ``project`` is its
+    event's.
     """
 
     __tablename__ = "portal_app_event_runs"
@@ -213,6 +228,7 @@ class AppEventRun(Base):
     event_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("portal_app_events.id", ondelete="CASCADE"), index=True
     )
+    project: Mapped[str] = mapped_column(String(255))
     function: Mapped[str] = mapped_column(String(128))
     params: Mapped[Any] = mapped_column(JSONText)
     status: Mapped[str] = mapped_column(String(16), default="queued")
@@ -271,11 +287,27 @@ class Store:
         with self._read_engine.connect() as connection, connection.begin():
             yield connection
 
-    def upgrade(self, revision: str = "head") -> None:
-        """Apply Alembic migrations up to ``revision``."""
+    def upgrade(
+        self,
+        revision: str = "head",
+        *,
+        app_keys: Sequence[str] | None = None,
+        project: str | None = None,
+    ) -> None:
+        """Apply Alembic migrations up to ``revision``.
+
+        :param app_keys: the configured app keys (``PORTAL_APP_KEYS``). Migration 0004 gives
+            existing rows the project ``project``, else the only key when exactly one is given.
+        :param project: the project (app key) existing rows belong to.
+        :raises RuntimeError: 0004 met rows but no project for them (the message says what to
+            do); nothing was changed.
+        """
         from alembic import command
 
-        command.upgrade(self._alembic_config(), revision)
+        config = self._alembic_config()
+        config.attributes["portal_app_keys"] = list(app_keys or [])
+        config.attributes["portal_project"] = project
+        command.upgrade(config, revision)
 
     def downgrade(self, revision: str) -> None:
         """Revert Alembic migrations down to ``revision`` (``"base"`` drops every table)."""

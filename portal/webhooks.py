@@ -28,8 +28,11 @@ Body and headers (the contract hosts code against)::
     X-Portal-Webhook-Id: wh_…
     X-Portal-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>
 
-    {"id": "wh_…", "type": "account.connected", "created_at": "2026-11-22T10:00:00.000Z",
-     "data": {…}}
+    {"id": "wh_…", "type": "account.connected", "project": "<app key>",
+     "created_at": "2026-11-22T10:00:00.000Z", "data": {…}}
+
+``project`` is the app key (tenant) whose data the webhook reports; one receiver serving
+several projects tells them apart by it (the outbox row carries it too).
 
 The signature scheme is Stripe's: the timestamp is signed with the body, so a captured request
 cannot be replayed after ``tolerance`` seconds. The secret is ``PORTAL_WEBHOOK_SECRET`` (a
@@ -205,6 +208,7 @@ def enqueue(
     data: Mapping[str, Any],
     ordering_key: str,
     *,
+    project: str,
     state: PortalState | None = None,
 ) -> str | None:
     """Add a webhook to the outbox in ``db``'s transaction (a :meth:`Store.session`).
@@ -214,6 +218,7 @@ def enqueue(
     :param ordering_key: webhooks with the same key are delivered in the order they were
         enqueued: the account id for ``account.*`` and ``app.webhook``, the event id for
         ``app_event.run_finished``.
+    :param project: the app key whose data this webhook reports (the body's ``project``).
     :param state: the portal; default the current app's.
     :returns: the webhook id (``wh_…``), or ``None`` when ``PORTAL_WEBHOOK_URL`` is unset (no
         row is written: see the module docs).
@@ -230,11 +235,18 @@ def enqueue(
     now = utcnow()
     webhook_id = new_webhook_id()
     body = json.dumps(
-        {"id": webhook_id, "type": type, "created_at": iso(now), "data": data},
+        {
+            "id": webhook_id,
+            "type": type,
+            "project": project,
+            "created_at": iso(now),
+            "data": data,
+        },
         separators=(",", ":"),
     )
     row = WebhookOutbox(
         id=webhook_id,
+        project=project,
         ordering_key=ordering_key[:64],
         type=type,
         payload=body,

@@ -18,6 +18,7 @@ from sqlalchemy import func, inspect, select, text
 
 from portal import accounts
 from portal.crypto import Sealer, generate_key
+from portal.demo import DEMO_APP_KEY
 from portal.errors import ResourceNotFound
 from portal.store import VERSION_TABLE, ConnectedAccount, Store
 
@@ -72,6 +73,7 @@ def upsert(
         account, created = accounts.upsert_account(
             session,
             sealer,
+            project=DEMO_APP_KEY,
             user_id=user,
             app=app,
             external_id=external_id,
@@ -173,13 +175,16 @@ def test_list_ordered_by_modified_at_desc(store: Store, sealer: Sealer) -> None:
         ids.append(upsert(store, sealer, external_id=f"ext-{n}")[0])
         time.sleep(0.01)
     with store.session() as session:
-        listed = [a.id for a in accounts.list_accounts(session, "user-1")]
+        listed = [a.id for a in accounts.list_accounts(session, "user-1", project=DEMO_APP_KEY)]
     assert listed == list(reversed(ids))
 
     upsert(store, sealer, external_id="ext-0")  # reconnect the oldest: it moves to the top
     with store.session() as session:
-        listed = [a.id for a in accounts.list_accounts(session, "user-1")]
-        dicts = [accounts.to_dict(a) for a in accounts.list_accounts(session, "user-1")]
+        listed = [a.id for a in accounts.list_accounts(session, "user-1", project=DEMO_APP_KEY)]
+        dicts = [
+            accounts.to_dict(a)
+            for a in accounts.list_accounts(session, "user-1", project=DEMO_APP_KEY)
+        ]
     assert listed == [ids[0], ids[2], ids[1]]
     assert [d["modified_at"] for d in dicts] == sorted(
         (d["modified_at"] for d in dicts), reverse=True
@@ -191,19 +196,27 @@ def test_list_filters_by_user_and_app(store: Store, sealer: Sealer) -> None:
     other_app = upsert(store, sealer, user="user-1", app="other")[0]
     upsert(store, sealer, user="user-2", app="sandbox")
     with store.session() as session:
-        assert {a.id for a in accounts.list_accounts(session, "user-1")} == {mine, other_app}
-        assert [a.id for a in accounts.list_accounts(session, "user-1", "sandbox")] == [mine]
-        assert accounts.list_accounts(session, "user-3") == []
+        assert {a.id for a in accounts.list_accounts(session, "user-1", project=DEMO_APP_KEY)} == {
+            mine,
+            other_app,
+        }
+        assert [
+            a.id for a in accounts.list_accounts(session, "user-1", "sandbox", project=DEMO_APP_KEY)
+        ] == [mine]
+        assert accounts.list_accounts(session, "user-3", project=DEMO_APP_KEY) == []
 
 
 def test_get_account_of_another_user_is_not_found(store: Store, sealer: Sealer) -> None:
     account_id, _ = upsert(store, sealer, user="user-a")
     with store.session() as session:
-        assert accounts.get_account(session, "user-a", account_id).id == account_id
+        assert (
+            accounts.get_account(session, "user-a", account_id, project=DEMO_APP_KEY).id
+            == account_id
+        )
         with pytest.raises(ResourceNotFound) as other_user:
-            accounts.get_account(session, "user-b", account_id)
+            accounts.get_account(session, "user-b", account_id, project=DEMO_APP_KEY)
         with pytest.raises(ResourceNotFound) as missing:
-            accounts.get_account(session, "user-b", "ca_does_not_exist")
+            accounts.get_account(session, "user-b", "ca_does_not_exist", project=DEMO_APP_KEY)
     # The same 404 whether or not the id exists: existence is not revealed.
     assert other_user.value.code == missing.value.code == 404
     assert other_user.value.description == missing.value.description
@@ -213,11 +226,15 @@ def test_delete_account(store: Store, sealer: Sealer) -> None:
     keep, _ = upsert(store, sealer, external_id="keep")
     gone, _ = upsert(store, sealer, external_id="gone")
     with store.session() as session:
-        accounts.delete_account(session, accounts.get_account(session, "user-1", gone))
+        accounts.delete_account(
+            session, accounts.get_account(session, "user-1", gone, project=DEMO_APP_KEY)
+        )
     with store.session() as session:
-        assert [a.id for a in accounts.list_accounts(session, "user-1")] == [keep]
+        assert [a.id for a in accounts.list_accounts(session, "user-1", project=DEMO_APP_KEY)] == [
+            keep
+        ]
         with pytest.raises(ResourceNotFound):
-            accounts.get_account(session, "user-1", gone)
+            accounts.get_account(session, "user-1", gone, project=DEMO_APP_KEY)
 
 
 def test_failed_transaction_writes_nothing(store: Store, sealer: Sealer) -> None:
@@ -225,6 +242,7 @@ def test_failed_transaction_writes_nothing(store: Store, sealer: Sealer) -> None
         accounts.upsert_account(
             session,
             sealer,
+            project=DEMO_APP_KEY,
             user_id="user-1",
             app="sandbox",
             external_id="ext-1",
@@ -240,7 +258,7 @@ def test_failed_transaction_writes_nothing(store: Store, sealer: Sealer) -> None
 def test_event_payload_shape(store: Store, sealer: Sealer) -> None:
     account_id, _ = upsert(store, sealer)
     with store.session() as session:
-        rows = accounts.list_accounts(session, "user-1")
+        rows = accounts.list_accounts(session, "user-1", project=DEMO_APP_KEY)
         ref = {"name": "sandbox", "title": "Sandbox CRM", "icon_url": "http://x/icon.svg"}
         payload = accounts.event_payload(ref, account_id, rows)
     assert payload["app"] == ref
@@ -324,6 +342,7 @@ def test_store_rejects_naive_datetimes(store: Store, sealer: Sealer) -> None:
         accounts.upsert_account(
             session,
             sealer,
+            project=DEMO_APP_KEY,
             user_id="u",
             app="a",
             external_id="e",
@@ -386,16 +405,19 @@ def test_migrations_match_the_models(store: Store) -> None:
 def test_unique_identity_is_enforced_by_the_database(store: Store) -> None:
     now = "2026-01-01 00:00:00.000000"
     insert = text(
-        "INSERT INTO portal_connected_accounts (id, user_id, app, external_id, label, status, "
-        "scopes, credentials, created_at, modified_at) "
-        "VALUES (:id, 'u', 'a', 'e', 'l', 'active', '[]', :blob, :now, :now)"
+        "INSERT INTO portal_connected_accounts (id, project, user_id, app, external_id, label, "
+        "status, scopes, credentials, created_at, modified_at) "
+        "VALUES (:id, :project, 'u', 'a', 'e', 'l', 'active', '[]', :blob, :now, :now)"
     )
     with store.engine.begin() as conn:
-        conn.execute(insert, {"id": "ca_1", "blob": b"\x00", "now": now})
+        conn.execute(insert, {"id": "ca_1", "project": "p", "blob": b"\x00", "now": now})
     from sqlalchemy.exc import IntegrityError
 
     with pytest.raises(IntegrityError), store.engine.begin() as conn:
-        conn.execute(insert, {"id": "ca_2", "blob": b"\x00", "now": now})
+        conn.execute(insert, {"id": "ca_2", "project": "p", "blob": b"\x00", "now": now})
+    # The identity is unique per project: another project may hold the same one.
+    with store.engine.begin() as conn:
+        conn.execute(insert, {"id": "ca_3", "project": "q", "blob": b"\x00", "now": now})
 
 
 # --------------------------------------------------------------------------- concurrency

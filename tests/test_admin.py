@@ -46,6 +46,7 @@ def add_account(app: Flask, slug: str, user: str, external_id: str, status: str)
         account, _ = account_service.upsert_account(
             db,
             state.sealer,
+            project="host",  # the only app key of config()
             user_id=user,
             app=slug,
             external_id=external_id,

@@ -177,7 +177,9 @@ def test_lost_run_is_restarted_then_failed(make_app: Any) -> None:
     app = make_app()
     state = app.extensions["portal"]
     with app.app_context():
-        event, [run] = events.trigger(state, "u-lost", DEMO_APP_KEY, "Contact Created", CONTACT)
+        event, [run] = events.trigger(
+            state, "u-lost", DEMO_APP_KEY, "Contact Created", CONTACT, project=DEMO_APP_KEY
+        )
     with state.store.session() as db:
         db.execute(
             update(AppEventRun)
@@ -188,7 +190,7 @@ def test_lost_run_is_restarted_then_failed(make_app: Any) -> None:
     later = utcnow() + timedelta(hours=1)
     assert run_once(app, now=later) == 1
     with app.app_context():
-        [again] = events.get_event(state, "u-lost", event.id)["runs"]
+        [again] = events.get_event(state, "u-lost", event.id, project=DEMO_APP_KEY)["runs"]
     assert again["status"] == "failed"  # ran again (no account connected for u-lost)
     with state.store.session() as db:
         assert db.get(AppEventRun, run.id).attempts == 2  # type: ignore[union-attr]
@@ -199,5 +201,5 @@ def test_lost_run_is_restarted_then_failed(make_app: Any) -> None:
         )
     run_once(app, now=later + timedelta(hours=1))
     with app.app_context():
-        [lost] = events.get_event(state, "u-lost", event.id)["runs"]
+        [lost] = events.get_event(state, "u-lost", event.id, project=DEMO_APP_KEY)["runs"]
     assert lost["status"] == "failed" and lost["result"]["error"] == "worker_lost"

@@ -388,6 +388,7 @@ def seed_account(
         account, _ = accounts.upsert_account(
             db,
             state.sealer,
+            project=state.mounted_project,  # the host's logged-in users' project
             user_id=user,
             app=app_slug,
             external_id=external_id,
@@ -537,7 +538,8 @@ def test_mounted_user_cannot_touch_another_users_account(tmp_path: Path) -> None
     )
     assert response.status_code == 404
     with app.app_context(), current_portal.store.session() as db:
-        assert accounts.get_account(db, "alice", alices).id == alices
+        project = current_portal.mounted_project
+        assert accounts.get_account(db, "alice", alices, project=project).id == alices
 
 
 # --------------------------------------------------------------------------- signals

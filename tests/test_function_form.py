@@ -651,6 +651,7 @@ def test_mounted_form_renders_every_widget_and_submits_with_csrf(kitchen: Flask)
             upsert_account(
                 db,
                 state.sealer,
+                project=state.mounted_project,  # alice is the host's logged-in user
                 user_id="alice",
                 app="kitchen",
                 external_id=f"k{n}",

@@ -39,7 +39,7 @@ from sqlalchemy import func, select, update
 from portal._serving import ServerThread
 from portal.config import DEFAULTS
 from portal.crypto import Sealer
-from portal.demo import DEMO_APP_SECRET, DEMO_ENCRYPTION_KEY, portal_config
+from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DEMO_ENCRYPTION_KEY, portal_config
 from portal.sandbox.testing import RunningSandbox
 from portal.service import create_app
 from portal.store import ConnectAttempt, ConnectedAccount, Store, WebhookOutbox, utcnow
@@ -409,7 +409,7 @@ def test_worker_killed_mid_delivery_delivers_after_restart(
         with state.store.session() as db:
             for kind in ("account.connected", "account.disconnected"):
                 data = {"user_id": "user-wh", "app": "sandbox", "account": {"id": account_id}}
-                enqueue(db, kind, data, account_id, state=state)
+                enqueue(db, kind, data, account_id, project=DEMO_APP_KEY, state=state)
         state.store.dispose()
         with store.read() as db:
             rows = list(db.scalars(select(WebhookOutbox).order_by(WebhookOutbox.seq)))

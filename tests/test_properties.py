@@ -69,10 +69,11 @@ def test_session_token_round_trips_any_user_and_origin(
     origin=st.text(max_size=100),
 )
 def test_ticket_round_trips_and_is_bound_to_its_app(user_id: str, app: str, origin: str) -> None:
-    ticket, attempt_id, _ = tokens.issue_ticket(user_id, app, origin, origin)
+    ticket, attempt_id, _ = tokens.issue_ticket(user_id, app, origin, origin, project="app-key")
     claims = tokens.read_ticket(ticket, app)
     assert (claims.user_id, claims.app, claims.attempt_id) == (user_id, app, attempt_id)
     assert (claims.host_origin, claims.opener_origin) == (origin, origin)
+    assert claims.project == "app-key"
     with pytest.raises(InvalidConnectAttempt):
         tokens.read_ticket(ticket, app + "x")
 
@@ -104,7 +105,9 @@ def mutations(draw: st.DrawFn, token: str) -> str:
 
 
 SESSION = tokens.issue_session("user-1", "https://host.example", "app-key")[0]
-TICKET = tokens.issue_ticket("user-1", "sandbox", "https://host.example", "https://host.example")[0]
+TICKET = tokens.issue_ticket(
+    "user-1", "sandbox", "https://host.example", "https://host.example", project="app-key"
+)[0]
 SESSION_CLAIMS = tokens.read_session(SESSION)
 TICKET_CLAIMS = tokens.read_ticket(TICKET, "sandbox")
 
@@ -144,7 +147,9 @@ def test_mutated_ticket_is_refused_with_invalid_connect_attempt(mutated: str) ->
 def test_token_signed_with_another_key_is_refused(user_id: str, other_key: str) -> None:
     other = TokenService(other_key if other_key != KEY else KEY + "!", 3600, 600)
     session = other.issue_session(user_id, "https://host.example", None)[0]
-    ticket = other.issue_ticket(user_id, "sandbox", "https://h.example", "https://h.example")[0]
+    ticket = other.issue_ticket(
+        user_id, "sandbox", "https://h.example", "https://h.example", project="app-key"
+    )[0]
     with pytest.raises(AuthenticationFailed):
         tokens.read_session(session)
     with pytest.raises(InvalidConnectAttempt):

@@ -29,7 +29,7 @@ from portal.catalog import (
     load_catalog,
     validate_definition,
 )
-from portal.demo import DemoStack, sandbox_app_settings
+from portal.demo import DEMO_APP_KEY, DemoStack, sandbox_app_settings
 from portal.errors import CatalogError
 from portal.provider_webhooks import MAX_BODY, route, verify_signature
 from portal.store import WebhookOutbox
@@ -120,6 +120,7 @@ def connect(app: Flask, user_id: str, external_id: str, slug: str = "intercom") 
         account, _ = upsert_account(
             db,
             state.sealer,
+            project=DEMO_APP_KEY,
             user_id=user_id,
             app=slug,
             external_id=external_id,

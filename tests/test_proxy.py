@@ -176,6 +176,7 @@ def add_account(
         account, _ = account_service.upsert_account(
             db,
             state.sealer,
+            project=DEMO_APP_KEY,
             user_id=user_id,
             app=slug,
             external_id=external_id,

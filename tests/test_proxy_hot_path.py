@@ -27,7 +27,7 @@ from test_proxy import (
 
 from portal.auth import TokenService
 from portal.crypto import generate_key
-from portal.demo import DemoStack
+from portal.demo import DEMO_APP_KEY, DemoStack
 from portal.errors import AuthenticationFailed
 from portal.store import ConnectedAccount
 
@@ -114,6 +114,7 @@ def test_a_blob_copied_to_another_account_or_app_does_not_open(
         db.add(
             ConnectedAccount(
                 id=first,
+                project=DEMO_APP_KEY,
                 user_id=USER,
                 app="echo-keys",
                 external_id="ext-1",

@@ -148,6 +148,7 @@ def _seed_like_first(store: Store, sealer: Sealer, sandbox: Any, users: list[str
             upsert_account(
                 db,
                 sealer,
+                project=DEMO_APP_KEY,
                 user_id=user,
                 app=model.app,
                 external_id=model.external_id,
@@ -338,6 +339,7 @@ def test_rotation_waits_for_a_refresh_in_flight_and_keeps_its_result(
             account, _ = upsert_account(
                 db,
                 sealer_old,
+                project=DEMO_APP_KEY,
                 user_id="u-lock",
                 app="sandbox",
                 external_id="1",

@@ -12,7 +12,7 @@ import requests
 from conftest import Api
 
 from portal import accounts as account_service
-from portal.demo import DemoStack
+from portal.demo import DEMO_APP_KEY, DemoStack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,6 +83,7 @@ def test_hostile_label_is_inert_in_every_view(stack: DemoStack, api: Api) -> Non
         account, _ = account_service.upsert_account(
             db,
             state.sealer,
+            project=DEMO_APP_KEY,
             user_id=api.user_id,
             app="sandbox",
             external_id="x1",
@@ -110,6 +111,7 @@ def test_shell_paints_the_catalog_before_the_user_is_known(stack: DemoStack, api
         account_service.upsert_account(
             db,
             state.sealer,
+            project=DEMO_APP_KEY,
             user_id=api.user_id,
             app="sandbox",
             external_id="painted-1",

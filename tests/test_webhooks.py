@@ -24,6 +24,7 @@ from sqlalchemy import select, text
 from portal import WebhookVerificationError, verify_webhook
 from portal._serving import ServerThread
 from portal.demo import (
+    DEMO_APP_KEY,
     DEMO_APP_SECRET,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -278,11 +279,15 @@ def test_enqueue_is_part_of_the_callers_transaction(make_app: Any) -> None:
     state = app.extensions["portal"]
     with app.app_context():
         with pytest.raises(RuntimeError), state.store.session() as db:
-            assert enqueue(db, "account.connected", {"user_id": "u"}, "ca_1", state=state)
+            assert enqueue(
+                db, "account.connected", {"user_id": "u"}, "ca_1", project=DEMO_APP_KEY, state=state
+            )
             raise RuntimeError("the change failed after the webhook was written")
         assert pending_count(state) == 0
         with state.store.session() as db:
-            webhook_id = enqueue(db, "account.connected", {"user_id": "u"}, "ca_1")
+            webhook_id = enqueue(
+                db, "account.connected", {"user_id": "u"}, "ca_1", project=DEMO_APP_KEY
+            )
         assert webhook_id is not None and webhook_id.startswith("wh_")
         assert pending_count(state) == 1
 
@@ -291,7 +296,7 @@ def test_nothing_is_recorded_while_webhooks_are_disabled(make_app: Any) -> None:
     app = make_app()
     state = app.extensions["portal"]
     with app.app_context(), state.store.session() as db:
-        assert enqueue(db, "account.connected", {}, "ca_1") is None
+        assert enqueue(db, "account.connected", {}, "ca_1", project=DEMO_APP_KEY) is None
     assert pending_count(state) == 0
     with app.app_context():
         assert run_once(app) == 0
@@ -301,7 +306,7 @@ def test_unknown_type_is_refused(make_app: Any) -> None:
     app = make_app(PORTAL_WEBHOOK_URL="http://127.0.0.1:9/hook")
     with app.app_context(), app.extensions["portal"].store.session() as db:
         with pytest.raises(ValueError):
-            enqueue(db, "account.exploded", {}, "ca_1")
+            enqueue(db, "account.exploded", {}, "ca_1", project=DEMO_APP_KEY)
 
 
 def test_failed_connect_writes_no_webhook_and_no_account(
@@ -359,7 +364,8 @@ def test_connect_reconnect_disconnect_reach_the_receiver(
         "account.disconnected",
     ]
     connected = events[0]
-    assert set(connected) == {"id", "type", "created_at", "data"}
+    assert set(connected) == {"id", "type", "project", "created_at", "data"}
+    assert connected["project"] == DEMO_APP_KEY  # the project (app key) whose data it reports
     assert re.fullmatch(r"wh_[A-Za-z0-9_-]{24}", connected["id"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", connected["created_at"])
     data = connected["data"]
@@ -458,8 +464,8 @@ def test_given_up_after_max_attempts_unblocks_the_key(make_app: Any, receiver: R
     state = app.extensions["portal"]
     with app.app_context():
         with state.store.session() as db:
-            first = enqueue(db, "account.connected", {"n": 1}, "ca_key")
-            second = enqueue(db, "account.disconnected", {"n": 2}, "ca_key")
+            first = enqueue(db, "account.connected", {"n": 1}, "ca_key", project=DEMO_APP_KEY)
+            second = enqueue(db, "account.disconnected", {"n": 2}, "ca_key", project=DEMO_APP_KEY)
         assert first and second
         receiver.reject = {first}
         drain(app)
@@ -481,7 +487,7 @@ def test_backoff_waits_between_attempts(make_app: Any, receiver: Receiver) -> No
     receiver.mode = "503"
     with app.app_context():
         with state.store.session() as db:
-            webhook_id = enqueue(db, "account.connected", {}, "ca_backoff")
+            webhook_id = enqueue(db, "account.connected", {}, "ca_backoff", project=DEMO_APP_KEY)
         now = utcnow()
         assert deliver_due(state, now) == 1
         assert deliver_due(state, now) == 0  # not due again yet
@@ -507,7 +513,7 @@ def test_redirect_is_not_followed(make_app: Any, receiver: Receiver) -> None:
         state = app.extensions["portal"]
         with app.app_context():
             with state.store.session() as db:
-                webhook_id = enqueue(db, "account.connected", {}, "ca_moved")
+                webhook_id = enqueue(db, "account.connected", {}, "ca_moved", project=DEMO_APP_KEY)
             assert deliver_due(state) == 1
             with state.store.read() as db:
                 row = db.get(WebhookOutbox, webhook_id)
@@ -561,7 +567,10 @@ def test_two_workers_deliver_each_webhook_once_in_order(
     first, second = portal(), portal()  # two engines: like two worker processes
     keys = [f"ca_{n}" for n in range(8)]
     with first.app_context(), first.extensions["portal"].store.session() as db:
-        ids = [enqueue(db, "account.reconnected", {"n": n}, keys[n % 8]) for n in range(48)]
+        ids = [
+            enqueue(db, "account.reconnected", {"n": n}, keys[n % 8], project=DEMO_APP_KEY)
+            for n in range(48)
+        ]
     receiver.delay = 0.005  # so the two workers really overlap
     errors: list[BaseException] = []
 
@@ -600,8 +609,8 @@ def test_stopping_worker_gives_claimed_rows_back(make_app: Any, receiver: Receiv
     receiver.on_call = stop.set
     with app.app_context():
         with state.store.session() as db:
-            first = enqueue(db, "account.connected", {}, "ca_stop_1")
-            second = enqueue(db, "account.connected", {}, "ca_stop_2")
+            first = enqueue(db, "account.connected", {}, "ca_stop_1", project=DEMO_APP_KEY)
+            second = enqueue(db, "account.connected", {}, "ca_stop_2", project=DEMO_APP_KEY)
         assert deliver_due(state, stop=stop) == 1
         assert [c["id"] for c in receiver.calls] == [first]
         with state.store.read() as db:

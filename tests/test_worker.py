@@ -26,7 +26,7 @@ def test_cli_once_runs_one_pass(make_app: Any) -> None:
     try:
         app = make_app(PORTAL_WEBHOOK_URL=receiver.url)
         with app.app_context(), app.extensions["portal"].store.session() as db:
-            enqueue(db, "account.connected", {"n": 1}, "ca_cli")
+            enqueue(db, "account.connected", {"n": 1}, "ca_cli", project=DEMO_APP_KEY)
         result = app.test_cli_runner().invoke(args=["portal", "worker", "--once"])
         assert result.exit_code == 0, result.output
         assert "handled 1 item(s)" in result.output
@@ -41,7 +41,7 @@ def test_worker_thread_delivers_and_stops_promptly(make_app: Any) -> None:
         app = make_app(PORTAL_WEBHOOK_URL=receiver.url, PORTAL_WORKER_POLL_INTERVAL=0.05)
         worker = Worker(app).start()
         with app.app_context(), app.extensions["portal"].store.session() as db:
-            enqueue(db, "account.connected", {"n": 1}, "ca_thread")
+            enqueue(db, "account.connected", {"n": 1}, "ca_thread", project=DEMO_APP_KEY)
         deadline = time.monotonic() + 10
         while not receiver.delivered() and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -60,7 +60,7 @@ def test_sigterm_stops_a_worker_process(tmp_path: Path, make_app: Any) -> None:
     app = make_app(PORTAL_DATABASE_URL=database, PORTAL_WEBHOOK_URL=receiver.url)
     state = app.extensions["portal"]
     with app.app_context(), state.store.session() as db:
-        webhook_id = enqueue(db, "account.connected", {"n": 1}, "ca_process")
+        webhook_id = enqueue(db, "account.connected", {"n": 1}, "ca_process", project=DEMO_APP_KEY)
     env = {
         **os.environ,
         "SECRET_KEY": "worker-test",

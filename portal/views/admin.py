@@ -10,6 +10,9 @@ Who may see it (any one suffices):
   nothing kept: no cookie, no session; reloading asks again).
 
 Anyone else gets 401: the JSON error on the API, a page with that form on ``/admin``.
+
+An app secret shows its own project's accounts only (projects are tenants); the host's
+``admin_check`` shows every project's.
 """
 
 from __future__ import annotations
@@ -28,18 +31,25 @@ from .common import app_logo, content_security_policy, page_context
 MAX_SECRET_LENGTH = 512
 
 
-def _secret_ok(secret: str | None) -> bool:
+def _key_for(secret: str | None) -> str | None:
     if not secret or len(secret) > MAX_SECRET_LENGTH:
-        return False
-    return app_key_for_secret(current_portal.config["PORTAL_APP_KEYS"], secret) is not None
+        return None
+    return app_key_for_secret(current_portal.config["PORTAL_APP_KEYS"], secret)
+
+
+def admin_scope() -> tuple[bool, str | None]:
+    """``(allowed, project)`` of this request: a bearer app secret may see its own project
+    (its app key); the host's ``admin_check`` callback every project (``None``)."""
+    key = _key_for(bearer_token(request.headers.get("Authorization")))
+    if key is not None:
+        return True, key
+    return current_portal.portal.is_admin(), None
 
 
 def is_admin_request() -> bool:
     """True when this request may see the operators' overview (bearer app secret, or the
     host's ``admin_check`` callback)."""
-    if _secret_ok(bearer_token(request.headers.get("Authorization"))):
-        return True
-    return current_portal.portal.is_admin()
+    return admin_scope()[0]
 
 
 def _page(status: int, **context: Any) -> tuple[Response, int]:
@@ -56,13 +66,14 @@ def _page(status: int, **context: Any) -> tuple[Response, int]:
 def admin_page() -> tuple[Response, int]:
     """``GET /admin``; ``POST /admin`` with the form's ``app_secret``."""
     refused = None
-    allowed = is_admin_request()
+    allowed, project = admin_scope()
     if not allowed and request.method == "POST":
-        allowed = _secret_ok(request.form.get("app_secret"))
+        project = _key_for(request.form.get("app_secret"))
+        allowed = project is not None
         refused = None if allowed else "That is not an app secret of this portal."
     if not allowed:
         return _page(401, signed_in=False, error=refused)
-    data = overview(current_portal)
+    data = overview(current_portal, project)
     for entry in data["apps"]:
         entry["logo"] = app_logo(current_portal.catalog.get(entry["name"]))
     return _page(200, signed_in=True, error=None, **data)
@@ -73,11 +84,12 @@ def admin_apps() -> Response:
 
     :raises AuthenticationFailed: neither an app secret as bearer nor the host's check.
     """
-    if not is_admin_request():
+    allowed, project = admin_scope()
+    if not allowed:
         raise AuthenticationFailed(
             "Send the app secret as 'Authorization: Bearer <app secret>'.", code="admin_only"
         )
-    return jsonify(overview(current_portal))
+    return jsonify(overview(current_portal, project))
 
 
 def register(bp: Blueprint) -> None:

@@ -185,7 +185,8 @@ def get_user() -> Response:
     caller = current_caller()
     with current_portal.store.read() as session:
         statuses = [
-            (a.app, a.status) for a in account_service.list_accounts(session, caller.user_id)
+            (a.app, a.status)
+            for a in account_service.list_accounts(session, caller.user_id, project=caller.project)
         ]
     integrations: dict[str, dict[str, Any]] = {}
     for app in current_portal.enabled_apps():
@@ -203,7 +204,10 @@ def list_apps() -> Response:
     caller = current_caller()
     with current_portal.store.read() as session:
         rows = session.execute(
-            select(ConnectedAccount.app).where(ConnectedAccount.user_id == caller.user_id)
+            select(ConnectedAccount.app).where(
+                ConnectedAccount.project == caller.project,
+                ConnectedAccount.user_id == caller.user_id,
+            )
         ).scalars()
         counts = Counter(rows)
     apps = [app_summary(a, counts.get(a.slug, 0)) for a in current_portal.enabled_apps()]
@@ -222,7 +226,9 @@ def get_app(app: str) -> Response:
     caller = current_caller()
     definition = _app_or_404(app)
     with current_portal.store.read() as session:
-        accounts = account_service.list_accounts(session, caller.user_id, definition.slug)
+        accounts = account_service.list_accounts(
+            session, caller.user_id, definition.slug, project=caller.project
+        )
         result = {
             "app": app_summary(definition, len(accounts)),
             "connected_accounts": [account_service.to_dict(a) for a in accounts],
@@ -237,7 +243,9 @@ def list_connected_accounts() -> Response:
     if slug is not None:
         _app_or_404(slug)
     with current_portal.store.read() as session:
-        accounts = account_service.list_accounts(session, caller.user_id, slug)
+        accounts = account_service.list_accounts(
+            session, caller.user_id, slug, project=caller.project
+        )
         result = [account_service.to_dict(a) for a in accounts]
     return jsonify({"connected_accounts": result})
 
@@ -246,7 +254,9 @@ def get_connected_account(account_id: str) -> Response:
     """``GET /api/v1/connected-accounts/<id>``: one Account; another user's id is a 404."""
     caller = current_caller()
     with current_portal.store.read() as session:
-        account = account_service.get_account(session, caller.user_id, account_id)
+        account = account_service.get_account(
+            session, caller.user_id, account_id, project=caller.project
+        )
         return jsonify(account_service.to_dict(account))
 
 
@@ -258,7 +268,9 @@ def delete_connected_account(account_id: str) -> Response:
     caller = current_caller()
     state = current_portal
     with state.store.session() as session:
-        account = account_service.get_account(session, caller.user_id, account_id)
+        account = account_service.get_account(
+            session, caller.user_id, account_id, project=caller.project
+        )
         try:
             credentials: dict[str, Any] | None = state.sealer.open(account.id, account.credentials)
         except CredentialError:
@@ -275,9 +287,13 @@ def delete_connected_account(account_id: str) -> Response:
             resolved = None
         revoked = state.oauth.revoke(resolved, credentials) if resolved else False
     with state.store.session() as session:
-        account = account_service.get_account(session, caller.user_id, account_id)
+        account = account_service.get_account(
+            session, caller.user_id, account_id, project=caller.project
+        )
         account_service.delete_account(session, account)
-        remaining = account_service.list_accounts(session, caller.user_id, slug)
+        remaining = account_service.list_accounts(
+            session, caller.user_id, slug, project=caller.project
+        )
         ref = app_ref(definition) if definition else {"name": slug, "title": slug, "icon_url": ""}
         payload = account_service.event_payload(ref, account_id, remaining)
         webhooks.enqueue(
@@ -290,6 +306,7 @@ def delete_connected_account(account_id: str) -> Response:
                 "connected_accounts": payload["connected_accounts"],
             },
             account_id,
+            project=caller.project,
             state=state,
         )
     signals.account_disconnected.send(
@@ -330,7 +347,7 @@ def create_connect_ticket() -> tuple[Response, int]:
     host_origin = caller.host_origin or own_origin()
     opener_origin = host_origin if opener == "host" else own_origin()
     ticket, attempt_id, expires_at = current_portal.tokens.issue_ticket(
-        caller.user_id, definition.slug, host_origin, opener_origin
+        caller.user_id, definition.slug, host_origin, opener_origin, project=caller.project
     )
     connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
     result = {
@@ -346,7 +363,7 @@ def get_connect_attempt(attempt_id: str) -> Response:
     """``GET /api/v1/connect-attempts/<id>``: the popup's result, for an opener that lost it.
 
     ``{status: "pending"|"connected"|"failed", app, connectedAccountId?, payload?, error?}``.
-    Unknown ids, and other users' attempts, read as ``pending``. An attempt stuck in
+    Unknown ids, and other users' or other projects' attempts, read as ``pending``. An attempt stuck in
     ``exchanging`` longer than :func:`exchange_bound` (its process died during the code exchange)
     reads as ``failed`` with error type ``connect_interrupted``; the row itself is left as is.
     """
@@ -354,12 +371,18 @@ def get_connect_attempt(attempt_id: str) -> Response:
     state = current_portal
     with state.store.read() as session:
         attempt = session.get(ConnectAttempt, attempt_id)
-        if attempt is None or attempt.user_id != caller.user_id:
+        if (
+            attempt is None
+            or attempt.project != caller.project
+            or attempt.user_id != caller.user_id
+        ):
             return jsonify({"status": "pending"})
         result: dict[str, Any] = {"status": "pending", "app": attempt.app}
         if attempt.status == "connected" and attempt.account_id:
             definition = state.catalog.get(attempt.app)
-            accounts = account_service.list_accounts(session, caller.user_id, attempt.app)
+            accounts = account_service.list_accounts(
+                session, caller.user_id, attempt.app, project=caller.project
+            )
             ref = app_ref(definition) if definition else {"name": attempt.app}
             result.update(
                 status="connected",

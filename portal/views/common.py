@@ -53,12 +53,18 @@ class Caller:
     ``?user_id=``), ``"jwt"`` (a host-signed JWT user token as bearer; ``host_origin`` is the
     request's allowed ``Origin``, ``None`` without one) or ``"mounted"`` (the host's own cookie
     session and ``user_loader``).
+
+    ``project`` is the tenant every query of the request is scoped to: the app key the caller
+    authenticated for (``app_key``: the secret's key, the JWT's ``aud``, the session token's
+    key), or ``PORTAL_MOUNTED_PROJECT`` for mounted callers, whose ``app_key`` is ``None`` (and
+    for session tokens signed without a key). The empty default matches no row.
     """
 
     user_id: str
     host_origin: str | None
     via: str
     app_key: str | None = None
+    project: str = ""
 
 
 def own_origin() -> str:
@@ -143,7 +149,7 @@ def current_caller() -> Caller:
             request.query_string,
             current_portal.config["PORTAL_USER_ID_MAX_LENGTH"],
         )
-        caller = Caller(user_id, own_origin(), "server", server_key)
+        caller = Caller(user_id, own_origin(), "server", app_key=server_key, project=server_key)
     elif token is not None and peek_jwt(token) is not None:
         config = current_portal.config
         project_id, user_id = verify_bearer_user_token(
@@ -159,7 +165,7 @@ def current_caller() -> Caller:
                 "This user token is presented from an origin that is not allowed.",
                 code="origin_mismatch",
             )
-        caller = Caller(user_id, origin, "jwt", project_id)
+        caller = Caller(user_id, origin, "jwt", app_key=project_id, project=project_id)
     elif token is not None:
         claims = current_portal.tokens.read_session(token)
         origin = request_origin()
@@ -167,14 +173,22 @@ def current_caller() -> Caller:
             raise OriginNotAllowed(
                 "This session token was issued to another origin.", code="origin_mismatch"
             )
-        caller = Caller(claims.user_id, claims.origin, "session", claims.app_key)
+        caller = Caller(
+            claims.user_id,
+            claims.origin,
+            "session",
+            app_key=claims.app_key,
+            project=claims.app_key or current_portal.mounted_project,
+        )
     else:
         mounted_user = current_portal.portal.load_user()
         if mounted_user is None:
             raise AuthenticationFailed("Sign in first: no session token and no logged-in user.")
         if not (request.method in SAFE_METHODS and request.endpoint in NAVIGABLE_ENDPOINTS):
             require_same_origin()
-        caller = Caller(mounted_user, own_origin(), "mounted")
+        caller = Caller(
+            mounted_user, own_origin(), "mounted", project=current_portal.mounted_project
+        )
     g._portal_caller = caller
     return caller
 

@@ -103,6 +103,7 @@ def _start_attempt(
     now = utcnow()
     attempt = ConnectAttempt(
         id=claims.attempt_id,
+        project=claims.project or current_portal.mounted_project,
         user_id=claims.user_id,
         app=app.slug,
         status="started",
@@ -252,6 +253,7 @@ def _finish(
             account, created = account_service.upsert_account(
                 db,
                 state.sealer,
+                project=attempt.project,
                 user_id=attempt.user_id,
                 app=app.slug,
                 external_id=external_id,
@@ -268,7 +270,9 @@ def _finish(
                 .values(status="connected", account_id=account.id, updated_at=utcnow())
             )
             public = account_service.to_dict(account)
-            accounts = account_service.list_accounts(db, attempt.user_id, app.slug)
+            accounts = account_service.list_accounts(
+                db, attempt.user_id, app.slug, project=attempt.project
+            )
             payload = account_service.event_payload(app_ref(app), account.id, accounts)
             webhooks.enqueue(
                 db,
@@ -280,6 +284,7 @@ def _finish(
                     "connected_accounts": payload["connected_accounts"],
                 },
                 account.id,
+                project=attempt.project,
                 state=state,
             )
     except SQLAlchemyError:

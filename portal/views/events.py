@@ -46,7 +46,9 @@ def trigger_event(app_key: str) -> tuple[Response, int]:
             "`payload` must be a JSON object.",
             details=[{"field": "payload", "message": "must be an object"}],
         )
-    event, runs = event_service.trigger(current_portal, caller.user_id, app_key, name, payload)
+    event, runs = event_service.trigger(
+        current_portal, caller.user_id, app_key, name, payload, project=caller.project
+    )
     result = {
         "id": event.id,
         "name": event.name,
@@ -57,9 +59,11 @@ def trigger_event(app_key: str) -> tuple[Response, int]:
 
 def get_event(id: str) -> Response:
     """``GET /api/v1/events/<id>``: ``{id, name, payload, created_at, runs: [{id, function,
-    status, result, finished_at}]}``; another user's event is a 404."""
+    status, result, finished_at}]}``; another user's or another project's event is a 404."""
     caller = current_caller()
-    return jsonify(event_service.get_event(current_portal, caller.user_id, id))
+    return jsonify(
+        event_service.get_event(current_portal, caller.user_id, id, project=caller.project)
+    )
 
 
 def register(bp: Blueprint) -> None:

@@ -46,7 +46,12 @@ def invoke_function(name: str) -> tuple[Response, int]:
     if account_id is not None and not isinstance(account_id, str):
         raise InvalidRequest("`connectedAccountId` must be a string.")
     status, result = function_service.invoke(
-        current_portal, function, caller.user_id, body.get("params", {}), account_id
+        current_portal,
+        function,
+        caller.user_id,
+        body.get("params", {}),
+        account_id,
+        project=caller.project,
     )
     return jsonify(result), status
 

@@ -16,13 +16,18 @@ from .common import current_caller
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 #: Query parameters the portal reads itself and never forwards.
 OWN_PARAMS = frozenset({"connectedAccountId", "user_id"})
-#: What the proxy reads of the account row (:class:`portal.credentials.SealedRow`).
+#: What the proxy reads of the account row (:class:`portal.credentials.SealedRow`): only the
+#: caller's project's rows, for the caller's user id, of this app.
 _OWNED = select(
     ConnectedAccount.id,
     ConnectedAccount.user_id,
     ConnectedAccount.app,
     ConnectedAccount.credentials,
-).where(ConnectedAccount.user_id == bindparam("user_id"), ConnectedAccount.app == bindparam("app"))
+).where(
+    ConnectedAccount.project == bindparam("project"),
+    ConnectedAccount.user_id == bindparam("user_id"),
+    ConnectedAccount.app == bindparam("app"),
+)
 #: The caller's most recently modified account of the app (list_accounts' first), built once.
 LATEST_ACCOUNT = _OWNED.order_by(ConnectedAccount.modified_at.desc(), ConnectedAccount.id).limit(1)
 #: ``?connectedAccountId=``, only when it is the caller's and of this app.
@@ -41,8 +46,13 @@ def proxy_request(app: str, path: str) -> Response:
         raise ResourceNotFound(f"No app called {app!r}.", code="unknown_app")
     account_id = request.args.get("connectedAccountId")
     # One Core read of the few columns needed (the hot path: no ORM objects). The row must be
-    # the caller's and of this app, exactly as list_accounts would have it.
-    params = {"user_id": caller.user_id, "app": definition.slug, "id": account_id}
+    # the caller's (project and user) and of this app, exactly as list_accounts would have it.
+    params = {
+        "project": caller.project,
+        "user_id": caller.user_id,
+        "app": definition.slug,
+        "id": account_id,
+    }
     with current_portal.store.read_connection() as connection:
         account = connection.execute(
             LATEST_ACCOUNT if account_id is None else NAMED_ACCOUNT, params
@@ -74,6 +84,7 @@ def proxy_request(app: str, path: str) -> Response:
         headers=dict(request.headers),
         body=body,
         account=account,
+        owner=(caller.project, caller.user_id),
     )
     return Response(stream_with_context(result.body), status=result.status, headers=result.headers)
 

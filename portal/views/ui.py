@@ -106,7 +106,10 @@ def _marketplace(
         with current_portal.store.read() as session:
             counts.update(
                 session.execute(
-                    select(ConnectedAccount.app).where(ConnectedAccount.user_id == caller.user_id)
+                    select(ConnectedAccount.app).where(
+                        ConnectedAccount.project == caller.project,
+                        ConnectedAccount.user_id == caller.user_id,
+                    )
                 ).scalars()
             )
     apps = [{**app_summary(a, counts.get(a.slug, 0)), "logo": app_logo(a)} for a in visible]
@@ -130,7 +133,9 @@ def _app_page(slug: str, mode: str, layout: str) -> dict[str, Any]:
     caller = current_caller()
     app = _app_or_404(slug)
     with current_portal.store.read() as session:
-        rows = account_service.list_accounts(session, caller.user_id, app.slug)
+        rows = account_service.list_accounts(
+            session, caller.user_id, app.slug, project=caller.project
+        )
         now = datetime.now(UTC)
         accounts = [
             {**account_service.to_dict(a), "modified_human": relative_time(a.modified_at, now)}
@@ -140,7 +145,11 @@ def _app_page(slug: str, mode: str, layout: str) -> dict[str, Any]:
 
     # The iframe (or mounted page) opens the popup, so the result goes to the portal's origin.
     ticket, attempt_id, _ = current_portal.tokens.issue_ticket(
-        caller.user_id, app.slug, caller.host_origin or own_origin(), own_origin()
+        caller.user_id,
+        app.slug,
+        caller.host_origin or own_origin(),
+        own_origin(),
+        project=caller.project,
     )
     return {
         "app": {**app_summary(app, len(accounts)), "logo": app_logo(app)},
@@ -217,11 +226,11 @@ PREFILL_UNREADABLE = (
 )
 
 
-def _function_accounts(user_id: str, app_slug: str) -> list[dict[str, Any]]:
+def _function_accounts(project: str, user_id: str, app_slug: str) -> list[dict[str, Any]]:
     with current_portal.store.read() as session:
         return [
             dict(account_service.to_dict(a))
-            for a in account_service.list_accounts(session, user_id, app_slug)
+            for a in account_service.list_accounts(session, user_id, app_slug, project=project)
         ]
 
 
@@ -243,7 +252,7 @@ def _function_form(
     function = function_service.find(current_portal, name)
     app = current_portal.app(function.app)
     fields = forms.fields_for(function.params)
-    accounts = _function_accounts(caller.user_id, app.slug)
+    accounts = _function_accounts(caller.project, caller.user_id, app.slug)
     ids = [a["id"] for a in accounts]
     account_error = None
     if account_id is not None and account_id not in ids:
@@ -299,7 +308,7 @@ def ui_function_submit(name: str) -> str:
     details = function_service.validate_params(function, params)
     account_id = request.form.get("connectedAccountId") or None
     account_ok = account_id is None or account_id in [
-        a["id"] for a in _function_accounts(caller.user_id, function.app)
+        a["id"] for a in _function_accounts(caller.project, caller.user_id, function.app)
     ]
     if details or not account_ok:
         errors, general = forms.field_errors(fields, params, details)

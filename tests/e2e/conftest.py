@@ -212,6 +212,7 @@ def insert_account(
         account, _ = account_service.upsert_account(
             db,
             state.sealer,
+            project=DEMO_APP_KEY,
             user_id=user,
             app=app,
             external_id=external_id,
