@@ -35,6 +35,7 @@ COLUMNS = (
     "status",
     "scopes",
     "credentials",
+    "project",
     "expires_at",
     "created_at",
     "modified_at",
