@@ -129,6 +129,7 @@ class MountedHost:
             account, _ = account_service.upsert_account(
                 db,
                 state.sealer,
+                project=state.mounted_project,
                 user_id=user,
                 app="probe",
                 external_id="probe-user",
@@ -141,8 +142,9 @@ class MountedHost:
 
     def seed_event(self, user: str) -> str:
         with self.app.app_context():
+            state = self.app.extensions["portal"]
             event, _ = event_service.trigger(
-                self.app.extensions["portal"], user, None, "probe.seen", {"n": 1}
+                state, user, None, "probe.seen", {"n": 1}, project=state.mounted_project
             )
         return event.id
 

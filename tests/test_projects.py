@@ -370,8 +370,14 @@ def test_mounted_callers_have_their_own_project(
             expires_at=None,
         )
     client = two.test_client()
-    listed = client.get(f"{PREFIX}/api/v1/connected-accounts")
-    assert listed.status_code == 200
+    page = client.get(f"{PREFIX}/apps").get_data(as_text=True)
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    assert token, page[:300]
+    listed = client.get(
+        f"{PREFIX}/api/v1/connected-accounts",
+        headers={"X-CSRFToken": token.group(1), "Sec-Fetch-Site": "same-origin"},
+    )
+    assert listed.status_code == 200, listed.get_data(as_text=True)
     assert listed.json["connected_accounts"] == []
 
 

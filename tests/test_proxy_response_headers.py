@@ -114,6 +114,7 @@ def mounted_proxy_host(tmp_path: Path, upstream_url: str) -> Flask:
         accounts.upsert_account(
             db,
             state.sealer,
+            project=state.mounted_project,
             user_id=USER,
             app=SLUG,
             external_id="ext-1",

@@ -287,6 +287,7 @@ def test_provider_label_with_rlo_is_bidi_isolated(stack: DemoStack, api: Api) ->
             account, _ = account_service.upsert_account(
                 db,
                 state.sealer,
+                project=DEMO_APP_KEY,
                 user_id=api.user_id,
                 app="sandbox",
                 external_id=f"{RLO}ext-{n}",
@@ -313,7 +314,7 @@ def test_provider_label_with_rlo_is_bidi_isolated(stack: DemoStack, api: Api) ->
 
     with state.store.session() as db:
         account_service.delete_account(
-            db, account_service.get_account(db, api.user_id, account.id)
+            db, account_service.get_account(db, api.user_id, account.id, project=DEMO_APP_KEY)
         )
     one = requests.get(
         f"{stack.portal.url}/portal/ui/functions/sandbox-list-contacts",
