@@ -103,6 +103,22 @@ def claims(tests: Path = ROOT / "tests") -> list[tuple[tuple[str, int], str]]:
     found: list[tuple[tuple[str, int], str]] = []
     for path in sorted(tests.rglob("test_*.py")):
         tree = ast.parse(path.read_text("utf-8"))
+        # Module-level string constants (``SECTION = "…"``) may name the heading.
+        names = {
+            target.id: node.value.value
+            for node in tree.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+
+        def value(arg: ast.expr, names: dict[str, object] = names) -> object:
+            if isinstance(arg, ast.Constant):
+                return arg.value
+            if isinstance(arg, ast.Name) and arg.id in names:
+                return names[arg.id]
+            return None
+
         for node in ast.walk(tree):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
@@ -112,10 +128,9 @@ def claims(tests: Path = ROOT / "tests") -> list[tuple[tuple[str, int], str]]:
                     and isinstance(decorator.func, ast.Attribute)
                     and decorator.func.attr == "readme"
                     and len(decorator.args) == 2
-                    and all(isinstance(a, ast.Constant) for a in decorator.args)
                 ):
-                    heading = decorator.args[0].value  # type: ignore[attr-defined]
-                    index = decorator.args[1].value  # type: ignore[attr-defined]
+                    heading, index = (value(a) for a in decorator.args)
+                    assert isinstance(heading, str) and isinstance(index, int), (path, node.name)
                     where = f"{path.relative_to(ROOT)}::{node.name}"
-                    found.append(((str(heading), int(index)), where))
+                    found.append(((heading, index), where))
     return found

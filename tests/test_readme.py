@@ -39,7 +39,9 @@ BARE_ENV = {
 }
 
 
-def sh(command: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def sh(
+    command: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run one README shell line (``python``/``flask`` are this interpreter's) and return it."""
     argv = shlex.split(command.split("  #", 1)[0])
     if argv[0] == "python":
@@ -59,7 +61,9 @@ def test_every_readme_block_is_run_by_a_test() -> None:
     present = {b.key for b in blocks()}
     claimed = {key for key, _ in claims()}
     assert not present - claimed, f"README blocks no test runs: {sorted(present - claimed)}"
-    assert not claimed - present, f"tests claim README blocks that are gone: {sorted(claimed - present)}"
+    assert not claimed - present, (
+        f"tests claim README blocks that are gone: {sorted(claimed - present)}"
+    )
 
 
 # --------------------------------------------------------------------------- set-up
@@ -69,7 +73,9 @@ def test_every_readme_block_is_run_by_a_test() -> None:
 def test_setup_commands_install_then_run() -> None:
     """``make demo`` and ``make test`` exist and install before they run (a dry run of each:
     ``make test`` itself is what CI runs, so running it here would recurse)."""
-    lines = [line.split("#", 1)[0].strip() for line in block("Set-up: two commands").code.splitlines()]
+    lines = [
+        line.split("#", 1)[0].strip() for line in block("Set-up: two commands").code.splitlines()
+    ]
     assert lines == ["make demo", "make test"]
     for target, runs in (("demo", "-m portal.demo"), ("test", "pytest")):
         dry = subprocess.run(
@@ -247,7 +253,10 @@ def test_sign_user_token_snippet(stack: DemoStack) -> None:
     user = f"readme-{os.urandom(4).hex()}"
     # The demo host's signing key: the portal trusts its public half for the demo project.
     namespace: dict[str, Any] = {"PRIVATE_KEY_PEM": stack.jwt_private_key, "user_id": user}
-    code = fill(block("Paragon-style: a signed JWT instead of the hash", 0).code, {'"APP_KEY"': repr(DEMO_APP_KEY)})
+    code = fill(
+        block("Paragon-style: a signed JWT instead of the hash", 0).code,
+        {'"APP_KEY"': repr(DEMO_APP_KEY)},
+    )
     exec(code, namespace)
     answer = requests.get(
         f"{stack.portal.url}/portal/api/v1/user",
@@ -346,7 +355,11 @@ def test_console_session_as_shown(tmp_path: Path) -> None:
     """Each ``$`` line of the console block, run: ``validate`` reports the shown problem for
     the shown mistake, then ``show`` and ``list`` work with ``portal.service:create_app``."""
     console = block("Writing your own app file", 1).code
-    commands = [line[2:].split("  #", 1)[0].strip() for line in console.splitlines() if line.startswith("$ ")]
+    commands = [
+        line[2:].split("  #", 1)[0].strip()
+        for line in console.splitlines()
+        if line.startswith("$ ")
+    ]
     assert [c.split()[:4] for c in commands] == [
         ["flask", "portal", "apps", "validate"],
         ["flask", "portal", "apps", "show"],
@@ -371,15 +384,39 @@ def test_console_session_as_shown(tmp_path: Path) -> None:
         "PORTAL_BASE_URL": "https://portal.example",
         "PORTAL_DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
         "PORTAL_CATALOG_PATHS": json.dumps([str(path.parent)]),
-        "PORTAL_APPS": json.dumps({"acme": {"client_id": "acme-id", "client_secret": "acme-secret"}}),
+        "PORTAL_APPS": json.dumps(
+            {"acme": {"client_id": "acme-id", "client_secret": "acme-secret"}}
+        ),
     }
     show = sh(commands[1], tmp_path, env)
     assert show.returncode == 0, show.stderr
     promised = re.search(r"redirect URL:\s+(\S+)", console)
-    assert promised and re.search(r"redirect URL:\s+" + re.escape(promised.group(1)), show.stdout), show.stdout
+    assert promised and re.search(
+        r"redirect URL:\s+" + re.escape(promised.group(1)), show.stdout
+    ), show.stdout
     listed = sh(commands[2], tmp_path, env)
     assert listed.returncode == 0, listed.stderr
     assert re.search(r"^\s*acme\b.*ready", listed.stdout, re.M), listed.stdout
+
+
+@pytest.mark.readme("Writing your own app file", 2)
+def test_pkce_exemption_fragment_validates_only_with_its_source(tmp_path: Path) -> None:
+    """The README's ``pkce: false`` fragment, put into acme.yaml's ``auth``, validates; without
+    its ``pkce_unsupported_source`` line it is refused, naming the field."""
+    import yaml
+
+    path = _acme(tmp_path)
+    fragment = yaml.safe_load(block("Writing your own app file", 2).code)
+    data = yaml.safe_load(path.read_text("utf-8"))
+    data["auth"].update(fragment["auth"])
+    path.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
+    accepted = sh("flask portal apps validate ./catalog/acme.yaml", tmp_path)
+    assert accepted.returncode == 0, accepted.stderr
+    del data["auth"]["pkce_unsupported_source"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
+    refused = sh("flask portal apps validate ./catalog/acme.yaml", tmp_path)
+    assert refused.returncode == 1
+    assert "pkce" in refused.stderr, refused.stderr
 
 
 def test_validate_reports_every_problem_at_once(tmp_path: Path) -> None:
@@ -390,7 +427,9 @@ def test_validate_reports_every_problem_at_once(tmp_path: Path) -> None:
     path.write_text(text, "utf-8")
     result = sh("flask portal apps validate ./catalog/acme.yaml", tmp_path)
     assert result.returncode == 1
-    problems = [line for line in result.stderr.splitlines() if line.startswith("catalog/acme.yaml: ")]
+    problems = [
+        line for line in result.stderr.splitlines() if line.startswith("catalog/acme.yaml: ")
+    ]
     assert len(problems) == 3, result.stderr
     assert any("'docs_url' is a required property" in p for p in problems)
     assert any(p.startswith("catalog/acme.yaml: auth.type:") for p in problems)
@@ -420,7 +459,9 @@ def readme_receiver(secret: str) -> tuple[Flask, list[dict[str, Any]]]:
 
 
 @pytest.fixture(scope="module")
-def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoStack, list[dict[str, Any]], list[dict[str, Any]]]]:
+def hooked(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[DemoStack, list[dict[str, Any]], list[dict[str, Any]]]]:
     """A demo stack whose webhooks go to the README's receiver and whose app events are the
     README's ``PORTAL_APP_EVENTS``; no worker thread (the tests drive it)."""
     app, handled = readme_receiver(DEMO_APP_SECRET)
@@ -511,7 +552,11 @@ def test_python_client_as_written(hooked: Any) -> None:
     remaining = client.list_accounts("u-42", app="sandbox")
     assert [a["id"] for a in remaining] != [namespace["account"]["id"]] and len(remaining) == 1
     drain(stack.portal_app)
-    finished = [e for e in handled if e["type"] == "app_event.run_finished" and e["data"]["user_id"] == "u-42"]
+    finished = [
+        e
+        for e in handled
+        if e["type"] == "app_event.run_finished" and e["data"]["user_id"] == "u-42"
+    ]
     assert [e["data"]["function"] for e in finished] == ["sandbox-create-contact"]
     assert finished[0]["data"]["status"] == "succeeded", finished[0]["data"]
 
