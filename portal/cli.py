@@ -55,7 +55,7 @@ def db_current() -> None:
     click.echo(current_portal.store.current_revision() or "(empty database)")
 
 
-@portal_cli.command("generate-key")
+@portal_cli.command("generate-key", with_appcontext=False)
 def generate_key_command() -> None:
     """Print a new Fernet key for PORTAL_ENCRYPTION_KEYS."""
     click.echo(generate_key())
@@ -171,22 +171,30 @@ def describe_app(app: Any, redirect: str | None) -> list[str]:
     return lines
 
 
-@apps_group.command("validate")
+@apps_group.command("validate", with_appcontext=False)
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@with_appcontext
-def apps_validate(paths: tuple[Path, ...]) -> None:
+@click.pass_context
+def apps_validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Check app definition files against portal/catalog.schema.json.
 
     PATHS are files or directories (their *.yaml / *.yml); default: the shipped catalog and
-    every directory of PORTAL_CATALOG_PATHS. Prints every problem (file: field: problem) and
-    exits with status 1 if there is any.
+    every directory of PORTAL_CATALOG_PATHS (read from the Flask app when one is found). Needs
+    no Flask app when PATHS are given. Prints every problem (file: field: problem) and exits
+    with status 1 if there is any.
     """
+    from flask.cli import NoAppException, ScriptInfo
+
     from .catalog import SHIPPED_DIR
 
-    targets = list(paths) or [
-        SHIPPED_DIR,
-        *map(Path, current_portal.config["PORTAL_CATALOG_PATHS"]),
-    ]
+    targets = list(paths)
+    if not targets:
+        targets = [SHIPPED_DIR]
+        try:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+        except NoAppException:
+            app = None
+        if app is not None:
+            targets += map(Path, app.config.get("PORTAL_CATALOG_PATHS", []))
     checked, problems = validate_files(targets)
     for problem in problems:
         click.echo(problem, err=True)
@@ -226,8 +234,10 @@ def validate_files(targets: list[Path]) -> tuple[int, list[str]]:
             problems.append(f"{path}: (file): not valid YAML: {' '.join(str(exc).split())}")
             continue
         errors = validate_definition(data, path)
-        if not errors and data["slug"] != path.stem:
-            errors = [f"{path}: slug: {data['slug']!r} must match the file name {path.stem!r}"]
+        slug = data.get("slug") if isinstance(data, dict) else None
+        if isinstance(slug, str) and slug != path.stem:
+            # Reported beside the schema's problems, so one run shows everything to fix.
+            errors.append(f"{path}: slug: {slug!r} must match the file name {path.stem!r}")
         if not errors:
             try:
                 _build_app(path, data, {}, {})

@@ -15,6 +15,11 @@ DEFAULTS: dict[str, Any] = {
     #: OAuth redirect URIs, which are never built from request headers (RFC 9700 §4.1). Required
     #: for OAuth connect flows. Default ``None``.
     "PORTAL_BASE_URL": None,
+    #: Mounted mode: where an end user who is not logged in is sent from the portal's pages
+    #: (``/portal/apps`` …), with ``?next=<the page>`` appended, like Flask-Login's
+    #: ``login_view``: a URL path or an endpoint name (``"auth.login"``). Default ``None``: those
+    #: pages answer 401 with a "sign in first" page.
+    "PORTAL_LOGIN_URL": None,
     #: SQLAlchemy URL of the portal's own database. Default ``None``: an SQLite file
     #: ``portal.sqlite3`` in the Flask instance folder.
     "PORTAL_DATABASE_URL": None,

@@ -123,6 +123,9 @@ def test_wheel_contains_package_data(wheel: Path) -> None:
         packaged_css = archive.read("portal/_data/static/portal.css")
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         assert "portal = portal.cli:portal_cli" in archive.read(entry_points).decode()
+        # pyproject.toml says MIT: the wheel carries the licence text itself (PEP 639).
+        licence = next(n for n in names if n.endswith(".dist-info/licenses/LICENSE"))
+        assert archive.read(licence) == (REPO / "LICENSE").read_bytes()
     assert packaged_css == (REPO / "static" / "portal.css").read_bytes()
 
 

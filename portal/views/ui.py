@@ -6,15 +6,16 @@ import base64
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from markupsafe import Markup
 from sqlalchemy import select
 
 from .. import accounts as account_service
 from .. import forms
 from .. import functions as function_service
-from ..errors import ResourceNotFound
+from ..errors import PortalHTTPError, ResourceNotFound
 from ..extension import current_portal
 from ..store import ConnectedAccount
 from .common import (
@@ -356,9 +357,40 @@ def _function_url(name: str, mode: str, layout: str) -> str:
     return url_for("portal.ui_function", name=name, mode=mode, layout=layout, **extra)
 
 
+class SignInRequired(PortalHTTPError):
+    """401 on a mounted page when nobody is logged in (rendered as the "sign in" page)."""
+
+    code = 401
+    error_code = "sign_in_required"
+    name = "Sign in to continue"
+    description = "Sign in to your account first, then come back to connect your apps."
+
+
+def login_url() -> str | None:
+    """``PORTAL_LOGIN_URL`` with ``next`` set to this page, or ``None`` when it is unset. An
+    endpoint name (no ``/``) is built with ``url_for``; ``next`` is a path on this origin only."""
+    target = current_portal.config["PORTAL_LOGIN_URL"]
+    if not target:
+        return None
+    url = str(target) if "/" in str(target) else url_for(str(target))
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}{urlencode({'next': request.full_path.rstrip('?')})}"
+
+
 def _require_mounted() -> None:
+    """Mounted pages exist only with a ``user_loader``; with nobody logged in they send the
+    browser to ``PORTAL_LOGIN_URL`` (302) or answer the 401 "sign in" page.
+
+    :raises NotFound: no ``user_loader`` is registered (the portal is not mounted).
+    :raises SignInRequired: nobody is logged in and ``PORTAL_LOGIN_URL`` is unset.
+    """
     if not current_portal.portal.has_user_loader:
         abort(404)
+    if current_portal.portal.load_user() is None:
+        target = login_url()
+        if target is not None:
+            abort(redirect(target))
+        raise SignInRequired()
 
 
 def apps_page() -> str:
