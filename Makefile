@@ -8,18 +8,22 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo test install install-test chromium lint typecheck pytest clean bench wrk sdk
 
 $(BIN)/python:
+	@echo "==> creating the virtualenv $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	@echo "==> installing connect-portal and its dependencies into $(VENV) (about 30 s the first time)"
+	$(BIN)/pip install --quiet --progress-bar off -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,server,postgres]'
+	@echo "==> installing connect-portal with its test, server and PostgreSQL extras (about 40 s the first time)"
+	$(BIN)/pip install --quiet --progress-bar off -e '.[test,server,postgres]'
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
 chromium:
-	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	@[ -x $(CHROMIUM) ] || { echo "==> installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 # The benchmarks of bench/ (not part of `make test`): one table, medians, under 10 minutes.
 wrk:
@@ -46,7 +50,9 @@ typecheck:
 # dropped at the end; the browser and wheel tests only on the SQLite pass).
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 pytest:
+	@echo "==> the suite on SQLite (browser and wheel tests included)"
 	$(BIN)/pytest -n 2 --dist loadgroup
+	@echo "==> the suite on PostgreSQL ($(PG_TEST_URL))"
 	PORTAL_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -n 2 --dist loadgroup \
 		-m "not e2e" --ignore tests/test_wheel.py
 

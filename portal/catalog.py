@@ -489,6 +489,42 @@ class Catalog:
         return sorted((a for a in self._apps.values() if a.usable), key=lambda a: a.title.lower())
 
 
+def unusable_warnings(catalog: Catalog, enabled: Iterable[str] | None) -> list[str]:
+    """What to tell the operator at start-up about apps that will not show: one line per slug
+    of ``enabled`` (``PORTAL_ENABLED_APPS``) that is not in the catalog, or is there but not
+    usable, naming what it still needs (``"client_id"``, ``"base_url"`` …). ``[]`` when
+    ``enabled`` is ``None`` (every usable app shows, nothing was asked for by name)."""
+    if enabled is None:
+        return []
+    lines = []
+    for slug in enabled:
+        app = catalog.get(slug)
+        if app is None:
+            lines.append(f"PORTAL_ENABLED_APPS names {slug!r}, which is not in the catalog")
+        elif not app.usable:
+            lines.append(
+                f"PORTAL_ENABLED_APPS names {slug!r}, which is not configured: it needs "
+                + ", ".join(app.missing)
+                + f" (flask portal apps show {slug})"
+            )
+    return lines
+
+
+#: Client ids and secrets copied from a README or a template, not real values: "…", "...",
+#: "<client id>", "xxx", "changeme", "your-client-id", "TODO".
+_PLACEHOLDER_VALUE = re.compile(
+    r"\s*(?:…+|\.{3,}|\*+|x{3,}|<[^>]*>|\{[^}]*\}|todo|tbd|changeme|change[-_ ]me|your[-_ ].*)\s*",
+    re.I,
+)
+
+
+def is_placeholder_value(value: str | None) -> bool:
+    """True for a missing client id/secret or one that is plainly a placeholder (``"…"``,
+    ``"<client id>"``, ``"your-client-id"``): such an app is reported as not configured
+    rather than shown and then failing at the provider."""
+    return not value or _PLACEHOLDER_VALUE.fullmatch(value) is not None
+
+
 def _urls(app: App) -> list[str]:
     urls = [app.api_base_url]
     if app.oauth2 is not None:
@@ -956,7 +992,7 @@ def _build_app(
         client_id=settings.get("client_id") or env.get(f"{env_prefix}_CLIENT_ID"),
         client_secret=settings.get("client_secret") or env.get(f"{env_prefix}_CLIENT_SECRET"),
     )
-    if oauth2 is not None and not client.client_id:
+    if oauth2 is not None and is_placeholder_value(client.client_id):
         missing.append("client_id")
     header_values = " ".join(api_headers.values())
     for name in ("client_id", "client_secret"):

@@ -16,7 +16,7 @@ from werkzeug.local import LocalProxy
 
 from . import logs
 from .auth import TokenService, normalize_origin
-from .catalog import Catalog, load_catalog
+from .catalog import Catalog, load_catalog, unusable_warnings
 from .config import DEFAULTS
 from .crypto import Sealer
 from .errors import ConfigurationError
@@ -164,6 +164,8 @@ class ConnectPortal:
         catalog = load_catalog(
             [Path(p) for p in config["PORTAL_CATALOG_PATHS"]], config["PORTAL_APPS"]
         )
+        for line in unusable_warnings(catalog, config["PORTAL_ENABLED_APPS"]):
+            log.warning("%s", line)
         base_url = config["PORTAL_BASE_URL"]
         if base_url and normalize_origin(_origin_part(base_url)) is None:
             raise ConfigurationError(f"PORTAL_BASE_URL {base_url!r} is not an http(s) URL.")
@@ -184,7 +186,7 @@ class ConnectPortal:
             if not (app.debug or app.testing):
                 raise ConfigurationError(
                     "PORTAL_ENCRYPTION_KEYS is empty. Generate a key with "
-                    "`flask portal generate-key` and set PORTAL_ENCRYPTION_KEYS = [key]."
+                    "`python -m portal generate-key` and set PORTAL_ENCRYPTION_KEYS = [key]."
                 )
             log.warning(
                 "PORTAL_ENCRYPTION_KEYS is empty; deriving a development key from SECRET_KEY"

@@ -638,3 +638,48 @@ def test_account_disconnected_signal(stack: DemoStack, sandbox: str, api: Api) -
     assert kwargs["account"]["id"] == account_id
     assert kwargs["revoked"] is True  # the sandbox implements RFC 7009 revocation
     assert "access_token" not in repr(kwargs)
+
+
+# --------------------------------------------------------------------------- start-up warnings
+
+
+@pytest.mark.parametrize("placeholder", ["…", "...", "<client id>", "your-client-id", "CHANGEME", ""])
+def test_placeholder_client_id_is_not_configured(tmp_path: Path, placeholder: str) -> None:
+    """A client id copied from a README (``"…"``) does not make the app "ready"."""
+    app = host_flask(
+        tmp_path,
+        PORTAL_BASE_URL="https://portal.example",
+        PORTAL_APPS={**KEYS_ONLY_APPS, "slack": {"client_id": placeholder, "client_secret": "s"}},
+    )
+    ConnectPortal(app)
+    slack = app.extensions["portal"].catalog.get("slack")
+    assert slack is not None and not slack.usable
+    assert "client_id" in slack.missing
+
+
+def test_real_looking_client_id_is_configured(tmp_path: Path) -> None:
+    app = host_flask(
+        tmp_path,
+        PORTAL_BASE_URL="https://portal.example",
+        PORTAL_APPS={**KEYS_ONLY_APPS, "slack": {"client_id": "1234.5678", "client_secret": "s"}},
+    )
+    ConnectPortal(app)
+    assert app.extensions["portal"].catalog.get("slack").usable
+
+
+def test_start_up_names_every_enabled_app_that_will_not_show(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = host_flask(
+        tmp_path,
+        PORTAL_BASE_URL="https://portal.example",
+        PORTAL_APPS={**KEYS_ONLY_APPS, "slack": {"client_id": "…", "client_secret": "…"}},
+        PORTAL_ENABLED_APPS=[*KEYS_ONLY_APPS, "slack", "hubspot", "no-such-app"],
+    )
+    with caplog.at_level("WARNING", logger="portal"):
+        ConnectPortal(app)
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("'slack'" in line and "client_id" in line for line in lines), lines
+    assert any("'hubspot'" in line and "client_id" in line for line in lines), lines
+    assert any("'no-such-app'" in line and "not in the catalog" in line for line in lines), lines
+    assert not any(slug in " ".join(lines) for slug in KEYS_ONLY_APPS)
