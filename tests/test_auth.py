@@ -332,3 +332,25 @@ def test_user_hash_of_a_lone_surrogate_is_a_clear_value_error() -> None:
     with pytest.raises(ValueError, match="surrogate"):
         user_hash(DEMO_APP_SECRET, LONE_SURROGATE)
     assert verify_user_hash([DEMO_APP_SECRET], LONE_SURROGATE, "0" * 64) is False
+
+
+@pytest.mark.parametrize("authorization", ["Bearer ", "Bearer", "Basic abc", "sk-secret"])
+def test_empty_or_malformed_app_secret_is_named_as_such(
+    stack: DemoStack, authorization: str
+) -> None:
+    """A backend minting an embed token with an empty ``$APP_SECRET`` hears about its secret,
+    not about an origin (it was reported as ``origin_not_allowed``)."""
+    response = create_session(
+        stack, {"userId": "u-42", "origin": stack.host.url}, Authorization=authorization
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_app_secret"
+    assert "Bearer <app secret>" in response.json()["message"]
+
+
+def test_wrong_app_secret_is_named_as_such(stack: DemoStack) -> None:
+    response = create_session(
+        stack, {"userId": "u-42", "origin": stack.host.url}, Authorization="Bearer not-it"
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_app_secret"

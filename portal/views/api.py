@@ -103,7 +103,14 @@ def create_session() -> tuple[Response, int]:
     :raises OriginNotAllowed: 403, the page's origin is not in ``PORTAL_ALLOWED_ORIGINS``.
     """
     state = current_portal
-    presented_secret = bearer_token(request.headers.get("Authorization"))
+    authorization = request.headers.get("Authorization")
+    presented_secret = bearer_token(authorization)
+    if authorization is not None and presented_secret is None:
+        # A backend that sent an empty or malformed secret hears about the secret, not about
+        # an origin it never had (browsers never send Authorization here).
+        raise AuthenticationFailed(
+            "The Authorization header must be 'Bearer <app secret>'.", code="invalid_app_secret"
+        )
     body = _json_body()
     if "userToken" in body:
         return _session_for_user_token(body)
