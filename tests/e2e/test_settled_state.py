@@ -1,0 +1,96 @@
+"""The state a portal document exposes for whoever must wait on it (tests, host tooling):
+``body[data-portal-state]`` from static/frame.js, and the marketplace grid's
+``data-portal-q`` / ``data-portal-category``. The marketplace shell paints nobody's cards first
+and htmx then swaps in the user's version; a test that acts on the first paint's elements
+races that swap ("Element is not attached to the DOM", a search typed into a box about to be
+replaced). These tests hold the portal's requests in the browser to see each state."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, Route, expect
+
+from portal.demo import DemoStack
+
+from .conftest import insert_account, open_host
+
+pytestmark = pytest.mark.e2e
+
+MARKETPLACE = re.compile(r"/portal/ui/apps\?")
+
+
+def test_shell_is_ready_only_once_the_users_content_has_settled(
+    page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    insert_account(e2e_stack, user_id, "ada@sandbox.test", "settled-ada")
+    held = hold(page, MARKETPLACE)  # the iframe's htmx requests wait for the test
+    open_host(page, e2e_stack, user_id)
+    page.evaluate("window.portal.showApps('modal')")
+    frame = page.frame_locator("[role=dialog] iframe")
+    state = frame.locator("body")
+    crm = frame.locator("a.portal-card", has_text="Sandbox CRM")
+
+    # The first paint is visible (nobody's cards), but the user's version is still to come.
+    expect(frame.locator("section.portal-market[data-portal-anonymous]")).to_be_attached()
+    expect(crm).to_be_visible()
+    expect(state).to_have_attribute("data-portal-state", "busy")
+    assert [urlparts(r.request.url) for r in held] == [("/portal/ui/apps", "")]
+    expect(crm).not_to_contain_text("Connected")
+
+    held.pop().continue_()
+    expect(state).to_have_attribute("data-portal-state", "ready")
+    # Ready means the swap is done: the user's own marketplace, with the connected badge.
+    expect(frame.locator("section.portal-market[data-portal-anonymous]")).to_have_count(0)
+    expect(crm).to_contain_text("Connected")
+    assert frame.locator("body .htmx-request, body .htmx-settling").count() == 0
+
+    # A search is busy until its grid is in; the grid says which search it shows.
+    grid = frame.locator("#portal-app-grid")
+    expect(grid).to_have_attribute("data-portal-q", "")
+    frame.get_by_role("searchbox", name="Search apps").fill("analytics")
+    expect(state).to_have_attribute("data-portal-state", "busy")
+    assert [urlparts(r.request.url) for r in held] == [("/portal/ui/apps", "analytics")]
+    expect(grid).to_have_attribute("data-portal-q", "")
+    held.pop().continue_()
+    expect(state).to_have_attribute("data-portal-state", "ready")
+    expect(grid).to_have_attribute("data-portal-q", "analytics")
+    expect(grid).to_have_attribute("data-portal-category", "")
+    expect(frame.locator("a.portal-card")).to_have_count(1)
+
+
+def test_app_page_shell_is_loading_until_its_content_is_in(
+    page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    held = hold(page, re.compile(r"/portal/ui/apps/sandbox\?"))
+    open_host(page, e2e_stack, user_id)
+    page.evaluate("window.portal.showApp('sandbox', 'modal')")
+    frame = page.frame_locator("[role=dialog] iframe")
+    state = frame.locator("body")
+    expect(state).to_have_attribute("data-portal-state", "busy")
+    expect(frame.locator(".portal-skeleton")).to_be_attached()
+    assert len(held) == 1
+    held.pop().continue_()
+    expect(state).to_have_attribute("data-portal-state", "ready")
+    expect(frame.locator("[data-portal-connect]")).to_be_enabled()
+
+
+def hold(page: Page, url: re.Pattern[str]) -> list[Route]:
+    """Requests of ``page`` (and its frames) to ``url`` wait in the returned list until the
+    test continues them."""
+    held: list[Route] = []
+
+    def handler(route: Route) -> None:
+        held.append(route)
+
+    page.route(url, handler)
+    return held
+
+
+def urlparts(url: str) -> tuple[str, str]:
+    """(path, the ``q`` parameter) of a request URL."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    return parts.path, parse_qs(parts.query).get("q", [""])[0]
