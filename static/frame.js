@@ -72,6 +72,7 @@
   let booting = page === 'shell' && !mounted;
   let fetches = 0;
   const inFlight = new Set();
+  let reloading = null; // reload()'s request (sent from the body) while it is in flight
 
   function updateState() {
     const busy = fetches > 0 || inFlight.size > 0 || document.querySelector('.htmx-swapping, .htmx-settling');
@@ -89,8 +90,14 @@
   // when the element that sent it has been swapped away meanwhile.
   body.addEventListener('htmx:beforeSend', (e) => {
     const xhr = e.detail.xhr;
+    // A request the user starts while reload() is under way (a card clicked, a search typed as
+    // the user's version of the first paint is on its way) supersedes it: its later answer
+    // must not swap the user's choice away.
+    if (e.detail.elt === body) reloading = xhr;
+    else if (reloading) reloading.abort();
     inFlight.add(xhr);
     xhr.addEventListener('loadend', () => {
+      if (reloading === xhr) reloading = null;
       inFlight.delete(xhr);
       updateState();
     });

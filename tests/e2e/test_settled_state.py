@@ -7,9 +7,11 @@ replaced). These tests hold the portal's requests in the browser to see each sta
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Route, expect
 
 from portal.demo import DemoStack
@@ -94,3 +96,23 @@ def urlparts(url: str) -> tuple[str, str]:
 
     parts = urlsplit(url)
     return parts.path, parse_qs(parts.query).get("q", [""])[0]
+
+
+def test_a_card_clicked_while_the_users_marketplace_loads_is_not_swapped_away(
+    page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    held = hold(page, MARKETPLACE)
+    open_host(page, e2e_stack, user_id)
+    page.evaluate("window.portal.showApps('modal')")
+    frame = page.frame_locator("[role=dialog] iframe")
+    state = frame.locator("body")
+    expect(state).to_have_attribute("data-portal-state", "busy")  # the user's version is held
+    frame.locator("a.portal-card", has_text="Sandbox CRM").click()
+    expect(frame.locator("#portal-app-title")).to_have_text("Sandbox CRM")
+    # The marketplace's answer comes late; it must not take the user back to the grid.
+    with contextlib.suppress(PlaywrightError):  # the page has dropped that request
+        held.pop().continue_()
+    expect(state).to_have_attribute("data-portal-state", "ready")
+    expect(frame.locator("#portal-app-title")).to_have_text("Sandbox CRM")
+    expect(frame.locator("#portal-app-grid")).to_have_count(0)
+    expect(frame.locator("[data-portal-connect]")).to_be_enabled()
