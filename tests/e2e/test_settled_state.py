@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
@@ -16,7 +17,7 @@ from playwright.sync_api import Page, Route, expect
 
 from portal.demo import DemoStack
 
-from .conftest import insert_account, open_host
+from .conftest import TIMEOUT, insert_account, open_host
 
 pytestmark = pytest.mark.e2e
 
@@ -38,10 +39,11 @@ def test_shell_is_ready_only_once_the_users_content_has_settled(
     expect(frame.locator("section.portal-market[data-portal-anonymous]")).to_be_attached()
     expect(crm).to_be_visible()
     expect(state).to_have_attribute("data-portal-state", "busy")
-    assert [urlparts(r.request.url) for r in held] == [("/portal/ui/apps", "")]
+    route = next_held(page, held)
+    assert urlparts(route.request.url) == ("/portal/ui/apps", "")
     expect(crm).not_to_contain_text("Connected")
 
-    held.pop().continue_()
+    route.continue_()
     expect(state).to_have_attribute("data-portal-state", "ready")
     # Ready means the swap is done: the user's own marketplace, with the connected badge.
     expect(frame.locator("section.portal-market[data-portal-anonymous]")).to_have_count(0)
@@ -53,9 +55,10 @@ def test_shell_is_ready_only_once_the_users_content_has_settled(
     expect(grid).to_have_attribute("data-portal-q", "")
     frame.get_by_role("searchbox", name="Search apps").fill("analytics")
     expect(state).to_have_attribute("data-portal-state", "busy")
-    assert [urlparts(r.request.url) for r in held] == [("/portal/ui/apps", "analytics")]
+    route = next_held(page, held)
+    assert urlparts(route.request.url) == ("/portal/ui/apps", "analytics")
     expect(grid).to_have_attribute("data-portal-q", "")
-    held.pop().continue_()
+    route.continue_()
     expect(state).to_have_attribute("data-portal-state", "ready")
     expect(grid).to_have_attribute("data-portal-q", "analytics")
     expect(grid).to_have_attribute("data-portal-category", "")
@@ -72,8 +75,7 @@ def test_app_page_shell_is_loading_until_its_content_is_in(
     state = frame.locator("body")
     expect(state).to_have_attribute("data-portal-state", "busy")
     expect(frame.locator(".portal-skeleton")).to_be_attached()
-    assert len(held) == 1
-    held.pop().continue_()
+    next_held(page, held).continue_()
     expect(state).to_have_attribute("data-portal-state", "ready")
     expect(frame.locator("[data-portal-connect]")).to_be_enabled()
 
@@ -88,6 +90,17 @@ def hold(page: Page, url: re.Pattern[str]) -> list[Route]:
 
     page.route(url, handler)
     return held
+
+
+def next_held(page: Page, held: list[Route]) -> Route:
+    """The oldest held request. The browser may show its effect (``busy``) before the test has
+    been handed the route, so Playwright's events are pumped (short waits, bounded by
+    :data:`TIMEOUT`) until it is there."""
+    deadline = time.monotonic() + TIMEOUT / 1000
+    while not held:
+        assert time.monotonic() < deadline, "no request was held"
+        page.wait_for_timeout(20)  # lets Playwright deliver the route to the handler
+    return held.pop(0)
 
 
 def urlparts(url: str) -> tuple[str, str]:
@@ -111,7 +124,7 @@ def test_a_card_clicked_while_the_users_marketplace_loads_is_not_swapped_away(
     expect(frame.locator("#portal-app-title")).to_have_text("Sandbox CRM")
     # The marketplace's answer comes late; it must not take the user back to the grid.
     with contextlib.suppress(PlaywrightError):  # the page has dropped that request
-        held.pop().continue_()
+        next_held(page, held).continue_()
     expect(state).to_have_attribute("data-portal-state", "ready")
     expect(frame.locator("#portal-app-title")).to_have_text("Sandbox CRM")
     expect(frame.locator("#portal-app-grid")).to_have_count(0)
