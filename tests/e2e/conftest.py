@@ -36,6 +36,7 @@ from playwright.sync_api import (
     BrowserContext,
     Frame,
     FrameLocator,
+    Locator,
     Page,
     Playwright,
     expect,
@@ -218,6 +219,15 @@ def wait_event(page: Page, type_: str, count: int = 1) -> dict[str, Any]:
         arg=[type_, count],
     )
     return events(page, type_)[-1]
+
+
+def click_away(target: Locator) -> None:
+    """Click ``target`` when the click removes its own iframe (the modal's Close or Cancel, a
+    submit that closes the modal). After a click Playwright checks, inside the target's frame,
+    that the click hit the target; when that frame is detached meanwhile the check can stall
+    until the timeout (seen under load with ``-n 2``: "performing click action" never done).
+    ``no_wait_after`` skips only that wait; the test then waits on the outcome's state."""
+    target.click(no_wait_after=True)
 
 
 def portal_ready(frame: FrameLocator) -> None:

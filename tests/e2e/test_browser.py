@@ -30,6 +30,7 @@ from .conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
     ServerFactory,
+    click_away,
     consent,
     events,
     fitted_height,
@@ -167,7 +168,7 @@ def test_modal_wide_renders_marketplace_closes_and_traps_focus(
 
     # The close button inside the iframe closes it too.
     frame = open_modal(page)
-    frame.get_by_role("button", name="Close").click()
+    click_away(frame.get_by_role("button", name="Close"))
     expect(dialog).to_have_count(0)
     wait_event(page, "modal-closed", count=2)
 
@@ -800,7 +801,7 @@ def test_no_csp_violation_during_the_modal_flow(
     connect_in_frame(page, frame)
     wait_event(page, "app-connected")
     expect(frame.locator(".portal-account", has_text="ada@sandbox.test")).to_be_visible()
-    frame.get_by_role("button", name="Close").click()
+    click_away(frame.get_by_role("button", name="Close"))
     wait_event(page, "modal-closed")
     page.evaluate("window.portal.showApps('inline', 'container', 'narrow')")
     expect(page.frame_locator("#container iframe").locator("a.portal-card").first).to_be_visible()

@@ -14,7 +14,7 @@ from playwright.sync_api import FrameLocator, Page, expect
 
 from portal.demo import DemoStack
 
-from .conftest import consent, events, open_host, portal_ready, wait_event
+from .conftest import click_away, consent, events, open_host, portal_ready, wait_event
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +81,8 @@ def wait_result(page: Page, count: int = 1) -> dict[str, Any]:
 
 
 def submit(frame: FrameLocator) -> None:
-    frame.get_by_role("button", name="Continue").click()
+    """Continue; a valid form closes the modal, so the click may remove its own iframe."""
+    click_away(frame.get_by_role("button", name="Continue"))
 
 
 @pytest.fixture
@@ -194,7 +195,7 @@ def test_closing_the_function_modal_rejects_cancelled(host: Page) -> None:
     frame = page.frame_locator(f"{DIALOG} iframe")
     portal_ready(frame)
     expect(frame.get_by_label("Name")).to_have_value("Ada")
-    frame.get_by_role("button", name="Cancel").click()
+    click_away(frame.get_by_role("button", name="Cancel"))
     assert wait_result(page)["type"] == "cancelled"
     expect(page.locator(DIALOG)).to_have_count(0)
 

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from portal import sign_user_token
 from portal.demo import DEMO_APP_KEY, DemoStack
 
-from .conftest import consent, open_host, portal_ready
+from .conftest import click_away, consent, open_host, portal_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -190,5 +190,5 @@ def test_demo_page_paragon_card(page: Page, e2e_stack: DemoStack) -> None:
     page.click("#paragon-connect")
     frame = page.frame_locator("[role=dialog] iframe")
     expect(frame.locator("#portal-app-title")).to_have_text("Sandbox CRM")
-    frame.get_by_role("button", name="Close").click()
+    click_away(frame.get_by_role("button", name="Close"))
     expect(page.locator("[role=dialog]")).to_have_count(0)
