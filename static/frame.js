@@ -64,7 +64,59 @@
     post('error', { type: 'session_expired', message: EXPIRED });
   }
 
+  // --- Settled state ------------------------------------------------------------------------
+  // body[data-portal-state] (the body is never swapped): 'loading' until the page's own content
+  // is in (the marketplace shell: until the user's version of its first paint has replaced it),
+  // then 'busy' while a request is in flight or a swap is settling, 'ready' once nothing is.
+  // Tests and host tooling wait on this, never on elements that a swap replaces.
+  let booting = page === 'shell' && !mounted;
+  let fetches = 0;
+  const inFlight = new Set();
+  let reloading = null; // reload()'s request (sent from the body) while it is in flight
+
+  function updateState() {
+    const busy = fetches > 0 || inFlight.size > 0 || document.querySelector('.htmx-swapping, .htmx-settling');
+    const state = booting ? 'loading' : busy ? 'busy' : 'ready';
+    if (ds.portalState !== state) ds.portalState = state;
+  }
+
+  function booted() {
+    booting = false;
+    updateState();
+  }
+
+  // htmx:beforeSend comes right before xhr.send(); the xhr's own loadend follows its load handler
+  // (where htmx swaps and marks the new content .htmx-settling) whatever the outcome, and even
+  // when the element that sent it has been swapped away meanwhile.
+  body.addEventListener('htmx:beforeSend', (e) => {
+    const xhr = e.detail.xhr;
+    // A request the user starts while reload() is under way (a card clicked, a search typed as
+    // the user's version of the first paint is on its way) supersedes it: its later answer
+    // must not swap the user's choice away.
+    if (e.detail.elt === body) reloading = xhr;
+    else if (reloading) reloading.abort();
+    inFlight.add(xhr);
+    xhr.addEventListener('loadend', () => {
+      if (reloading === xhr) reloading = null;
+      inFlight.delete(xhr);
+      updateState();
+    });
+    updateState();
+  });
+  body.addEventListener('htmx:afterSettle', updateState);
+
   async function request(method, path) {
+    fetches += 1;
+    updateState();
+    try {
+      return await requestOnce(method, path);
+    } finally {
+      fetches -= 1;
+      updateState();
+    }
+  }
+
+  async function requestOnce(method, path) {
     const headers = { Accept: 'application/json' };
     if (token) headers.Authorization = 'Bearer ' + token;
     // Mounted: the cookie session needs same-origin proof on every API call, GET included.
@@ -424,7 +476,9 @@
         // The clicked card's page is the user's own already; without a click, the marketplace.
         if (waitingClick && waitingClick.isConnected) waitingClick.click();
         else reload();
+        booted(); // the request is under way now: 'busy' until it has settled
       };
+      script.onerror = booted;
       document.head.append(script);
     }));
     if (document.readyState === 'complete') inject();
@@ -442,12 +496,17 @@
     }
     if (!token) {
       sessionExpired();
+      booted();
       return;
     }
     // The content needs only the token, not the host origin: fetch both at once, so the
     // marketplace paints one round trip sooner.
-    if (ds.portalHtmx && !window.htmx) loadHtmx();
-    else reload();
+    if (ds.portalHtmx && !window.htmx) {
+      loadHtmx();
+    } else {
+      reload();
+      booted();
+    }
     request('GET', '/session').then((session) => {
       try {
         hostOrigin = new URL(session.origin).origin;
@@ -696,6 +755,7 @@
     });
   }
 
+  updateState();
   if (page === 'connect-done') {
     sendConnectResult();
   } else if (page === 'rpc') {

@@ -8,6 +8,13 @@ script from its own origin (the host app's CSP forbids inline scripts), creates
 ``new ConnectPortal({appKey, userId, hash, baseUrl})``, records every SDK event in
 ``window.events`` (and, across navigations of the tab, in ``sessionStorage``) and exposes
 ``window.portal``.
+
+Waits are on states, never on time: every portal document says whether it has settled in
+``body[data-portal-state]`` (``loading``, ``busy``, ``ready``; static/frame.js), and the
+marketplace grid says which search it shows (``data-portal-q``, ``data-portal-category``), so
+tests wait for those (:func:`portal_ready`) with auto-retrying locators rather than on cards
+that the first paint shows and an htmx swap replaces. Timeouts are generous (:data:`TIMEOUT`)
+for a loaded two-core machine; they cost time only when a test fails.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +31,17 @@ import pytest
 from conftest import stack_database
 from flask import Flask, Response, request
 from markupsafe import escape
-from playwright.sync_api import Browser, BrowserContext, Frame, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Frame,
+    FrameLocator,
+    Locator,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from portal import accounts as account_service
 from portal import user_hash
@@ -40,6 +58,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-dev-shm-usage",
 ]
+#: Default timeout (ms) of every Playwright wait and ``expect`` here: generous, because a loaded
+#: two-core machine can take seconds for what takes milliseconds when idle.
+TIMEOUT = 30_000
+expect.set_options(timeout=TIMEOUT)
 #: Every public event the SDK emits (DESIGN.md "Events to the host page").
 EVENT_TYPES = ["ready", "app-connected", "app-disconnected", "modal-closed", "error"]
 #: Where test_screenshots.py writes (ignored by git; the README's pictures are copies kept in
@@ -151,11 +173,17 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     running.close()
 
 
+def new_context(browser: Browser, **options: Any) -> BrowserContext:
+    """A fresh context (no cookies, no storage) whose waits default to :data:`TIMEOUT`."""
+    ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **options})
+    ctx.set_default_timeout(TIMEOUT)
+    return ctx
+
+
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     """A fresh context (no cookies, no storage) per test."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    ctx.set_default_timeout(10_000)
+    ctx = new_context(browser)
     yield ctx
     ctx.close()
 
@@ -184,23 +212,88 @@ def events(page: Page, type_: str | None = None) -> list[dict[str, Any]]:
     return [e for e in got if type_ is None or e["type"] == type_]
 
 
-def wait_event(page: Page, type_: str, count: int = 1, timeout: float = 10_000) -> dict[str, Any]:
+def wait_event(page: Page, type_: str, count: int = 1) -> dict[str, Any]:
     """Wait until the host page has seen ``count`` events of ``type_``; returns the last one."""
     page.wait_for_function(
         "([t, n]) => (window.events || []).filter((e) => e.type === t).length >= n",
         arg=[type_, count],
-        timeout=timeout,
     )
     return events(page, type_)[-1]
 
 
+def click_away(target: Locator) -> None:
+    """Click ``target`` when the click removes its own iframe (the modal's Close or Cancel, a
+    submit that closes the modal). After a click Playwright checks, inside the target's frame,
+    that the click hit the target; when that frame is detached meanwhile the check can stall
+    until the timeout (seen under load with ``-n 2``: "performing click action" never done).
+    ``no_wait_after`` skips only that wait; the test then waits on the outcome's state."""
+    target.click(no_wait_after=True)
+
+
+def portal_ready(frame: FrameLocator) -> None:
+    """Wait until the portal document in ``frame`` has settled: its own content is in (the
+    marketplace shell's first paint replaced by the user's version), no request in flight and
+    no htmx swap settling (``body[data-portal-state="ready"]``, set by static/frame.js).
+
+    Until then, cards, buttons and the search box may be replaced under the test's hands."""
+    expect(frame.locator("body")).to_have_attribute("data-portal-state", "ready")
+
+
 def portal_frame(page: Page, selector: str = "[role=dialog] iframe, #container iframe") -> Frame:
-    """The SDK's iframe (in the modal dialog or in ``#container``) as a Playwright frame."""
-    handle = page.wait_for_selector(selector, state="attached")
-    assert handle is not None
-    frame = handle.content_frame()
-    assert frame is not None
-    return frame
+    """The SDK's iframe (in the modal dialog or in ``#container``) as a Playwright frame, once
+    its portal document has settled (:func:`portal_ready`).
+
+    The iframe element belongs to the host page, which htmx never swaps; the Frame follows the
+    iframe's navigations, so callers evaluate in whatever document it shows now."""
+    portal_ready(page.frame_locator(selector).first)
+    # Locator.content_frame is a FrameLocator; a Frame comes from the element, held only here.
+    handle = page.locator(selector).first.element_handle()
+    inner = handle.content_frame()
+    handle.dispose()
+    assert inner is not None, selector
+    return inner
+
+
+# In the portal document: start every image now (lazy ones too: they load only near the top
+# viewport) and wait until each is decoded; returns the sources that failed.
+SETTLE_IMAGES = """async () => {
+  const images = [...document.images];
+  for (const image of images) image.loading = 'eager';
+  const failed = await Promise.all(images.map((image) => image.decode().then(() => null, () => image.src)));
+  return failed.filter((src) => src !== null);
+}"""
+
+
+def settle_images(frame: FrameLocator) -> None:
+    """Wait until the settled portal document in ``frame`` has every image loaded and decoded."""
+    portal_ready(frame)
+    failed = frame.locator("body").evaluate(SETTLE_IMAGES)
+    assert failed == [], failed
+
+
+def fitted_height(page: Page, selector: str) -> int:
+    """Wait until the inline iframe ``selector`` is as tall as its settled document (portal.js
+    follows frame.js's ``portal:resize``), with nothing to scroll inside; returns that height
+    in CSS pixels. Both sides are measured again on every poll, across the two origins."""
+    frame = page.frame_locator(selector)
+    portal_ready(frame)
+    iframe = page.locator(selector)
+    html = frame.locator("html")
+    last: list[Any] = []
+
+    def fitted() -> bool:
+        outer = iframe.evaluate("(f) => f.getBoundingClientRect().height")
+        inner = html.evaluate(
+            "(h) => [Math.ceil(h.getBoundingClientRect().height), h.scrollHeight]"
+        )
+        last[:] = [outer, *inner]
+        return abs(outer - inner[0]) <= 1 and inner[1] <= outer + 1
+
+    deadline = time.monotonic() + TIMEOUT / 1000
+    while not fitted():
+        assert time.monotonic() < deadline, f"iframe never fitted its content: {last}"
+        page.wait_for_timeout(50)  # a poll interval (the two sides live in two documents)
+    return round(last[0])
 
 
 def insert_account(

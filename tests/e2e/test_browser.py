@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -33,12 +31,15 @@ from .conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
     ServerFactory,
+    click_away,
     consent,
     events,
+    fitted_height,
     host_page_url,
     insert_account,
     open_host,
     portal_frame,
+    portal_ready,
     wait_event,
 )
 
@@ -64,30 +65,23 @@ HOSTILE = "</script><script>alert(1)</script>"
 
 
 def open_modal(page: Page, layout: str = "wide", app: str | None = None) -> FrameLocator:
-    """``showApps('modal')`` (or ``showApp``) on the host page; returns the dialog's iframe."""
+    """``showApps('modal')`` (or ``showApp``) on the host page; returns the dialog's iframe
+    once its portal document has settled (the user's own content is in)."""
     if app:
         page.evaluate("([a, l]) => window.portal.showApp(a, 'modal', null, l)", [app, layout])
     else:
         page.evaluate("(l) => window.portal.showApps('modal', null, l)", layout)
-    return page.frame_locator(f"{DIALOG} iframe")
+    frame = page.frame_locator(f"{DIALOG} iframe")
+    portal_ready(frame)
+    return frame
 
 
 def open_app_page(frame: FrameLocator, title: str = "Sandbox CRM") -> None:
-    """Click the app's card in the marketplace and wait for its page."""
+    """Click the app's card in the settled marketplace and wait for its settled page."""
+    portal_ready(frame)
     frame.locator("a.portal-card", has_text=title).click()
     expect(frame.get_by_role("heading", name=title)).to_be_visible()
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Poll ``check`` until it returns a truthy value (returned); fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
-        time.sleep(interval)
+    portal_ready(frame)
 
 
 def connect_in_frame(page: Page, frame: FrameLocator, user: str = "ada") -> Page:
@@ -97,7 +91,7 @@ def connect_in_frame(page: Page, frame: FrameLocator, user: str = "ada") -> Page
     with page.expect_popup() as info:
         frame.locator("[data-portal-connect]").click()
     popup = info.value
-    with popup.expect_event("close", timeout=10_000):
+    with popup.expect_event("close"):
         consent(popup, user)
     return popup
 
@@ -108,7 +102,7 @@ def connect_via_sdk(page: Page, user: str = "ada") -> str:
     with page.expect_popup() as info:
         page.click("#connect")
     popup = info.value
-    with popup.expect_event("close", timeout=10_000):
+    with popup.expect_event("close"):
         consent(popup, user)
     page.wait_for_function("(n) => window.connectResults.length > n", arg=before)
     result = page.evaluate("window.connectResults[window.connectResults.length - 1]")
@@ -158,9 +152,9 @@ def test_modal_wide_renders_marketplace_closes_and_traps_focus(
         expect(frame.locator("a.portal-card", has_text=title)).to_be_visible()
     # Wide layout: the dialog is the wide one and cards sit side by side.
     assert dialog.bounding_box()["width"] > 700  # type: ignore[index]
-    tops = [
-        round(b["y"]) for b in (c.bounding_box() for c in frame.locator("a.portal-card").all()) if b
-    ]
+    tops = frame.locator("a.portal-card").evaluate_all(
+        "(cards) => cards.map((c) => Math.round(c.getBoundingClientRect().top))"
+    )
     assert max(tops.count(top) for top in tops) >= 2, (
         "wide layout should put several cards on one row"
     )
@@ -175,7 +169,7 @@ def test_modal_wide_renders_marketplace_closes_and_traps_focus(
 
     # The close button inside the iframe closes it too.
     frame = open_modal(page)
-    frame.get_by_role("button", name="Close").click()
+    click_away(frame.get_by_role("button", name="Close"))
     expect(dialog).to_have_count(0)
     wait_event(page, "modal-closed", count=2)
 
@@ -206,35 +200,26 @@ def test_inline_narrow_iframe_follows_content_height(
 ) -> None:
     open_host(page, e2e_stack, user_id)
     page.evaluate("window.portal.showApps('inline', 'container', 'narrow')")
-    iframe = page.locator("#container iframe")
-    frame = page.frame_locator("#container iframe")
+    iframe = "#container iframe"
+    frame = page.frame_locator(iframe)
     expect(page.locator(DIALOG)).to_have_count(0)
+    portal_ready(frame)
     for title in TITLES:
         expect(frame.locator("a.portal-card", has_text=title)).to_be_visible()
-    inner = portal_frame(page)
-    assert inner.evaluate("document.body.classList.contains('portal--narrow')")
+    expect(frame.locator("body")).to_have_class(re.compile(r"\bportal--narrow\b"))
 
-    def fitted() -> int | None:
-        """The iframe's height once it equals its content's height (no inner scrolling)."""
-        outer = iframe.evaluate("(f) => f.getBoundingClientRect().height")
-        content = inner.evaluate(
-            "Math.ceil(document.documentElement.getBoundingClientRect().height)"
-        )
-        scroll = inner.evaluate("document.documentElement.scrollHeight")
-        return round(outer) if abs(outer - content) <= 1 and scroll <= outer + 1 else None
-
-    market = eventually(fitted)
+    market = fitted_height(page, iframe)
     assert market > 100
 
     open_app_page(frame)
     expect(frame.locator("[data-portal-connect]")).to_be_visible()
-    app_page = eventually(lambda: (h := fitted()) and h != market and h)
-    assert app_page > 100
+    app_page = fitted_height(page, iframe)
+    assert app_page > 100 and app_page != market
 
     frame.get_by_role("link", name="All apps").click()
     expect(frame.locator("a.portal-card", has_text="Sandbox Files")).to_be_visible()
     # Back on the marketplace the iframe shrinks (or grows) back to the marketplace's height.
-    eventually(lambda: fitted() == market)
+    assert fitted_height(page, iframe) == market
 
 
 # ------------------------------------------------------------------------------ 3. connect
@@ -255,7 +240,7 @@ def test_connect_in_modal_popup_emits_app_connected(
     expect(popup.locator('button[name="decision"][value="allow"]')).to_be_visible()
     assert popup.url.startswith(e2e_stack.sandbox.url + "/")
     expect(popup.locator('input[name="user"]').first).to_be_checked()
-    with popup.expect_event("close", timeout=10_000):
+    with popup.expect_event("close"):
         consent(popup)
     assert popup.is_closed()
 
@@ -375,7 +360,7 @@ def finish_redirect_flow(
     assert query["return_to"] == [home]
     consent(page)
     try:
-        page.wait_for_url(re.compile(re.escape(home) + r"$"), timeout=5_000)
+        page.wait_for_url(re.compile(re.escape(home) + r"$"))
     except PlaywrightTimeoutError:
         raise AssertionError(
             f"the redirect flow did not come back to the host page; stuck at {page.url}; "
@@ -534,7 +519,7 @@ def test_popup_blocked_without_redirect_rejects_promptly(
     open_host(page, e2e_stack, user_id, redirect="off")
     url = page.url
     page.click("#connect")
-    page.wait_for_function("window.connectResults.length === 1", timeout=2_000)
+    page.wait_for_function("window.connectResults.length === 1")
     result = page.evaluate("window.connectResults[0]")
     assert result["ok"] is False and result["type"] == "popup_blocked"
     assert wait_event(page, "error")["payload"]["type"] == "popup_blocked"
@@ -564,10 +549,8 @@ def test_popup_without_opener_result_arrives_by_polling(
     popup.evaluate("window.opener = null")
     assert popup.evaluate("window.opener === null")
 
-    started = time.monotonic()
     popup.click('button[name="decision"][value="allow"]')
-    payload = wait_event(page, "app-connected", timeout=5_000)["payload"]
-    assert time.monotonic() - started < 5
+    payload = wait_event(page, "app-connected")["payload"]
     assert_account(payload["connected_accounts"][0], "ada@sandbox.test")
     assert payload["connectedAccountId"] == payload["connected_accounts"][0]["id"]
     assert payload["app"]["title"] == "Sandbox CRM"
@@ -680,7 +663,8 @@ def test_disallowed_origin_cannot_frame_or_start_a_session(
     assert not blocked.url.startswith(e2e_stack.portal.url), blocked.url
     expect(child.locator("body.portal")).to_have_count(0)
     expect(child.locator("#portal-main")).to_have_count(0)
-    eventually(lambda: any("frame-ancestors" in text for text in console), timeout=5)
+    if not any("frame-ancestors" in text for text in console):
+        page.wait_for_event("console", predicate=lambda m: "frame-ancestors" in m.text)
 
     # The page cannot mint a session either: the API refuses its Origin and sends no CORS grant.
     body = {"appKey": DEMO_APP_KEY, "userId": user_id, "hash": user_hash(DEMO_APP_SECRET, user_id)}
@@ -796,7 +780,10 @@ def test_messages_to_the_iframe_from_other_windows_are_ignored(
     )
     # From the real popup while it is on the provider's origin (right source, wrong origin).
     popup.evaluate("(m) => window.opener.postMessage(m, '*')", forged)
-    page.wait_for_timeout(1_500)  # longer than one polling period of the iframe
+    # The iframe's next poll of the attempt (a timer task queued after both messages): it has
+    # handled them by then.
+    with page.expect_response(lambda r: "/connect-attempts/" in r.url):
+        pass
     assert events(page, "app-connected") == []
     expect(frame.locator("[data-portal-connect]")).to_have_attribute("aria-busy", "true")
 
@@ -925,7 +912,7 @@ def test_no_csp_violation_during_the_modal_flow(
     connect_in_frame(page, frame)
     wait_event(page, "app-connected")
     expect(frame.locator(".portal-account", has_text="ada@sandbox.test")).to_be_visible()
-    frame.get_by_role("button", name="Close").click()
+    click_away(frame.get_by_role("button", name="Close"))
     wait_event(page, "modal-closed")
     page.evaluate("window.portal.showApps('inline', 'container', 'narrow')")
     expect(page.frame_locator("#container iframe").locator("a.portal-card").first).to_be_visible()

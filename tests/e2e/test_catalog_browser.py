@@ -17,7 +17,14 @@ from portal.demo import DEMO_APP_SECRET, DemoStack, sandbox_app_settings
 from portal.store import ConnectedAccount
 from portal.views.ui import PAGE_SIZE
 
-from .conftest import add_test_routes, insert_account, open_host
+from .conftest import (
+    add_test_routes,
+    fitted_height,
+    insert_account,
+    open_host,
+    portal_ready,
+    settle_images,
+)
 from .test_screenshots import WIDE, new_page, shoot
 
 pytestmark = pytest.mark.e2e
@@ -67,16 +74,19 @@ def open_modal(page: Page, stack: DemoStack, layout: str = "wide") -> FrameLocat
     page.evaluate("(l) => window.portal.showApps('modal', null, l)", layout)
     frame = page.frame_locator("[role=dialog] iframe")
     # The shell paints the catalog as nobody's first, then swaps in the user's version.
+    portal_ready(frame)
     expect(frame.locator("section.portal-market:not([data-portal-anonymous])")).to_be_attached()
     expect(frame.locator("a.portal-card").first).to_be_visible()
     return frame
 
 
-def settle_icons(frame: FrameLocator) -> None:
-    for icon in frame.locator("a.portal-card img").all():
-        icon.scroll_into_view_if_needed()
-        expect(icon).to_have_js_property("complete", True)
-    frame.locator("body").evaluate("() => window.scrollTo(0, 0)")
+def showing(frame: FrameLocator, q: str = "", category: str = "") -> None:
+    """Wait until the grid shows the search for ``q`` in ``category`` and has settled (a
+    debounced search is no request yet, so the settled state alone would come too early)."""
+    grid = frame.locator("#portal-app-grid")
+    expect(grid).to_have_attribute("data-portal-q", q)
+    expect(grid).to_have_attribute("data-portal-category", category)
+    portal_ready(frame)
 
 
 def test_search_filter_and_show_more(browser: Browser, catalog_stack: DemoStack) -> None:
@@ -100,6 +110,7 @@ def test_search_filter_and_show_more(browser: Browser, catalog_stack: DemoStack)
 
         search = frame.get_by_role("searchbox", name="Search apps")
         search.press_sequentially("zoho", delay=40)  # one request after the typing stops
+        showing(frame, "zoho")
         expect(cards.first).to_contain_text("Zoho")
         for title in cards.locator(".portal-card__title").all_text_contents():
             assert "zoho" in title.lower()
@@ -110,6 +121,7 @@ def test_search_filter_and_show_more(browser: Browser, catalog_stack: DemoStack)
         search.fill("")
         # Many categories: a select (a row of pills for a handful).
         frame.get_by_label("Category").select_option("Accounting")
+        showing(frame, "", "Accounting")
         expect(cards.first).to_be_visible()
         expect(frame.get_by_role("link", name=re.compile(r"^Show \d+ more"))).to_have_count(0)
         for meta in cards.locator(".portal-card__meta").all_text_contents():
@@ -117,6 +129,7 @@ def test_search_filter_and_show_more(browser: Browser, catalog_stack: DemoStack)
         # Enter submits the form through htmx: the iframe does not navigate away.
         search.fill("stripe")
         search.press("Enter")
+        showing(frame, "stripe", "Accounting")
         expect(cards).to_have_count(0)
         expect(frame.locator(".portal-empty")).to_contain_text(
             "No apps match “stripe” in Accounting"
@@ -139,7 +152,7 @@ def test_screenshot_catalog_modal(
     page = new_page(browser, WIDE, dark=dark)
     try:
         frame = open_modal(page, catalog_stack, layout)
-        settle_icons(frame)
+        settle_images(frame)
         shoot(page, name)
     finally:
         page.context.close()
@@ -151,10 +164,11 @@ def test_screenshot_catalog_inline(browser: Browser, catalog_stack: DemoStack) -
         open_host(page, catalog_stack, "catalog-user")
         page.evaluate("window.portal.showApps('inline', 'container', 'narrow')")
         frame = page.frame_locator("#container iframe")
+        portal_ready(frame)
         expect(frame.locator("section.portal-market:not([data-portal-anonymous])")).to_be_attached()
         expect(frame.locator("a.portal-card").first).to_be_visible()
-        settle_icons(frame)
-        page.wait_for_timeout(300)  # the iframe follows its content's height
+        settle_images(frame)
+        fitted_height(page, "#container iframe")  # the iframe follows its content's height
         page.evaluate("window.scrollTo(0, 0)")
         # The iframe is as tall as its content; the viewport shows its top.
         shoot(page, "12-catalog-inline")

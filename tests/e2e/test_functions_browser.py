@@ -14,7 +14,7 @@ from playwright.sync_api import FrameLocator, Page, expect
 
 from portal.demo import DemoStack
 
-from .conftest import consent, events, open_host, wait_event
+from .conftest import click_away, consent, events, open_host, portal_ready, wait_event
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +51,7 @@ def connect_via_sdk(page: Page, user: str = "ada") -> str:
     with page.expect_popup() as info:
         page.click("#connect")
     popup = info.value
-    with popup.expect_event("close", timeout=10_000):
+    with popup.expect_event("close"):
         consent(popup, user)
     page.wait_for_function("window.connectResults.length > 0")
     result = page.evaluate("window.connectResults[0]")
@@ -81,7 +81,8 @@ def wait_result(page: Page, count: int = 1) -> dict[str, Any]:
 
 
 def submit(frame: FrameLocator) -> None:
-    frame.get_by_role("button", name="Continue").click()
+    """Continue; a valid form closes the modal, so the click may remove its own iframe."""
+    click_away(frame.get_by_role("button", name="Continue"))
 
 
 @pytest.fixture
@@ -105,6 +106,7 @@ def test_show_function_validates_then_resolves_and_invoke_runs_it(host: Page) ->
     page = host
     show_function(page, {"name": "Ada"})
     frame = page.frame_locator(f"{DIALOG} iframe")
+    portal_ready(frame)
     name = frame.get_by_label("Name")
     email = frame.get_by_label("Email")
     expect(name).to_have_value("Ada")
@@ -191,13 +193,15 @@ def test_closing_the_function_modal_rejects_cancelled(host: Page) -> None:
     page = host
     show_function(page, {"name": "Ada"})
     frame = page.frame_locator(f"{DIALOG} iframe")
+    portal_ready(frame)
     expect(frame.get_by_label("Name")).to_have_value("Ada")
-    frame.get_by_role("button", name="Cancel").click()
+    click_away(frame.get_by_role("button", name="Cancel"))
     assert wait_result(page)["type"] == "cancelled"
     expect(page.locator(DIALOG)).to_have_count(0)
 
     show_function(page, {}, layout="narrow")
     frame = page.frame_locator(f"{DIALOG} iframe")
+    portal_ready(frame)
     expect(frame.get_by_label("Name")).to_be_visible()
     shoot(page, "function-modal-narrow")
     page.keyboard.press("Escape")
@@ -209,6 +213,7 @@ def test_inline_narrow_function_form_resolves_and_stays(host: Page) -> None:
     page = host
     show_function(page, {"email": "ada@example.com"}, None, "inline", "container", "narrow")
     frame = page.frame_locator("#container iframe")
+    portal_ready(frame)
     frame.get_by_label("Name").fill("Ada Inline")
     shoot(page, "function-inline-narrow")
     submit(frame)

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from portal import sign_user_token
 from portal.demo import DEMO_APP_KEY, DemoStack
 
-from .conftest import consent, open_host
+from .conftest import click_away, consent, open_host, portal_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -74,11 +74,12 @@ def test_authenticate_get_user_and_connect(page: Page, e2e_stack: DemoStack, use
     # connect('sandbox') opens the app's page in the modal; Connect there opens the popup.
     page.evaluate("window.paragon.connect('sandbox')")
     frame = page.frame_locator("[role=dialog] iframe")
+    portal_ready(frame)
     expect(frame.locator("#portal-app-title")).to_have_text("Sandbox CRM")
     with page.expect_popup() as info:
         frame.locator("[data-portal-connect]").click()
     popup = info.value
-    with popup.expect_event("close", timeout=10_000):
+    with popup.expect_event("close"):
         consent(popup)
     page.wait_for_function("window.paragonEvents.some((e) => e.type === 'app-connected')")
     connected = paragon_events(page, "app-connected")[0]["payload"]
@@ -177,8 +178,7 @@ def test_demo_page_paragon_card(page: Page, e2e_stack: DemoStack) -> None:
     status = page.locator("#paragon-status")
     expect(status).to_have_text("authenticate() resolved for demo-user-1.")
     # The inline portal above this card fills in asynchronously; click once the page is settled.
-    inline = page.frame_locator("#inline-portal iframe")
-    expect(inline.locator("a.portal-card").first).to_be_visible()
+    portal_ready(page.frame_locator("#inline-portal iframe"))
     page.click("#paragon-get-user")
     output = page.locator("#paragon-output")
     expect(output).to_contain_text('"authenticated": true')
@@ -190,5 +190,5 @@ def test_demo_page_paragon_card(page: Page, e2e_stack: DemoStack) -> None:
     page.click("#paragon-connect")
     frame = page.frame_locator("[role=dialog] iframe")
     expect(frame.locator("#portal-app-title")).to_have_text("Sandbox CRM")
-    frame.get_by_role("button", name="Close").click()
+    click_away(frame.get_by_role("button", name="Close"))
     expect(page.locator("[role=dialog]")).to_have_count(0)

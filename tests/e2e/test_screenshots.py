@@ -9,12 +9,21 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, FrameLocator, Page, expect
 
 from portal import user_hash
 from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DemoStack
 
-from .conftest import SCREENSHOTS, consent, insert_account, open_host
+from .conftest import (
+    SCREENSHOTS,
+    consent,
+    fitted_height,
+    insert_account,
+    new_context,
+    open_host,
+    portal_ready,
+    settle_images,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -24,10 +33,13 @@ TITLES = ("Sandbox CRM", "Sandbox Analytics", "Sandbox Files")
 
 
 def shoot(page: Page, name: str, *, full_page: bool = False) -> Path:
+    """Screenshot ``page`` once every frame's fonts are in, with animations stopped."""
     SCREENSHOTS.mkdir(exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     path.unlink(missing_ok=True)
-    page.screenshot(path=str(path), full_page=full_page)
+    for frame in page.frames:
+        frame.evaluate("document.fonts.ready.then(() => true)")
+    page.screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", path
     assert 2_000 < len(data) < 1_500_000, (path, len(data))
@@ -35,21 +47,20 @@ def shoot(page: Page, name: str, *, full_page: bool = False) -> Path:
 
 
 def new_page(browser: Browser, viewport: dict[str, int], dark: bool = False) -> Page:
-    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
-    context.set_default_timeout(10_000)
+    context = new_context(browser, viewport=viewport)
     page = context.new_page()
     page.emulate_media(color_scheme="dark" if dark else "light", reduced_motion="reduce")
     return page
 
 
-def marketplace_ready(frame_cards: Locator) -> None:
+def marketplace_ready(frame: FrameLocator) -> None:
+    """The user's marketplace has settled in ``frame`` (not the first paint that htmx replaces),
+    with every card and every icon loaded."""
+    portal_ready(frame)
+    expect(frame.locator("section.portal-market:not([data-portal-anonymous])")).to_be_attached()
     for title in TITLES:
-        expect(frame_cards.filter(has_text=title)).to_be_visible()
-    # Icons are lazy images: wait until they have really been decoded.
-    # Lazy images load only near the viewport, so bring each one there first.
-    for icon in frame_cards.locator("img").all():
-        icon.scroll_into_view_if_needed()
-        expect(icon).to_have_js_property("complete", True)
+        expect(frame.locator("a.portal-card", has_text=title)).to_be_visible()
+    settle_images(frame)
 
 
 def test_screenshot_demo_host_page(browser: Browser, stack: DemoStack) -> None:
@@ -57,8 +68,9 @@ def test_screenshot_demo_host_page(browser: Browser, stack: DemoStack) -> None:
     try:
         page.goto(stack.host.url + "/")
         expect(page.locator("#sdk-status")).to_have_text("SDK ready for demo-user-1.")
-        marketplace_ready(page.frame_locator("#inline-portal iframe").locator("a.portal-card"))
-        marketplace_ready(page.frame_locator("#embed-frame").locator("a.portal-card"))
+        marketplace_ready(page.frame_locator("#inline-portal iframe"))
+        marketplace_ready(page.frame_locator("#embed-frame"))
+        fitted_height(page, "#inline-portal iframe")
         expect(page.get_by_role("heading", name="Event log")).to_be_visible()
         expect(page.locator("#event-log li").first).to_contain_text("ready")
         shoot(page, "01-demo-host-page")
@@ -83,7 +95,7 @@ def test_screenshot_modal(
         page.evaluate("(l) => window.portal.showApps('modal', null, l)", layout)
         expect(page.locator("[role=dialog]")).to_be_visible()
         frame = page.frame_locator("[role=dialog] iframe")
-        marketplace_ready(frame.locator("a.portal-card"))
+        marketplace_ready(frame)
         expect(frame.get_by_role("searchbox", name="Search apps")).to_be_visible()
         expect(frame.get_by_role("button", name="Close")).to_be_visible()
         body = frame.locator("body")
@@ -102,8 +114,9 @@ def test_screenshot_inline_narrow(browser: Browser, e2e_stack: DemoStack, user_i
         open_host(page, e2e_stack, user_id)
         page.evaluate("window.portal.showApps('inline', 'container', 'narrow')")
         frame = page.frame_locator("#container iframe")
-        marketplace_ready(frame.locator("a.portal-card"))
+        marketplace_ready(frame)
         expect(frame.locator("body")).to_have_class("portal portal--inline portal--narrow")
+        fitted_height(page, "#container iframe")
         shoot(page, "04-inline-narrow", full_page=True)
     finally:
         page.context.close()
@@ -118,12 +131,13 @@ def test_screenshot_app_page_with_account(
         open_host(page, e2e_stack, user_id)
         page.evaluate("window.portal.showApp('sandbox', 'modal')")
         frame = page.frame_locator("[role=dialog] iframe")
+        portal_ready(frame)
         expect(frame.locator("#portal-app-title")).to_have_text("Sandbox CRM")
         row = frame.locator(".portal-account", has_text="ada@sandbox.test")
         expect(row).to_be_visible()
         expect(row.get_by_role("button", name="Disconnect")).to_be_visible()
         expect(frame.get_by_role("button", name="Connect another account")).to_be_visible()
-        expect(frame.locator(".portal-app__icon")).to_have_js_property("complete", True)
+        settle_images(frame)
         shoot(page, "05-app-page-connected")
     finally:
         page.context.close()
