@@ -45,6 +45,7 @@ from ..catalog import (
     redirect_uri,
     validate_field_value,
 )
+from ..connect_errors import portal_error_message, provider_error_message
 from ..errors import InvalidConnectAttempt, ProviderError, ResourceNotFound
 from ..extension import current_portal
 from ..identity import fetch_identity, lookup_identity
@@ -218,6 +219,7 @@ def _result(
 def _fail(
     attempt: ConnectAttempt, app: App, code: str, message: str, status_code: int
 ) -> Response | tuple[str, int]:
+    message = portal_error_message(code, app.title, message)
     try:
         _set_status(attempt.id, "failed", error_code=code, error_message=message)
     except SQLAlchemyError:
@@ -686,10 +688,10 @@ def oauth_callback(app: str) -> Any:
             "The sign-in response came from an unexpected issuer.", code="invalid_issuer"
         )
     if error := request.args.get("error"):
-        description = request.args.get("error_description") or {
-            "access_denied": f"Access to {definition.title} was denied.",
-        }.get(error, f"{definition.title} reported an error.")
-        return _fail(attempt, definition, error[:64], description[:500], 400)
+        message = provider_error_message(
+            error[:64], definition.title, request.args.get("error_description")
+        )
+        return _fail(attempt, definition, error[:64], message, 400)
     # Account fields the provider reports on the redirect (QuickBooks' realmId), validated by
     # their declared format before anything uses them.
     try:

@@ -4,9 +4,8 @@ with a Retry button in the app page. Real Chromium, real sandbox provider on loo
 
 from __future__ import annotations
 
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect
-
 import pytest
+from playwright.sync_api import BrowserContext, ConsoleMessage, FrameLocator, Page, expect
 
 from portal.demo import DemoStack
 
@@ -62,4 +61,66 @@ def test_fields_form_then_oauth_connects_without_csp_violation(
     payload = wait_event(page, "app-connected")["payload"]
     assert payload["app"]["name"] == "sandbox-regional"
     assert len(payload["connected_accounts"]) == 1
+    assert messages == []
+
+
+def open_sandbox_app_page(page: Page) -> FrameLocator:
+    """``showApp('sandbox', 'modal')`` on the host page; returns the dialog's iframe once the
+    app page with its Connect button is there."""
+    page.evaluate("window.portal.showApp('sandbox', 'modal')")
+    frame = page.frame_locator("[role=dialog] iframe")
+    expect(frame.get_by_role("button", name="Connect Sandbox CRM")).to_be_enabled()
+    return frame
+
+
+def test_deny_shows_message_and_retry_starts_a_new_connect(
+    context: BrowserContext, page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    messages = watch_csp(context, page)
+    open_host(page, e2e_stack, user_id)
+    frame = open_sandbox_app_page(page)
+    with page.expect_popup() as info:
+        frame.get_by_role("button", name="Connect Sandbox CRM").click()
+    popup = info.value
+    with popup.expect_event("close", timeout=10_000):
+        consent(popup, decision="deny")
+    error = wait_event(page, "error")["payload"]
+    assert error["type"] == "access_denied"  # the code stays in the event payload
+    alert = frame.get_by_role("alert")
+    expect(alert).to_contain_text("You chose not to connect Sandbox CRM.")
+    retry = alert.get_by_role("button", name="Retry")
+    expect(retry).to_be_visible()
+    # Retry opens a new connect window with a fresh ticket; this time the user allows.
+    with page.expect_popup() as info:
+        retry.click()
+    again = info.value
+    expect(frame.get_by_role("alert")).to_have_count(0)
+    with again.expect_event("close", timeout=10_000):
+        consent(again)
+    payload = wait_event(page, "app-connected")["payload"]
+    assert payload["app"]["name"] == "sandbox"
+    expect(frame.locator(".portal-account", has_text="ada@sandbox.test")).to_be_visible()
+    assert messages == []
+
+
+def test_closed_popup_says_the_window_was_closed(
+    context: BrowserContext, page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    messages = watch_csp(context, page)
+    open_host(page, e2e_stack, user_id)
+    frame = open_sandbox_app_page(page)
+    with page.expect_popup() as info:
+        frame.get_by_role("button", name="Connect Sandbox CRM").click()
+    popup = info.value
+    expect(popup.locator('button[name="decision"][value="allow"]')).to_be_visible()
+    popup.close()
+    assert wait_event(page, "error")["payload"]["type"] == "window_closed"
+    alert = frame.get_by_role("alert")
+    expect(alert).to_contain_text("The window was closed before the connection finished.")
+    expect(alert.get_by_role("button", name="Retry")).to_be_visible()
+    expect(frame.get_by_role("button", name="Connect Sandbox CRM")).to_be_enabled()
+    page.screenshot(path="/tmp/h10-failure-light.png")
+    page.set_viewport_size({"width": 375, "height": 740})
+    expect(alert.get_by_role("button", name="Retry")).to_be_in_viewport()
+    page.screenshot(path="/tmp/h10-failure-phone.png")
     assert messages == []
