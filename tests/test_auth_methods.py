@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import html
 import json
 import re
 import time
@@ -24,7 +23,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 import yaml
-from conftest import Api, Browser, parse_form, sandbox_stats
+from conftest import Api, Browser, continue_url, parse_form, sandbox_stats
 from flask import Flask
 from sqlalchemy import select
 from test_proxy import Upstream
@@ -95,16 +94,9 @@ def submit_form(
 
 
 def provider_url(started: requests.Response) -> str:
-    """Where the OAuth account-field form's answer sends the popup: a 200 page of the portal
-    that moves on by meta refresh and a link (a 302 after a form POST would be blocked by the
-    form page's CSP ``form-action`` in Chromium)."""
-    assert started.status_code == 200, started.text[:500]
+    """Where the OAuth account-field form's answer sends the popup (see ``continue_url``)."""
     assert "Location" not in started.headers
-    link = re.search(r'<a [^>]*href="([^"]+)" id="portal-continue-link"', started.text)
-    refresh = re.search(r'<meta http-equiv="refresh" content="0;url=([^"]+)">', started.text)
-    assert link and refresh, started.text[:800]
-    assert link.group(1) == refresh.group(1)
-    return html.unescape(link.group(1))
+    return continue_url(started.status_code, started.text)
 
 
 def oauth_connect(api: Api, app: str, fields: dict[str, str] | None = None) -> requests.Response:
