@@ -134,14 +134,60 @@
     return data;
   }
 
+  // Resolves once the fresh content is in place (never for a mounted page's full reload).
   function reload() {
-    if (expired) return;
+    if (expired) return Promise.resolve();
     if (contentUrl && window.htmx) {
-      Promise.resolve(window.htmx.ajax('GET', contentUrl, { target: '#portal-main', swap: 'innerHTML' }))
+      return Promise.resolve(window.htmx.ajax('GET', contentUrl, { target: '#portal-main', swap: 'innerHTML' }))
         .catch(() => {});
     } else if (mounted) {
       location.reload();
     }
+    return Promise.resolve();
+  }
+
+  // --- Connect failures: a plain-language message and Retry in the app page ------------------
+
+  const FAILURE_KEY = 'connect-portal:connect-failure';
+  const WINDOW_CLOSED = 'The window was closed before the connection finished.';
+
+  function showFailure(text) {
+    const old = document.querySelector('[data-portal-connect-failure]');
+    if (old) old.remove();
+    const box = document.querySelector('.portal-connect');
+    if (!box || !text) return;
+    const alert = notice('', 'portal-alert portal-alert--danger portal-connect-failure');
+    alert.dataset.portalConnectFailure = '';
+    const span = document.createElement('span');
+    span.className = 'portal-connect-failure__text';
+    span.textContent = text;
+    const retry = document.createElement('button');
+    retry.type = 'button';
+    retry.className = 'portal-button portal-button--secondary portal-connect-failure__retry';
+    retry.dataset.portalRetry = '';
+    retry.textContent = 'Retry';
+    alert.append(span, retry);
+    box.before(alert);
+    if (document.hasFocus()) retry.focus();
+  }
+
+  // A mounted page reloads in full; the message waits in sessionStorage for the new page.
+  function failed(text) {
+    if (mounted && !(contentUrl && window.htmx)) {
+      try {
+        sessionStorage.setItem(FAILURE_KEY, text);
+      } catch (err) { /* no storage: the host page's error event still tells */ }
+    }
+    reload().then(() => showFailure(text));
+  }
+
+  function showStoredFailure() {
+    let text = null;
+    try {
+      text = sessionStorage.getItem(FAILURE_KEY);
+      sessionStorage.removeItem(FAILURE_KEY);
+    } catch (err) { /* no storage */ }
+    if (text) showFailure(text);
   }
 
   // --- htmx wiring -------------------------------------------------------------------------
@@ -261,10 +307,15 @@
       btn.disabled = false;
       btn.removeAttribute('aria-busy');
       btn.textContent = label;
-      // The ticket in the page is single-use: fetch the page again for a fresh one.
-      reload();
+      // The ticket in the page is single-use: fetch the page again for a fresh one (and say
+      // why nothing was connected, with a Retry that uses it).
+      if (result.status !== 'connected' && result.error) {
+        failed(result.error.message || 'Connecting ' + (btn.dataset.portalAppTitle || app) + ' failed.');
+      } else {
+        reload();
+      }
     };
-    const windowClosed = { status: 'failed', error: { type: 'window_closed', message: 'The connect window was closed before ' + app + ' was connected.' } };
+    const windowClosed = { status: 'failed', error: { type: 'window_closed', message: WINDOW_CLOSED } };
 
     const onMessage = (e) => {
       const d = e.data;
@@ -354,6 +405,12 @@
     if (connectBtn) {
       e.preventDefault();
       connect(connectBtn);
+    } else if (target.closest('[data-portal-retry]')) {
+      // In the click's own task, so the new connect window is not blocked.
+      const fresh = document.querySelector('[data-portal-connect]');
+      const box = target.closest('[data-portal-connect-failure]');
+      if (box) box.remove();
+      if (fresh) connect(fresh);
     } else if (disconnectBtn) {
       e.preventDefault();
       disconnect(disconnectBtn);
@@ -762,6 +819,7 @@
     startRpc();
   } else if (mounted) {
     if (page === 'shell') post('ready', { isReady: true });
+    showStoredFailure();
   } else if (page === 'shell') {
     startShell();
   }

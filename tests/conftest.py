@@ -188,6 +188,21 @@ class _FormParser(HTMLParser):
             self.forms[-1]["buttons"].append((a["name"], a.get("value", "")))
 
 
+def continue_url(status_code: int, page: str) -> str:
+    """The provider URL of the page an OAuth app's account-field form answers with: a 200 that
+    moves on by meta refresh and a link (the same URL in both), not a 302, which Chromium would
+    block under the form page's CSP ``form-action``."""
+    import html as html_module
+    import re
+
+    assert status_code == 200, page[:500]
+    link = re.search(r'<a [^>]*href="([^"]+)" id="portal-continue-link"', page)
+    refresh = re.search(r'<meta http-equiv="refresh" content="0;url=([^"]+)">', page)
+    assert link and refresh, page[:800]
+    assert link.group(1) == refresh.group(1)
+    return html_module.unescape(link.group(1))
+
+
 def parse_form(html: str) -> dict[str, Any]:
     """The first form of a page: ``{"action", "fields", "buttons"}``."""
     parser = _FormParser()

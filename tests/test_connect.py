@@ -475,7 +475,9 @@ def test_access_denied_shows_escaped_error_and_writes_nothing(
     response = browser.callback(hostile)
     assert response.status_code == 400
     assert "<script>alert(1)</script>" not in response.text
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+    # The user's own choice is told in plain words; the provider's description is not shown.
+    assert "You chose not to connect Sandbox CRM." in response.text
+    assert "alert(1)" not in response.text
     message = result_message(response.text)["message"]
     assert message["payload"]["status"] == "failed"
     assert message["payload"]["error"]["type"] == "access_denied"
@@ -736,3 +738,41 @@ def test_basic_auth_form_connects(stack: DemoStack, api: Api) -> None:
     assert response.status_code == 200, response.text[:300]
     assert result_message(response.text)["message"]["payload"]["status"] == "connected"
     assert account_count(stack, api.user_id) == 1
+
+
+def test_denied_result_page_uses_plain_words_and_keeps_the_code(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    """The popup's failure page says what happened in plain words, not the RFC 6749 §4.1.2.1
+    description the provider sent; the code stays in the result message and the attempt."""
+    browser = Browser()
+    ticket = api.ticket()
+    consent = browser.consent(browser.start(ticket["connect_url"]).headers["Location"], "deny")
+    rfc_wording = "The resource owner or authorization server denied the request."
+    response = browser.callback(with_params(consent.callback_url, error_description=rfc_wording))
+    assert response.status_code == 400
+    assert "You chose not to connect Sandbox CRM." in response.text
+    assert "denied the request" not in response.text
+    error = result_message(response.text)["message"]["payload"]["error"]
+    assert error == {"type": "access_denied", "message": "You chose not to connect Sandbox CRM."}
+    status = api.get(f"/connect-attempts/{ticket['attempt_id']}").json()
+    assert status["error"] == error
+
+
+@pytest.mark.security("`error=access_denied&error_description=<script>…`")
+def test_provider_problem_shows_its_description_escaped(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    browser = Browser()
+    ticket = api.ticket()
+    consent = browser.consent(browser.start(ticket["connect_url"]).headers["Location"], "deny")
+    hostile = with_params(
+        consent.callback_url, error="server_error", error_description="<script>alert(1)</script>"
+    )
+    response = browser.callback(hostile)
+    assert response.status_code == 400
+    assert "<script>alert(1)</script>" not in response.text
+    assert "Sandbox CRM reported a problem: &lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+    error = result_message(response.text)["message"]["payload"]["error"]
+    assert error["type"] == "server_error"
+    assert account_count(stack, api.user_id) == 0

@@ -355,7 +355,7 @@ def test_id_token_nonce_mismatch_is_a_400_page_and_a_failed_attempt(
     page = response.get_data(as_text=True)
     assert response.mimetype == "text/html"
     assert "Couldn't connect to Provider like Gmail" in page
-    assert "does not belong to this sign-in attempt" in page
+    assert "was not meant for this connection, so it was not used" in page
     result = _result(page)
     assert result["status"] == "failed"
     assert result["error"]["type"] == "invalid_nonce"

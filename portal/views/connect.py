@@ -45,6 +45,7 @@ from ..catalog import (
     redirect_uri,
     validate_field_value,
 )
+from ..connect_errors import portal_error_message, provider_error_message
 from ..errors import InvalidConnectAttempt, ProviderError, ResourceNotFound
 from ..extension import current_portal
 from ..identity import fetch_identity, lookup_identity
@@ -218,6 +219,7 @@ def _result(
 def _fail(
     attempt: ConnectAttempt, app: App, code: str, message: str, status_code: int
 ) -> Response | tuple[str, int]:
+    message = portal_error_message(code, app.title, message)
     try:
         _set_status(attempt.id, "failed", error_code=code, error_message=message)
     except SQLAlchemyError:
@@ -462,9 +464,18 @@ def _bound_attempt(claims: TicketClaims, definition: App, return_to: str | None)
     return attempt
 
 
-def _redirect_to_provider(attempt_id: str, definition: App, resolved: App, state_value: str) -> Any:
+def _redirect_to_provider(
+    attempt_id: str, definition: App, resolved: App, state_value: str, *, via_page: bool = False
+) -> Any:
+    """The way to the provider's authorization endpoint (RFC 6749 §4.1.1), state and PKCE
+    verifier stored first: a 302, or with ``via_page`` (the answer to a form POST) a 200 page
+    that moves on by meta refresh and a link. Browsers apply the form page's CSP
+    ``form-action`` to redirects after a form submission (CSP Level 3 §6.4.1), and the
+    provider's origin may depend on what the user typed, so no allow-list could cover it; a
+    meta refresh is a new navigation. The state/PKCE data are already in the session cookie of
+    this answer either way. A refused or unreachable provider ends the attempt (result page)."""
     try:
-        return current_portal.oauth.authorize_redirect(
+        response = current_portal.oauth.authorize_redirect(
             resolved, callback_uri(definition), state_value
         )
     except ProviderError as exc:
@@ -472,13 +483,23 @@ def _redirect_to_provider(attempt_id: str, definition: App, resolved: App, state
             attempt = db.get(ConnectAttempt, attempt_id)
         assert attempt is not None
         return _fail(attempt, definition, exc.code, exc.message, 502)
+    if not via_page:
+        return response
+    page = render_template(
+        "portal/connect_continue.html",
+        app=app_summary(definition, 0),
+        authorize_url=response.headers["Location"],
+        **page_context("connect-continue"),
+    )
+    return page, 200
 
 
 def connect(app: str) -> Any:
     """``GET|POST /connect/<app>?ticket=…[&return_to=…]``: start (or submit) one connect attempt.
 
     OAuth 2.0 apps: 302 to the provider's authorization endpoint with ``state`` and a PKCE S256
-    challenge (after a form step for their account fields, if any). API-key, basic and client
+    challenge; after a form step for their account fields (if any), the POST answers 200 with a
+    page that moves on to it (see :func:`_redirect_to_provider`). API-key, basic and client
     credentials apps: a Flask-WTF form (account fields included), checked by a token request
     (client credentials) and an identity lookup.
     """
@@ -524,7 +545,9 @@ def connect(app: str) -> Any:
                 raise InvalidConnectAttempt(
                     "This connect link was already used.", code="ticket_used"
                 )
-            return _redirect_to_provider(attempt.id, definition, resolved, state_value)
+            return _redirect_to_provider(
+                attempt.id, definition, resolved, state_value, via_page=True
+            )
         credentials: dict[str, Any]
         scopes: list[str] = []
         if definition.api_key is not None:
@@ -665,10 +688,10 @@ def oauth_callback(app: str) -> Any:
             "The sign-in response came from an unexpected issuer.", code="invalid_issuer"
         )
     if error := request.args.get("error"):
-        description = request.args.get("error_description") or {
-            "access_denied": f"Access to {definition.title} was denied.",
-        }.get(error, f"{definition.title} reported an error.")
-        return _fail(attempt, definition, error[:64], description[:500], 400)
+        message = provider_error_message(
+            error[:64], definition.title, request.args.get("error_description")
+        )
+        return _fail(attempt, definition, error[:64], message, 400)
     # Account fields the provider reports on the redirect (QuickBooks' realmId), validated by
     # their declared format before anything uses them.
     try:

@@ -1,0 +1,69 @@
+"""What the end user is told when a connect attempt fails: one plain-language sentence per
+error code, in one place.
+
+Providers report failures on the redirect with the codes of RFC 6749 §4.1.2.1 (``access_denied``,
+``invalid_scope``, ``server_error``, ``temporarily_unavailable``…) and an ``error_description``
+written for developers ("The resource owner or authorization server denied the request"); the
+portal has codes of its own (``invalid_issuer``, RFC 9207 §2.4; ``invalid_nonce``, OpenID Connect
+Core §3.1.3.7; ``upstream_refused``, ``expired``). The popup's result page, the redirect-mode
+page and the app page show the sentence; the code itself stays in the attempt record and the
+host page's ``error`` event payload (``type``), unchanged.
+"""
+
+from __future__ import annotations
+
+#: Code -> sentence; ``{app}`` is the app's title.
+MESSAGES: dict[str, str] = {
+    "access_denied": "You chose not to connect {app}.",
+    "invalid_scope": "{app} did not allow the access this app asks for.",
+    "unauthorized_client": "{app} does not let this app connect accounts right now.",
+    "unsupported_response_type": "{app} does not let this app connect accounts right now.",
+    "invalid_request": "{app} could not start the sign-in. Please try again.",
+    "server_error": "{app} reported a problem. Please try again.",
+    "temporarily_unavailable": "{app} is not available right now. Please try again in a moment.",
+    "invalid_issuer": (
+        "The sign-in answer did not come from {app}, so it was not used. Please try again."
+    ),
+    "invalid_nonce": (
+        "The sign-in answer was not meant for this connection, so it was not used. "
+        "Please try again."
+    ),
+    "upstream_refused": (
+        "{app} was not contacted: the host of this account points to a private network address."
+    ),
+    "expired": "The connection took too long and expired. Please try again.",
+    "window_closed": "The window was closed before the connection finished.",
+}
+
+#: Provider codes whose ``error_description`` is worth showing (after "{app} reported a
+#: problem:"); for the others the sentence says all the user can act on.
+_DESCRIBED = {"server_error"}
+
+#: Portal codes whose own message is replaced by the sentence. Other portal failures
+#: (``temporarily_unavailable`` "did not answer in time", ``invalid_response``…) already carry a
+#: specific message written for people and keep it.
+_PORTAL_MAPPED = {"invalid_issuer", "invalid_nonce", "upstream_refused", "expired"}
+
+
+def provider_error_message(code: str, app_title: str, description: str | None = None) -> str:
+    """The sentence for an error a provider reported on the redirect (RFC 6749 §4.1.2.1).
+
+    ``code`` is the ``error`` parameter, ``description`` its ``error_description`` (untrusted
+    text: templates escape it; cut to 300 characters here). Known codes get their sentence;
+    ``server_error`` and unknown codes "<App> reported a problem: <description>" when there is a
+    description. Never raises."""
+    detail = " ".join((description or "").split())[:300]
+    if code in MESSAGES and (code not in _DESCRIBED or not detail):
+        return MESSAGES[code].format(app=app_title)
+    if detail:
+        return f"{app_title} reported a problem: {detail}"
+    return f"{app_title} reported a problem. Please try again."
+
+
+def portal_error_message(code: str, app_title: str, message: str) -> str:
+    """The sentence for a failure the portal itself detected: the mapped sentence for
+    ``invalid_issuer``, ``invalid_nonce``, ``upstream_refused`` and ``expired``, else ``message``
+    (already written for people). Never raises."""
+    if code in _PORTAL_MAPPED:
+        return MESSAGES[code].format(app=app_title)
+    return message
