@@ -117,11 +117,12 @@ def test_script_tag_snippet_opens_the_marketplace(site: ReadmeSite, page: Page) 
     expect(dialog).to_be_visible()
     frame = page.frame_locator("[role=dialog] iframe")
     expect(frame.get_by_role("heading", name=re.compile(r"^Apps \d+"))).to_be_visible()
-    # Slack (configured above) is in the marketplace: search finds its card. The search is
-    # htmx's, which the shell loads after its first paint: wait for it, not for the field.
-    embed = next(f for f in page.frames if "/portal/embed/apps" in f.url)
-    embed.wait_for_function("() => window.htmx !== undefined")
+    # Slack (configured above) is in the marketplace: search finds its card. Wait until the
+    # shell has swapped in the user's own marketplace (its settled state), then for the grid
+    # that shows this very search.
+    expect(frame.locator("body")).to_have_attribute("data-portal-state", "ready")
     frame.get_by_role("searchbox", name="Search apps").fill("slack")
+    expect(frame.locator("[data-portal-q='slack']")).to_be_visible()
     expect(frame.locator(".portal-card__title", has_text=re.compile("^Slack$"))).to_be_visible()
 
 
