@@ -186,7 +186,8 @@ class ConnectPortal:
             if not (app.debug or app.testing):
                 raise ConfigurationError(
                     "PORTAL_ENCRYPTION_KEYS is empty. Generate a key with "
-                    "`python -m portal generate-key` and set PORTAL_ENCRYPTION_KEYS = [key]."
+                    "`python -m portal generate-key` (or `flask portal generate-key`; neither "
+                    "needs an app) and set PORTAL_ENCRYPTION_KEYS = [key]."
                 )
             log.warning(
                 "PORTAL_ENCRYPTION_KEYS is empty; deriving a development key from SECRET_KEY"

@@ -217,6 +217,7 @@ def test_missing_encryption_keys_in_production(tmp_path: Path) -> None:
     message = str(info.value)
     assert "PORTAL_ENCRYPTION_KEYS" in message
     assert "flask portal generate-key" in message
+    assert "python -m portal generate-key" in message
     assert "portal" not in app.extensions
 
 
