@@ -89,29 +89,46 @@ def _connect(portal: Flask, user: str) -> None:
     assert done.status_code == 200, done.get_data(as_text=True)[:300]
 
 
-@contextmanager
-def _write_lock(url: str) -> Iterator[None]:
-    """Hold the lock every credential writer needs (SQLite: the database write lock;
-    PostgreSQL: the accounts table in EXCLUSIVE mode, which FOR UPDATE waits for)."""
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            conn.execute("ROLLBACK")
-            conn.close()
-        return
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("LOCK TABLE portal_connected_accounts IN EXCLUSIVE MODE"))
+class _WriteLock:
+    """The lock every credential writer needs (SQLite: the database write lock; PostgreSQL:
+    the accounts table in EXCLUSIVE mode, which FOR UPDATE waits for), on a connection opened
+    up front: :meth:`hold` is then one statement, so nothing else runs between deciding to
+    take the lock and holding it (opening an engine first let a fast rotate-keys finish every
+    remaining batch in that gap on an idle machine)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            self.sqlite = sqlite3.connect(
+                url.removeprefix("sqlite:///"), isolation_level=None, timeout=30
+            )
+        else:
+            self.engine = create_engine(url)
+            self.conn = self.engine.connect()
+            self.conn.execute(text("SELECT 1"))
+            self.conn.rollback()
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        if self.url.startswith("sqlite"):
+            self.sqlite.execute("BEGIN IMMEDIATE")
             try:
                 yield
             finally:
-                conn.rollback()
-    finally:
-        engine.dispose()
+                self.sqlite.execute("ROLLBACK")
+            return
+        self.conn.execute(text("LOCK TABLE portal_connected_accounts IN EXCLUSIVE MODE"))
+        try:
+            yield
+        finally:
+            self.conn.rollback()
+
+    def close(self) -> None:
+        if self.url.startswith("sqlite"):
+            self.sqlite.close()
+        else:
+            self.conn.close()
+            self.engine.dispose()
 
 
 def _seed_like_first(store: Store, sealer: Sealer, sandbox: Any, users: list[str]) -> None:
@@ -233,6 +250,7 @@ def test_rotate_keys_resumes_after_sigkill_while_serving(
         time.sleep(1.0)  # the load is under way (first refreshes included) before rotating
 
         # 3. rotate-keys, SIGKILLed after a few committed batches.
+        lock = _WriteLock(shared_database)  # connected now, taken in one statement below
         rotate = flask_command(
             rotated_config,
             ["portal", "rotate-keys", "--batch-size", str(BATCH)],
@@ -243,13 +261,14 @@ def test_rotate_keys_resumes_after_sigkill_while_serving(
         deadline = time.monotonic() + 30
         while True:
             done = [int(m.group(1)) for m in PROGRESS.finditer(rotate.log_path.read_text())]
-            if done and done[-1] >= 3 * BATCH:
+            if done and done[-1] >= 2 * BATCH:
                 break
             assert rotate.proc.poll() is None, f"rotate-keys ended early:\n{rotate.log()}"
             assert time.monotonic() < deadline, rotate.log()
             time.sleep(0.002)
-        with _write_lock(shared_database):  # its next batch waits here: it dies part way
+        with lock.hold():  # its next batch waits here: it dies part way
             rotate.kill()
+        lock.close()
         partial = _current_count(store, Sealer([new]))
         assert partial < ACCOUNTS, "the first run finished before it was killed"
         committed = max(int(m.group(1)) for m in PROGRESS.finditer(rotate.log_path.read_text()))
