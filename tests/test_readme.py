@@ -66,6 +66,31 @@ def test_every_readme_block_is_run_by_a_test() -> None:
     )
 
 
+def test_configuration_table_lists_every_key_with_its_default() -> None:
+    """The README's configuration table has one row per key of portal/config.py, in its order,
+    with the default as written there (a key added to the code and not to the docs fails)."""
+    import ast
+
+    source = (ROOT / "portal" / "config.py").read_text("utf-8")
+    tree = ast.parse(source)
+    defaults = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict)
+    )
+    assert isinstance(defaults, ast.Dict)
+    expected = [
+        (key.value, ast.get_source_segment(source, value))
+        for key, value in zip(defaults.keys, defaults.values, strict=True)
+        if isinstance(key, ast.Constant)
+    ]
+    readme = (ROOT / "README.md").read_text("utf-8")
+    rows = re.findall(r"^\| `(PORTAL_[A-Z0-9_]+)` \| `(.*?)` \|", readme, re.M)
+    assert [key for key, _ in rows] == [key for key, _ in expected]
+    for (key, shown), (_, default) in zip(rows, expected, strict=True):
+        assert " ".join(shown.split()) == " ".join((default or "").split()), key
+
+
 # --------------------------------------------------------------------------- set-up
 
 
