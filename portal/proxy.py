@@ -512,6 +512,15 @@ def _send(
         sent.update(make_headers(basic_auth=f"{user}:{password}"))
     timeout = float(state.config["PORTAL_HTTP_TIMEOUT"])
     try:
+        options: dict[str, Any] = {
+            "body": body,
+            "headers": sent,
+            "redirect": False,
+            "retries": False,
+            "preload_content": False,
+            "decode_content": True,
+            "timeout": urllib3.Timeout(connect=timeout, read=timeout),
+        }
         if pin is not None:
             scheme, _, port = outbound.url_host(url)
             sent["Host"] = outbound.host_header(scheme, pin.host, port)
@@ -519,26 +528,10 @@ def _send(
             return outbound.pinned_pool(_http, scheme, pin, port).urlopen(
                 method,
                 target.path + ("?" + target.query if target.query else ""),
-                body=body,
-                headers=sent,
-                redirect=False,
-                retries=False,
                 assert_same_host=False,
-                preload_content=False,
-                decode_content=True,
-                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                **options,
             )
-        return _http.request(
-            method,
-            url,
-            body=body,
-            headers=sent,
-            redirect=False,
-            retries=False,
-            preload_content=False,
-            decode_content=True,
-            timeout=urllib3.Timeout(connect=timeout, read=timeout),
-        )
+        return _http.request(method, url, **options)
     except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError subclass
         log.warning("proxy %s: upstream unreachable (%s)", app.slug, type(exc).__name__)
         raise UpstreamError(f"{app.title} could not be reached.") from exc
