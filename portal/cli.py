@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -312,8 +313,15 @@ def worker_command(once: bool, interval: float | None) -> None:
     show_default=True,
     help="Rows re-sealed per committed transaction.",
 )
+@click.option(
+    "--pause",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait after each batch, to spread the work on a busy database.",
+)
 @with_appcontext
-def rotate_keys(batch_size: int) -> None:
+def rotate_keys(batch_size: int, pause: float) -> None:
     """Re-seal every credential under the newest key of PORTAL_ENCRYPTION_KEYS.
 
     Rotation: put the new key first in every portal process (old keys stay for reading), run
@@ -335,6 +343,8 @@ def rotate_keys(batch_size: int) -> None:
             f"{batch.done}/{batch.total}: re-sealed {batch.resealed}, "
             f"already current {batch.skipped}, unreadable {len(batch.failed)}"
         )
+        if pause and batch.done < batch.total:
+            time.sleep(pause)
     click.echo(
         f"re-sealed {resealed} connected account(s) under the newest key; {skipped} already were"
     )

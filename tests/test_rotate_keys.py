@@ -249,11 +249,14 @@ def test_rotate_keys_resumes_after_sigkill_while_serving(
             thread.start()
         time.sleep(1.0)  # the load is under way (first refreshes included) before rotating
 
-        # 3. rotate-keys, SIGKILLed after a few committed batches.
+        # 3. rotate-keys, SIGKILLed after a few committed batches. It pauses after each batch
+        # (holding no lock), so the test takes the write lock in that pause: SQLite's busy
+        # handler is not first-come-first-served, and a rotate-keys competing for the lock
+        # could otherwise commit every remaining batch before the test got it.
         lock = _WriteLock(shared_database)  # connected now, taken in one statement below
         rotate = flask_command(
             rotated_config,
-            ["portal", "rotate-keys", "--batch-size", str(BATCH)],
+            ["portal", "rotate-keys", "--batch-size", str(BATCH), "--pause", "0.5"],
             tmp_path,
             "rotate-1",
         )
