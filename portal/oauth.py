@@ -124,8 +124,18 @@ class OAuthClients:
             client.client_cls = pinned_session
         return client
 
-    def _pin(self, app: App, session: OAuth2Session) -> OAuth2Session:
-        """``session``, pinned (:meth:`Outbound.mount`) when ``app``'s host is end-user-chosen."""
+    def _session(
+        self, app: App, client_id: str | None, client_secret: str | None, **kwargs: Any
+    ) -> OAuth2Session:
+        """An Authlib session for the portal's own token calls (refresh, client credentials,
+        revocation) with this client and the portal's timeout, pinned (:meth:`Outbound.mount`)
+        when ``app``'s host is end-user-chosen. ``kwargs`` go to :class:`OAuth2Session`."""
+        session = OAuth2Session(
+            client_id=client_id,
+            client_secret=client_secret,
+            default_timeout=self.timeout,
+            **kwargs,
+        )
         if user_chosen(app):
             self.outbound.mount(session)
         return session
@@ -294,14 +304,11 @@ class OAuthClients:
                 or settings.token_url
                 or client.load_server_metadata().get("token_endpoint")
             )
-            with self._pin(
+            with self._session(
                 app,
-                OAuth2Session(
-                    client_id=app.client.client_id,
-                    client_secret=app.client.client_secret,
-                    token_endpoint_auth_method=settings.token_endpoint_auth_method,
-                    default_timeout=self.timeout,
-                ),
+                app.client.client_id,
+                app.client.client_secret,
+                token_endpoint_auth_method=settings.token_endpoint_auth_method,
             ) as session:
                 raw = session.refresh_token(
                     url, refresh_token=refresh_token, **dict(settings.token_params)
@@ -328,15 +335,12 @@ class OAuthClients:
             raise ProviderError("unsupported_app", f"{app.title} has no client credentials.")
         scope = settings.scope_separator.join(settings.scopes) or None
         with _provider_errors(app, "token request"):
-            with self._pin(
+            with self._session(
                 app,
-                OAuth2Session(
-                    client_id=client_id,
-                    client_secret=client_secret,
-                    token_endpoint_auth_method=settings.token_endpoint_auth_method,
-                    scope=scope,
-                    default_timeout=self.timeout,
-                ),
+                client_id,
+                client_secret,
+                token_endpoint_auth_method=settings.token_endpoint_auth_method,
+                scope=scope,
             ) as session:
                 raw = session.fetch_token(
                     settings.token_url,
@@ -369,14 +373,11 @@ class OAuthClients:
             )
             if not token:
                 return False
-            with self._pin(
+            with self._session(
                 app,
-                OAuth2Session(
-                    client_id=app.client.client_id,
-                    client_secret=app.client.client_secret,
-                    revocation_endpoint_auth_method=settings.token_endpoint_auth_method,
-                    default_timeout=self.timeout,
-                ),
+                app.client.client_id,
+                app.client.client_secret,
+                revocation_endpoint_auth_method=settings.token_endpoint_auth_method,
             ) as session:
                 response = session.revoke_token(url, token=token, token_type_hint=hint)
             if response.status_code != 200:
