@@ -33,6 +33,8 @@ REGENERATE = ".venv/bin/python tests/test_openapi.py --write"
 def serialise(document: dict[str, Any]) -> str:
     """The golden copy's text: key order kept as built (it is the order readers see)."""
     return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+
+
 REGISTRY = Registry().with_resource("urn:openapi", Resource(DOC, specification=DRAFT202012))
 
 
