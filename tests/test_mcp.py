@@ -1,0 +1,447 @@
+"""portal/mcp.py, portal/agents.py and portal/views/agents.py: an end user's connected apps as
+MCP tools, driven by the official ``mcp`` Python client over real loopback HTTP.
+
+The portal under test has two projects (``proj-a``, ``proj-b``) and is served by a threaded
+werkzeug server on 127.0.0.1 (:class:`portal._serving.ServerThread`); the provider is the live
+sandbox of the session's stack. Accounts are connected through the whole OAuth flow (the test
+client and the sandbox's consent page), as tests/test_projects.py does. A second portal app on
+the same database, with ``PORTAL_MCP_READ_ONLY``, serves the read-only checks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+import httpx2
+import pytest
+import requests
+from conftest import Browser, database_config
+from flask import Flask
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from sqlalchemy import func, select
+
+from portal._serving import ServerThread
+from portal.agents import AgentScope, mint_token
+from portal.demo import DemoStack, portal_config
+from portal.service import create_app
+from portal.store import FunctionCall
+
+A, B = "proj-a", "proj-b"
+SECRET = {A: "mcp-secret-of-project-a", B: "mcp-secret-of-project-b"}
+PREFIX = "/portal"
+T = TypeVar("T")
+
+
+class Portal:
+    """A portal app served on loopback, and the test client of the same app."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.client = app.test_client()
+        self.server = ServerThread("127.0.0.1", 0).start(app)
+        self.url = self.server.url
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.url}{PREFIX}/mcp"
+
+    def mint(self, project: str, user: str, **body: Any) -> dict[str, Any]:
+        answer = requests.post(
+            f"{self.url}{PREFIX}/api/v1/mcp-tokens",
+            json={"userId": user, **body},
+            headers={"Authorization": f"Bearer {SECRET[project]}"},
+            timeout=10,
+        )
+        assert answer.status_code == 201, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    def connect(self, project: str, user: str, connect_url: str | None = None) -> str:
+        """Connect a sandbox account for ``user`` of ``project`` (the whole OAuth flow);
+        returns its id. ``connect_url``: a link the portal answered, else a fresh ticket's."""
+        if connect_url is None:
+            session = self.client.post(
+                f"{PREFIX}/api/v1/sessions",
+                json={"userId": user, "origin": HOST},
+                headers={"Authorization": f"Bearer {SECRET[project]}"},
+            ).json
+            assert session is not None
+            ticket = self.client.post(
+                f"{PREFIX}/api/v1/connect-tickets",
+                json={"app": "sandbox"},
+                headers={"Authorization": f"Bearer {session['token']}", "Origin": HOST},
+            ).json
+            assert ticket is not None
+            connect_url = ticket["connect_url"]
+        started = self.client.get(urlsplit(connect_url)._replace(scheme="", netloc="").geturl())
+        assert started.status_code == 302, started.get_data(as_text=True)[:300]
+        consent = Browser().consent(started.headers["Location"])
+        done = self.client.get(
+            f"{PREFIX}/oauth/sandbox/callback?{urlsplit(consent.callback_url).query}"
+        )
+        assert done.status_code == 200, done.get_data(as_text=True)[:300]
+        accounts = self.client.get(
+            f"{PREFIX}/api/v1/connected-accounts",
+            headers={"Authorization": f"Bearer {SECRET[project]}", "X-Portal-User-Id": user},
+        ).json
+        assert accounts is not None
+        return str(accounts["connected_accounts"][0]["id"])
+
+    def calls(self, user: str) -> int:
+        """Rows of the function-call log for ``user``."""
+        store = self.app.extensions["portal"].store
+        with store.read() as db:
+            return int(db.scalar(select(func.count()).where(FunctionCall.user_id == user)) or 0)
+
+
+HOST = "http://127.0.0.1:9"
+
+
+def run_mcp(url: str, headers: dict[str, str], work: Callable[[ClientSession], Awaitable[T]]) -> T:
+    """Open an MCP session with the official client over HTTP and run ``work`` in it."""
+
+    async def main() -> T:
+        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+            async with streamable_http_client(url, http_client=http) as (read, write):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    return await work(session)
+
+    return anyio.run(main)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def portals(stack: DemoStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The two-project portal (and a read-only twin on its database) with accounts: ``alice``
+    of A (connected), ``bob`` of A (connected), ``alice`` of B (connected), ``carol`` of A
+    (nothing connected)."""
+    tmp: Path = tmp_path_factory.mktemp("mcp")
+    database = database_config(tmp, "mcp")
+
+    def build(**overrides: Any) -> Flask:
+        config = portal_config(
+            stack.portal.url, stack.sandbox.url, [HOST], TESTING=True, **database
+        )
+        config.update(
+            PORTAL_APP_KEYS={A: [SECRET[A]], B: [SECRET[B]]},
+            PORTAL_ENABLED_APPS=["sandbox", "slack"],
+            PORTAL_APPS={
+                **config["PORTAL_APPS"],
+                "slack": {"client_id": "slack-id", "client_secret": "slack-secret"},
+            },
+            **overrides,
+        )
+        return create_app(config)
+
+    main = Portal(build())
+    read_only = Portal(build(PORTAL_MCP_READ_ONLY=True))
+    suffix = uuid.uuid4().hex[:8]
+    users = {name: f"{name}-{suffix}" for name in ("alice", "bob", "carol")}
+    accounts = {
+        ("alice", A): main.connect(A, users["alice"]),
+        ("bob", A): main.connect(A, users["bob"]),
+        ("alice", B): main.connect(B, users["alice"]),
+    }
+    yield {"main": main, "read_only": read_only, "users": users, "accounts": accounts}
+    main.server.stop()
+    read_only.server.stop()
+
+
+def test_tools_of_a_connected_user_with_annotations(portals: dict[str, Any]) -> None:
+    main: Portal = portals["main"]
+    token = main.mint(A, portals["users"]["alice"])
+    assert token["url"].endswith("/portal/mcp")
+    listed = run_mcp(main.mcp_url, bearer(token["token"]), lambda s: s.list_tools())
+    tools = {t.name: t for t in listed.tools}
+    # Sandbox is connected: its functions; Slack is not: only the connect tool offers it.
+    assert {"sandbox-list-contacts", "sandbox-create-contact", "sandbox-get-contact"} <= set(tools)
+    assert not any(name.startswith("slack-") for name in tools)
+    assert tools["connect_app"].input_schema["properties"]["app"]["enum"] == ["sandbox", "slack"]
+    listing = tools["sandbox-list-contacts"]
+    assert listing.input_schema["properties"]["limit"]["maximum"] == 100
+    assert listing.input_schema["properties"]["connectedAccountId"]["type"] == "string"
+    assert "next_page" in listing.input_schema["properties"]
+    assert listing.annotations is not None
+    assert listing.annotations.read_only_hint is True
+    assert listing.annotations.destructive_hint is False
+    creating = tools["sandbox-create-contact"].annotations
+    assert creating is not None
+    assert creating.read_only_hint is False and creating.destructive_hint is True
+
+
+def test_list_contacts_pages_through_next_page(portals: dict[str, Any]) -> None:
+    main: Portal = portals["main"]
+    user = portals["users"]["alice"]
+    token = main.mint(A, user)
+    before = main.calls(user)
+
+    async def page_through(session: ClientSession) -> list[dict[str, Any]]:
+        pages = []
+        arguments: dict[str, Any] = {"limit": 5}
+        while True:
+            result = await session.call_tool("sandbox-list-contacts", arguments)
+            assert result.is_error is False, result
+            pages.append(result.structured_content)
+            if not result.structured_content["next_page"]:
+                return pages
+            arguments = {"limit": 5, "next_page": result.structured_content["next_page"]}
+
+    pages = run_mcp(main.mcp_url, bearer(token["token"]), page_through)
+    assert len(pages) >= 3
+    assert all(p["network_code"] == 200 for p in pages)
+    names = [c["name"] for p in pages for c in p["output"]]
+    # The same list in one page through invokeFunction: nothing lost or repeated by paging.
+    whole = main.client.post(
+        f"{PREFIX}/api/v1/functions/sandbox-list-contacts/invoke",
+        json={"params": {"limit": 100}},
+        headers={"Authorization": f"Bearer {SECRET[A]}", "X-Portal-User-Id": user},
+    ).json
+    assert whole is not None
+    assert names == [c["name"] for c in whole["output"]]
+    assert names[:2] == ["Charles Babbage", "Mary Somerville"]
+    # Every page is a call in the function-call log (plus the one invokeFunction above).
+    assert main.calls(user) == before + len(pages) + 1
+
+
+def test_text_content_carries_the_same_result(portals: dict[str, Any]) -> None:
+    import json
+
+    main: Portal = portals["main"]
+    token = main.mint(A, portals["users"]["alice"])
+    result = run_mcp(
+        main.mcp_url,
+        bearer(token["token"]),
+        lambda s: s.call_tool("sandbox-list-contacts", {"limit": 1}),
+    )
+    assert json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
+
+
+def test_app_secret_and_user_id_authenticate_too(portals: dict[str, Any]) -> None:
+    main: Portal = portals["main"]
+    user = portals["users"]["bob"]
+    headers = {"Authorization": f"Bearer {SECRET[A]}", "X-Portal-User-Id": user}
+    result = run_mcp(
+        main.mcp_url, headers, lambda s: s.call_tool("sandbox-list-contacts", {"limit": 2})
+    )
+    assert result.is_error is False and result.structured_content["network_code"] == 200
+
+
+def test_a_tool_without_an_account_answers_a_connect_link(portals: dict[str, Any]) -> None:
+    main: Portal = portals["main"]
+    user = portals["users"]["carol"]
+    token = main.mint(A, user)
+
+    listed = run_mcp(main.mcp_url, bearer(token["token"]), lambda s: s.list_tools())
+    assert [t.name for t in listed.tools] == ["connect_app"]
+    result = run_mcp(
+        main.mcp_url,
+        bearer(token["token"]),
+        lambda s: s.call_tool("sandbox-list-contacts", {"limit": 2}),
+    )
+    assert result.is_error is True
+    answer = result.structured_content
+    assert answer["error"] == "not_connected" and answer["app"] == "sandbox"
+    assert answer["connect_url"] in result.content[0].text  # type: ignore[union-attr]
+    assert main.calls(user) == 0  # nothing ran
+    # The link is a real connect link for this user: following it connects the account,
+    # and the same tool call then runs.
+    main.connect(A, user, answer["connect_url"])
+    again = run_mcp(
+        main.mcp_url,
+        bearer(token["token"]),
+        lambda s: s.call_tool("sandbox-list-contacts", {"limit": 2}),
+    )
+    assert again.is_error is False and again.structured_content["network_code"] == 200
+
+    # The connect tool answers a link on request, for an app not connected yet.
+    linked = run_mcp(
+        main.mcp_url, bearer(token["token"]), lambda s: s.call_tool("connect_app", {"app": "slack"})
+    )
+    assert linked.is_error is False
+    assert "/portal/connect/slack?ticket=" in linked.structured_content["connect_url"]
+
+
+def test_another_users_or_projects_account_is_refused(portals: dict[str, Any]) -> None:
+    main: Portal = portals["main"]
+    users, accounts = portals["users"], portals["accounts"]
+    token = main.mint(A, users["alice"])
+    before = {u: main.calls(users[u]) for u in ("alice", "bob")}
+    for foreign in (accounts[("bob", A)], accounts[("alice", B)]):
+        result = run_mcp(
+            main.mcp_url,
+            bearer(token["token"]),
+            lambda s, foreign=foreign: s.call_tool(
+                "sandbox-list-contacts", {"limit": 2, "connectedAccountId": foreign}
+            ),
+        )
+        assert result.is_error is True
+        assert result.structured_content["error"] == "No such connected account."
+        assert "network_code" not in result.structured_content
+    # Its own account by id works.
+    own = run_mcp(
+        main.mcp_url,
+        bearer(token["token"]),
+        lambda s: s.call_tool(
+            "sandbox-list-contacts", {"limit": 2, "connectedAccountId": accounts[("alice", A)]}
+        ),
+    )
+    assert own.is_error is False
+    assert main.calls(users["bob"]) == before["bob"]
+    assert main.calls(users["alice"]) == before["alice"] + 1
+    # Project B's token for the same user id sees B's account, not A's.
+    b_token = main.mint(B, users["alice"])
+    refused = run_mcp(
+        main.mcp_url,
+        bearer(b_token["token"]),
+        lambda s: s.call_tool(
+            "sandbox-list-contacts", {"limit": 2, "connectedAccountId": accounts[("alice", A)]}
+        ),
+    )
+    assert refused.is_error is True and "network_code" not in refused.structured_content
+
+
+def test_token_allow_lists_narrow_the_tools(portals: dict[str, Any]) -> None:
+    main: Portal = portals["main"]
+    token = main.mint(A, portals["users"]["alice"], functions=["sandbox-list-contacts"])
+
+    async def work(session: ClientSession) -> tuple[list[str], Exception | None]:
+        listed = await session.list_tools()
+        try:
+            await session.call_tool("sandbox-create-contact", {"name": "X", "email": "x@y.z"})
+        except MCPError as exc:
+            return [t.name for t in listed.tools], exc
+        return [t.name for t in listed.tools], None
+
+    names, error = run_mcp(main.mcp_url, bearer(token["token"]), work)
+    assert names == ["sandbox-list-contacts", "connect_app"]
+    assert error is not None and "Unknown tool" in str(error)
+    unknown = requests.post(
+        f"{main.url}{PREFIX}/api/v1/mcp-tokens",
+        json={"userId": "u", "apps": ["nope"]},
+        headers={"Authorization": f"Bearer {SECRET[A]}"},
+        timeout=10,
+    )
+    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_apps"
+
+
+def test_read_only_mode_hides_and_refuses_destructive_tools(portals: dict[str, Any]) -> None:
+    read_only: Portal = portals["read_only"]
+    user = portals["users"]["alice"]
+    token = read_only.mint(A, user)
+    before = read_only.calls(user)
+
+    async def work(session: ClientSession) -> tuple[list[str], Exception | None]:
+        listed = await session.list_tools()
+        try:
+            await session.call_tool("sandbox-create-contact", {"name": "X", "email": "x@y.z"})
+        except MCPError as exc:
+            return [t.name for t in listed.tools], exc
+        return [t.name for t in listed.tools], None
+
+    names, error = run_mcp(read_only.mcp_url, bearer(token["token"]), work)
+    assert "sandbox-list-contacts" in names and "sandbox-get-contact" in names
+    assert "sandbox-create-contact" not in names
+    assert error is not None and "Unknown tool" in str(error)
+    assert read_only.calls(user) == before
+    tools = read_only.client.get(
+        f"{PREFIX}/api/v1/tools?format=openai", headers=bearer(token["token"])
+    ).json
+    assert tools is not None
+    assert "sandbox-create-contact" not in [t["function"]["name"] for t in tools["tools"]]
+
+
+def test_expired_and_tampered_tokens_are_refused(portals: dict[str, Any]) -> None:
+    main: Portal = portals["main"]
+    token = main.mint(A, portals["users"]["alice"], expiresIn=60)["token"]
+    payload, _, signature = token.rpartition(".")
+    tampered = payload + "." + ("A" if signature[0] != "A" else "B") + signature[1:]
+    other_purpose = requests.post(
+        f"{main.url}{PREFIX}/api/v1/sessions",
+        json={"userId": portals["users"]["alice"], "origin": HOST},
+        headers={"Authorization": f"Bearer {SECRET[A]}"},
+        timeout=10,
+    ).json()["token"]
+    # A session token is no MCP token, but a caller of the JSON API: it authenticates as that
+    # user (no allow-lists) and is covered by the API's own rules; a tampered one is not.
+    for bad in (tampered, "not-a-token", other_purpose + "x"):
+        answer = requests.post(
+            main.mcp_url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={**bearer(bad), "Accept": "application/json, text/event-stream"},
+            timeout=10,
+        )
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["error"] in ("invalid_token", "unauthorized", "invalid_session")
+    with pytest.raises(Exception):  # noqa: B017 - the client raises whatever it raises on 401
+        run_mcp(main.mcp_url, bearer(tampered), lambda s: s.list_tools())
+    # An expired token, signed with the portal's key (minting one that has already expired
+    # instead of waiting for one to expire).
+    expired_token, _ = mint_token(
+        main.app.config["SECRET_KEY"], AgentScope(A, portals["users"]["alice"]), -1
+    )
+    expired = requests.post(
+        main.mcp_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={**bearer(expired_token), "Accept": "application/json, text/event-stream"},
+        timeout=10,
+    )
+    assert expired.status_code == 401 and expired.json()["error"] == "token_expired"
+
+
+def test_mint_needs_the_app_secret(portals: dict[str, Any]) -> None:
+    main: Portal = portals["main"]
+    token = main.mint(A, portals["users"]["alice"])["token"]
+    for headers in ({}, bearer(token), bearer("wrong-secret")):
+        answer = requests.post(
+            f"{main.url}{PREFIX}/api/v1/mcp-tokens",
+            json={"userId": "u-1"},
+            headers=headers,
+            timeout=10,
+        )
+        assert answer.status_code == 401 and answer.json()["error"] == "invalid_app_secret"
+    too_long = requests.post(
+        f"{main.url}{PREFIX}/api/v1/mcp-tokens",
+        json={"userId": "u-1", "expiresIn": 10**9},
+        headers=bearer(SECRET[A]),
+        timeout=10,
+    )
+    assert too_long.status_code == 400 and too_long.json()["error"] == "invalid_expires_in"
+
+
+@pytest.mark.parametrize("format_", ["openai", "anthropic", "mcp"])
+def test_tools_as_function_calling_schemas(portals: dict[str, Any], format_: str) -> None:
+    main: Portal = portals["main"]
+    user = portals["users"]["alice"]
+    served = requests.get(
+        f"{main.url}{PREFIX}/api/v1/tools",
+        params={"format": format_},
+        headers={"Authorization": f"Bearer {SECRET[A]}", "X-Portal-User-Id": user},
+        timeout=10,
+    )
+    assert served.status_code == 200, served.text
+    tools = served.json()["tools"]
+    token = main.mint(A, user)
+    listed = run_mcp(main.mcp_url, bearer(token["token"]), lambda s: s.list_tools())
+    expected = {t.name: t.input_schema for t in listed.tools}
+    if format_ == "openai":
+        got = {t["function"]["name"]: t["function"]["parameters"] for t in tools}
+        assert all(t["type"] == "function" for t in tools)
+    elif format_ == "anthropic":
+        got = {t["name"]: t["input_schema"] for t in tools}
+    else:
+        got = {t["name"]: t["inputSchema"] for t in tools}
+    assert got == expected
+    bad = requests.get(
+        f"{main.url}{PREFIX}/api/v1/tools?format=xml", headers=bearer(token["token"]), timeout=10
+    )
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_format"
