@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from .extension import PortalState
 
-#: Largest JSON-RPC request body accepted, in bytes.
+#: Largest JSON-RPC request body the transport accepts, in bytes (the view limits it too).
 MAX_BODY = 1024 * 1024
 
 INSTRUCTIONS = (

@@ -11,16 +11,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from werkzeug.exceptions import NotImplemented as WerkzeugNotImplemented
 
 from .. import agents
-from .. import mcp as mcp_server
 from ..auth import app_key_for_secret, bearer_token, check_user_id
-from ..errors import AuthenticationFailed, InvalidRequest, OriginNotAllowed
+from ..errors import AuthenticationFailed, InvalidRequest, OriginNotAllowed, PortalHTTPError
 from ..extension import current_portal
 from .common import current_caller, own_origin, request_origin
 
 #: Largest ``POST /api/v1/mcp-tokens`` body, in bytes.
 MAX_BODY = 64 * 1024
+#: Largest MCP (JSON-RPC) request body, in bytes.
+MAX_MCP_BODY = 1024 * 1024
+
+
+class McpNotInstalled(PortalHTTPError, WerkzeugNotImplemented):
+    """501: the ``mcp`` SDK is not installed (``pip install 'connect-portal[mcp]'``)."""
+
+    error_code = "mcp_not_installed"
 
 
 def _iso(ts: int) -> str:
@@ -80,12 +88,19 @@ def mcp_endpoint() -> Response:
 
     :raises OriginNotAllowed: 403 ``origin_not_allowed``.
     :raises AuthenticationFailed: 401, with ``WWW-Authenticate: Bearer``.
+    :raises McpNotInstalled: 501: the ``mcp`` extra is not installed.
     """
     origin = request_origin()
     if origin is not None and origin not in {*current_portal.allowed_origins, own_origin()}:
         raise OriginNotAllowed("MCP requests from this origin are not allowed.")
     scope = agent_scope()
-    request.max_content_length = mcp_server.MAX_BODY
+    try:
+        from .. import mcp as mcp_server
+    except ImportError as exc:  # the optional extra is missing
+        raise McpNotInstalled(
+            "The MCP server needs the mcp SDK: pip install 'connect-portal[mcp]'."
+        ) from exc
+    request.max_content_length = MAX_MCP_BODY
     state = current_app.extensions["portal"]
     status, headers, body = mcp_server.handle(
         request, mcp_server.AgentRequest(state, scope, _connect_link)
