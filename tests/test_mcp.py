@@ -25,6 +25,7 @@ from flask import Flask
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from readme_blocks import block, fill
 from sqlalchemy import func, select
 
 from portal._serving import ServerThread
@@ -445,3 +446,96 @@ def test_tools_as_function_calling_schemas(portals: dict[str, Any], format_: str
         f"{main.url}{PREFIX}/api/v1/tools?format=xml", headers=bearer(token["token"]), timeout=10
     )
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_format"
+
+
+# --------------------------------------------------------------------------- README
+
+SECTION = "AI agents"
+
+
+def _readme_curl(index: int, stack: DemoStack, env: dict[str, str], user: str) -> Any:
+    """Run README block ``index`` of the section (a curl command) against the live demo
+    portal; returns (its JSON answer, the promised answer's text)."""
+    import json
+    import os
+    import re
+    import subprocess
+
+    code = block(SECTION, index).code
+    command, _, promise = code.partition("\n# ->")
+    command = fill(command, {"https://portal.example": stack.portal.url})
+    if "u-42" in command:
+        command = fill(command, {"u-42": user})
+    bare = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "FLASK_"))}
+    result = subprocess.run(
+        ["sh", "-c", command],
+        env={**bare, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    promised_keys = set(re.findall(r'"(\w+)":', promise.split("[", 1)[0]))
+    assert promised_keys <= set(answer), (promised_keys, answer)
+    return answer
+
+
+@pytest.mark.readme(SECTION, 0)
+@pytest.mark.readme(SECTION, 1)
+@pytest.mark.readme(SECTION, 2)
+@pytest.mark.readme(SECTION, 3)
+def test_readme_agents_section_as_written(stack: DemoStack, sandbox: str) -> None:
+    """The section's blocks against the live demo portal: the curl line mints a token, the
+    Python client pages through the contacts with it, the Claude Desktop configuration's header
+    authenticates (``npx mcp-remote`` itself is not run: it needs npm's registry; the official
+    Python client sends the same header instead), and the tools curl line answers OpenAI tools.
+    """
+    import json
+
+    from conftest import connect_sandbox, new_session
+
+    from portal.demo import DEMO_APP_SECRET
+
+    user = f"readme-agent-{uuid.uuid4().hex[:8]}"
+    callback, _ = connect_sandbox(new_session(stack, user))
+    assert callback.status_code == 200
+    minted = _readme_curl(0, stack, {"APP_SECRET": DEMO_APP_SECRET}, user)
+    assert minted["user_id"] == user
+    assert minted["url"] == stack.mcp_url == f"{stack.portal.url}/portal/mcp"
+
+    namespace: dict[str, Any] = {}
+    exec(block(SECTION, 1).code, namespace)
+    contacts = anyio.run(namespace["list_contacts"], minted["url"], minted["token"])
+    whole = requests.post(
+        f"{stack.portal.url}/portal/api/v1/functions/sandbox-list-contacts/invoke",
+        json={"params": {"limit": 100}},
+        headers={"Authorization": f"Bearer {DEMO_APP_SECRET}", "X-Portal-User-Id": user},
+        timeout=10,
+    ).json()
+    assert contacts == whole["output"] and len(contacts) >= 12
+
+    config = json.loads(fill(block(SECTION, 2).code, {"Bearer …": f"Bearer {minted['token']}"}))
+    server = config["mcpServers"]["connect-portal"]
+    assert server["command"] == "npx" and "mcp-remote" in server["args"]
+    url = fill(
+        server["args"][server["args"].index("mcp-remote") + 1],
+        {"https://portal.example": stack.portal.url},
+    )
+    header = server["args"][server["args"].index("--header") + 1]
+    header = header.replace("${AUTH_HEADER}", server["env"]["AUTH_HEADER"])
+    name, _, value = header.partition(":")
+    listed = run_mcp(url, {name: value}, lambda s: s.list_tools())
+    assert "sandbox-list-contacts" in [t.name for t in listed.tools]
+
+    tools = _readme_curl(3, stack, {"MCP_TOKEN": minted["token"]}, user)
+    assert tools["format"] == "openai"
+    assert tools["tools"][0]["function"]["name"] == "sandbox-list-contacts"
+    assert tools["tools"][0]["type"] == "function"
+
+
+def test_demo_token_authenticates_the_demo_user(stack: DemoStack) -> None:
+    """What ``make demo`` prints (:meth:`DemoStack.mcp_token`) opens an MCP session."""
+    listed = run_mcp(stack.mcp_url, bearer(stack.mcp_token()), lambda s: s.list_tools())
+    assert "connect_app" in [t.name for t in listed.tools]
