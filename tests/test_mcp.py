@@ -153,7 +153,13 @@ def portals(stack: DemoStack, tmp_path_factory: pytest.TempPathFactory) -> Itera
         ("bob", A): main.connect(A, users["bob"]),
         ("alice", B): main.connect(B, users["alice"]),
     }
-    yield {"main": main, "read_only": read_only, "users": users, "accounts": accounts}
+    yield {
+        "main": main,
+        "read_only": read_only,
+        "users": users,
+        "accounts": accounts,
+        "build": build,
+    }
     main.server.stop()
     read_only.server.stop()
 
@@ -272,6 +278,8 @@ def test_a_tool_without_an_account_answers_a_connect_link(portals: dict[str, Any
     assert "/portal/connect/slack?ticket=" in linked.structured_content["connect_url"]
 
 
+@pytest.mark.security("Account id of user A requested with user B's session")
+@pytest.mark.security("Projects are tenants")
 def test_another_users_or_projects_account_is_refused(portals: dict[str, Any]) -> None:
     main: Portal = portals["main"]
     users, accounts = portals["users"], portals["accounts"]
@@ -446,6 +454,57 @@ def test_tools_as_function_calling_schemas(portals: dict[str, Any], format_: str
         f"{main.url}{PREFIX}/api/v1/tools?format=xml", headers=bearer(token["token"]), timeout=10
     )
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_format"
+
+
+LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+ACCEPT = {"Accept": "application/json, text/event-stream"}
+
+
+def test_http_edges_of_the_endpoint(portals: dict[str, Any]) -> None:
+    """No credentials: 401 with ``WWW-Authenticate``; a foreign browser origin: 403; GET and
+    DELETE (a stream, a session): 405 at once, never a stream held open."""
+    main: Portal = portals["main"]
+    token = main.mint(A, portals["users"]["alice"])["token"]
+    anonymous = requests.post(main.mcp_url, json=LIST, headers=ACCEPT, timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert anonymous.json()["error"] == "unauthorized"
+    foreign = requests.post(
+        main.mcp_url,
+        json=LIST,
+        headers={**ACCEPT, **bearer(token), "Origin": "https://evil.example"},
+        timeout=10,
+    )
+    assert foreign.status_code == 403 and foreign.json()["error"] == "origin_not_allowed"
+    for method in ("GET", "DELETE"):
+        answer = requests.request(
+            method,
+            main.mcp_url,
+            headers={"Accept": "text/event-stream", **bearer(token)},
+            timeout=10,
+        )
+        assert answer.status_code == 405 and answer.headers["Allow"] == "POST"
+    listed = requests.post(main.mcp_url, json=LIST, headers={**ACCEPT, **bearer(token)}, timeout=10)
+    assert listed.status_code == 200 and listed.json()["result"]["tools"]
+
+
+def test_rate_limit_per_end_user(portals: dict[str, Any]) -> None:
+    limited = portals["build"](PORTAL_RATE_LIMIT_MCP="2/minute").test_client()
+    users = portals["users"]
+    headers = {
+        user: {**ACCEPT, "Authorization": f"Bearer {SECRET[A]}", "X-Portal-User-Id": users[user]}
+        for user in ("alice", "bob")
+    }
+    statuses = [
+        limited.post(f"{PREFIX}/mcp", json=LIST, headers=headers["alice"]).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+    refused = limited.post(f"{PREFIX}/mcp", json=LIST, headers=headers["alice"])
+    assert refused.json is not None and refused.json["error"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    # Another end user of the same project has a budget of their own.
+    assert limited.post(f"{PREFIX}/mcp", json=LIST, headers=headers["bob"]).status_code == 200
 
 
 # --------------------------------------------------------------------------- README

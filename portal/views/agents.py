@@ -81,10 +81,12 @@ def _connect_link(slug: str) -> dict[str, Any]:
 
 
 def mcp_endpoint() -> Response:
-    """``POST|GET|DELETE /mcp``: the MCP Streamable HTTP endpoint (stateless, JSON answers).
+    """``POST /mcp``: the MCP Streamable HTTP endpoint (stateless, JSON answers).
 
-    Browsers' requests must come from an allowed origin (MCP "Streamable HTTP", security
-    warning: servers validate ``Origin`` against DNS rebinding).
+    ``GET`` (a server-sent event stream) and ``DELETE`` (ending a session) answer 405, as the
+    transport allows a server without streams or sessions to (MCP 2025-11-25, "Streamable
+    HTTP" §2.2 and §2.5.3). Browsers' requests must come from an allowed origin (same section,
+    security warning: servers validate ``Origin`` against DNS rebinding).
 
     :raises OriginNotAllowed: 403 ``origin_not_allowed``.
     :raises AuthenticationFailed: 401, with ``WWW-Authenticate: Bearer``.
@@ -94,6 +96,19 @@ def mcp_endpoint() -> Response:
     if origin is not None and origin not in {*current_portal.allowed_origins, own_origin()}:
         raise OriginNotAllowed("MCP requests from this origin are not allowed.")
     scope = agent_scope()
+    if request.method != "POST":
+        # Never hand a GET to the SDK: in stateless mode it would hold an empty event stream
+        # open for ever, and with it a server thread.
+        answer = jsonify(
+            {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": -32000, "message": "Method not allowed: POST only."},
+            }
+        )
+        answer.status_code = 405
+        answer.headers["Allow"] = "POST"
+        return answer
     try:
         from .. import mcp as mcp_server
     except ImportError as exc:  # the optional extra is missing
