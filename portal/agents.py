@@ -316,8 +316,8 @@ def call(
     """Run tool ``name`` for ``scope`` with ``arguments``.
 
     A function of an app the user has not connected answers ``not_connected`` with a connect
-    link (``connect_url``) for the agent to show its user; :data:`CONNECT_TOOL` answers one on
-    request. Otherwise :func:`portal.functions.invoke` runs it (recorded in the function-call
+    link (``connect_url``) for the agent to show its user (``needs_reauth`` with one when the
+    provider refused the stored connection); :data:`CONNECT_TOOL` answers one on request. Otherwise :func:`portal.functions.invoke` runs it (recorded in the function-call
     log) on ``connectedAccountId`` or the user's most recent account of the app; another
     user's or another project's account id is answered as not found, nothing sent.
 
@@ -361,6 +361,14 @@ def call(
         )
     except HTTPException as exc:  # upstream timeout/error, refused host, needs re-auth
         code = getattr(exc, "error_code", None) or "upstream_error"
+        if code == "needs_reauth":
+            # The provider refused the stored connection: the same link reconnects it.
+            return _error(
+                code,
+                f"{exc.description} Show the user this link to reconnect, then call again.",
+                app=function.app,
+                **connect_link(function.app),
+            )
         return _error(code, str(exc.description or exc.name))
     if status != 200:
         return ToolResult({**result, "message": result.get("error", "")}, True)

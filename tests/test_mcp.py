@@ -507,6 +507,63 @@ def test_rate_limit_per_end_user(portals: dict[str, Any]) -> None:
     assert limited.post(f"{PREFIX}/mcp", json=LIST, headers=headers["bob"]).status_code == 200
 
 
+def test_a_refused_connection_answers_a_reconnect_link(portals: dict[str, Any]) -> None:
+    """The provider refuses the stored refresh token (expired access token, forged refresh
+    token written into the sealed credentials): ``needs_reauth`` with a link that reconnects."""
+    from datetime import UTC, datetime, timedelta
+
+    from portal.store import ConnectedAccount
+
+    main: Portal = portals["main"]
+    user = f"dave-{uuid.uuid4().hex[:8]}"
+    account_id = main.connect(A, user)
+    state = main.app.extensions["portal"]
+    with state.store.session() as db:
+        account = db.get(ConnectedAccount, account_id)
+        assert account is not None
+        data = state.sealer.open(account_id, account.credentials)
+        data.update(refresh_token="refused-by-the-provider", expires_at=1)
+        account.credentials = state.sealer.seal(account_id, data)
+        account.expires_at = datetime.now(UTC) - timedelta(hours=1)
+    token = main.mint(A, user)["token"]
+    result = run_mcp(
+        main.mcp_url, bearer(token), lambda s: s.call_tool("sandbox-list-contacts", {"limit": 1})
+    )
+    assert result.is_error is True
+    assert result.structured_content["error"] == "needs_reauth"
+    reconnected = main.connect(A, user, result.structured_content["connect_url"])
+    assert reconnected == account_id  # the same account, active again
+    again = run_mcp(
+        main.mcp_url, bearer(token), lambda s: s.call_tool("sandbox-list-contacts", {"limit": 1})
+    )
+    assert again.is_error is False and again.structured_content["network_code"] == 200
+
+
+def test_without_the_mcp_extra_the_endpoint_says_what_to_install(
+    portals: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simulated: a ``None`` entry for ``mcp`` in ``sys.modules`` makes its import fail as a
+    missing SDK would (this venv has it installed; the wheel test's venv has not), and
+    ``portal.mcp`` is imported afresh."""
+    import sys
+
+    import portal
+
+    main: Portal = portals["main"]
+    for name in [n for n in sys.modules if n == "mcp" or n.startswith("mcp.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "portal.mcp", raising=False)
+    monkeypatch.delattr(portal, "mcp", raising=False)
+    answer = main.client.post(
+        f"{PREFIX}/mcp",
+        json=LIST,
+        headers={**ACCEPT, "Authorization": f"Bearer {SECRET[A]}", "X-Portal-User-Id": "u"},
+    )
+    assert answer.status_code == 501
+    assert answer.json is not None and answer.json["error"] == "mcp_not_installed"
+    assert "connect-portal[mcp]" in answer.json["message"]
+
+
 # --------------------------------------------------------------------------- README
 
 SECTION = "AI agents"
