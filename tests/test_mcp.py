@@ -369,6 +369,31 @@ def test_read_only_mode_hides_and_refuses_destructive_tools(portals: dict[str, A
     assert "sandbox-create-contact" not in [t["function"]["name"] for t in tools["tools"]]
 
 
+def test_host_allow_list_limits_every_user(portals: dict[str, Any]) -> None:
+    """``PORTAL_MCP_TOOLS``: only the listed functions are tools, for every user and token."""
+    allowed = portals["build"](PORTAL_MCP_TOOLS=["sandbox-get-contact"])
+    served = ServerThread("127.0.0.1", 0).start(allowed)
+    try:
+        headers = {
+            "Authorization": f"Bearer {SECRET[A]}",
+            "X-Portal-User-Id": portals["users"]["alice"],
+        }
+
+        async def work(session: ClientSession) -> tuple[list[str], Exception | None]:
+            listed = await session.list_tools()
+            try:
+                await session.call_tool("sandbox-list-contacts", {"limit": 1})
+            except MCPError as exc:
+                return [t.name for t in listed.tools], exc
+            return [t.name for t in listed.tools], None
+
+        names, error = run_mcp(f"{served.url}{PREFIX}/mcp", headers, work)
+    finally:
+        served.stop()
+    assert names == ["sandbox-get-contact", "connect_app"]
+    assert error is not None and "Unknown tool" in str(error)
+
+
 def test_expired_and_tampered_tokens_are_refused(portals: dict[str, Any]) -> None:
     main: Portal = portals["main"]
     token = main.mint(A, portals["users"]["alice"], expiresIn=60)["token"]
