@@ -249,6 +249,10 @@ class Function:
     body_format: Literal["json", "form"]
     output: str
     pagination: Pagination | None
+    #: The call changes something at the provider or acts for the user (create, update, delete,
+    #: send, spend); ``False`` for reads. YAML ``destructive:``; default: any method but GET.
+    #: Served as the MCP tool annotations ``destructiveHint``/``readOnlyHint``.
+    destructive: bool = True
 
 
 @dataclass(frozen=True)
@@ -1166,6 +1170,7 @@ def _functions(path: Path, slug: str, entries: list[dict[str, Any]]) -> tuple[Fu
             body_format=f.get("body_format", "json"),
             output=f.get("output", ""),
             pagination=Pagination(**f["pagination"]) if f.get("pagination") else None,
+            destructive=bool(f.get("destructive", f["method"] != "GET")),
         )
         for f in entries
     )

@@ -660,6 +660,94 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
             ),
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
-        "paths": paths,
-        "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
+        "paths": {**paths, **agent_paths(api)},
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {**SECURITY_SCHEMES, **AGENT_SECURITY_SCHEMES},
+        },
+    }
+
+
+#: The MCP token (``POST /mcp-tokens``) as a security scheme.
+AGENT_SECURITY_SCHEMES: dict[str, Schema] = {
+    "mcpToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A short-lived MCP token from POST /mcp-tokens (one end user).",
+    }
+}
+
+
+def agent_paths(api: str) -> dict[str, Any]:
+    """The AI-agent routes under ``api`` (``/mcp`` itself speaks MCP, not this API)."""
+    tool_list = {
+        "type": "object",
+        "required": ["format", "tools"],
+        "properties": {
+            "format": {"enum": ["mcp", "openai", "anthropic"]},
+            "tools": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    token_answer = {
+        "type": "object",
+        "required": ["token", "expires_at", "url", "user_id"],
+        "additionalProperties": False,
+        "properties": {
+            "token": {"type": "string"},
+            "expires_at": _ISO,
+            "url": {"type": "string", "description": "The MCP endpoint."},
+            "user_id": {"type": "string"},
+        },
+    }
+    names = {"type": "array", "items": {"type": "string"}}
+    return {
+        f"{api}/mcp-tokens": {
+            "post": _op(
+                "Mint a short-lived MCP token for one end user of the app secret's project.",
+                {
+                    "201": _json(token_answer, "The token and the MCP endpoint's URL."),
+                    "400": _error("Invalid userId, apps, functions or expiresIn."),
+                    "401": _error("No app secret as bearer."),
+                    "413": _error("Body too large."),
+                },
+                security=[{"appSecret": []}],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["userId"],
+                                "properties": {
+                                    "userId": {"type": "string"},
+                                    "apps": names,
+                                    "functions": names,
+                                    "expiresIn": {"type": "integer", "minimum": 1},
+                                },
+                            }
+                        }
+                    },
+                },
+            )
+        },
+        f"{api}/tools": {
+            "get": _op(
+                "The end user's tools (as /mcp lists them) as MCP tools or function-calling "
+                "schemas.",
+                {
+                    "200": _json(tool_list, "The tools."),
+                    "400": _error("Unknown format."),
+                    **_UNAUTHORIZED,
+                },
+                security=[*_AUTH, {"mcpToken": []}],
+                parameters=[
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"enum": ["mcp", "openai", "anthropic"], "default": "mcp"},
+                    }
+                ],
+            )
+        },
     }
