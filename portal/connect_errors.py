@@ -60,6 +60,16 @@ def provider_error_message(code: str, app_title: str, description: str | None = 
     return f"{app_title} reported a problem. Please try again."
 
 
+def failure_message(code: str, app_title: str) -> str:
+    """The sentence for ``code`` alone, for a failure recorded without a sentence of its own
+    (the attempt record that the app page's poll reads, an error page): the sentence of
+    :data:`MESSAGES`, or "Connecting <App> did not work. Please try again." for any other code.
+    Never raises."""
+    if code in MESSAGES:
+        return MESSAGES[code].format(app=app_title)
+    return f"Connecting {app_title} did not work. Please try again."
+
+
 def portal_error_message(code: str, app_title: str, message: str) -> str:
     """The sentence for a failure the portal itself detected: the mapped sentence for
     ``invalid_issuer``, ``invalid_nonce``, ``upstream_refused`` and ``expired``, else ``message``
