@@ -282,6 +282,12 @@ def test_apps_that_need_no_host_configuration_are_listed_unless_enabled_apps_res
     html = client.get("/portal/ui/apps", headers=headers).get_data(as_text=True)
     assert card_titles(html) == ["Sandbox Analytics", "Sandbox CRM"]
     assert client.get("/portal/ui/apps/openai", headers=headers).status_code == 404
+    ticket = client.post("/portal/api/v1/connect-tickets", json={"app": "openai"}, headers=headers)
+    assert ticket.status_code == 404, ticket.get_data(as_text=True)
+    allowed = client.post(
+        "/portal/api/v1/connect-tickets", json={"app": "sandbox-keys"}, headers=headers
+    )
+    assert allowed.status_code == 201, allowed.get_data(as_text=True)
 
 
 # --------------------------------------------------------------------------- sandbox icons
