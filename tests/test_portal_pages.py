@@ -126,6 +126,17 @@ def test_external_id_is_labelled_not_a_bare_number(stack: DemoStack, api: Api) -
     assert "portal-account__id" not in account_row(page, same)
 
 
+def test_external_id_shown_once_when_there_is_no_label(stack: DemoStack, api: Api) -> None:
+    """Without a label the id stands in for it, once."""
+    account = insert(stack, api.user_id, "", "U-42")
+    row = account_row(app_page(stack, api, "sandbox"), account)
+    assert "portal-account__id" not in row
+    assert (
+        text_of(re.sub(r".*?<p class=\"portal-account__name\">(.*?)</p>.*", r"\1", row, flags=re.S))
+        == "U-42"
+    )
+
+
 # ------------------------------------------------------------------ connect note per auth type
 
 
