@@ -165,12 +165,17 @@ def test_long_email_label_breaks_only_after_at_or_dot_at_375px(
     shoot(page, "03-app-page-375-long-email")
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_disconnect_confirmation_has_a_keyboard_cancel(
-    page: Page, e2e_stack: DemoStack, user_id: str
+    page: Page, e2e_stack: DemoStack, user_id: str, scheme: str
 ) -> None:
     account = insert_account(e2e_stack, user_id, "ada@sandbox.test", "1")
     phone_inline(
-        page, e2e_stack, user_id, "window.portal.showApp('sandbox', 'inline', 'container')"
+        page,
+        e2e_stack,
+        user_id,
+        "window.portal.showApp('sandbox', 'inline', 'container')",
+        dark=scheme == "dark",
     )
     inner = page.frame_locator(INLINE)
     disconnect = inner.locator(f'[data-portal-account-id="{account["id"]}"]')
@@ -181,7 +186,7 @@ def test_disconnect_confirmation_has_a_keyboard_cancel(
     page.keyboard.press("Enter")
     expect(disconnect).to_have_text("Confirm disconnect")
     expect(cancel).to_be_visible()
-    shoot(page, "04-disconnect-confirm-375")
+    shoot(page, f"04-disconnect-confirm-375-{scheme}")
     page.keyboard.press("Tab")
     expect(cancel).to_be_focused()
     page.keyboard.press("Enter")
