@@ -246,6 +246,23 @@ def test_key_form_focuses_the_first_field_to_fix(stack: DemoStack, api: Api) -> 
     assert "this field was cleared" in bad.text
 
 
+def test_unknown_workspace_reads_as_plain_language(stack: DemoStack, api: Api) -> None:
+    """The provider has no such workspace (its account lookup answers 404): the form says so in
+    words, not "HTTP 404", and keeps what was typed in the non-secret fields."""
+    browser, action, form, _ = key_form(api, "sandbox-tenant-keys")
+    fields = {**form["fields"], "account_region": "eu", "account_workspace": "no-such-workspace"}
+    bad = browser.http.post(action, data={**fields, "api_key": "sk_demo_ada"}, timeout=10)
+    assert bad.status_code == 400
+    alert = re.search(
+        r'<div class="portal-alert portal-alert--danger" role="alert">(.*?)</div>', bad.text, re.S
+    )
+    assert alert, bad.text[:3000]
+    assert text_of(alert.group(1)) == (
+        "Sandbox Status Pages did not find this account. Check the details you entered."
+    )
+    assert 'value="no-such-workspace"' in input_tag(bad.text, "account_workspace")
+
+
 def test_empty_key_is_not_said_to_be_cleared(stack: DemoStack, api: Api) -> None:
     browser, action, form, _ = key_form(api, "sandbox-keys")
     bad = browser.http.post(action, data={**form["fields"], "api_key": ""}, timeout=10)

@@ -311,3 +311,25 @@ def test_invalid_connect_link_page_at_375px(page: Page, e2e_stack: DemoStack) ->
     expect(page.locator(".portal-error__message")).to_have_text("This connect link is not valid.")
     assert overflows(page.main_frame, ".portal-error, .portal-error__title") == []
     shoot(page, "08-popup-error-page-375")
+
+
+def test_key_form_with_account_fields_fits_a_phone(
+    page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    """The form of a key app that also asks where the account is (region, workspace between
+    "https://" and ".status.example"): its first field has the focus, nothing is wider than a
+    375 px window, and after a refused key the workspace typed is still there."""
+    popup = open_key_form(page, e2e_stack, user_id, "sandbox-tenant-keys")
+    popup.set_viewport_size({"width": 375, "height": 740})
+    expect(popup.get_by_label("Data region")).to_be_focused()
+    popup.get_by_label("Data region").select_option("eu")
+    popup.get_by_label("Workspace").fill("a-rather-long-workspace-name")
+    popup.get_by_label("API key").fill("sk_not_a_key")
+    with popup.expect_navigation():
+        popup.get_by_role("button", name="Connect").click()
+    expect(popup.locator("body")).to_have_attribute("data-portal-state", "ready")
+    expect(popup.get_by_label("API key")).to_be_focused()
+    expect(popup.get_by_label("Workspace")).to_have_value("a-rather-long-workspace-name")
+    expect(popup.get_by_label("Data region")).to_have_value("eu")
+    assert overflows(popup.main_frame, ".portal-form, .portal-field, .portal-input-group") == []
+    shoot(popup, "09-key-form-with-fields-error-375")
