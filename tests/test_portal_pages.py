@@ -407,3 +407,36 @@ def test_failure_sentences_are_plain_language(code: str, sentence: str) -> None:
     )
     for template in MESSAGES.values():
         assert not jargon.search(template), template
+
+
+@pytest.mark.parametrize(
+    ("code", "description", "sentence"),
+    [
+        (
+            "invalid_grant",
+            "The provided authorization grant is invalid, expired, revoked, does not match the "
+            "redirection URI used in the authorization request, or was issued to another client.",
+            "Acme did not accept this sign-in: it may have expired or been used already. "
+            "Please try again.",
+        ),
+        (
+            "invalid_client",
+            "Client authentication failed.",
+            "Acme does not let this app connect accounts right now.",
+        ),
+        ("temporarily_unavailable", "Acme did not answer in time.", "Acme did not answer in time."),
+        (
+            "invalid_response",
+            "Acme sent an account that is not JSON.",
+            "Acme sent an account that is not JSON.",
+        ),
+    ],
+)
+def test_token_endpoint_errors_read_as_plain_language(
+    code: str, description: str, sentence: str
+) -> None:
+    """The callback's code exchange failed (RFC 6749 §5.2): the provider's developer text is
+    replaced by a sentence; the portal's own messages (a timeout) are kept."""
+    from portal.connect_errors import portal_error_message
+
+    assert portal_error_message(code, "Acme", description) == sentence
