@@ -60,7 +60,10 @@ DEFAULTS: dict[str, Any] = {
     #: sent as ``redirect_uri`` in the authorization and token requests (eBay's RuName, set up
     #: at the provider to point at the app's callback URL). Default ``{}``.
     "PORTAL_APPS": {},
-    #: Slugs shown in the marketplace, in this order. ``None`` (default): every usable app.
+    #: Slugs shown in the marketplace, in this order; other apps do not show and their pages
+    #: are 404. ``None`` (default): every usable app: OAuth apps once their client is
+    #: configured, and every API-key, username/password and client-credentials app, which
+    #: need no host configuration (the end user brings the credential).
     "PORTAL_ENABLED_APPS": None,
     #: Timeout of every request to a provider (token, identity, revocation), in seconds.
     #: Default ``10``.
