@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import select
 
 from .. import accounts as account_service
-from .. import signals, webhooks
+from .. import attempts, signals, webhooks
 from ..auth import (
     app_key_for_secret,
     bearer_token,
@@ -32,31 +32,13 @@ from ..errors import (
     ResourceNotFound,
 )
 from ..extension import current_portal
-from ..store import ConnectAttempt, ConnectedAccount, utcnow
+from ..store import ConnectedAccount
 from .common import app_ref, app_summary, current_caller, own_origin, request_origin
 
 log = logging.getLogger(__name__)
 
 #: Largest JSON body the API accepts, in bytes.
 MAX_BODY = 64 * 1024
-
-#: Slack added to the longest code exchange, in seconds (see :func:`exchange_bound`).
-EXCHANGE_MARGIN = 30.0
-
-
-def exchange_bound(config: Any) -> timedelta:
-    """How long a connect attempt may stay ``exchanging`` before it is reported as failed.
-
-    While ``exchanging`` one portal process talks to the provider (the token request, then the
-    identity request, each bounded by ``PORTAL_HTTP_TIMEOUT``) and then commits the account.
-    An attempt still ``exchanging`` after ``2 × PORTAL_HTTP_TIMEOUT + 30 s`` (50 s by default)
-    belongs to a process that died mid-exchange: no one will ever finish it, so
-    ``GET /connect-attempts/<id>`` reports it ``failed`` with ``connect_interrupted`` and the
-    popup's opener settles (the user connects again with a new ticket).
-
-    :param config: the Flask config (``PORTAL_HTTP_TIMEOUT`` in seconds).
-    """
-    return timedelta(seconds=2 * float(config["PORTAL_HTTP_TIMEOUT"]) + EXCHANGE_MARGIN)
 
 
 def _json_body() -> dict[str, Any]:
@@ -369,50 +351,23 @@ def create_connect_ticket() -> tuple[Response, int]:
 def get_connect_attempt(attempt_id: str) -> Response:
     """``GET /api/v1/connect-attempts/<id>``: the popup's result, for an opener that lost it.
 
-    ``{status: "pending"|"connected"|"failed", app, connectedAccountId?, payload?, error?}``.
-    Unknown ids, and other users' or other projects' attempts, read as ``pending``. An attempt stuck in
-    ``exchanging`` longer than :func:`exchange_bound` (its process died during the code exchange)
-    reads as ``failed`` with error type ``connect_interrupted``; the row itself is left as is.
+    ``{status: "pending"|"connected"|"failed", app, connectedAccountId?, payload?, error?}``;
+    see :func:`portal.attempts.status` (unknown ids and other users' attempts read as
+    ``pending``; one stuck ``exchanging`` past :func:`portal.attempts.exchange_bound` as
+    ``failed``/``connect_interrupted``).
     """
     caller = current_caller()
-    state = current_portal
-    with state.store.read() as session:
-        attempt = session.get(ConnectAttempt, attempt_id)
-        if (
-            attempt is None
-            or attempt.project != caller.project
-            or attempt.user_id != caller.user_id
-        ):
-            return jsonify({"status": "pending"})
-        result: dict[str, Any] = {"status": "pending", "app": attempt.app}
-        if attempt.status == "connected" and attempt.account_id:
-            definition = state.catalog.get(attempt.app)
-            accounts = account_service.list_accounts(
-                session, caller.user_id, attempt.app, project=caller.project
-            )
-            ref = app_ref(definition) if definition else {"name": attempt.app}
-            result.update(
-                status="connected",
-                connectedAccountId=attempt.account_id,
-                payload=account_service.event_payload(ref, attempt.account_id, accounts),
-            )
-        elif attempt.status == "failed":
-            result.update(
-                status="failed",
-                error={"type": attempt.error_code, "message": attempt.error_message},
-            )
-        elif (
-            attempt.status == "exchanging"
-            and attempt.updated_at + exchange_bound(state.config) < utcnow()
-        ):
-            result.update(
-                status="failed",
-                error={
-                    "type": "connect_interrupted",
-                    "message": "The connection was interrupted. Please try connecting again.",
-                },
-            )
-    return jsonify(result)
+    catalog = current_portal.catalog
+
+    def ref(slug: str) -> dict[str, str]:
+        definition = catalog.get(slug)
+        return app_ref(definition) if definition else {"name": slug}
+
+    return jsonify(
+        attempts.status(
+            current_portal, attempt_id, project=caller.project, user_id=caller.user_id, ref=ref
+        )
+    )
 
 
 def register(bp: Blueprint) -> None:
