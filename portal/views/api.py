@@ -5,16 +5,13 @@ Errors everywhere: ``{"error": code, "message": text, "error_details": [...]}``.
 
 from __future__ import annotations
 
-import logging
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
-from sqlalchemy import select
 
 from .. import accounts as account_service
-from .. import attempts, signals, webhooks
+from .. import attempts
 from ..auth import (
     app_key_for_secret,
     bearer_token,
@@ -23,19 +20,15 @@ from ..auth import (
     verify_user_hash,
     verify_user_token,
 )
+from ..disconnect import disconnect
 from ..errors import (
     AuthenticationFailed,
-    CatalogError,
-    CredentialError,
     InvalidRequest,
     OriginNotAllowed,
     ResourceNotFound,
 )
 from ..extension import current_portal
-from ..store import ConnectedAccount
 from .common import app_ref, app_summary, current_caller, own_origin, request_origin
-
-log = logging.getLogger(__name__)
 
 #: Largest JSON body the API accepts, in bytes.
 MAX_BODY = 64 * 1024
@@ -172,11 +165,12 @@ def get_user() -> Response:
     ``{authenticated: false}`` itself when there is no session.)
     """
     caller = current_caller()
-    with current_portal.store.read() as session:
-        statuses = [
-            (a.app, a.status)
-            for a in account_service.list_accounts(session, caller.user_id, project=caller.project)
-        ]
+    statuses = [
+        (a.app, a.status)
+        for a in account_service.user_accounts(
+            current_portal.store, caller.user_id, project=caller.project
+        )
+    ]
     integrations: dict[str, dict[str, Any]] = {}
     for app in current_portal.enabled_apps():
         mine = [status for slug, status in statuses if slug == app.slug]
@@ -191,14 +185,9 @@ def get_user() -> Response:
 def list_apps() -> Response:
     """``GET /api/v1/apps``: ``{apps: [AppSummary]}`` with the caller's connected flags."""
     caller = current_caller()
-    with current_portal.store.read() as session:
-        rows = session.execute(
-            select(ConnectedAccount.app).where(
-                ConnectedAccount.project == caller.project,
-                ConnectedAccount.user_id == caller.user_id,
-            )
-        ).scalars()
-        counts = Counter(rows)
+    counts = account_service.connected_counts(
+        current_portal.store, caller.user_id, project=caller.project
+    )
     apps = [app_summary(a, counts.get(a.slug, 0)) for a in current_portal.enabled_apps()]
     return jsonify({"apps": apps})
 
@@ -214,14 +203,13 @@ def get_app(app: str) -> Response:
     """``GET /api/v1/apps/<app>``: ``{app: AppSummary, connected_accounts: [Account]}``."""
     caller = current_caller()
     definition = _app_or_404(app)
-    with current_portal.store.read() as session:
-        accounts = account_service.list_accounts(
-            session, caller.user_id, definition.slug, project=caller.project
-        )
-        result = {
-            "app": app_summary(definition, len(accounts)),
-            "connected_accounts": [account_service.to_dict(a) for a in accounts],
-        }
+    accounts = account_service.user_accounts(
+        current_portal.store, caller.user_id, definition.slug, project=caller.project
+    )
+    result = {
+        "app": app_summary(definition, len(accounts)),
+        "connected_accounts": [account_service.to_dict(a) for a in accounts],
+    }
     return jsonify(result)
 
 
@@ -231,88 +219,37 @@ def list_connected_accounts() -> Response:
     slug = request.args.get("app")
     if slug is not None:
         _app_or_404(slug)
-    with current_portal.store.read() as session:
-        accounts = account_service.list_accounts(
-            session, caller.user_id, slug, project=caller.project
-        )
-        result = [account_service.to_dict(a) for a in accounts]
+    accounts = account_service.user_accounts(
+        current_portal.store, caller.user_id, slug, project=caller.project
+    )
+    result = [account_service.to_dict(a) for a in accounts]
     return jsonify({"connected_accounts": result})
 
 
 def get_connected_account(account_id: str) -> Response:
     """``GET /api/v1/connected-accounts/<id>``: one Account; another user's id is a 404."""
     caller = current_caller()
-    with current_portal.store.read() as session:
-        account = account_service.get_account(
-            session, caller.user_id, account_id, project=caller.project
-        )
-        return jsonify(account_service.to_dict(account))
+    account = account_service.user_account(
+        current_portal.store, caller.user_id, account_id, project=caller.project
+    )
+    return jsonify(account_service.to_dict(account))
 
 
 def delete_connected_account(account_id: str) -> Response:
     """``DELETE /api/v1/connected-accounts/<id>``: revoke at the provider, delete, and answer
-    the ``app-disconnected`` payload ``{app, connectedAccountId, connected_accounts}``."""
-    from flask import current_app
-
+    the ``app-disconnected`` payload ``{app, connectedAccountId, connected_accounts}``
+    (:func:`portal.disconnect.disconnect`)."""
     caller = current_caller()
-    state = current_portal
-    with state.store.session() as session:
-        account = account_service.get_account(
-            session, caller.user_id, account_id, project=caller.project
-        )
-        try:
-            credentials: dict[str, Any] | None = state.sealer.open(account.id, account.credentials)
-        except CredentialError:
-            credentials = None  # unreadable: nothing to revoke, the row still goes
-        public = account_service.to_dict(account)
-        slug = account.app
-    definition = state.catalog.get(slug)
-    revoked = False
-    if credentials is not None and definition is not None and definition.oauth2 is not None:
-        # Revocation failure is logged and does not block the disconnect (RFC 7009 §2.2).
-        try:
-            resolved = definition.resolve(credentials.get("account_fields") or {})
-        except CatalogError:
-            resolved = None
-        revoked = state.oauth.revoke(resolved, credentials) if resolved else False
-    with state.store.session() as session:
-        account = account_service.get_account(
-            session, caller.user_id, account_id, project=caller.project
-        )
-        account_service.delete_account(session, account)
-        remaining = account_service.list_accounts(
-            session, caller.user_id, slug, project=caller.project
-        )
-        ref = app_ref(definition) if definition else {"name": slug, "title": slug, "icon_url": ""}
-        payload = account_service.event_payload(ref, account_id, remaining)
-        webhooks.enqueue(
-            session,
-            "account.disconnected",
-            {
-                "user_id": caller.user_id,
-                "app": slug,
-                "account": public,
-                "connected_accounts": payload["connected_accounts"],
-            },
-            account_id,
-            project=caller.project,
-            state=state,
-        )
-    signals.account_disconnected.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        user_id=caller.user_id,
-        app=slug,
-        account=public,
-        revoked=revoked,
+    catalog = current_portal.catalog
+
+    def ref(slug: str) -> dict[str, str]:
+        definition = catalog.get(slug)
+        return app_ref(definition) if definition else {"name": slug, "title": slug, "icon_url": ""}
+
+    done = disconnect(
+        current_portal, account_id, user_id=caller.user_id, project=caller.project, ref=ref
     )
-    log.info(
-        "account %s of %s disconnected (revoked at the provider: %s)",
-        account_id,
-        slug,
-        "yes" if revoked else "no",
-        extra={"app": slug, "account_id": account_id},
-    )
-    return jsonify(payload)
+    return jsonify(done.payload)
 
 
 def create_connect_ticket() -> tuple[Response, int]:
