@@ -24,10 +24,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import accounts as account_service
@@ -157,14 +157,17 @@ def bind_state(state: PortalState, attempt_id: str, state_value: str) -> bool:
     """Give a ``started`` attempt without one the hash of ``state_value`` (the form step of an
     OAuth app, before the redirect). ``False`` when it already had one or moved on (replay)."""
     with state.store.session() as db:
-        result = db.execute(
-            update(ConnectAttempt)
-            .where(
-                ConnectAttempt.id == attempt_id,
-                ConnectAttempt.status == "started",
-                ConnectAttempt.state_hash.is_(None),
-            )
-            .values(state_hash=hash_state(state_value), updated_at=utcnow())
+        result = cast(
+            "CursorResult[Any]",
+            db.execute(
+                update(ConnectAttempt)
+                .where(
+                    ConnectAttempt.id == attempt_id,
+                    ConnectAttempt.status == "started",
+                    ConnectAttempt.state_hash.is_(None),
+                )
+                .values(state_hash=hash_state(state_value), updated_at=utcnow())
+            ),
         )
         return bool(result.rowcount)
 
@@ -172,10 +175,13 @@ def bind_state(state: PortalState, attempt_id: str, state_value: str) -> bool:
 def claim(state: PortalState, attempt_id: str, from_status: str = "started") -> bool:
     """Move the attempt to ``exchanging``; ``False`` when someone else already did (replay)."""
     with state.store.session() as db:
-        result = db.execute(
-            update(ConnectAttempt)
-            .where(ConnectAttempt.id == attempt_id, ConnectAttempt.status == from_status)
-            .values(status="exchanging", updated_at=utcnow())
+        result = cast(
+            "CursorResult[Any]",
+            db.execute(
+                update(ConnectAttempt)
+                .where(ConnectAttempt.id == attempt_id, ConnectAttempt.status == from_status)
+                .values(status="exchanging", updated_at=utcnow())
+            ),
         )
         return bool(result.rowcount)
 

@@ -24,7 +24,7 @@ from flask import Blueprint, Response, jsonify, render_template, request
 from ..admin import overview
 from ..auth import app_key_for_secret, bearer_token
 from ..errors import AuthenticationFailed
-from ..extension import current_portal
+from ..state import current_portal
 from .common import app_logo, content_security_policy, page_context
 
 #: Longest app secret the form accepts, in characters (longer ones are refused unread).

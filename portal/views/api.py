@@ -20,6 +20,7 @@ from ..auth import (
     verify_user_hash,
     verify_user_token,
 )
+from ..callers import MAX_BODY as MAX_BODY
 from ..disconnect import disconnect
 from ..errors import (
     AuthenticationFailed,
@@ -27,11 +28,8 @@ from ..errors import (
     OriginNotAllowed,
     ResourceNotFound,
 )
-from ..extension import current_portal
+from ..state import current_portal
 from .common import app_ref, app_summary, current_caller, own_origin, request_origin
-
-#: Largest JSON body the API accepts, in bytes.
-MAX_BODY = 64 * 1024
 
 
 def _json_body() -> dict[str, Any]:

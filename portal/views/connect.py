@@ -42,9 +42,9 @@ from ..catalog import (
 )
 from ..connect_errors import provider_error_message
 from ..errors import CatalogError, InvalidConnectAttempt, ProviderError, ResourceNotFound
-from ..extension import current_portal
 from ..identity import lookup_identity
 from ..oauth import granted_scopes
+from ..state import current_portal
 from ..store import ConnectAttempt
 from .common import app_ref, app_summary, page_context
 

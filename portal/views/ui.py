@@ -15,7 +15,7 @@ from .. import accounts as account_service
 from .. import forms
 from .. import functions as function_service
 from ..errors import PortalHTTPError, ResourceNotFound
-from ..extension import current_portal
+from ..state import current_portal
 from .common import (
     app_logo,
     app_summary,
@@ -244,6 +244,7 @@ def _function_form(
     caller = current_caller()
     function = function_service.find(current_portal, name)
     app = current_portal.app(function.app)
+    assert app is not None  # find() answered 404 for a function of an app not enabled
     fields = forms.fields_for(function.params)
     accounts = _function_accounts(caller.project, caller.user_id, app.slug)
     ids = [a["id"] for a in accounts]
