@@ -190,3 +190,23 @@ def test_no_import_cycle_in_portal() -> None:
         + "\nmodules in a cycle together:\n"
         + "\n".join(f"  {len(t)}: {', '.join(t)}" for t in tangles)
     )
+
+
+#: The modules above the services: the package's public face, the extension, the app factory.
+#: Only these (and the views) may import :mod:`portal.extension` or a view module.
+TOP = frozenset({"portal", "portal.extension", "portal.service", "portal.__main__"})
+
+
+def test_services_never_import_the_extension_or_a_view() -> None:
+    """STYLE.md item 11: state and models at the bottom, services above them, views and the
+    extension on top; a service reads the state from :mod:`portal.state`."""
+    graph = import_graph()
+    upward = {
+        module: sorted(
+            t for t in targets if t == "portal.extension" or t.startswith("portal.views")
+        )
+        for module, targets in graph.items()
+        if module not in TOP and not module.startswith("portal.views")
+    }
+    assert {m: t for m, t in upward.items() if t} == {}
+    assert graph["portal.state"] & {"portal.extension", "portal.views"} == set()
