@@ -21,6 +21,7 @@ from ..auth import (
     verify_user_token,
 )
 from ..callers import MAX_BODY as MAX_BODY
+from ..catalog import App
 from ..disconnect import disconnect
 from ..errors import (
     AuthenticationFailed,
@@ -190,7 +191,7 @@ def list_apps() -> Response:
     return jsonify({"apps": apps})
 
 
-def _app_or_404(slug: str) -> Any:
+def _app_or_404(slug: str) -> App:
     app = current_portal.app(slug)
     if app is None:
         raise ResourceNotFound(f"No app called {slug!r}.", code="unknown_app")

@@ -22,6 +22,7 @@ from ..callers import current_caller as current_caller
 from ..callers import own_origin as own_origin
 from ..callers import request_origin as request_origin
 from ..callers import require_same_origin as require_same_origin
+from ..catalog import App
 from ..errors import PortalHTTPError, RateLimited
 from ..proxy import RESPONSE_SECURITY_HEADERS
 from ..ratelimit import retry_after
@@ -181,19 +182,14 @@ def mounted_page_context(page: str) -> dict[str, Any]:
     return ctx
 
 
-def icon_file(app: Any) -> str | None:
-    """The app's icon: ``App.icon_file`` when the catalog resolves it, else the ``icon:`` file
-    name (or ``https://`` URL), else ``<slug>.svg`` when ``static/icons/`` has one; ``None``
-    when there is no icon (the pages then draw a monogram tile)."""
-    if hasattr(app, "icon_file"):
-        resolved: str | None = app.icon_file
-        return resolved
-    if app.icon:
-        return str(app.icon)
-    return f"{app.slug}.svg" if (STATIC_DIR / "icons" / f"{app.slug}.svg").is_file() else None
+def icon_file(app: App) -> str | None:
+    """The app's icon (:attr:`App.icon_file <portal.catalog.App.icon_file>`): the ``icon:``
+    file name (or ``https://`` URL), else ``<slug>.svg`` when ``static/icons/`` has one;
+    ``None`` when there is no icon (the pages then draw a monogram tile)."""
+    return app.icon_file
 
 
-def icon_url(app: Any) -> str:
+def icon_url(app: App) -> str:
     """Absolute URL of the app's icon (absolute because the host page shows it too);
     ``icons/default.svg`` for an app without one."""
     from flask import url_for
@@ -229,7 +225,7 @@ def monogram(title: str, slug: str) -> dict[str, Any]:
     return {"initials": initials, "tone": zlib.crc32(slug.encode()) % MONOGRAM_TONES}
 
 
-def app_logo(app: Any) -> dict[str, Any]:
+def app_logo(app: App) -> dict[str, Any]:
     """What the pages draw for an app's logo: ``{"url": str | None, "glyph": bool,
     "initials": str, "tone": int}``. ``url`` is ``None`` when the app has no icon (draw the
     monogram); ``glyph`` is true for a simple-icons brand glyph (drawn on a neutral tile)."""
@@ -240,12 +236,12 @@ def app_logo(app: Any) -> dict[str, Any]:
     return logo
 
 
-def app_ref(app: Any) -> dict[str, str]:
+def app_ref(app: App) -> dict[str, str]:
     """``{name, title, icon_url}`` as event payloads carry it."""
     return {"name": app.slug, "title": app.title, "icon_url": icon_url(app)}
 
 
-def app_summary(app: Any, connected_count: int) -> dict[str, Any]:
+def app_summary(app: App, connected_count: int) -> dict[str, Any]:
     """The public AppSummary: ``{name, title, description, categories, icon_url, auth_type,
     connected, connected_count}``."""
     return {

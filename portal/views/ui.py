@@ -14,6 +14,7 @@ from markupsafe import Markup
 from .. import accounts as account_service
 from .. import forms
 from .. import functions as function_service
+from ..catalog import App
 from ..errors import PortalHTTPError, ResourceNotFound
 from ..state import current_portal
 from .common import (
@@ -38,7 +39,7 @@ def _mode_layout(default_mode: str = "modal") -> tuple[str, str]:
     return mode, layout
 
 
-def _app_or_404(slug: str) -> Any:
+def _app_or_404(slug: str) -> App:
     app = current_portal.app(slug)
     if app is None:
         raise ResourceNotFound(f"There is no app called “{slug}”.")
@@ -69,7 +70,7 @@ def _page_number() -> int:
         return 1
 
 
-def matches(app: Any, needle: str, category: str | None) -> bool:
+def matches(app: App, needle: str, category: str | None) -> bool:
     """True when ``app`` is in ``category`` (any when ``None``) and ``needle`` (lower-case;
     empty matches all) occurs in its title, slug, description or one of its categories."""
     if category and category not in app.categories:
