@@ -7,6 +7,8 @@
 * :func:`bind_state` gives a form-started OAuth attempt its ``state`` (once);
 * :func:`claim` moves ``started`` -> ``exchanging`` atomically, so a replayed code or state never
   reaches the token endpoint twice (RFC 6749 §10.5, RFC 9700 §4.7);
+* :func:`exchange` (OAuth: code for token, then identity) and :func:`check_credentials` (a
+  form's API key, client id/secret or Basic credentials) talk to the provider;
 * :func:`finish` stores the account and marks the attempt ``connected`` in one transaction;
   :func:`fail` marks it ``failed``;
 * :func:`status` is what ``GET /api/v1/connect-attempts/<id>`` answers; :func:`expired` and
@@ -33,9 +35,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from . import accounts as account_service
 from . import signals, webhooks
 from .connect_errors import portal_error_message
-from .errors import InvalidConnectAttempt, ProviderError
-from .identity import fetch_identity
-from .oauth import token_expiry
+from .errors import CatalogError, InvalidConnectAttempt, ProviderError
+from .identity import fetch_identity, lookup_identity
+from .oauth import granted_scopes, token_expiry
 from .store import ConnectAttempt, utcnow
 
 if TYPE_CHECKING:
@@ -65,6 +67,15 @@ class AttemptFailed(Exception):
         self.status_code = status_code
 
 
+class CredentialsRefused(Exception):
+    """The provider refused the credentials the end user entered (or sent account details that
+    cannot be used): the connect form is shown again with ``message``; the attempt goes on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 @dataclass(frozen=True)
 class Connected:
     """What :func:`finish` stored: the public account, whether it is new, and the
@@ -73,6 +84,19 @@ class Connected:
     account: account_service.AccountDict
     created: bool
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Exchanged:
+    """What :func:`exchange` got: the OAuth credentials to seal, the granted scopes, the app
+    resolved with every account field, those fields, and the identity ``(external id, label)``
+    when the identity lookup already ran (else ``None``: :func:`finish` runs it)."""
+
+    credentials: dict[str, Any]
+    scopes: list[str]
+    resolved: App
+    fields: dict[str, str]
+    identity: tuple[str, str] | None
 
 
 def hash_state(value: str) -> str:
@@ -345,3 +369,140 @@ def status(
                 },
             )
     return result
+
+
+def exchange(
+    state: PortalState, definition: App, resolved: App, fields: dict[str, str]
+) -> Exchanged:
+    """The ``exchanging`` step of a claimed OAuth attempt: exchange the code of this request's
+    authorization response (RFC 6749 §4.1.3, PKCE RFC 7636 §4.5, via
+    :meth:`portal.oauth.OAuthClients.exchange_code`), then look up the identity when the
+    identity response fills account fields. ``resolved`` is ``definition`` resolved with
+    ``fields`` (the account fields known so far).
+
+    :raises AttemptFailed: the provider failed (502; a nonce that is not this attempt's: 400)
+        or sent unusable or incomplete account details (502 ``invalid_response``).
+    """
+    unusable = f"{definition.title} sent account details that cannot be used."
+    try:
+        resolved = resolved.resolve(fields)
+        token = state.oauth.exchange_code(resolved)
+        # Values the token response fills (e.g. Salesforce's instance_url), validated by
+        # read_token, join the account fields; the API and identity URLs then use them.
+        fields = {**fields, **token.pop("fields", {})}
+        resolved = resolved.resolve(fields)
+    except ProviderError as exc:
+        # A nonce that is not this attempt's is a forged or injected response, not a provider
+        # fault: 400, like a bad state (OpenID Connect Core §3.1.3.7, RFC 9700 §4.5).
+        status_code = 400 if exc.code == "invalid_nonce" else 502
+        raise AttemptFailed(exc.code, exc.message, status_code) from exc
+    except CatalogError as exc:
+        raise AttemptFailed("invalid_response", unusable, 502) from exc
+    credentials: dict[str, Any] = {
+        "type": "oauth2",
+        **{
+            k: token[k]
+            for k in ("access_token", "refresh_token", "token_type", "expires_at", "scope")
+            if k in token
+        },
+    }
+    identity: tuple[str, str] | None = None
+    if definition.identity_fields:
+        # Values the identity response fills (Mailchimp's dc, Xero's tenantId), validated by
+        # lookup_identity, join the account fields before the API URL and headers use them.
+        try:
+            external_id, label, found = lookup_identity(
+                resolved,
+                credentials,
+                float(state.config["PORTAL_HTTP_TIMEOUT"]),
+                state.outbound,
+            )
+            fields = {**fields, **found}
+            resolved = resolved.resolve(fields)
+        except ProviderError as exc:
+            raise AttemptFailed(exc.code, exc.message, 502) from exc
+        except CatalogError as exc:
+            raise AttemptFailed("invalid_response", unusable, 502) from exc
+        identity = (external_id, label)
+    if resolved.placeholders or set(definition.identity_fields) - set(fields):
+        raise AttemptFailed(
+            "invalid_response",
+            f"{definition.title} did not send every account detail this app needs.",
+            502,
+        )
+    return Exchanged(credentials, granted_scopes(definition, token), resolved, fields, identity)
+
+
+def check_credentials(
+    state: PortalState,
+    definition: App,
+    resolved: App,
+    data: Mapping[str, Any],
+    fields: dict[str, str],
+) -> Exchanged:
+    """Check what the end user entered in the connect form of an API-key, client-credentials or
+    Basic app: the token request of a client-credentials app (RFC 6749 §4.4), then the
+    identity lookup, whose response may fill more account fields (validated).
+
+    :param data: the valid form's data (``api_key``; ``client_id``/``client_secret``;
+        ``username``/``password``).
+    :param fields: the account field values entered; ``resolved`` is ``definition`` resolved
+        with them.
+    :returns: the credentials (``account_fields`` inside when there are any), scopes, the app
+        resolved with every field, the fields and the identity.
+    :raises AttemptFailed: ``upstream_refused`` (403): the host is refused, nothing was sent.
+    :raises CredentialsRefused: the provider refused them, or sent unusable account details.
+    """
+    credentials, scopes = _entered_credentials(state, definition, resolved, data)
+    if fields:
+        credentials["account_fields"] = fields
+    timeout = float(state.config["PORTAL_HTTP_TIMEOUT"])
+    try:
+        external_id, label, found = lookup_identity(resolved, credentials, timeout, state.outbound)
+        if found:  # identity.fields (validated), for API-key / Basic apps too
+            fields = {**fields, **found}
+            credentials["account_fields"] = fields
+            resolved = resolved.resolve(fields)
+    except ProviderError as exc:
+        if exc.code == "upstream_refused":  # the attempt ends: nothing was sent
+            raise AttemptFailed(exc.code, exc.message, 403) from exc
+        raise CredentialsRefused(exc.message) from exc
+    except CatalogError as exc:
+        raise CredentialsRefused(
+            f"{definition.title} sent account details that cannot be used."
+        ) from exc
+    return Exchanged(credentials, scopes, resolved, fields, (external_id, label))
+
+
+def _entered_credentials(
+    state: PortalState, definition: App, resolved: App, data: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The credentials and granted scopes the connect form's ``data`` stands for; a
+    client-credentials app's are checked by a token request first."""
+    if definition.api_key is not None:
+        return {"type": "api_key", "api_key": data["api_key"].strip()}, []
+    if definition.client_credentials is not None:
+        client_id = data["client_id"].strip()
+        client_secret = data["client_secret"].strip()
+        try:
+            token = state.oauth.client_credentials_grant(resolved, client_id, client_secret)
+        except ProviderError as exc:
+            if exc.code == "upstream_refused":
+                raise AttemptFailed(exc.code, exc.message, 403) from exc
+            raise CredentialsRefused(_refused_client(definition, exc)) from exc
+        credentials = {
+            "type": "oauth2_client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            **token,
+        }
+        return credentials, granted_scopes(definition, token)
+    return {"type": "basic", "username": data["username"], "password": data["password"]}, []
+
+
+def _refused_client(app: App, exc: ProviderError) -> str:
+    if exc.code in ("invalid_client", "unauthorized_client", "invalid_grant", "access_denied"):
+        return f"{app.title} did not accept this client ID and secret."
+    if exc.code == "invalid_scope":
+        return f"This {app.title} client may not use the scopes this app needs."
+    return exc.message

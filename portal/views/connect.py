@@ -26,27 +26,22 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from flask import Blueprint, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from wtforms import Field, PasswordField, SelectField, StringField, ValidationError
-from wtforms.validators import DataRequired, Length
 
 from .. import attempts
-from ..attempts import AttemptFailed
+from ..attempts import AttemptFailed, CredentialsRefused
 from ..auth import TicketClaims, origin_of_url
 from ..catalog import (
-    AccountField,
     App,
-    BasicSettings,
     InvalidAccountField,
     redirect_uri,
     validate_field_value,
 )
 from ..connect_errors import provider_error_message
 from ..errors import CatalogError, InvalidConnectAttempt, ProviderError, ResourceNotFound
-from ..identity import lookup_identity
-from ..oauth import granted_scopes
 from ..state import current_portal
 from ..store import ConnectAttempt
 from .common import app_ref, app_summary, page_context
+from .connect_form import asked_fields, form_fields, form_for
 
 log = logging.getLogger("portal.connect")
 
@@ -184,133 +179,6 @@ def _finish(
 # --------------------------------------------------------------------------- routes
 
 
-def _credential_fields(app: App) -> dict[str, Any]:
-    """The credential fields of ``app``'s connect form, labelled from the catalog: an API
-    key; a client id and secret (RFC 6749 §4.4); a Basic (RFC 7617) username and password; none
-    for OAuth 2.0 apps (their form is the account-field step before the redirect)."""
-    if app.api_key is not None:
-        return {
-            "api_key": PasswordField(
-                app.api_key.key_label,
-                validators=[DataRequired(), Length(max=4096)],
-                description=app.api_key.key_help or "",
-            )
-        }
-    if app.client_credentials is not None:
-        cc = app.client_credentials
-        return {
-            "client_id": StringField(
-                cc.client_id_label, validators=[DataRequired(), Length(max=512)]
-            ),
-            "client_secret": PasswordField(
-                cc.client_secret_label,
-                validators=[DataRequired(), Length(max=4096)],
-                description=cc.key_help or "",
-            ),
-        }
-    if app.oauth2 is not None:
-        return {}
-    labels = app.basic or BasicSettings()
-    return {
-        "username": StringField(
-            labels.username_label, validators=[DataRequired(), Length(max=512)]
-        ),
-        "password": PasswordField(
-            labels.password_label, validators=[DataRequired(), Length(max=4096)]
-        ),
-    }
-
-
-#: Prefix of the form field carrying account field ``name`` (``account_subdomain``).
-ACCOUNT_FIELD_PREFIX = "account_"
-
-
-class _ValidAccountField:
-    """WTForms validator running :func:`validate_field_value`; stores the normalised value."""
-
-    def __init__(self, spec: AccountField) -> None:
-        self.spec = spec
-
-    def __call__(self, form: FlaskForm, field: Field) -> None:
-        try:
-            field.data = validate_field_value(self.spec, field.data)
-        except InvalidAccountField as exc:
-            raise ValidationError(exc.message) from None
-
-
-def _choices(pairs: list[tuple[str, str]]) -> list[Any]:
-    """``SelectField`` choices: ``SelectChoice`` objects on WTForms 3.3+ (tuples are
-    deprecated there), ``(value, label)`` tuples before."""
-    try:
-        from wtforms.fields.choices import SelectChoice
-    except ImportError:  # WTForms < 3.3
-        return list(pairs)
-    return [SelectChoice(value, label) for value, label in pairs]
-
-
-def _asked_fields(app: App) -> list[AccountField]:
-    """The account fields the end user enters (not those the provider fills: token response,
-    authorization response query, identity response)."""
-    derived = app.derived_fields
-    return [f for f in app.account_fields if f.name not in derived]
-
-
-def _form_for(app: App) -> FlaskForm:
-    """The connect form of ``app``: its account fields first, then its credential fields
-    (none for OAuth apps, whose form is the account-field step before the redirect)."""
-    attrs: dict[str, Any] = {}
-    for spec in _asked_fields(app):
-        if spec.format == "enum":
-            attrs[ACCOUNT_FIELD_PREFIX + spec.name] = SelectField(
-                spec.label,
-                choices=_choices([("", "Choose…"), *((v, v) for v in spec.enum)]),
-                validators=[_ValidAccountField(spec)],
-                description=spec.help or "",
-                validate_choice=False,
-            )
-        else:
-            attrs[ACCOUNT_FIELD_PREFIX + spec.name] = StringField(
-                spec.label,
-                validators=[_ValidAccountField(spec)],
-                description=spec.help or "",
-                render_kw={
-                    "autocomplete": "off",
-                    "autocapitalize": "none",
-                    "spellcheck": "false",
-                    "maxlength": "253",
-                },
-            )
-    # Account fields first (where the account is), then the credentials for it.
-    attrs.update(_credential_fields(app))
-    form: FlaskForm = type("ConnectForm", (FlaskForm,), attrs)()
-    for spec in _asked_fields(app):
-        bound = form[ACCOUNT_FIELD_PREFIX + spec.name]
-        bound.portal_prefix = spec.prefix or ""
-        bound.portal_suffix = spec.suffix or ""
-    return form
-
-
-def _form_fields(app: App, form: FlaskForm) -> dict[str, str]:
-    """The validated account field values of a submitted, valid ``form``."""
-    return {spec.name: form[ACCOUNT_FIELD_PREFIX + spec.name].data for spec in _asked_fields(app)}
-
-
-def _refused_client(app: App, exc: ProviderError) -> str:
-    if exc.code in ("invalid_client", "unauthorized_client", "invalid_grant", "access_denied"):
-        return f"{app.title} did not accept this client ID and secret."
-    if exc.code == "invalid_scope":
-        return f"This {app.title} client may not use the scopes this app needs."
-    return exc.message
-
-
-class _FormRefused(Exception):
-    """The provider refused what the form holds: the form is shown again with ``message``."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
 def _bound_attempt(claims: TicketClaims, definition: App, return_to: str | None) -> ConnectAttempt:
     """The attempt of a form-based connect (credentials form, or the account-field step of an
     OAuth app), started on the first GET and bound to this browser's session."""
@@ -379,7 +247,7 @@ def connect(app: str) -> ResponseReturnValue:
     _check_ticket_user(claims)
     return_to = safe_return_to(request.values.get("return_to"))
 
-    if definition.oauth2 is not None and not _asked_fields(definition):
+    if definition.oauth2 is not None and not asked_fields(definition):
         if request.method != "GET":
             raise InvalidConnectAttempt("OAuth apps are connected with GET.")
         state_value = secrets.token_urlsafe(32)
@@ -393,14 +261,14 @@ def connect(app: str) -> ResponseReturnValue:
     if attempts.expired(current_portal, attempt):
         return _fail(attempt, definition, "expired", "This connect link has expired.", 400)
 
-    form = _form_for(definition)
+    form = form_for(definition)
     error = None
     if request.method == "POST" and form.validate_on_submit():
         try:
             return _submit(attempt, definition, form)
         except AttemptFailed as exc:
             return _fail(attempt, definition, exc.code, exc.message, exc.status_code)
-        except _FormRefused as exc:
+        except CredentialsRefused as exc:
             error = exc.message
     oauth_step = definition.oauth2 is not None
     return render_template(
@@ -425,10 +293,11 @@ def _submit(attempt: ConnectAttempt, definition: App, form: FlaskForm) -> Respon
     others are checked (token request, identity lookup) and connected.
 
     :raises AttemptFailed: the provider refused outright (``upstream_refused``, 403).
-    :raises _FormRefused: the provider refused these credentials (the form is shown again).
+    :raises CredentialsRefused: the provider refused these credentials (the form is shown
+        again).
     :raises InvalidConnectAttempt: the attempt was already used (replay).
     """
-    fields = _form_fields(definition, form)
+    fields = form_fields(definition, form)
     try:
         resolved = definition.resolve(fields)
     except CatalogError as exc:  # cannot happen with validated values; refuse anyway
@@ -438,63 +307,10 @@ def _submit(attempt: ConnectAttempt, definition: App, form: FlaskForm) -> Respon
         if not attempts.bind_state(current_portal, attempt.id, state_value):
             raise InvalidConnectAttempt("This connect link was already used.", code="ticket_used")
         return _redirect_to_provider(attempt.id, definition, resolved, state_value, via_page=True)
-    credentials, scopes = _form_credentials(definition, resolved, form)
-    if fields:
-        credentials["account_fields"] = fields
-    timeout = float(current_portal.config["PORTAL_HTTP_TIMEOUT"])
-    try:
-        external_id, label, found = lookup_identity(
-            resolved, credentials, timeout, current_portal.outbound
-        )
-        if found:  # identity.fields (validated), for API-key / Basic apps too
-            fields = {**fields, **found}
-            credentials["account_fields"] = fields
-            resolved = resolved.resolve(fields)
-    except ProviderError as exc:
-        if exc.code == "upstream_refused":  # the attempt ends: nothing was sent
-            raise AttemptFailed(exc.code, exc.message, 403) from exc
-        raise _FormRefused(exc.message) from exc
-    except CatalogError as exc:
-        raise _FormRefused(f"{definition.title} sent account details that cannot be used.") from exc
+    checked = attempts.check_credentials(current_portal, definition, resolved, form.data, fields)
     if not attempts.claim(current_portal, attempt.id):
         raise InvalidConnectAttempt("This connect link was already used.", code="ticket_used")
-    return _finish(attempt, resolved, credentials, scopes, (external_id, label))
-
-
-def _form_credentials(
-    definition: App, resolved: App, form: FlaskForm
-) -> tuple[dict[str, Any], list[str]]:
-    """The credentials and granted scopes a submitted form of an API-key, client-credentials
-    (checked by a token request, RFC 6749 §4.4) or Basic app stands for.
-
-    :raises AttemptFailed: ``upstream_refused`` (403) at the token request.
-    :raises _FormRefused: the provider refused the client id and secret.
-    """
-    if definition.api_key is not None:
-        return {"type": "api_key", "api_key": form.data["api_key"].strip()}, []
-    if definition.client_credentials is not None:
-        client_id = form.data["client_id"].strip()
-        client_secret = form.data["client_secret"].strip()
-        try:
-            token = current_portal.oauth.client_credentials_grant(
-                resolved, client_id, client_secret
-            )
-        except ProviderError as exc:
-            if exc.code == "upstream_refused":
-                raise AttemptFailed(exc.code, exc.message, 403) from exc
-            raise _FormRefused(_refused_client(definition, exc)) from exc
-        credentials = {
-            "type": "oauth2_client_credentials",
-            "client_id": client_id,
-            "client_secret": client_secret,
-            **token,
-        }
-        return credentials, granted_scopes(definition, token)
-    return {
-        "type": "basic",
-        "username": form.data["username"],
-        "password": form.data["password"],
-    }, []
+    return _finish(attempt, checked.resolved, checked.credentials, checked.scopes, checked.identity)
 
 
 def oauth_callback(app: str) -> ResponseReturnValue:
@@ -502,7 +318,7 @@ def oauth_callback(app: str) -> ResponseReturnValue:
 
     The attempt is found and checked (:func:`_callback_attempt`), its account fields re-read
     (:func:`_callback_fields`), the response's issuer and error checked, the attempt claimed,
-    and the code exchanged (:func:`_exchange`); then the account is stored.
+    and the code exchanged (:func:`portal.attempts.exchange`); then the account is stored.
     """
     definition = current_portal.catalog.get(app)
     if definition is None or definition.oauth2 is None or not definition.usable:
@@ -519,12 +335,12 @@ def oauth_callback(app: str) -> ResponseReturnValue:
             raise InvalidConnectAttempt(
                 "This sign-in response was already used.", code="invalid_state"
             )
-        credentials, scopes, resolved, fields, identity = _exchange(definition, resolved, fields)
+        done = attempts.exchange(current_portal, definition, resolved, fields)
     except AttemptFailed as exc:
         return _fail(attempt, definition, exc.code, exc.message, exc.status_code)
-    if fields:
-        credentials["account_fields"] = fields
-    return _finish(attempt, resolved, credentials, scopes, identity)
+    if done.fields:
+        done.credentials["account_fields"] = done.fields
+    return _finish(attempt, done.resolved, done.credentials, done.scopes, done.identity)
 
 
 def _callback_attempt(definition: App, state_value: str) -> ConnectAttempt:
@@ -571,7 +387,7 @@ def _callback_fields(
             spec.name: validate_field_value(
                 spec, current_portal.oauth.state_fields(definition, state_value).get(spec.name)
             )
-            for spec in _asked_fields(definition)
+            for spec in asked_fields(definition)
         }
         return fields, definition.resolve(fields)
     except (InvalidAccountField, CatalogError):
@@ -632,66 +448,6 @@ def _redirect_fields(definition: App) -> dict[str, str]:
             "invalid_request", f"{definition.title} did not say which account was connected.", 400
         ) from exc
     return fields
-
-
-def _exchange(
-    definition: App, resolved: App, fields: dict[str, str]
-) -> tuple[dict[str, Any], list[str], App, dict[str, str], tuple[str, str] | None]:
-    """Exchange the code (RFC 6749 §4.1.3), then look up the identity when the identity
-    response fills account fields.
-
-    :returns: ``(credentials, granted scopes, app resolved with every field, fields, identity
-        or None)``.
-    :raises AttemptFailed: the provider failed or sent unusable account details.
-    """
-    unusable = f"{definition.title} sent account details that cannot be used."
-    try:
-        resolved = resolved.resolve(fields)
-        token = current_portal.oauth.exchange_code(resolved)
-        # Values the token response fills (e.g. Salesforce's instance_url), validated by
-        # read_token, join the account fields; the API and identity URLs then use them.
-        fields = {**fields, **token.pop("fields", {})}
-        resolved = resolved.resolve(fields)
-    except ProviderError as exc:
-        # A nonce that is not this attempt's is a forged or injected response, not a provider
-        # fault: 400, like a bad state (OpenID Connect Core §3.1.3.7, RFC 9700 §4.5).
-        status_code = 400 if exc.code == "invalid_nonce" else 502
-        raise AttemptFailed(exc.code, exc.message, status_code) from exc
-    except CatalogError as exc:
-        raise AttemptFailed("invalid_response", unusable, 502) from exc
-    credentials: dict[str, Any] = {
-        "type": "oauth2",
-        **{
-            k: token[k]
-            for k in ("access_token", "refresh_token", "token_type", "expires_at", "scope")
-            if k in token
-        },
-    }
-    identity: tuple[str, str] | None = None
-    if definition.identity_fields:
-        # Values the identity response fills (Mailchimp's dc, Xero's tenantId), validated by
-        # lookup_identity, join the account fields before the API URL and headers use them.
-        try:
-            external_id, label, found = lookup_identity(
-                resolved,
-                credentials,
-                float(current_portal.config["PORTAL_HTTP_TIMEOUT"]),
-                current_portal.outbound,
-            )
-            fields = {**fields, **found}
-            resolved = resolved.resolve(fields)
-        except ProviderError as exc:
-            raise AttemptFailed(exc.code, exc.message, 502) from exc
-        except CatalogError as exc:
-            raise AttemptFailed("invalid_response", unusable, 502) from exc
-        identity = (external_id, label)
-    if resolved.placeholders or set(definition.identity_fields) - set(fields):
-        raise AttemptFailed(
-            "invalid_response",
-            f"{definition.title} did not send every account detail this app needs.",
-            502,
-        )
-    return credentials, granted_scopes(definition, token), resolved, fields, identity
 
 
 def register(bp: Blueprint) -> None:
