@@ -1,4 +1,6 @@
-"""Request context shared by the views: who is calling, security headers, CORS, errors."""
+"""Shared by the views: security headers, CORS, error pages, app summaries and logos. The
+caller of a request (:func:`current_caller`, :class:`Caller`, :func:`own_origin`) lives in
+:mod:`portal.callers` and is re-exported here."""
 
 from __future__ import annotations
 
