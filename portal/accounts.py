@@ -7,6 +7,7 @@ here commits on its own, so a failure anywhere leaves no half-written row.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -86,6 +87,37 @@ def get_account(
     if account is None or account.project != project or account.user_id != user_id:
         raise ResourceNotFound("No such connected account.")
     return account
+
+
+def user_accounts(
+    store: Store, user_id: str, app: str | None = None, *, project: str
+) -> list[ConnectedAccount]:
+    """:func:`list_accounts` in a read transaction of its own; the rows come back detached,
+    every column loaded."""
+    with store.read() as session:
+        return list_accounts(session, user_id, app, project=project)
+
+
+def user_account(store: Store, user_id: str, account_id: str, *, project: str) -> ConnectedAccount:
+    """:func:`get_account` in a read transaction of its own (the row comes back detached).
+
+    :raises ResourceNotFound: no such account for this user of this project.
+    """
+    with store.read() as session:
+        return get_account(session, user_id, account_id, project=project)
+
+
+def connected_counts(store: Store, user_id: str, *, project: str) -> Counter[str]:
+    """``{app slug: number of user_id's accounts of it}`` in ``project`` (apps without one are
+    absent), whatever the accounts' status."""
+    with store.read() as session:
+        return Counter(
+            session.scalars(
+                select(ConnectedAccount.app).where(
+                    ConnectedAccount.project == project, ConnectedAccount.user_id == user_id
+                )
+            )
+        )
 
 
 def upsert_account(

@@ -31,7 +31,7 @@ from .catalog import Function
 from .errors import AuthenticationFailed, InvalidRequest
 
 if TYPE_CHECKING:
-    from .extension import PortalState
+    from .state import PortalState
 
 #: itsdangerous salt of MCP tokens (one salt per purpose: a session token or a connect ticket
 #: never reads as an MCP token, nor the other way round).
@@ -332,10 +332,11 @@ def call(
                 "`app` must be one of: " + ", ".join(connectable(state, scope)),
             )
         app = state.app(slug)
+        title = app.title if app is not None else slug
         return ToolResult(
             {
                 "app": slug,
-                "message": f"Open this link to connect your {app.title} account.",
+                "message": f"Open this link to connect your {title} account.",
                 **connect_link(slug),
             },
             False,
@@ -348,9 +349,10 @@ def call(
         return _error("invalid_params", f"`{ACCOUNT_ARGUMENT}` must be a string.")
     if account_id is None and not _connected(state, scope).get(function.app):
         app = state.app(function.app)
+        title = app.title if app is not None else function.app
         return _error(
             "not_connected",
-            f"The user has not connected {app.title} yet: show them this link to connect it, "
+            f"The user has not connected {title} yet: show them this link to connect it, "
             "then call the tool again.",
             app=function.app,
             **connect_link(function.app),

@@ -43,7 +43,7 @@ from .functions import find, invoke, not_executed, render
 from .store import AppEvent, AppEventRun, utcnow
 
 if TYPE_CHECKING:
-    from .extension import PortalState
+    from .state import PortalState
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from .proxy import account_app, build_url, forward
 from .store import FunctionCall, utcnow
 
 if TYPE_CHECKING:
-    from .extension import PortalState
+    from .state import PortalState
 
 _WHOLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MISSING = object()

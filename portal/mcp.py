@@ -36,7 +36,7 @@ from . import agents
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request
 
-    from .extension import PortalState
+    from .state import PortalState
 
 #: Largest JSON-RPC request body the transport accepts, in bytes (the view limits it too).
 MAX_BODY = 1024 * 1024

@@ -33,7 +33,7 @@ from .store import ConnectedAccount
 from .webhooks import enqueue
 
 if TYPE_CHECKING:
-    from .extension import PortalState
+    from .state import PortalState
 
 #: Largest notification body accepted, in bytes (1 MiB).
 MAX_BODY = 1024 * 1024

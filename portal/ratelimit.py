@@ -18,7 +18,7 @@ Endpoint                                   Limit (config key)              Count
 ``/mcp`` (AI agents)                       ``PORTAL_RATE_LIMIT_MCP``       end user
 =========================================  ==============================  ====================
 
-An end user is the caller's ``user_id`` within its app key (:func:`portal.views.common.
+An end user is the caller's ``user_id`` within its app key (:func:`portal.callers.
 current_caller`). A breach raises :class:`flask_limiter.RateLimitExceeded`, which the blueprint
 answers as :class:`portal.errors.RateLimited` (429 with ``Retry-After``).
 """
@@ -33,7 +33,8 @@ from flask import Flask, request
 from flask_limiter import Limiter
 
 from .auth import app_key_for_secret, bearer_token, normalize_origin
-from .extension import current_portal
+from .callers import MAX_BODY, agent_scope, current_caller
+from .state import current_portal
 
 #: Blueprint name whose endpoints are limited; every other request is exempt.
 BLUEPRINT = "portal"
@@ -106,8 +107,6 @@ def end_user_key() -> str:
 
     :raises AuthenticationFailed: no valid caller (answered before any counting).
     """
-    from .views.common import current_caller
-
     caller = current_caller()
     return f"user:{caller.app_key or '-'}:{caller.user_id}"
 
@@ -117,16 +116,12 @@ def agent_user_key() -> str:
 
     :raises AuthenticationFailed: no valid caller (answered before any counting).
     """
-    from .views.agents import agent_scope
-
     scope = agent_scope()
     return f"user:{scope.project}:{scope.user_id}"
 
 
 def app_key() -> str:
     """``app:<app key>`` of the authenticated caller (``-`` for mounted callers: the host)."""
-    from .views.common import current_caller
-
     return f"app:{current_caller().app_key or '-'}"
 
 
@@ -146,8 +141,6 @@ def session_key() -> str:
     The app key is the bearer app secret's, else the body's ``appKey`` or ``projectId``; the
     origin is the body's ``origin`` (server-to-server) or the request's ``Origin``.
     """
-    from .views.api import MAX_BODY
-
     request.max_content_length = MAX_BODY
     body: Any = request.get_json(silent=True)
     body = body if isinstance(body, dict) else {}

@@ -64,7 +64,7 @@ from .errors import ConfigurationError, PortalError
 from .store import WebhookOutbox, utcnow
 
 if TYPE_CHECKING:
-    from .extension import PortalState
+    from .state import PortalState
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def enqueue(
     if type not in WEBHOOK_TYPES:
         raise ValueError(f"unknown webhook type {type!r}")
     if state is None:
-        from .extension import current_portal
+        from .state import current_portal
 
         state = current_portal
     if not state.config.get("PORTAL_WEBHOOK_URL"):

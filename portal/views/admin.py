@@ -24,7 +24,7 @@ from flask import Blueprint, Response, jsonify, render_template, request
 from ..admin import overview
 from ..auth import app_key_for_secret, bearer_token
 from ..errors import AuthenticationFailed
-from ..extension import current_portal
+from ..state import current_portal
 from .common import app_logo, content_security_policy, page_context
 
 #: Longest app secret the form accepts, in characters (longer ones are refused unread).
@@ -75,7 +75,9 @@ def admin_page() -> tuple[Response, int]:
         return _page(401, signed_in=False, error=refused)
     data = overview(current_portal, project)
     for entry in data["apps"]:
-        entry["logo"] = app_logo(current_portal.catalog.get(entry["name"]))
+        definition = current_portal.catalog.get(entry["name"])
+        assert definition is not None  # overview() lists the catalog's apps only
+        entry["logo"] = app_logo(definition)
     return _page(200, signed_in=True, error=None, **data)
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import NotImplemented as WerkzeugNotImplemented
 
 from .. import agents
 from ..auth import app_key_for_secret, bearer_token, check_user_id
+from ..callers import agent_scope
 from ..errors import AuthenticationFailed, InvalidRequest, OriginNotAllowed, PortalHTTPError
-from ..extension import current_portal
-from .common import current_caller, own_origin, request_origin
+from ..state import current_portal
+from .common import own_origin, request_origin
 
 #: Largest ``POST /api/v1/mcp-tokens`` body, in bytes.
 MAX_BODY = 64 * 1024
@@ -35,35 +36,6 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def agent_scope() -> agents.AgentScope:
-    """Who the agent of this request acts for (cached in ``g``).
-
-    A bearer that is an MCP token gives its scope (project, user, allow-lists); any other
-    caller is resolved as the JSON API does (:func:`portal.views.common.current_caller`), with
-    no allow-lists.
-
-    :raises AuthenticationFailed: 401: no caller, a forged, tampered or expired token.
-    """
-    cached: agents.AgentScope | None = g.get("_portal_agent_scope")
-    if cached is not None:
-        return cached
-    token = bearer_token(request.headers.get("Authorization"))
-    config = current_portal.config
-    scope: agents.AgentScope | None = None
-    if token is not None and app_key_for_secret(config["PORTAL_APP_KEYS"], token) is None:
-        try:
-            scope = agents.read_token(
-                config["SECRET_KEY"], token, int(config["PORTAL_MCP_TOKEN_MAX_TTL"])
-            )
-        except AuthenticationFailed as exc:
-            if exc.error_code == "token_expired":
-                raise
-            # Not an MCP token: a session token or a JWT user token, read below.
-    if scope is None:
-        caller = current_caller()
-        scope = agents.AgentScope(caller.project, caller.user_id)
-    g._portal_agent_scope = scope
-    return scope
 
 
 def _connect_link(slug: str) -> dict[str, Any]:

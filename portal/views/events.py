@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import events as event_service
 from ..errors import InvalidRequest
-from ..extension import current_portal
+from ..state import current_portal
 from .common import current_caller
 
 #: Largest trigger body, in bytes.
