@@ -20,6 +20,8 @@ from .catalog import Catalog, load_catalog, unusable_warnings
 from .config import DEFAULTS
 from .crypto import Sealer
 from .errors import ConfigurationError
+from .flows import FlowSet
+from .flows import load_for as load_flows_for
 from .oauth import OAuthClients
 from .outbound import Outbound
 from .store import Store
@@ -71,6 +73,8 @@ class PortalState:
     limiter: Limiter | None = None
     #: The project of mounted-mode callers (:func:`mounted_project`).
     mounted_project: str = MOUNTED_PROJECT
+    #: The host's declared flows (``PORTAL_FLOWS_PATH``, :mod:`portal.flows`).
+    flows: FlowSet = field(default_factory=FlowSet)
 
     @property
     def own_origin(self) -> str | None:
@@ -228,6 +232,7 @@ class ConnectPortal:
             config=config,
             outbound=outbound,
             mounted_project=mounted_project(config),
+            flows=load_flows_for(config, catalog),
         )
         app.extensions["portal"] = state
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .openapi_flows import flow_paths
+
 Schema = dict[str, Any]
 
 
@@ -659,6 +661,7 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
             )
         },
     }
+    paths.update(flow_paths(api, _AUTH))
     return {
         "openapi": "3.1.0",
         "info": {

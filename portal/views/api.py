@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import select
 
 from .. import accounts as account_service
+from .. import flows as flow_service
 from .. import signals, webhooks
 from ..auth import (
     app_key_for_secret,
@@ -186,7 +187,8 @@ def get_user() -> Response:
     ``{authenticated: true, userId, integrations: {<app>: {enabled, connectedAccounts,
     needsReauth}}}`` with one entry per enabled app: ``enabled`` when at least one account is
     ``active``, ``connectedAccounts`` counts every account of the app (whatever its status),
-    ``needsReauth`` when one of them has status ``needs_reauth``. (portal.js answers
+    ``needsReauth`` when one of them has status ``needs_reauth``, ``flows`` ``{<flow>: {enabled,
+    status, settings}}`` (:func:`portal.flows.user_summary`). (portal.js answers
     ``{authenticated: false}`` itself when there is no session.)
     """
     caller = current_caller()
@@ -196,12 +198,14 @@ def get_user() -> Response:
             for a in account_service.list_accounts(session, caller.user_id, project=caller.project)
         ]
     integrations: dict[str, dict[str, Any]] = {}
+    flows = flow_service.user_summary(current_portal, caller.project, caller.user_id)
     for app in current_portal.enabled_apps():
         mine = [status for slug, status in statuses if slug == app.slug]
         integrations[app.slug] = {
             "enabled": "active" in mine,
             "connectedAccounts": len(mine),
             "needsReauth": "needs_reauth" in mine,
+            "flows": flows.get(app.slug, {}),
         }
     return jsonify({"authenticated": True, "userId": caller.user_id, "integrations": integrations})
 
