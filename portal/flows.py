@@ -43,7 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import webhooks
-from .accounts import iso, list_accounts
+from .accounts import list_accounts
 from .catalog import Catalog, dotted
 from .errors import ConfigurationError, InvalidRequest, ResourceNotFound
 from .store import AppEvent, AppEventRun, ConnectedAccount, FlowSetting, utcnow
@@ -415,7 +415,6 @@ class UserFlow:
     account_id: str | None
     #: The account a run would use now (``None`` when there is none).
     run_account_id: str | None
-    updated_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``{name, title, description, app, trigger, enabled, settings, settings_schema,
@@ -463,7 +462,6 @@ def user_flow(flow: Flow, row: FlowSetting | None, account_ids: list[str]) -> Us
         status,
         chosen,
         run_account,
-        iso(row.updated_at) if row is not None else None,
     )
 
 
