@@ -675,3 +675,56 @@ def test_a_provider_webhook_runs_the_flows_of_its_trigger(
         "body": "Hi!",
     }
     assert by_status["skipped"].result["error"] == "flow_disabled"
+
+
+# --------------------------------------------------------------------------- README
+
+SECTION = "Flows: automations each end user turns on"
+
+
+@pytest.mark.readme(SECTION, 0)
+def test_readme_flow_declaration_loads_and_runs_with_the_mapping(tmp_path: Path) -> None:
+    from readme_blocks import block
+
+    path = write(tmp_path, block(SECTION, 0).code)
+    declared = flows.load_flows(path)
+    assert flows.check_against_catalog(declared, load_catalog()) == []
+    [readme_flow] = declared
+    assert readme_flow.trigger == Trigger("app_event", "Contact Created")
+    settings = flows.with_defaults(readme_flow, {})
+    assert settings == {"tag": "from-app"}
+    assert flows.build_params(readme_flow, {"name": "Ada", "email": "a@b.example"}, settings) == {
+        "name": "Ada (from-app)",
+        "email": "a@b.example",
+    }
+
+
+@pytest.mark.readme(SECTION, 1)
+def test_readme_flow_curl_as_written(flow_stack: DemoStack) -> None:
+    import subprocess
+
+    from readme_blocks import block, fill
+
+    api = new_session(flow_stack, "u-42")
+    connected(api)
+    command = fill(block(SECTION, 1).code, {"https://portal.example": flow_stack.portal.url})
+    result = subprocess.run(
+        ["sh", "-c", command],
+        env={"PATH": "/usr/bin:/bin", "APP_SECRET": DEMO_APP_SECRET},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    decoder = json.JSONDecoder()
+    listed, end = decoder.raw_decode(result.stdout)
+    saved, _ = decoder.raw_decode(result.stdout[end:].lstrip())
+    assert [f["name"] for f in listed["flows"]] == ["contact-to-crm", "deal-to-contact"]
+    assert listed["flows"][0]["enabled"] is False
+    assert (saved["name"], saved["enabled"], saved["settings"]) == (
+        "contact-to-crm",
+        True,
+        {"tag": "vip"},
+    )
+    assert saved["status"] == "ready"
