@@ -728,3 +728,75 @@ def test_readme_flow_curl_as_written(flow_stack: DemoStack) -> None:
         {"tag": "vip"},
     )
     assert saved["status"] == "ready"
+
+
+# --------------------------------------------------------------------------- mounted mode
+
+
+def test_mounted_pages_and_the_flow_form_need_login_and_csrf(tmp_path: Path) -> None:
+    from flask import session
+    from test_extension import csrf_from, host_flask
+
+    from portal import ConnectPortal
+    from portal.accounts import upsert_account
+
+    app = host_flask(
+        tmp_path,
+        PORTAL_BASE_URL="http://localhost",
+        PORTAL_APPS={"sandbox": {"base_url": "http://127.0.0.1:9", "client_id": "c"}},
+        PORTAL_ENABLED_APPS=["sandbox"],
+        PORTAL_FLOWS_PATH=str(EXAMPLES_DIR / "sandbox.yaml"),
+    )
+    portal = ConnectPortal()
+
+    @app.post("/login")
+    def login() -> str:
+        session["user"] = "alice"
+        return "ok"
+
+    @portal.user_loader
+    def current_user() -> str | None:
+        return session.get("user")
+
+    portal.init_app(app)
+    state = app.extensions["portal"]
+    with state.store.session() as db:
+        account, _ = upsert_account(
+            db,
+            state.sealer,
+            project=state.mounted_project,
+            user_id="alice",
+            app="sandbox",
+            external_id="ext-1",
+            label="Alice CRM",
+            scopes=[],
+            credentials={"access_token": "t"},
+            expires_at=None,
+        )
+    client = app.test_client()
+    for path in ("/portal/apps/sandbox/accounts", "/portal/functions"):
+        assert client.get(path).status_code == 401, path
+    client.post("/login")
+
+    accounts = client.get("/portal/apps/sandbox/accounts").get_data(as_text=True)
+    assert (
+        f'data-portal-account="{account.id}"' in accounts and 'data-portal-mounted="1"' in accounts
+    )
+    functions = client.get("/portal/functions?q=create").get_data(as_text=True)
+    assert 'href="/portal/functions/sandbox-create-contact"' in functions
+    assert 'data-portal-function="sandbox-list-contacts"' not in functions
+
+    page = client.get("/portal/apps/sandbox").get_data(as_text=True)
+    assert 'data-portal-flow="contact-to-crm"' in page
+    submit = "/portal/ui/apps/sandbox/flows/contact-to-crm"
+    refused = client.post(submit, data={"enabled": "true", "tag": "x"})
+    assert refused.status_code == 403  # no same-origin proof: nothing saved
+    assert (
+        flows.list_user_flows(state, state.mounted_project, "alice", "sandbox")[0].enabled is False
+    )
+    saved = client.post(
+        submit, data={"enabled": "true", "tag": "x"}, headers={"X-CSRFToken": csrf_from(page)}
+    )
+    assert "Saved. The flow is on." in saved.get_data(as_text=True)
+    [item] = flows.list_user_flows(state, state.mounted_project, "alice", "sandbox")
+    assert (item.enabled, item.settings, item.status) == (True, {"tag": "x"}, "ready")

@@ -314,3 +314,35 @@ def test_flows_on_the_app_page_switch_settings_choices_and_runs(
     fitted_height(page, "#container iframe")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("#container").screenshot(path=str(SCREENSHOTS / "flows-app-page.png"))
+
+
+def test_the_demo_app_event_runs_the_flow_only_for_a_user_who_turned_it_on(
+    page: Page, flow_stack: DemoStack
+) -> None:
+    from conftest import Browser, connect_sandbox, new_session
+
+    on, off = new_session(flow_stack, "demo-user-1"), new_session(flow_stack, "demo-user-2")
+    for user in (on, off):
+        response, _ = connect_sandbox(user, Browser())
+        assert response.status_code == 200
+    body = {"enabled": True, "settings": {"tag": "demo"}}
+    saved = requests.put(
+        on.base + "/flows/sandbox/contact-to-crm", json=body, headers=on.headers, timeout=10
+    )
+    assert saved.status_code == 200, saved.text
+
+    output = page.locator("#paragon-output")
+    page.goto(f"{flow_stack.host.url}/?user=demo-user-2")
+    expect(page.locator("#paragon-status")).to_have_text("authenticate() resolved for demo-user-2.")
+    page.click("#paragon-event")
+    expect(output).to_contain_text('"status": "skipped"')
+    expect(output).to_contain_text('"flow": "sandbox/contact-to-crm"')
+
+    page.goto(f"{flow_stack.host.url}/?user=demo-user-1")
+    expect(page.locator("#paragon-status")).to_have_text("authenticate() resolved for demo-user-1.")
+    page.click("#paragon-event")
+    expect(output).to_contain_text("runs in progress")
+    while run_once(flow_stack.portal_app):  # this stack has no worker thread
+        pass
+    expect(output).to_contain_text('"status": "succeeded"')
+    expect(output).to_contain_text('"name": "Brandon (demo)"')
