@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -50,6 +51,8 @@ from .store import AppEvent, AppEventRun, ConnectedAccount, FlowSetting, utcnow
 
 if TYPE_CHECKING:
     from .extension import PortalState
+
+log = logging.getLogger(__name__)
 
 SCHEMA: dict[str, Any] = json.loads(
     (Path(__file__).resolve().parent / "flows.schema.json").read_text("utf-8")
@@ -757,6 +760,7 @@ def load_choices(
             state, function, user_id, dict(source.get("params") or {}), account_id, project=project
         )
     except Exception as exc:  # timeouts, refused hosts, needs_reauth: all end in words
+        log.warning("choices of %s.%s: %s raised %r", flow.key, field_name, function.name, exc)
         raise ChoicesUnavailable("The choices could not be loaded; try again later.") from exc
     if code == 404:
         raise ChoicesUnavailable("Connect an account to load the choices.")

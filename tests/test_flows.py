@@ -800,3 +800,21 @@ def test_mounted_pages_and_the_flow_form_need_login_and_csrf(tmp_path: Path) -> 
     assert "Saved. The flow is on." in saved.get_data(as_text=True)
     [item] = flows.list_user_flows(state, state.mounted_project, "alice", "sandbox")
     assert (item.enabled, item.settings, item.status) == (True, {"tag": "x"}, "ready")
+
+
+def test_flow_answers_match_the_openapi_document(user: Api) -> None:
+    from jsonschema import Draft202012Validator
+
+    from portal.openapi import build
+
+    paths = build("/portal")["paths"]
+    listing = paths["/portal/api/v1/flows"]["get"]["responses"]["200"]
+    saving = paths["/portal/api/v1/flows/{app}/{flow}"]["put"]["responses"]["200"]
+    connected(user)
+    listed = user.get("/flows").json()
+    saved = put(user, FLOW, {"enabled": True, "settings": {"tag": "api"}}).json()
+    for response, body in ((listing, listed), (saving, saved)):
+        schema = response["content"]["application/json"]["schema"]
+        errors = list(Draft202012Validator(schema).iter_errors(body))
+        assert errors == [], errors
+    assert saved["enabled"] is True

@@ -37,7 +37,7 @@ from .common import (
     own_origin,
     page_context,
 )
-from .ui import _require_mounted
+from .ui import _require_mounted, relative_time
 
 #: Functions listed per page of ``showFunctions`` before "refine the search".
 FUNCTIONS_SHOWN = 60
@@ -56,15 +56,6 @@ def _app_or_404(slug: str) -> Any:
     if app is None:
         raise ResourceNotFound(f"No app called {slug!r}.", code="unknown_app")
     return app
-
-
-def _relative(value: datetime, now: datetime) -> str:
-    seconds = int((now - value).total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''} ago"
-    return "just now"
 
 
 # --------------------------------------------------------------------------- JSON API
@@ -263,8 +254,8 @@ def _accounts_page(slug: str, mode: str, layout: str) -> dict[str, Any]:
         accounts = [
             {
                 **account_service.to_dict(a),
-                "created_human": _relative(a.created_at, now),
-                "modified_human": _relative(a.modified_at, now),
+                "created_human": relative_time(a.created_at, now),
+                "modified_human": relative_time(a.modified_at, now),
             }
             for a in rows
         ]
