@@ -31,7 +31,6 @@ from .conftest import (
     open_host,
     portal_ready,
     settle_images,
-    wait_event,
 )
 
 pytestmark = pytest.mark.e2e
@@ -183,11 +182,17 @@ def test_the_accounts_page_lists_reconnects_and_disconnects(
         row.get_by_role("button", name="Reconnect").click()
     with info.value.expect_event("close"):
         consent(info.value, "ada")
-    connected = wait_event(page, "app-connected")  # the SDK's listener saw the frame's event
-    assert connected["payload"]["connectedAccountId"] == first
+    page.wait_for_function("window.portalMessages.some((m) => m.type === 'app-connected')")
+    connected = page.evaluate(
+        "window.portalMessages.find((m) => m.type === 'app-connected').payload"
+    )
+    assert connected["connectedAccountId"] == first
+    assert [a["id"] for a in connected["connected_accounts"]] == [first]
     portal_ready(frame)
     expect(frame.locator("[data-portal-account]")).to_have_count(1)
 
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # for review by eye
+    page.locator("#flows-box").screenshot(path=str(SCREENSHOTS / "accounts-page.png"))
     disconnect = frame.locator(f'[data-portal-account="{first}"]').get_by_role(
         "button", name="Disconnect"
     )
@@ -216,6 +221,14 @@ def test_the_functions_list_opens_a_form_whose_values_come_back(
     portal_ready(frame)
     item = frame.locator('[data-portal-function="sandbox-create-contact"]')
     expect(item).to_contain_text("email required")
+    frame.get_by_role("searchbox", name="Search functions").fill("")
+    expect(results).to_have_attribute("data-portal-function-total", "3")
+    portal_ready(frame)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # for review by eye
+    page.locator("#flows-box").screenshot(path=str(SCREENSHOTS / "functions-list.png"))
+    frame.get_by_role("searchbox", name="Search functions").fill("create")
+    expect(results).to_have_attribute("data-portal-function-total", "1")
+    portal_ready(frame)
     item.get_by_role("link", name="Create a contact").click()
     portal_ready(frame)
     frame.get_by_label("Name").fill("Grace Hopper")
