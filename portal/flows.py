@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from jsonschema import Draft202012Validator
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import webhooks
@@ -552,6 +553,24 @@ def set_user_flow(
         turning the flow on with no account of ``app`` connected.
     """
     flow = find(state, app, name)
+    try:
+        return _set(state, flow, project, user_id, enabled, settings, account_id)
+    except IntegrityError:
+        # Two first saves of one user's flow at once (PostgreSQL): the other one inserted the
+        # row; this one now updates it.
+        return _set(state, flow, project, user_id, enabled, settings, account_id)
+
+
+def _set(
+    state: PortalState,
+    flow: Flow,
+    project: str,
+    user_id: str,
+    enabled: bool | None,
+    settings: Any,
+    account_id: Any,
+) -> UserFlow:
+    app, name = flow.app, flow.name
     with state.store.session() as db:
         row = _rows(db, project, user_id, app).get((app, name))
         ids = _account_ids(db, project, user_id, app)

@@ -818,3 +818,31 @@ def test_flow_answers_match_the_openapi_document(user: Api) -> None:
         errors = list(Draft202012Validator(schema).iter_errors(body))
         assert errors == [], errors
     assert saved["enabled"] is True
+
+
+def test_first_saves_of_one_flow_at_once_leave_one_row(flow_stack: DemoStack) -> None:
+    import threading
+
+    state = flow_stack.portal_app.extensions["portal"]
+    user_id = f"racer-{uuid.uuid4().hex[:8]}"
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def save(n: int) -> None:
+        start.wait()
+        try:
+            flows.set_user_flow(
+                state, DEMO_APP_KEY, user_id, "sandbox", "contact-to-crm", settings={"tag": f"t{n}"}
+            )
+        except BaseException as exc:  # recorded for the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with state.store.read() as db:
+        rows = list(db.scalars(select(FlowSetting).where(FlowSetting.user_id == user_id)))
+    assert len(rows) == 1 and rows[0].settings["tag"] in {f"t{n}" for n in range(6)}
