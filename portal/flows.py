@@ -485,16 +485,26 @@ def _account_ids(db: Session, project: str, user_id: str, app: str) -> list[str]
 
 
 def list_user_flows(
-    state: PortalState, project: str, user_id: str, app: str | None = None
+    state: PortalState,
+    project: str,
+    user_id: str,
+    app: str | None = None,
+    active_account_ids: list[str] | None = None,
 ) -> list[UserFlow]:
     """The flows of enabled apps (of ``app`` only, when given) as ``user_id`` of ``project``
-    sees them. Only that project's rows and accounts are read."""
+    sees them. Only that project's rows and accounts are read.
+
+    :param active_account_ids: with ``app``, the user's active accounts of it, most recently
+        modified first, when the caller has read them already (the app page).
+    """
     flows = enabled_flows(state, app)
     if not flows:
         return []
     with state.store.read() as db:
         rows = _rows(db, project, user_id, app)
         accounts: dict[str, list[str]] = {}
+        if app is not None and active_account_ids is not None:
+            accounts[app] = list(active_account_ids)
         for flow in flows:
             if flow.app not in accounts:
                 accounts[flow.app] = _account_ids(db, project, user_id, flow.app)

@@ -158,7 +158,10 @@ def app_flows(app: str, accounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     mode, layout = _mode_layout()
     if request.endpoint == "portal.app_page":
         mode = "page"
-    items = flow_service.list_user_flows(current_portal, caller.project, caller.user_id, app)
+    active = [a["id"] for a in accounts if a.get("status") == "active"]
+    items = flow_service.list_user_flows(
+        current_portal, caller.project, caller.user_id, app, active_account_ids=active
+    )
     return [flow_card(i, accounts, mode, layout) for i in items]
 
 
