@@ -605,8 +605,9 @@ def _set(
                 "The settings are not valid.", code="invalid_settings", details=details
             )
         if new_enabled and not ids:
+            title = getattr(state.app(app), "title", app)
             raise InvalidRequest(
-                f"Connect a {app} account before turning this flow on.", code="needs_account"
+                f"Connect a {title} account before turning this flow on.", code="needs_account"
             )
         now = utcnow()
         if row is None:

@@ -568,7 +568,7 @@ def test_the_app_page_form_saves_or_answers_its_errors(user: Api) -> None:
     no_account = requests.post(
         submit, data={"enabled": "true", "tag": "x"}, headers=user.headers, timeout=10
     )
-    assert "Connect a sandbox account above before turning this flow on." in no_account.text
+    assert "Connect a Sandbox CRM account above before turning this flow on." in no_account.text
     connected(user)
     empty = requests.post(
         submit, data={"enabled": "true", "tag": ""}, headers=user.headers, timeout=10

@@ -202,7 +202,8 @@ def ui_flow_submit(app: str, flow: str) -> str:
         )
         errors, general = forms.field_errors(fields, settings, exc.details)
         if exc.error_code == "needs_account":
-            general = [f"Connect a {definition.app} account above before turning this flow on."]
+            title = _app_or_404(app).title
+            general = [f"Connect a {title} account above before turning this flow on."]
         elif exc.error_code == "unknown_account":
             general = ["That account is not connected any more; choose another."]
         elif enabled and errors:
