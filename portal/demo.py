@@ -336,6 +336,24 @@ class DemoStack:
             self.worker.start()
         return self
 
+    @property
+    def mcp_url(self) -> str:
+        """The portal's MCP endpoint (AI agents, :mod:`portal.mcp`)."""
+        return f"{self.portal.url}/portal/mcp"
+
+    def mcp_token(self, user_id: str = DEMO_USERS[0]) -> str:
+        """An MCP token for ``user_id`` of the demo project, valid ``PORTAL_MCP_TOKEN_MAX_TTL``
+        seconds (as ``POST /portal/api/v1/mcp-tokens`` mints it)."""
+        from .agents import AgentScope, mint_token
+
+        config = self.portal_app.config
+        token, _ = mint_token(
+            config["SECRET_KEY"],
+            AgentScope(DEMO_APP_KEY, user_id),
+            int(config["PORTAL_MCP_TOKEN_MAX_TTL"]),
+        )
+        return token
+
     def stop(self) -> None:
         """Stop the worker thread, then all three servers."""
         if self.worker is not None:
@@ -372,6 +390,8 @@ def main(argv: list[str] | None = None) -> None:
         f"  open  {stack.host.url}/   (the host app; it embeds the portal three ways)\n"
         f"  portal   {stack.portal.url}/portal/  ·  sandbox provider {stack.sandbox.url}/\n"
         "  sandbox users: ada, grace, linus (consent page; no password)\n"
+        f"  AI agents (MCP)  {stack.mcp_url}  as {DEMO_USERS[0]}, for 24 h, with the header\n"
+        f"    Authorization: Bearer {stack.mcp_token()}\n"
         "Press Ctrl+C to stop.\n",
         flush=True,
     )

@@ -57,8 +57,17 @@ def _json(schema: Schema, description: str) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def flow_paths(api: str, auth: list[dict[str, list[str]]]) -> dict[str, Any]:
-    """The flow paths under ``api`` (``<prefix>/api/v1``), with security ``auth``."""
+#: Who may call them: as every other caller-scoped route of the API.
+AUTH: list[dict[str, list[str]]] = [
+    {"sessionToken": []},
+    {"appSecret": [], "userId": []},
+    {"userToken": []},
+]
+
+
+def flow_paths(api: str) -> dict[str, Any]:
+    """The flow paths under ``api`` (``<prefix>/api/v1``)."""
+    auth = AUTH
     unauthorized = {"401": _json(_ERROR, "Missing, invalid or expired authentication.")}
     return {
         f"{api}/flows": {

@@ -15,6 +15,7 @@ Endpoint                                   Limit (config key)              Count
 ``/api/v1/proxy/<app>/<path>``             ``PORTAL_RATE_LIMIT_PROXY``     end user
 ``/api/v1/proxy/<app>/<path>``             ``PORTAL_RATE_LIMIT_PROXY_APP_KEY``  app key
 ``POST /api/v1/functions/<name>/invoke``   ``PORTAL_RATE_LIMIT_INVOKE``    end user
+``/mcp`` (AI agents)                       ``PORTAL_RATE_LIMIT_MCP``       end user
 =========================================  ==============================  ====================
 
 An end user is the caller's ``user_id`` within its app key (:func:`portal.views.common.
@@ -74,6 +75,7 @@ def install(app: Flask, limiter: Limiter) -> None:
         ("api_proxy", "PORTAL_RATE_LIMIT_PROXY", "proxy", end_user_key),
         ("api_proxy", "PORTAL_RATE_LIMIT_PROXY_APP_KEY", "proxy-app", app_key),
         ("api_invoke_function", "PORTAL_RATE_LIMIT_INVOKE", "invoke", end_user_key),
+        ("mcp", "PORTAL_RATE_LIMIT_MCP", "mcp", agent_user_key),
     ]
     for endpoint, config_key, scope, key_func in table:
         name = f"{BLUEPRINT}.{endpoint}"
@@ -108,6 +110,17 @@ def end_user_key() -> str:
 
     caller = current_caller()
     return f"user:{caller.app_key or '-'}:{caller.user_id}"
+
+
+def agent_user_key() -> str:
+    """``user:<project>:<user_id>`` of the AI agent's end user (MCP token or API caller).
+
+    :raises AuthenticationFailed: no valid caller (answered before any counting).
+    """
+    from .views.agents import agent_scope
+
+    scope = agent_scope()
+    return f"user:{scope.project}:{scope.user_id}"
 
 
 def app_key() -> str:

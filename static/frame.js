@@ -358,28 +358,43 @@
 
   // --- Disconnect --------------------------------------------------------------------------
 
+  // The row's Cancel (templates/portal/_app_page.html); a host's own older template may have none.
+  function cancelOf(btn) {
+    const row = btn.closest('[data-portal-account]');
+    return row ? row.querySelector('[data-portal-disconnect-cancel]') : null;
+  }
+
+  function unconfirm(btn, refocus) {
+    const pending = confirming.get(btn);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    confirming.delete(btn);
+    btn.textContent = pending.label;
+    delete btn.dataset.portalConfirming;
+    const cancel = cancelOf(btn);
+    if (cancel) cancel.hidden = true;
+    if (refocus) btn.focus();
+  }
+
   function disconnect(btn) {
     if (btn.getAttribute('aria-busy') === 'true') return;
     const pending = confirming.get(btn);
     if (!pending) {
-      const label = btn.textContent;
+      const cancel = cancelOf(btn);
       btn.setAttribute('aria-live', 'polite');
+      // With a Cancel the question waits for the user; without one it lapses after 5 s.
+      confirming.set(btn, { label: btn.textContent, timer: cancel ? null : setTimeout(() => unconfirm(btn, false), 5000) });
       btn.textContent = 'Confirm disconnect';
-      confirming.set(btn, {
-        label,
-        timer: setTimeout(() => {
-          confirming.delete(btn);
-          btn.textContent = label;
-        }, 5000),
-      });
+      btn.dataset.portalConfirming = '';
+      if (cancel) cancel.hidden = false;
       return;
     }
-    clearTimeout(pending.timer);
-    confirming.delete(btn);
+    unconfirm(btn, false);
     btn.disabled = true;
     btn.setAttribute('aria-busy', 'true');
     btn.textContent = 'Disconnecting…';
-    const old = btn.parentNode && btn.parentNode.querySelector('[data-portal-inline-error]');
+    const row = btn.closest('[data-portal-account]') || btn.parentNode;
+    const old = row && row.querySelector('[data-portal-inline-error]');
     if (old) old.remove();
     request('DELETE', '/connected-accounts/' + encodeURIComponent(btn.dataset.portalAccountId)).then((data) => {
       post('app-disconnected', data);
@@ -391,9 +406,22 @@
       if (err.status === 401 || err.type === 'csrf_failed') return;
       const p = notice(err.message, 'portal-inline-error');
       p.dataset.portalInlineError = '';
-      btn.after(p);
+      if (row && row !== btn.parentNode) row.append(p);
+      else btn.after(p);
     });
   }
+
+  // Escape on a row that asks "Confirm disconnect" cancels that question (before the modal's
+  // own Escape, which this listener, registered first, then skips).
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape' || !(e.target instanceof Element)) return;
+    const row = e.target.closest('[data-portal-account]');
+    const btn = row && row.querySelector('[data-portal-disconnect]');
+    if (btn && confirming.has(btn)) {
+      e.preventDefault();
+      unconfirm(btn, true);
+    }
+  });
 
   // --- Clicks (delegated, so swapped-in content needs no re-binding) -------------------------
 
@@ -414,6 +442,10 @@
     } else if (disconnectBtn) {
       e.preventDefault();
       disconnect(disconnectBtn);
+    } else if (target.closest('[data-portal-disconnect-cancel]')) {
+      const row = target.closest('[data-portal-account]');
+      const btn = row && row.querySelector('[data-portal-disconnect]');
+      if (btn) unconfirm(btn, true);
     } else if (target.closest('[data-portal-close]')) {
       post('portal:close-request', {});
     } else if (target.closest('[data-portal-window-close]')) {

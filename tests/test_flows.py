@@ -846,3 +846,11 @@ def test_first_saves_of_one_flow_at_once_leave_one_row(flow_stack: DemoStack) ->
     with state.store.read() as db:
         rows = list(db.scalars(select(FlowSetting).where(FlowSetting.user_id == user_id)))
     assert len(rows) == 1 and rows[0].settings["tag"] in {f"t{n}" for n in range(6)}
+
+
+def test_the_flow_paths_are_authenticated_like_the_rest_of_the_api() -> None:
+    from portal import openapi, openapi_flows
+
+    assert openapi_flows.AUTH == openapi._AUTH
+    document = openapi.build("/portal")
+    assert document["paths"]["/portal/api/v1/flows"]["get"]["security"] == openapi._AUTH

@@ -198,8 +198,10 @@ def current_caller() -> Caller:
 
 
 def wants_json() -> bool:
-    """True for the JSON API (errors answer JSON there, HTML pages elsewhere)."""
-    return request.blueprint == "portal" and "/api/" in request.path
+    """True for the JSON API and the MCP endpoint (errors answer JSON there, HTML pages
+    elsewhere)."""
+    api = "/api/" in request.path or request.endpoint == "portal.mcp"
+    return request.blueprint == "portal" and api
 
 
 def error_response(exc: HTTPException) -> tuple[Response | str, int]:

@@ -45,7 +45,7 @@ from ..catalog import (
     redirect_uri,
     validate_field_value,
 )
-from ..connect_errors import portal_error_message, provider_error_message
+from ..connect_errors import failure_message, portal_error_message, provider_error_message
 from ..errors import InvalidConnectAttempt, ProviderError, ResourceNotFound
 from ..extension import current_portal
 from ..identity import fetch_identity, lookup_identity
@@ -649,8 +649,9 @@ def oauth_callback(app: str) -> Any:
             code="invalid_state",
         )
     if _expired(attempt):
-        _set_status(attempt.id, "failed", error_code="expired", error_message="expired")
-        raise InvalidConnectAttempt("This sign-in took too long. Start again.", code="expired")
+        message = failure_message("expired", definition.title)
+        _set_status(attempt.id, "failed", error_code="expired", error_message=message)
+        raise InvalidConnectAttempt(message, code="expired")
     # The account field values this attempt was started with, re-checked before use.
     try:
         fields = {
@@ -661,7 +662,12 @@ def oauth_callback(app: str) -> Any:
         }
         resolved = definition.resolve(fields)
     except (InvalidAccountField, CatalogError):
-        _set_status(attempt.id, "failed", error_code="invalid_request", error_message="fields")
+        _set_status(
+            attempt.id,
+            "failed",
+            error_code="invalid_request",
+            error_message=failure_message("invalid_request", definition.title),
+        )
         raise InvalidConnectAttempt(
             "The account details of this sign-in are missing. Start again.",
             code="invalid_state",
@@ -683,10 +689,9 @@ def oauth_callback(app: str) -> Any:
             400,
         )
     if iss is not None and expected_issuer is not None and iss != expected_issuer:
-        _set_status(attempt.id, "failed", error_code="invalid_issuer", error_message="iss mismatch")
-        raise InvalidConnectAttempt(
-            "The sign-in response came from an unexpected issuer.", code="invalid_issuer"
-        )
+        message = failure_message("invalid_issuer", definition.title)
+        _set_status(attempt.id, "failed", error_code="invalid_issuer", error_message=message)
+        raise InvalidConnectAttempt(message, code="invalid_issuer")
     if error := request.args.get("error"):
         message = provider_error_message(
             error[:64], definition.title, request.args.get("error_description")
