@@ -79,6 +79,10 @@ NAVIGABLE_ENDPOINTS = frozenset(
         "portal.ui_apps",
         "portal.ui_app",
         "portal.ui_function",
+        "portal.accounts_page",
+        "portal.functions_page",
+        "portal.ui_accounts",
+        "portal.ui_functions",
     }
 )
 

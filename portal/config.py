@@ -99,6 +99,11 @@ DEFAULTS: dict[str, Any] = {
     #: event payload: ``{"Contact Created": [{"function": "intercom-create-contact",
     #: "params": {"email": "{email}", "name": "{name}"}}]}``. Default ``{}``.
     "PORTAL_APP_EVENTS": {},
+    #: Flows the host declares (:mod:`portal.flows`): a YAML file, a directory of them, or a list
+    #: of either; each file is ``{"flows": [...]}`` valid against ``portal/flows.schema.json``.
+    #: End users turn each flow on and fill in its settings on the app page. ``None`` (default):
+    #: no flows.
+    "PORTAL_FLOWS_PATH": None,
     #: How often ``flask portal worker`` looks for work when idle, in seconds. Default ``1.0``.
     "PORTAL_WORKER_POLL_INTERVAL": 1.0,
     #: Default colour theme of portal pages: ``"auto"`` (follows the browser), ``"light"`` or

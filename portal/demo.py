@@ -22,6 +22,7 @@ from flask import Flask, abort, render_template, request
 from ._paths import STATIC_DIR, TEMPLATES_DIR
 from ._serving import ServerThread
 from .auth import normalize_origin, sign_user_token, user_hash
+from .flows import EXAMPLES_DIR
 from .webhooks import SIGNATURE_HEADER, WebhookVerificationError, verify_webhook
 from .worker import Worker
 
@@ -66,6 +67,14 @@ DEMO_APP_EVENTS: dict[str, list[dict[str, Any]]] = {
     "Contact Created": [
         {"function": "sandbox-create-contact", "params": {"name": "{name}", "email": "{email}"}}
     ]
+}
+#: The demo host's flow (``portal/flow_examples/sandbox.yaml``): "When a contact is created
+#: here, create it in Sandbox CRM", with a tag each end user sets on the Sandbox CRM app page.
+#: ``python -m portal.demo`` runs "Contact Created" through it (instead of
+#: :data:`DEMO_APP_EVENTS`), so the App Event button runs only for users who turned it on.
+DEMO_FLOWS: dict[str, Any] = {
+    "PORTAL_FLOWS_PATH": str(EXAMPLES_DIR / "sandbox.yaml"),
+    "PORTAL_APP_EVENTS": {},
 }
 #: Where the demo host app receives the portal's webhooks.
 DEMO_WEBHOOK_PATH = "/webhooks/portal"
@@ -210,6 +219,19 @@ def create_host_app(
                 received.append(event)
                 del received[:-100]
         return "", 204
+
+    @app.get("/demo/events/<event_id>")
+    def show_event(event_id: str) -> Any:
+        # The host backend reads one of its user's events (the runs' outcome) with its secret.
+        user_id = request.args.get("user", "")
+        if user_id not in DEMO_USERS:
+            abort(400)
+        response = requests.get(
+            f"{portal_url}/portal/api/v1/events/{event_id}",
+            headers={"Authorization": f"Bearer {app_secret}", "X-Portal-User-Id": user_id},
+            timeout=5,
+        )
+        return response.json(), response.status_code
 
     @app.get(DEMO_WEBHOOK_PATH)
     def list_webhooks() -> Any:
@@ -361,6 +383,7 @@ def main(argv: list[str] | None = None) -> None:
         args.sandbox_port,
         args.database_url,
         PORTAL_LOG_FORMAT=args.log_format,
+        **DEMO_FLOWS,
     ).start()
     print(
         "\nConnect Portal demo is running:\n"

@@ -26,6 +26,7 @@ from .cli import portal_cli
 from .config import DEFAULTS
 from .crypto import Sealer
 from .errors import ConfigurationError
+from .flows import load_for as load_flows_for
 from .oauth import OAuthClients
 from .outbound import Outbound
 from .ratelimit import create_limiter, install
@@ -193,6 +194,7 @@ class ConnectPortal:
             config=config,
             outbound=outbound,
             mounted_project=mounted_project(config),
+            flows=load_flows_for(config, catalog),
         )
         app.extensions["portal"] = state
 

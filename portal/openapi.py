@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .openapi_flows import flow_paths
+
 Schema = dict[str, Any]
 
 
@@ -608,6 +610,7 @@ _PATH_GROUPS = (
     _proxy_paths,
     _function_paths,
     _event_paths,
+    flow_paths,
     _webhook_paths,
 )
 

@@ -16,6 +16,7 @@ from werkzeug.local import LocalProxy
 from .auth import TokenService, normalize_origin
 from .catalog import App, Catalog
 from .crypto import Sealer
+from .flow_types import FlowSet
 from .oauth import OAuthClients
 from .outbound import Outbound
 from .store import Store
@@ -66,6 +67,8 @@ class PortalState:
     limiter: Limiter | None = None
     #: The project of mounted-mode callers (:func:`portal.extension.mounted_project`).
     mounted_project: str = MOUNTED_PROJECT
+    #: The host's declared flows (``PORTAL_FLOWS_PATH``, :mod:`portal.flows`).
+    flows: FlowSet = field(default_factory=FlowSet)
 
     @property
     def own_origin(self) -> str | None:

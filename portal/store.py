@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Connection,
     DateTime,
     Engine,
@@ -237,6 +238,40 @@ class AppEventRun(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: ``<app>/<flow>`` for a run of a flow (:mod:`portal.flows`), ``None`` for a run of
+    #: ``PORTAL_APP_EVENTS``.
+    flow: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: The account a flow's run uses (the one its user chose); ``None``: the user's most
+    #: recently modified account of the function's app.
+    account_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class FlowSetting(Base):
+    """One end user's state of one flow (:mod:`portal.flows`) in one project: on or off, the
+    settings they filled in, and the account the flow uses.
+
+    Unique on ``(project, user_id, app, flow)``. ``settings`` were valid against the flow's
+    settings schema whose hash is ``schema_hash`` when they were written; a flow whose schema
+    changed since reads as ``needs_settings`` until the user saves again. ``account_id``
+    ``None`` means the user's most recently modified account of the app.
+    """
+
+    __tablename__ = "portal_flow_settings"
+    __table_args__ = (
+        UniqueConstraint("project", "user_id", "app", "flow", name="uq_portal_flow_setting"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(1024))
+    app: Mapped[str] = mapped_column(String(64))
+    flow: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    settings: Mapped[Any] = mapped_column(JSONText)
+    account_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    schema_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Store:

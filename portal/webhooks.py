@@ -77,6 +77,7 @@ WEBHOOK_TYPES = frozenset(
         "account.needs_reauth",
         "app_event.run_finished",
         "app.webhook",
+        "flow.updated",
     }
 )
 ID_HEADER = "X-Portal-Webhook-Id"
@@ -217,7 +218,7 @@ def enqueue(
     :param data: the webhook's ``data`` (JSON-serialisable).
     :param ordering_key: webhooks with the same key are delivered in the order they were
         enqueued: the account id for ``account.*`` and ``app.webhook``, the event id for
-        ``app_event.run_finished``.
+        ``app_event.run_finished``, the user's flow row id for ``flow.updated``.
     :param project: the app key whose data this webhook reports (the body's ``project``).
     :param state: the portal; default the current app's.
     :returns: the webhook id (``wh_…``), or ``None`` when ``PORTAL_WEBHOOK_URL`` is unset (no

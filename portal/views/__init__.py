@@ -12,6 +12,7 @@ def create_blueprint() -> Blueprint:
     from . import admin, api, common, connect, functions, provider_webhooks, proxy, ui
     from . import agents as agent_views
     from . import events as app_events
+    from . import flows as flow_views
 
     bp = Blueprint(
         "portal",
@@ -30,4 +31,5 @@ def create_blueprint() -> Blueprint:
     provider_webhooks.register(bp)
     admin.register(bp)
     agent_views.register(bp)
+    flow_views.register(bp)
     return bp

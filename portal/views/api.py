@@ -12,6 +12,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from .. import accounts as account_service
 from .. import attempts
+from .. import flows as flow_service
 from ..auth import (
     app_key_for_secret,
     bearer_token,
@@ -160,7 +161,8 @@ def get_user() -> Response:
     ``{authenticated: true, userId, integrations: {<app>: {enabled, connectedAccounts,
     needsReauth}}}`` with one entry per enabled app: ``enabled`` when at least one account is
     ``active``, ``connectedAccounts`` counts every account of the app (whatever its status),
-    ``needsReauth`` when one of them has status ``needs_reauth``. (portal.js answers
+    ``needsReauth`` when one of them has status ``needs_reauth``, ``flows`` ``{<flow>: {enabled,
+    status, settings}}`` (:func:`portal.flows.user_summary`). (portal.js answers
     ``{authenticated: false}`` itself when there is no session.)
     """
     caller = current_caller()
@@ -171,12 +173,14 @@ def get_user() -> Response:
         )
     ]
     integrations: dict[str, dict[str, Any]] = {}
+    flows = flow_service.user_summary(current_portal, caller.project, caller.user_id)
     for app in current_portal.enabled_apps():
         mine = [status for slug, status in statuses if slug == app.slug]
         integrations[app.slug] = {
             "enabled": "active" in mine,
             "connectedAccounts": len(mine),
             "needsReauth": "needs_reauth" in mine,
+            "flows": flows.get(app.slug, {}),
         }
     return jsonify({"authenticated": True, "userId": caller.user_id, "integrations": integrations})
 
