@@ -48,6 +48,7 @@ SCHEMAS: dict[str, Schema] = {
             "scopes",
             "created_at",
             "modified_at",
+            "metadata",
         ],
         "additionalProperties": False,
         "properties": {
@@ -59,6 +60,11 @@ SCHEMAS: dict[str, Schema] = {
             "scopes": {"type": "array", "items": {"type": "string"}},
             "created_at": _ISO,
             "modified_at": _ISO,
+            "metadata": {
+                "type": "object",
+                "description": "The host's own JSON object (at most 4096 bytes; never secret); "
+                "`tags`, a list of strings, is filterable with `?tag=`.",
+            },
         },
     },
     "AppRef": {
@@ -377,7 +383,7 @@ def _account_paths(api: str) -> dict[str, Schema]:
                     "404": _error("No such app."),
                     **_UNAUTHORIZED,
                 },
-                parameters=[_query_param("app")],
+                parameters=[_query_param("app"), _query_param("tag")],
             )
         },
         f"{api}/connected-accounts/{{account_id}}": {
@@ -389,6 +395,26 @@ def _account_paths(api: str) -> dict[str, Schema]:
                     "404": _error("Not found."),
                     **_UNAUTHORIZED,
                 },
+            ),
+            "patch": _op(
+                "Server-to-server: replace the account's metadata (a JSON object of at most "
+                "4096 bytes; `tags`: at most 20 distinct strings of 1-64 characters).",
+                {
+                    "200": _json(_ref("Account"), "The account."),
+                    "400": _error("Invalid body or metadata."),
+                    "404": _error("Not found."),
+                    "413": _error("Body too large."),
+                    **_UNAUTHORIZED,
+                },
+                requestBody=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["metadata"],
+                        "additionalProperties": False,
+                        "properties": {"metadata": {"type": "object"}},
+                    }
+                ),
+                security=[{"appSecret": [], "userId": []}],
             ),
             "delete": _op(
                 "Revoke at the provider (best effort) and delete.",
