@@ -55,7 +55,9 @@ def test_patch_sets_metadata_returned_in_payloads_and_webhooks(app: Flask) -> No
     client = app.test_client()
     metadata = {"tags": ["vip", "eu"], "crm_id": 42, "note": "préféré"}
     patched = client.patch(
-        f"{API}/connected-accounts/{account_id}", json={"metadata": metadata}, headers=server(A, user)
+        f"{API}/connected-accounts/{account_id}",
+        json={"metadata": metadata},
+        headers=server(A, user),
     )
     assert patched.status_code == 200, patched.json
     assert patched.json["metadata"] == metadata

@@ -283,7 +283,7 @@ def patch_connected_account(account_id: str) -> Response:
         )
     body = _json_body()
     if set(body) != {"metadata"}:
-        raise InvalidRequest("Send exactly {\"metadata\": {...}}.", code="invalid_metadata")
+        raise InvalidRequest('Send exactly {"metadata": {...}}.', code="invalid_metadata")
     metadata = account_service.check_metadata(body["metadata"])
     with current_portal.store.session() as session:
         account = account_service.get_account(
