@@ -170,6 +170,10 @@ def _fill(
     account.credentials = sealer.seal(account.id, credentials)
     account.expires_at = expires_at
     account.modified_at = now
+    # Just (re)connected: known good; the next health check is one interval from now.
+    account.health_reason = None
+    account.health_failures = 0
+    account.health_next_at = None
 
 
 #: Largest metadata object, in bytes of compact JSON (UTF-8).

@@ -142,7 +142,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         if moment.tzinfo is None or not isinstance(entry_id, str):
             raise ValueError(cursor)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidRequest("`cursor` is not a cursor of this log.", code="invalid_cursor") from exc
+        raise InvalidRequest(
+            "`cursor` is not a cursor of this log.", code="invalid_cursor"
+        ) from exc
     return moment.astimezone(UTC), entry_id
 
 

@@ -76,6 +76,7 @@ WEBHOOK_TYPES = frozenset(
         "account.reconnected",
         "account.disconnected",
         "account.needs_reauth",
+        "account.recovered",
         "app_event.run_finished",
         "app.webhook",
     }
@@ -377,11 +378,13 @@ def _log_attempt(
         body = json.loads(row.payload)
     except ValueError:
         body = {}
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
-    account = data.get("account") if isinstance(data.get("account"), dict) else {}
+    raw_data = body.get("data") if isinstance(body, dict) else None
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+    raw_account = data.get("account")
+    account: dict[str, Any] = raw_account if isinstance(raw_account, dict) else {}
     oplog.record(
         db,
-        project=str(body.get("project") or ""),
+        project=str(body.get("project") or "") if isinstance(body, dict) else "",
         kind="webhook",
         status="succeeded" if error is None else ("failed" if last else "retrying"),
         user_id=data.get("user_id") if isinstance(data.get("user_id"), str) else None,
@@ -389,7 +392,10 @@ def _log_attempt(
         account_id=account.get("id") if isinstance(account.get("id"), str) else None,
         duration_ms=duration_ms,
         ref_id=row.id,
-        request={"type": body.get("type"), "attempt": row.attempts},
+        request={
+            "type": body.get("type") if isinstance(body, dict) else None,
+            "attempt": row.attempts,
+        },
         error=error,
     )
 
