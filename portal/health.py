@@ -39,6 +39,7 @@ from sqlalchemy import and_, func, or_, select, text, update
 
 from . import oplog, webhooks
 from .accounts import for_update, to_dict
+from .admin import unhealthy_dict
 from .credentials import (
     TOKEN_TYPES,
     CredentialsUnreadable,
@@ -379,10 +380,7 @@ def _release(state: PortalState, ids: list[str], now: datetime | None) -> None:
 
 def unhealthy(state: PortalState, project: str | None, limit: int = 200) -> list[dict[str, Any]]:
     """Accounts in ``needs_reauth`` (of ``project``, or every project for ``None``), most
-    recently checked first: ``[{id, project, user_id, app, label, reason, last_check,
-    next_check}]`` (times ISO-8601 or ``None``). Never a credential."""
-    from .accounts import iso
-
+    recently checked first, as :func:`portal.admin.unhealthy_dict`. Never a credential."""
     scope = [] if project is None else [ConnectedAccount.project == project]
     with state.store.read() as db:
         rows = db.execute(
@@ -403,16 +401,4 @@ def unhealthy(state: PortalState, project: str | None, limit: int = 200) -> list
             )
             .limit(limit)
         ).all()
-    return [
-        {
-            "id": r.id,
-            "project": r.project,
-            "user_id": r.user_id,
-            "app": r.app,
-            "label": r.label,
-            "reason": r.health_reason,
-            "last_check": iso(r.health_checked_at) if r.health_checked_at else None,
-            "next_check": iso(r.health_next_at) if r.health_next_at else None,
-        }
-        for r in rows
-    ]
+    return [unhealthy_dict(r) for r in rows]

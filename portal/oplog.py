@@ -212,11 +212,14 @@ def query(
     until: datetime | None = None,
     cursor: str | None = None,
     limit: int = PAGE_SIZE,
+    with_accounts: bool = False,
 ) -> dict[str, Any]:
     """One page of the log, newest first (``created_at`` then ``id``, both descending).
 
     :param scope: the only project the caller may see (an app secret's key), or ``None`` for
         every project (the host's ``admin_check``); ``project`` narrows further.
+    :param with_accounts: add ``"account"`` (:func:`account_summary` or ``None``) to each
+        entry, read in one more query.
     :returns: ``{"entries": [EntryDict…], "next_cursor": str | None}``; ``next_cursor`` is
         ``None`` on the last page.
     :raises InvalidRequest: a garbled ``cursor``.
@@ -247,11 +250,44 @@ def query(
     )
     with state.store.read() as db:
         rows = list(db.scalars(statement))
-    more = len(rows) > limit
-    rows = rows[:limit]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        entries: list[dict[str, Any]] = [dict(to_dict(r)) for r in rows]
+        if with_accounts:
+            ids = {r.account_id for r in rows if r.account_id}
+            found = (
+                {
+                    a.id: a
+                    for a in db.scalars(
+                        select(ConnectedAccount).where(ConnectedAccount.id.in_(ids))
+                    )
+                }
+                if ids
+                else {}
+            )
+            for entry in entries:
+                account = found.get(entry["account_id"] or "")
+                ok = account is not None and account.project == entry["project"]
+                entry["account"] = account_summary(account) if ok and account else None
     return {
-        "entries": [to_dict(r) for r in rows],
+        "entries": entries,
         "next_cursor": encode_cursor(rows[-1]) if more and rows else None,
+    }
+
+
+def account_summary(account: ConnectedAccount) -> dict[str, Any]:
+    """What the log shows of a related account: ``{id, app, label, external_id, status,
+    health_reason, health_checked_at}``; never a credential."""
+    return {
+        "id": account.id,
+        "app": account.app,
+        "label": account.label,
+        "external_id": account.external_id,
+        "status": account.status,
+        "health_reason": account.health_reason,
+        "health_checked_at": (
+            iso(account.health_checked_at) if account.health_checked_at else None
+        ),
     }
 
 
@@ -268,18 +304,6 @@ def detail(state: PortalState, entry_id: str, *, scope: str | None) -> dict[str,
             raise ResourceNotFound("No such log entry.", code="unknown_log_entry")
         result: dict[str, Any] = dict(to_dict(entry))
         account = db.get(ConnectedAccount, entry.account_id) if entry.account_id else None
-        if account is not None and account.project == entry.project:
-            result["account"] = {
-                "id": account.id,
-                "app": account.app,
-                "label": account.label,
-                "external_id": account.external_id,
-                "status": account.status,
-                "health_reason": account.health_reason,
-                "health_checked_at": (
-                    iso(account.health_checked_at) if account.health_checked_at else None
-                ),
-            }
-        else:
-            result["account"] = None
+        ok = account is not None and account.project == entry.project
+        result["account"] = account_summary(account) if ok and account else None
     return result
