@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Browser, database_url, sandbox_stats
+from conftest import Browser, database_url, migrations_head, sandbox_stats
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect, select, text
@@ -37,6 +37,7 @@ from portal.store import (
     ConnectAttempt,
     ConnectedAccount,
     FunctionCall,
+    OplogEntry,
     Store,
     WebhookOutbox,
 )
@@ -100,6 +101,9 @@ def two_projects(make_app: Any, stack: DemoStack, sandbox: str) -> Iterator[dict
         run_due(app.extensions["portal"])
     event = client.get(f"{PREFIX}/api/v1/events/{triggered.json['id']}", headers=a_server).json
     assert [r["status"] for r in event["runs"]] == ["succeeded"], event
+    with app.extensions["portal"].store.read() as db:
+        entry_id = db.scalars(select(OplogEntry.id).where(OplogEntry.project == A)).first()
+    assert entry_id is not None  # A's function call and run are in the operators' log
     yield {
         "app": app,
         "user": user,
@@ -110,6 +114,7 @@ def two_projects(make_app: Any, stack: DemoStack, sandbox: str) -> Iterator[dict
         "attempt_id": ticket["attempt_id"],
         "event_id": event["id"],
         "run_ids": [r["id"] for r in event["runs"]],
+        "entry_id": entry_id,
         "a_server": a_server,
     }
 
@@ -155,6 +160,7 @@ def fill(path: str, env: dict[str, Any]) -> str:
         "name": "sandbox-list-contacts",
         "app_key": A,
         "id": env["event_id"],
+        "entry_id": env["entry_id"],
     }
 
     def one(match: re.Match[str]) -> str:
@@ -461,7 +467,7 @@ def test_migration_0004_gives_existing_rows_the_only_project(shared_database: st
     store.upgrade("0003")
     _seed_0003(shared_database)
     store.upgrade(app_keys=[A])
-    assert store.current_revision() == "0004"
+    assert store.current_revision() == migrations_head()
     assert all(v == {A} for v in _projects(shared_database).values())
     engine = create_engine(shared_database)
     with engine.connect() as conn:
@@ -515,7 +521,7 @@ def test_migration_0004_of_empty_tables_needs_no_key(shared_database: str, keys:
     store = Store(shared_database)
     store.upgrade("0003")
     store.upgrade(app_keys=keys)
-    assert store.current_revision() == "0004"
+    assert store.current_revision() == migrations_head()
     store.dispose()
 
 
