@@ -106,7 +106,9 @@ def test_revoked_api_key_needs_reauth_then_recovers(app: Flask, stack: DemoStack
         faults(stack, api="reject_credentials")
         assert check_due(state, later + DAY) == 1
         broken = row(app, account_id)
-        assert broken.status == "needs_reauth", [(e.status, e.error) for e in health_entries(app, account_id)]
+        assert broken.status == "needs_reauth", [
+            (e.status, e.error) for e in health_entries(app, account_id)
+        ]
         assert broken.health_reason is not None and "HTTP 401" in broken.health_reason
         assert webhook_types(app, account_id) == ["account.needs_reauth"]
         [listed] = unhealthy(state, DEMO_APP_KEY)
