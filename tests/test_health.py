@@ -93,6 +93,14 @@ def test_new_account_is_not_checked_before_an_interval(app: Flask) -> None:
     assert row(app, account_id).health_checked_at is not None
 
 
+def test_interval_zero_turns_checks_off(make_app: Any, sandbox: str) -> None:
+    app = make_app(PORTAL_HEALTH_INTERVAL=0)
+    account_id = add_key_account(app, "u-off")
+    with app.app_context():
+        assert check_due(app.extensions["portal"], utcnow() + 30 * DAY) == 0
+    assert row(app, account_id).health_checked_at is None
+
+
 def test_revoked_api_key_needs_reauth_then_recovers(app: Flask, stack: DemoStack) -> None:
     state = app.extensions["portal"]
     account_id = add_key_account(app, "u-key")
