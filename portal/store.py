@@ -94,6 +94,7 @@ class ConnectedAccount(Base):
         ),
         Index("ix_portal_connected_accounts_owner", "project", "user_id"),
         Index("ix_portal_connected_accounts_health", "health_next_at"),
+        Index("ix_portal_connected_accounts_health_checked", "health_checked_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

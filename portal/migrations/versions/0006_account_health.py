@@ -1,8 +1,8 @@
 """Account health checks, account metadata and tags, and the operators' log.
 
 * ``portal_connected_accounts`` gains ``metadata`` (the host's JSON object) and the health
-  columns ``health_checked_at``, ``health_next_at`` (indexed: the worker's claim query),
-  ``health_reason`` and ``health_failures``.
+  columns ``health_checked_at`` (indexed: the per-minute limit), ``health_next_at`` (indexed:
+  the worker's claim query), ``health_reason`` and ``health_failures``.
 * ``portal_account_tags``: one row per tag of an account's ``metadata.tags``, indexed by
   ``(project, tag)`` for ``GET /connected-accounts?tag=``.
 * ``portal_oplog``: the operators' log, with one index per filter, each ending in
@@ -47,6 +47,12 @@ def upgrade() -> None:
     op.create_index(
         "ix_portal_connected_accounts_health", "portal_connected_accounts", ["health_next_at"]
     )
+    # The per-minute limit counts recent claims on every worker pass.
+    op.create_index(
+        "ix_portal_connected_accounts_health_checked",
+        "portal_connected_accounts",
+        ["health_checked_at"],
+    )
     op.create_table(
         "portal_account_tags",
         sa.Column(
@@ -84,6 +90,7 @@ def downgrade() -> None:
     op.drop_table("portal_oplog")
     op.drop_index("ix_portal_account_tags_project_tag", "portal_account_tags")
     op.drop_table("portal_account_tags")
+    op.drop_index("ix_portal_connected_accounts_health_checked", "portal_connected_accounts")
     op.drop_index("ix_portal_connected_accounts_health", "portal_connected_accounts")
     with op.batch_alter_table("portal_connected_accounts") as batch:
         for column in (
