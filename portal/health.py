@@ -209,12 +209,19 @@ def check(state: PortalState, app: App, account_id: str, status: str) -> Verdict
                 fresh(state, app, account_id, rejected_token=data.get("access_token"))
             except NeedsReauth:
                 return Verdict("reauth", "The provider refused the refresh token.")
-            except UpstreamUnavailable as exc:
+            except CredentialsUnreadable:
+                return Verdict("reauth", "The stored credentials cannot be read.")
+            except (UpstreamUnavailable, PortalHTTPError) as exc:
                 return Verdict("unavailable", f"refresh: {exc.error_code}")
-        elif not renewable(data) and expires_at is not None and float(expires_at) <= time.time():
+            return _verify(state, app, account_id) if app.verify else Verdict("ok")
+        if not renewable(data) and expires_at is not None and float(expires_at) <= time.time():
             return Verdict("reauth", "The access token expired and cannot be renewed.")
     if app.verify is not None:
         return _verify(state, app, account_id)
+    if status == "needs_reauth":
+        # Nothing here proves the credentials work again: only a passing check or a
+        # reconnect (which resets the status) ends needs_reauth.
+        return Verdict("reauth", None)
     return Verdict("ok")
 
 

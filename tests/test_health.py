@@ -141,6 +141,22 @@ def test_revoked_api_key_needs_reauth_then_recovers(app: Flask, stack: DemoStack
     assert [e.status for e in health_entries(app, account_id)].count("failed") == 2
 
 
+def test_no_verify_call_means_no_recovery(make_app: Any, sandbox: str) -> None:
+    """An account in needs_reauth of an app without ``verify:`` (OpenAI) stays so: nothing
+    proved its key works again, so no ``account.recovered``."""
+    app = make_app(PORTAL_WEBHOOK_URL="http://127.0.0.1:9/hook", PORTAL_ENABLED_APPS=None)
+    account_id = add_key_account(app, "u-noverify", key="sk-not-checked", slug="openai")
+    with app.extensions["portal"].store.session() as db:
+        found = db.get(ConnectedAccount, account_id)
+        assert found is not None
+        found.status = "needs_reauth"
+    with app.app_context():
+        assert check_due(app.extensions["portal"], utcnow() + DAY) == 1
+    assert row(app, account_id).status == "needs_reauth"
+    assert [e.status for e in health_entries(app, account_id)] == ["failed"]
+    assert webhook_types(app, account_id) == []
+
+
 def test_provider_outage_backs_off_that_provider_and_changes_nothing(
     app: Flask, stack: DemoStack
 ) -> None:
