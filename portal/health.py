@@ -95,6 +95,19 @@ def claim(state: PortalState, now: datetime, batch: int) -> list[str]:
     """
     if _interval(state) <= 0:
         return []
+    # Never checked: due one interval after it was (re)connected, when it was known good.
+    unchecked_due = now - timedelta(seconds=_interval(state))
+    due = or_(
+        and_(
+            ConnectedAccount.health_next_at.is_(None),
+            ConnectedAccount.modified_at <= unchecked_due,
+        ),
+        ConnectedAccount.health_next_at <= now,
+    )
+    # Most passes find nothing due: say so from a read, without taking the write lock.
+    with state.store.read() as db:
+        if db.scalar(select(ConnectedAccount.id).where(due).limit(1)) is None:
+            return []
     with state.store.session() as db:
         postgres = db.get_bind().dialect.name == "postgresql"
         if postgres:
@@ -108,19 +121,9 @@ def claim(state: PortalState, now: datetime, batch: int) -> list[str]:
         budget = min(batch, _per_minute(state) - int(recent or 0))
         if budget <= 0:
             return []
-        # Never checked: due one interval after it was (re)connected, when it was known good.
-        unchecked_due = now - timedelta(seconds=_interval(state))
         query = (
             select(ConnectedAccount.id)
-            .where(
-                or_(
-                    and_(
-                        ConnectedAccount.health_next_at.is_(None),
-                        ConnectedAccount.modified_at <= unchecked_due,
-                    ),
-                    ConnectedAccount.health_next_at <= now,
-                )
-            )
+            .where(due)
             .order_by(ConnectedAccount.health_next_at.asc().nulls_first(), ConnectedAccount.id)
             .limit(budget)
         )
