@@ -224,6 +224,17 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Verify:
+    """How the health checker (:mod:`portal.health`) asks whether stored credentials still
+    work: ``method`` ``path`` under ``api.base_url``, sent through the proxy with the
+    account's credentials. A 2xx answer is healthy; 401 or 403 means the end user must
+    reconnect; anything else (429, 5xx, no answer) says nothing about the credentials."""
+
+    path: str
+    method: Literal["GET", "POST"] = "GET"
+
+
+@dataclass(frozen=True)
 class Pagination:
     """Cursor pagination: where ``params.next_page`` goes, and where the next cursor is."""
 
@@ -336,6 +347,8 @@ class App:
     token_placement: TokenPlacement = field(default_factory=TokenPlacement)
     #: Placeholder values this App was resolved with (empty for the catalog's own App).
     resolved_fields: Mapping[str, str] = field(default_factory=dict)
+    #: The health check's verification call (``verify:``), if the app defines one.
+    verify: Verify | None = None
 
     @property
     def usable(self) -> bool:
@@ -900,6 +913,7 @@ def _build_app(
     _check_links(path, data)
     functions = _functions(path, slug, data.get("functions", []))
     webhooks = _webhook_spec(path, data["webhooks"]) if "webhooks" in data else None
+    verify = _verify(path, data.get("verify"))
 
     return App(
         functions=functions,
@@ -923,7 +937,22 @@ def _build_app(
         account_fields=account_fields,
         api_headers=api_headers,
         token_placement=token_placement,
+        verify=verify,
     )
+
+
+def _verify(path: Path, section: Mapping[str, Any] | None) -> Verify | None:
+    """The ``verify:`` section: a path under ``api.base_url`` (no scheme, no host, no
+    ``..``), so the call goes where the proxy would send it.
+
+    :raises CatalogError: the path leaves ``api.base_url``.
+    """
+    if not section:
+        return None
+    verify_path: str = section["path"]
+    if "://" in verify_path or verify_path.startswith("//") or ".." in verify_path.split("/"):
+        raise CatalogError(f"{path}: verify.path: must be a path under api.base_url")
+    return Verify(path=verify_path, method=section.get("method", "GET"))
 
 
 def _account_fields(path: Path, entries: list[dict[str, Any]]) -> tuple[AccountField, ...]:

@@ -106,6 +106,12 @@ DEFAULTS: dict[str, Any] = {
     "PORTAL_FLOWS_PATH": None,
     #: How often ``flask portal worker`` looks for work when idle, in seconds. Default ``1.0``.
     "PORTAL_WORKER_POLL_INTERVAL": 1.0,
+    #: Longest time between two health checks of one connected account, in seconds (the
+    #: worker checks sooner when a token that cannot be renewed expires earlier). ``0`` turns
+    #: health checks off. Default ``86400`` (24 h).
+    "PORTAL_HEALTH_INTERVAL": 86400,
+    #: Most accounts health-checked per minute, by all workers together. Default ``60``.
+    "PORTAL_HEALTH_MAX_PER_MINUTE": 60,
     #: Default colour theme of portal pages: ``"auto"`` (follows the browser), ``"light"`` or
     #: ``"dark"``. Default ``"auto"``.
     "PORTAL_THEME": "auto",

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, or_, select, update
 from werkzeug.exceptions import Forbidden
 
-from . import flows, webhooks
+from . import flows, oplog, webhooks
 from .accounts import iso
 from .errors import PortalHTTPError, ResourceNotFound
 from .functions import find, invoke, not_executed, render
@@ -331,8 +332,23 @@ def run_due(
             if stop is not None and stop.is_set():
                 _requeue(state, claimed[index:])
                 return done
+            began = time.perf_counter()
             status, result = _execute(state, run)
             with state.store.session() as db:
+                error = result.get("error") if isinstance(result, dict) else None
+                if status == "failed" and error is None and isinstance(result, dict):
+                    error = f"HTTP {result.get('network_code')}"
+                oplog.record(
+                    db,
+                    project=run.project,
+                    kind="app_event_run",
+                    status=status,
+                    user_id=run.user_id,
+                    duration_ms=int((time.perf_counter() - began) * 1000),
+                    ref_id=run.id,
+                    request={"event_id": run.event_id, "function": run.function},
+                    error=str(error) if error is not None else None,
+                )
                 _finish_in(
                     db,
                     state,

@@ -50,6 +50,7 @@ SCHEMAS: dict[str, Schema] = {
             "scopes",
             "created_at",
             "modified_at",
+            "metadata",
         ],
         "additionalProperties": False,
         "properties": {
@@ -61,6 +62,11 @@ SCHEMAS: dict[str, Schema] = {
             "scopes": {"type": "array", "items": {"type": "string"}},
             "created_at": _ISO,
             "modified_at": _ISO,
+            "metadata": {
+                "type": "object",
+                "description": "The host's own JSON object (at most 4096 bytes; never secret); "
+                "`tags`, a list of strings, is filterable with `?tag=`.",
+            },
         },
     },
     "AppRef": {
@@ -292,6 +298,100 @@ def _admin_paths(api: str) -> dict[str, Schema]:
                 security=[{"appSecret": []}],
             )
         },
+        **_admin_log_paths(api),
+    }
+
+
+def _admin_log_paths(api: str) -> dict[str, Schema]:
+    """The operators' log and the unhealthy accounts (app secret or the host's admin check)."""
+    string = {"type": "string"}
+    nullable = {"type": ["string", "null"]}
+    entry = _object(
+        "id",
+        "kind",
+        "project",
+        "status",
+        "created_at",
+        id=string,
+        kind={
+            "type": "string",
+            "enum": ["function_call", "app_event_run", "flow_run", "webhook", "health_check"],
+        },
+        project=string,
+        user_id=nullable,
+        app=nullable,
+        account_id=nullable,
+        status={"type": "string", "enum": ["succeeded", "failed", "retrying"]},
+        duration_ms={"type": ["integer", "null"], "description": "Milliseconds."},
+        ref_id=nullable,
+        request={"description": "The request's shape (names only, never a value or token)."},
+        error=nullable,
+        created_at=_ISO,
+    )
+    page = _object(
+        "entries",
+        "next_cursor",
+        entries={"type": "array", "items": entry},
+        next_cursor={
+            "type": ["string", "null"],
+            "description": "Pass as `cursor`; null: last page.",
+        },
+    )
+    detail = {
+        **entry,
+        "properties": {**entry["properties"], "account": {"type": ["object", "null"]}},
+    }
+    admin_only = {"401": _error("Neither the app secret as bearer nor the host's admin check.")}
+    filters = [
+        _query_param(name)
+        for name in (
+            "project",
+            "kind",
+            "user_id",
+            "app",
+            "status",
+            "since",
+            "until",
+            "cursor",
+            "limit",
+        )
+    ]
+    unhealthy = _object("accounts", accounts={"type": "array", "items": {"type": "object"}})
+    return {
+        f"{api}/admin/log": {
+            "get": _op(
+                "Operators: function calls, app-event and flow runs, webhook deliveries and "
+                "health checks, newest first; filters are exact matches, `since`/`until` "
+                "ISO-8601 times; paged by `cursor` (`limit` 1-200, default 50).",
+                {
+                    "200": _json(page, "One page."),
+                    "400": _error("Invalid filter or cursor."),
+                    **admin_only,
+                },
+                parameters=filters,
+                security=[{"appSecret": []}],
+            )
+        },
+        f"{api}/admin/log/{{entry_id}}": {
+            "get": _op(
+                "Operators: one log entry with its related account (never a credential).",
+                {
+                    "200": _json(detail, "The entry."),
+                    "404": _error("No such entry (in this project)."),
+                    **admin_only,
+                },
+                parameters=[_path_param("entry_id")],
+                security=[{"appSecret": []}],
+            )
+        },
+        f"{api}/admin/unhealthy-accounts": {
+            "get": _op(
+                "Operators: accounts in needs_reauth with the reason and time of their last "
+                "health check.",
+                {"200": _json(unhealthy, "The accounts."), **admin_only},
+                security=[{"appSecret": []}],
+            )
+        },
     }
 
 
@@ -379,7 +479,7 @@ def _account_paths(api: str) -> dict[str, Schema]:
                     "404": _error("No such app."),
                     **_UNAUTHORIZED,
                 },
-                parameters=[_query_param("app")],
+                parameters=[_query_param("app"), _query_param("tag")],
             )
         },
         f"{api}/connected-accounts/{{account_id}}": {
@@ -391,6 +491,26 @@ def _account_paths(api: str) -> dict[str, Schema]:
                     "404": _error("Not found."),
                     **_UNAUTHORIZED,
                 },
+            ),
+            "patch": _op(
+                "Server-to-server: replace the account's metadata (a JSON object of at most "
+                "4096 bytes; `tags`: at most 20 distinct strings of 1-64 characters).",
+                {
+                    "200": _json(_ref("Account"), "The account."),
+                    "400": _error("Invalid body or metadata."),
+                    "404": _error("Not found."),
+                    "413": _error("Body too large."),
+                    **_UNAUTHORIZED,
+                },
+                requestBody=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["metadata"],
+                        "additionalProperties": False,
+                        "properties": {"metadata": {"type": "object"}},
+                    }
+                ),
+                security=[{"appSecret": [], "userId": []}],
             ),
             "delete": _op(
                 "Revoke at the provider (best effort) and delete.",

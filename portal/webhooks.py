@@ -59,6 +59,7 @@ import requests
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
+from . import oplog
 from .accounts import iso
 from .errors import ConfigurationError, PortalError
 from .store import WebhookOutbox, utcnow
@@ -75,6 +76,7 @@ WEBHOOK_TYPES = frozenset(
         "account.reconnected",
         "account.disconnected",
         "account.needs_reauth",
+        "account.recovered",
         "app_event.run_finished",
         "app.webhook",
         "flow.updated",
@@ -338,10 +340,16 @@ def _post(
 
 
 def _record(
-    state: PortalState, row: _Claimed, error: str | None, now: datetime | None, max_attempts: int
+    state: PortalState,
+    row: _Claimed,
+    error: str | None,
+    now: datetime | None,
+    max_attempts: int,
+    duration_ms: int | None = None,
 ) -> None:
     when = now or utcnow()
     with state.store.session() as db:
+        _log_attempt(db, row, error, row.attempts >= max_attempts, duration_ms)
         pending = (
             update(WebhookOutbox)
             .where(WebhookOutbox.id == row.id, WebhookOutbox.delivered_at.is_(None))
@@ -360,6 +368,37 @@ def _record(
         log.warning("webhook %s given up after %d attempts: %s", row.id, row.attempts, error)
     else:
         log.info("webhook %s attempt %d failed: %s", row.id, row.attempts, error)
+
+
+def _log_attempt(
+    db: Session, row: _Claimed, error: str | None, last: bool, duration_ms: int | None
+) -> None:
+    """One operators' log entry for a delivery attempt (the body's type and its data's user,
+    app and account; never the body itself)."""
+    try:
+        body = json.loads(row.payload)
+    except ValueError:
+        body = {}
+    raw_data = body.get("data") if isinstance(body, dict) else None
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+    raw_account = data.get("account")
+    account: dict[str, Any] = raw_account if isinstance(raw_account, dict) else {}
+    oplog.record(
+        db,
+        project=str(body.get("project") or "") if isinstance(body, dict) else "",
+        kind="webhook",
+        status="succeeded" if error is None else ("failed" if last else "retrying"),
+        user_id=data.get("user_id") if isinstance(data.get("user_id"), str) else None,
+        app=data.get("app") if isinstance(data.get("app"), str) else None,
+        account_id=account.get("id") if isinstance(account.get("id"), str) else None,
+        duration_ms=duration_ms,
+        ref_id=row.id,
+        request={
+            "type": body.get("type") if isinstance(body, dict) else None,
+            "attempt": row.attempts,
+        },
+        error=error,
+    )
 
 
 def deliver_due(
@@ -405,8 +444,10 @@ def deliver_due(
                 if stop is not None and stop.is_set():
                     _release(state, claimed[index:], now)
                     return attempted
+                began = time.perf_counter()
                 error = _post(http, url, secret, row, timeout)
-                _record(state, row, error, now, max_attempts)
+                took = int((time.perf_counter() - began) * 1000)
+                _record(state, row, error, now, max_attempts, took)
                 attempted += 1
     return attempted
 

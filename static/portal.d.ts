@@ -36,6 +36,8 @@ declare namespace ConnectPortal {
     scopes: string[];
     created_at: string;
     modified_at: string;
+    /** The host's own JSON object (PATCH /connected-accounts/{id}, app secret); `tags` is a list of strings. Never secret. */
+    metadata: { tags?: string[]; [key: string]: unknown };
   }
 
   interface AppSummary {

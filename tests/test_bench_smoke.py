@@ -70,6 +70,12 @@ def test_storage_scale_runs() -> None:
     assert [r.ratio is not None and r.ratio > 0 for r in rows] == [True, True]
 
 
+def test_oplog_scale_runs() -> None:
+    backend = "postgresql" if ON_POSTGRESQL else "sqlite"
+    rows = bench("oplog_scale").run(quick=True, backends=(backend,))
+    assert [r.ratio is not None and r.ratio > 0 for r in rows] == [True, True, True]
+
+
 @pytest.mark.e2e
 def bench_in_subprocess(name: str) -> list[Any]:
     """``bench/<name>.py``'s ``run(quick=True)`` in a fresh interpreter: the browser benchmarks

@@ -104,6 +104,7 @@ def test_connect_creates_account_and_result_page(stack: DemoStack, sandbox: str,
         "scopes",
         "created_at",
         "modified_at",
+        "metadata",
     }
     assert "access_token" not in response.text
     status = api.get(f"/connect-attempts/{ticket['attempt_id']}").json()

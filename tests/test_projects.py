@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Browser, database_url, sandbox_stats
+from conftest import Browser, database_url, migrations_head, sandbox_stats
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect, select, text
@@ -39,6 +39,7 @@ from portal.store import (
     ConnectedAccount,
     FlowSetting,
     FunctionCall,
+    OplogEntry,
     Store,
     WebhookOutbox,
 )
@@ -119,6 +120,9 @@ def two_projects(
         headers=a_server,
     )
     assert enabled.status_code == 200 and enabled.json["status"] == "ready", enabled.json
+    with app.extensions["portal"].store.read() as db:
+        entry_id = db.scalars(select(OplogEntry.id).where(OplogEntry.project == A)).first()
+    assert entry_id is not None  # A's function call and run are in the operators' log
     yield {
         "app": app,
         "user": user,
@@ -129,6 +133,7 @@ def two_projects(
         "attempt_id": ticket["attempt_id"],
         "event_id": event["id"],
         "run_ids": [r["id"] for r in event["runs"]],
+        "entry_id": entry_id,
         "a_server": a_server,
         "flow_tag": flow_tag,
     }
@@ -176,6 +181,7 @@ def fill(path: str, env: dict[str, Any]) -> str:
         "app_key": A,
         "id": env["event_id"],
         "flow": "contact-to-crm",
+        "entry_id": env["entry_id"],
     }
 
     def one(match: re.Match[str]) -> str:
@@ -494,8 +500,8 @@ def test_migration_0004_gives_existing_rows_the_only_project(shared_database: st
     store = Store(shared_database)
     store.upgrade("0003")
     _seed_0003(shared_database)
-    store.upgrade("0004", app_keys=[A])
-    assert store.current_revision() == "0004"
+    store.upgrade(app_keys=[A])
+    assert store.current_revision() == migrations_head()
     assert all(v == {A} for v in _projects(shared_database).values())
     engine = create_engine(shared_database)
     with engine.connect() as conn:
@@ -548,8 +554,8 @@ def test_migration_0004_stops_on_rows_without_one_key(
 def test_migration_0004_of_empty_tables_needs_no_key(shared_database: str, keys: list[str]) -> None:
     store = Store(shared_database)
     store.upgrade("0003")
-    store.upgrade("0004", app_keys=keys)
-    assert store.current_revision() == "0004"
+    store.upgrade(app_keys=keys)
+    assert store.current_revision() == migrations_head()
     store.dispose()
 
 

@@ -217,13 +217,18 @@ def get_app(app: str) -> Response:
 
 
 def list_connected_accounts() -> Response:
-    """``GET /api/v1/connected-accounts[?app=]``: ``{connected_accounts}``, newest first."""
+    """``GET /api/v1/connected-accounts[?app=][&tag=]``: ``{connected_accounts}``, newest
+    first; ``tag`` keeps the accounts whose ``metadata.tags`` holds it."""
     caller = current_caller()
     slug = request.args.get("app")
     if slug is not None:
         _app_or_404(slug)
     accounts = account_service.user_accounts(
-        current_portal.store, caller.user_id, slug, project=caller.project
+        current_portal.store,
+        caller.user_id,
+        slug,
+        project=caller.project,
+        tag=request.args.get("tag"),
     )
     result = [account_service.to_dict(a) for a in accounts]
     return jsonify({"connected_accounts": result})
@@ -236,6 +241,29 @@ def get_connected_account(account_id: str) -> Response:
         current_portal.store, caller.user_id, account_id, project=caller.project
     )
     return jsonify(account_service.to_dict(account))
+
+
+def patch_connected_account(account_id: str) -> Response:
+    """``PATCH /api/v1/connected-accounts/<id>`` ``{metadata}`` (server-to-server only: app
+    secret as bearer): replace the account's metadata; answers the Account.
+
+    :raises AuthenticationFailed: 401 ``server_only`` for a browser session or user token.
+    :raises InvalidRequest: 400 ``invalid_metadata`` (see :func:`portal.accounts.check_metadata`).
+    """
+    caller = current_caller()
+    if caller.via != "server":
+        raise AuthenticationFailed(
+            "Only the host backend (app secret as bearer) may set metadata.", code="server_only"
+        )
+    body = _json_body()
+    if set(body) != {"metadata"}:
+        raise InvalidRequest('Send exactly {"metadata": {...}}.', code="invalid_metadata")
+    metadata = account_service.check_metadata(body["metadata"])
+    return jsonify(
+        account_service.replace_metadata(
+            current_portal.store, caller.user_id, account_id, metadata, project=caller.project
+        )
+    )
 
 
 def delete_connected_account(account_id: str) -> Response:
@@ -324,6 +352,12 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule(f"{prefix}/connected-accounts", "api_accounts", list_connected_accounts)
     bp.add_url_rule(
         f"{prefix}/connected-accounts/<account_id>", "api_account", get_connected_account
+    )
+    bp.add_url_rule(
+        f"{prefix}/connected-accounts/<account_id>",
+        "api_patch_account",
+        patch_connected_account,
+        methods=["PATCH"],
     )
     bp.add_url_rule(
         f"{prefix}/connected-accounts/<account_id>",
