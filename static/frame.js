@@ -479,6 +479,10 @@
     }
   });
 
+  // A host page's modal keeps the keyboard (portal.js): every other portal view says when it
+  // got the focus, since the host page cannot see focus moving between cross-origin frames.
+  if (framed && mode !== 'modal') addEventListener('focus', () => post('portal:focus', {}));
+
   // --- Inline height -----------------------------------------------------------------------
 
   let resizeQueued = false;

@@ -147,6 +147,17 @@
 
   const isModal = (s, frame) => s._modal && s._modal.frame === frame;
 
+  // Into the modal's document itself: the iframe element may already be the host's
+  // activeElement while Chromium has lost the focus (or another portal frame holds it), and
+  // focus() on an already active element does nothing (nor does contentWindow.focus()).
+  function focusModal(s) {
+    const frame = s._modal && s._modal.frame;
+    if (frame) {
+      frame.blur();
+      frame.focus();
+    }
+  }
+
   function settleFunction(s, frame, err, params) {
     const pending = s._functions.get(frame);
     if (!pending) return;
@@ -162,6 +173,12 @@
     if (event.origin !== s._origin || !source || !data || data.source !== SOURCE || data.version !== 1) return;
     const type = data.type;
     const payload = data.payload || {};
+    // Another portal frame (an inline view, an iframe embed) took the focus while the modal is
+    // open: hand it back, so Tab, Enter and Esc never act on a view behind the modal.
+    if (type === 'portal:focus') {
+      if (s._modal && source !== s._modal.frame.contentWindow) focusModal(s);
+      return;
+    }
     if (s._popups.has(source)) {
       if (type === 'portal:connect-result') s._popups.get(source)();
       return;
@@ -273,7 +290,7 @@
       openModal(s, frame, layout);
     }
     await loaded;
-    if (isModal(s, frame)) frame.focus();
+    if (isModal(s, frame)) focusModal(s);
   }
 
   // The attempt's outcome, from the frame: polled each second, at once when the popup posts

@@ -1,0 +1,112 @@
+"""The host-page SDK (static/portal.js) and the frame script (static/frame.js) as an end user
+feels them on a page with several portal views: focus stays in the modal, the views agree after
+a connect or disconnect, the modal is a sheet on phones and shows its loading state (issue 12,
+DESIGN.md "Host-page SDK")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import Frame, Page, expect
+
+from portal.demo import DemoStack
+
+from .conftest import portal_ready
+
+pytestmark = pytest.mark.e2e
+
+DIALOG = "[role=dialog]"
+
+
+def open_demo(page: Page, stack: DemoStack) -> None:
+    """The demo host page with its inline portal and its iframe embed settled."""
+    page.goto(stack.host.url + "/")
+    expect(page.locator("#sdk-status")).to_have_text("SDK ready for demo-user-1.")
+    portal_ready(page.frame_locator("#inline-portal iframe"))
+    portal_ready(page.frame_locator("#embed-frame"))
+
+
+def frame_name(page: Page, frame: Frame) -> str:
+    """Which view ``frame`` is: host, modal, inline, embed (by the iframe element holding it)."""
+    if frame == page.main_frame:
+        return "host"
+    element = frame.frame_element()
+    try:
+        return str(
+            element.evaluate(
+                "(f) => f.closest('dialog') ? 'modal' : f.closest('#inline-portal') ? 'inline'"
+                " : f.id === 'embed-frame' ? 'embed' : f.hidden ? 'rpc' : 'other'"
+            )
+        )
+    finally:
+        element.dispose()
+
+
+def focus_owner(page: Page) -> tuple[str, str]:
+    """Where the keyboard focus really is: the innermost document whose ``hasFocus()`` is true
+    (a parent's is true too while focus is in its child frame), and its active element."""
+    owner: tuple[str, str] = ("none", "")
+    for frame in page.frames:
+        if frame.is_detached():
+            continue
+        try:
+            state: Any = frame.evaluate(
+                "() => [document.hasFocus(), document.activeElement ?"
+                " document.activeElement.tagName + ' ' + (document.activeElement.textContent || '')"
+                ".trim().slice(0, 30) : '']"
+            )
+        except Exception:  # a frame navigating away meanwhile: not where the focus is
+            continue
+        if state[0] and not str(state[1]).startswith("IFRAME"):
+            owner = (frame_name(page, frame), str(state[1]))
+    return owner
+
+
+def view(page: Page, name: str) -> Frame:
+    """The Playwright frame of the view ``name`` (modal, inline, embed)."""
+    for frame in page.frames:
+        if frame != page.main_frame and not frame.is_detached() and frame_name(page, frame) == name:
+            return frame
+    raise AssertionError(f"no {name} frame")
+
+
+# Records every key press and click a view behind the modal receives.
+RECORD_INPUT = """() => { window.__input = [];
+  for (const type of ['keydown', 'click']) document.addEventListener(type, (e) =>
+    window.__input.push(type + ' ' + (e.key || '') + ' ' + e.target.tagName), true); }"""
+
+
+def test_focus_stays_in_the_modal_on_a_page_with_inline_and_embed(
+    page: Page, e2e_stack: DemoStack
+) -> None:
+    open_demo(page, e2e_stack)
+    behind = [view(page, "inline"), view(page, "embed")]
+    for frame in behind:
+        frame.evaluate(RECORD_INPUT)
+    page.click("#open-modal")
+    expect(page.locator(DIALOG)).to_be_visible()
+    portal_ready(page.frame_locator(f"{DIALOG} iframe"))
+    modal = view(page, "modal")
+    # The modal's own document holds the focus once it has loaded, not just its iframe element
+    # in the host page (Chromium reports that one even when the focus is nowhere or elsewhere).
+    modal.wait_for_function("() => document.hasFocus()")
+    seen = [("start", focus_owner(page))]
+    for key in ["Tab"] * 30 + ["Shift+Tab"] * 30:
+        page.keyboard.press(key)
+        owner = focus_owner(page)
+        seen.append((key, owner))
+        assert owner[0] == "modal", seen
+    # Something moves the focus into the embed behind the modal (a script, a stray click):
+    # the modal takes it back before the next key, so Enter never acts on the embed.
+    view(page, "embed").evaluate("document.querySelector('select, a[href], button').focus()")
+    modal.wait_for_function("() => document.hasFocus()")
+    page.keyboard.press("Enter")
+    for frame in behind:
+        assert frame.evaluate("window.__input") == [], frame_name(page, frame)
+    # Esc from inside the modal's iframe closes it.
+    page.keyboard.press("Escape")
+    expect(page.locator(DIALOG)).to_have_count(0)
+    page.wait_for_function(
+        "window.demoEvents.some((e) => e.via === 'sdk' && e.type === 'modal-closed')"
+    )
