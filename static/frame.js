@@ -483,6 +483,15 @@
   // got the focus, since the host page cannot see focus moving between cross-origin frames.
   if (framed && mode !== 'modal') addEventListener('focus', () => post('portal:focus', {}));
 
+  // The SDK tells every view of the page when an account changed in another one.
+  if (framed) {
+    addEventListener('message', (e) => {
+      const d = e.data;
+      if (e.source === window.parent && e.origin === hostOrigin && d && d.source === SOURCE &&
+          d.version === 1 && d.type === 'portal:refresh') reload();
+    });
+  }
+
   // --- Inline height -----------------------------------------------------------------------
 
   let resizeQueued = false;

@@ -34,7 +34,12 @@
     if (!value || typeof value !== 'string') throw invalid(name + ' is required');
   }
 
-  function emit(s, name, payload) {
+  // An account connected or disconnected anywhere (a frame, a popup, an RPC call): the
+  // instance's other frames fetch their content again, so every view on the page agrees.
+  function emit(s, name, payload, from) {
+    if (/^app-/.test(name)) {
+      for (const f of [...s._inline, s._modal && s._modal.frame]) if (f && f !== from) send(f, s, 'portal:refresh');
+    }
     for (const fn of [...(s._listeners.get(name) || [])]) {
       try {
         fn(payload);
@@ -196,7 +201,7 @@
     // 'ready' from the frame is ignored: the SDK emits its own once the session exists.
     if (!frame) return;
     if (/^(app-(dis)?connected|error)$/.test(type)) {
-      emit(s, type, payload);
+      emit(s, type, payload, frame);
     } else if (type === 'portal:resize') {
       if (s._inline.has(frame) && payload.height > 0) {
         frame.style.height = Math.min(payload.height, 100000) + 'px';

@@ -12,7 +12,7 @@ from playwright.sync_api import Frame, Page, expect
 
 from portal.demo import DemoStack
 
-from .conftest import portal_ready
+from .conftest import open_host, portal_ready, wait_event
 
 pytestmark = pytest.mark.e2e
 
@@ -110,3 +110,42 @@ def test_focus_stays_in_the_modal_on_a_page_with_inline_and_embed(
     page.wait_for_function(
         "window.demoEvents.some((e) => e.via === 'sdk' && e.type === 'modal-closed')"
     )
+
+
+def test_views_of_one_instance_agree_after_connect_and_disconnect(
+    page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    """An API-key app connected and disconnected in the modal: the inline marketplace of the same
+    SDK instance shows it without a page reload (the SDK tells its other frames)."""
+    open_host(page, e2e_stack, user_id)
+    page.evaluate("window.portal.showApps('inline', 'container', 'narrow')")
+    inline = page.frame_locator("#container iframe")
+    portal_ready(inline)
+    card = inline.locator("a.portal-card", has_text="Sandbox Analytics")
+    expect(card).to_be_visible()
+    expect(card.locator(".portal-card__badge")).to_have_count(0)
+    # Marks in both documents: a reload of either would lose them.
+    page.evaluate("window.notReloaded = true")
+    inline.locator("body").evaluate("() => { window.notReloaded = true; }")
+
+    page.evaluate("window.portal.showApp('sandbox-keys', 'modal')")
+    modal = page.frame_locator(f"{DIALOG} iframe")
+    portal_ready(modal)
+    with page.expect_popup() as info:
+        modal.locator("[data-portal-connect]").click()
+    popup = info.value
+    popup.fill('input[name="api_key"]', "sk_demo_ada")
+    with popup.expect_event("close"):
+        popup.click('button[type="submit"]')
+    wait_event(page, "app-connected")
+    expect(card.locator(".portal-card__badge")).to_have_text("Connected")
+
+    disconnect = modal.locator("[data-portal-disconnect]")
+    disconnect.click()
+    expect(disconnect).to_have_text("Confirm disconnect")
+    disconnect.click()
+    wait_event(page, "app-disconnected")
+    expect(card.locator(".portal-card__badge")).to_have_count(0)
+    portal_ready(inline)
+    assert page.evaluate("window.notReloaded") is True
+    assert inline.locator("body").evaluate("() => window.notReloaded") is True
