@@ -225,29 +225,46 @@
 
   // A native modal <dialog>: the browser provides the top layer, the backdrop, inertness of the
   // page behind, Esc, and focus going back where it was. Style properties rather than a style
-  // attribute keep host pages with a strict CSP working.
+  // attribute (or a <style> element) keep host pages with a strict CSP working.
   function openModal(s, frame, layout) {
     closeModal(s);
+    const close = () => closeModal(s);
     // ARIA attributes through their reflecting properties (role, aria-modal, aria-label).
     const dialog = Object.assign(create('dialog'), {
       role: 'dialog', ariaModal: 'true', ariaLabel: frame.title,
       // A click on the dialog itself (not its iframe) is a click on the backdrop.
-      onclick: (e) => { if (e.target === dialog) closeModal(s); },
-      onclose: () => closeModal(s),
+      onclick: (e) => { if (e.target === dialog) close(); },
+      onclose: close,
     });
-    // The user agent's max-width and max-height keep it inside small viewports.
-    dialog.style.cssText = 'padding:0;border:0;border-radius:8px;height:720px;width:' +
-      (layout === LAYOUTS.NARROW ? 420 : 960) + 'px';
+    // Phones get a full-screen sheet; elsewhere the user agent's max-width and max-height keep
+    // the box inside small viewports.
+    dialog.style.cssText = 'padding:0;border:0;' + (matchMedia('(max-width:480px)').matches
+      ? 'margin:0;width:100%;height:100%;max-width:none;max-height:none'
+      : 'border-radius:8px;height:720px;width:' + (layout === LAYOUTS.NARROW ? 420 : 960) + 'px');
     frame.style.height = '100%';
+    // Until the frame has loaded: a spinner and a close button (autofocus: Esc works at once),
+    // never a blank box. System colours follow the user's light or dark scheme.
+    const loading = Object.assign(create('div'), { role: 'status', textContent: 'Loading…' });
+    loading.style.cssText = 'position:absolute;inset:0;display:grid;place-content:center;gap:16px;' +
+      'justify-items:center;color-scheme:light dark;background:Canvas;color:CanvasText;font:16px system-ui';
+    const spinner = create('i');
+    spinner.style.cssText = 'width:28px;height:28px;border:3px solid #8888;border-top-color:currentColor;border-radius:50%';
+    spinner.animate([{ transform: 'rotate(1turn)' }], { duration: 900, iterations: Infinity });
+    loading.prepend(spinner);
+    const button = Object.assign(create('button'), { type: 'button', textContent: '✕', ariaLabel: 'Close', autofocus: true, onclick: close });
+    button.style.cssText = 'position:absolute;top:8px;inset-inline-end:8px;font:20px/1 system-ui;padding:8px;border:0;background:none;color:CanvasText;color-scheme:light dark;cursor:pointer';
+    frame.addEventListener('load', () => {
+      loading.remove();
+      button.remove();
+    }, { once: true });
     // Tab leaving the iframe lands on a sentinel, which hands focus straight back.
     const sentinel = () => Object.assign(create('span'), { tabIndex: 0, onfocus: () => frame.focus() });
-    dialog.append(sentinel(), frame, sentinel());
+    dialog.append(sentinel(), frame, sentinel(), loading, button);
     const body = document.body;
     s._modal = { dialog, frame, overflow: body.style.overflow };
     body.style.overflow = 'hidden';
     body.append(dialog);
     dialog.showModal();
-    frame.focus();
   }
 
   function closeModal(s) {

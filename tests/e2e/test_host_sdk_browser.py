@@ -5,14 +5,15 @@ DESIGN.md "Host-page SDK")."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Frame, Page, expect
+from playwright.sync_api import Browser, Frame, Page, Route, expect
 
 from portal.demo import DemoStack
 
-from .conftest import open_host, portal_ready, wait_event
+from .conftest import new_context, open_host, portal_ready, wait_event
 
 pytestmark = pytest.mark.e2e
 
@@ -149,3 +150,75 @@ def test_views_of_one_instance_agree_after_connect_and_disconnect(
     portal_ready(inline)
     assert page.evaluate("window.notReloaded") is True
     assert inline.locator("body").evaluate("() => window.notReloaded") is True
+
+
+SHOTS = Path("/tmp/h3-shots")
+
+
+def shot(page: Page, name: str) -> None:
+    """A screenshot to look at (not compared): /tmp/h3-shots/<name>.png."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), animations="disabled", caret="hide")
+
+
+def test_modal_shows_loading_state_and_closes_while_its_frame_loads(
+    page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    """A slow network: the modal's document is held back. The modal shows a spinner and a
+    focused close button meanwhile, never a blank box; the close button and Esc close it."""
+    open_host(page, e2e_stack, user_id)
+    held: list[Route] = []
+    # Answered only when the test says so.
+    page.route("**/portal/embed/apps?*", lambda route: held.append(route))
+    page.evaluate("() => { window.portal.showApps('modal'); }")
+    dialog = page.locator(DIALOG)
+    status = dialog.get_by_role("status")
+    expect(status).to_have_text("Loading…")
+    expect(status).to_be_visible()
+    close = dialog.get_by_role("button", name="Close")
+    expect(close).to_be_focused()
+    box = status.bounding_box()
+    assert box is not None and box["width"] > 400 and box["height"] > 400, box
+    shot(page, "modal-loading")
+    close.click()
+    expect(dialog).to_have_count(0)
+    wait_event(page, "modal-closed")
+
+    # Esc closes it too while loading; then the held answer arrives and the portal replaces the
+    # loading state.
+    page.evaluate("() => { window.portal.showApps('modal'); }")
+    expect(status).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    wait_event(page, "modal-closed", count=2)
+    page.evaluate("() => { window.portal.showApps('modal'); }")
+    expect(status).to_be_visible()
+    # The first two requests went with their closed modals; the third goes on now.
+    assert len(held) == 3, held
+    held[-1].continue_()
+    portal_ready(page.frame_locator(f"{DIALOG} iframe"))
+    expect(status).to_have_count(0)
+    expect(dialog.locator("> button")).to_have_count(0)
+
+
+def test_modal_is_a_full_screen_sheet_on_a_phone(
+    browser: Browser, e2e_stack: DemoStack, user_id: str
+) -> None:
+    context = new_context(browser, viewport={"width": 375, "height": 740})
+    try:
+        page = context.new_page()
+        open_host(page, e2e_stack, user_id)
+        page.evaluate("() => { window.portal.showApps('modal', null, 'narrow'); }")
+        frame = page.frame_locator(f"{DIALOG} iframe")
+        portal_ready(frame)
+        expect(frame.locator("a.portal-card").first).to_be_visible()
+        box = page.locator(DIALOG).bounding_box()
+        assert box == {"x": 0, "y": 0, "width": 375, "height": 740}, box
+        inner = page.locator(f"{DIALOG} iframe").bounding_box()
+        assert inner is not None and inner["width"] == 375 and inner["height"] >= 730, inner
+        shot(page, "modal-phone-375")
+        # The focus ring on the modal's first control, as a keyboard user sees it.
+        page.keyboard.press("Tab")
+        shot(page, "modal-phone-focus")
+    finally:
+        context.close()
