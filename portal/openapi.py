@@ -308,6 +308,36 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                 },
             )
         },
+        f"{api}/origin-check": {
+            "get": _op(
+                "Whether a page origin may use the portal (public, CORS-open: "
+                "Access-Control-Allow-Origin: *). portal.js asks when POST /sessions fails "
+                "without a CORS answer, to report origin_not_allowed.",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["origin", "allowed", "message"],
+                            "properties": {
+                                "origin": {"type": ["string", "null"]},
+                                "allowed": {"type": "boolean"},
+                                "message": {"type": "string"},
+                            },
+                        },
+                        "The normalised origin (default: the Origin header) and the answer.",
+                    )
+                },
+                security=[],
+                parameters=[
+                    {
+                        "name": "origin",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    }
+                ],
+            )
+        },
         f"{api}/session": {
             "get": _op(
                 "Who the bearer is and the verified host origin.",

@@ -86,7 +86,12 @@
     const res = await fetch(s._base + '/api/v1/sessions', {
       method: 'POST', body: JSON.stringify(s._credentials),
       headers: { 'Content-Type': 'application/json' },
-    }).catch((err) => { throw portalError('network_error', err.message); });
+    }).catch(async (err) => {
+      // A page on an origin the portal refuses gets no CORS answer, only this network error:
+      // the portal's public origin check names the cause.
+      const check = await fetch(s._base + '/api/v1/origin-check?origin=' + enc(location.origin)).then((r) => r.json(), () => 0);
+      throw check.allowed === false ? portalError('origin_not_allowed', check.message) : portalError('network_error', err.message);
+    });
     const data = await res.json().catch(() => ({}));
     if (!res.ok) throw portalError(data.error || 'http_error', data.message || 'HTTP ' + res.status, { status: res.status, body: data });
     s._token = data.token;
@@ -209,9 +214,11 @@
     } else if (type === 'portal:close-request') {
       if (isModal(s, frame)) closeModal(s);
     } else if (type === 'portal:function-params') {
+      // showFunction waits for its own function's params; showFunctions for any function's.
       const pending = s._functions.get(frame);
-      if (pending && pending[2] === payload.name && payload.params) {
-        settleFunction(s, frame, null, payload.params);
+      const name = pending && pending[2];
+      if (pending && payload.params && (!name || name === payload.name)) {
+        settleFunction(s, frame, null, name ? payload.params : { functionName: payload.name, params: payload.params });
         if (isModal(s, frame)) closeModal(s);
       }
     } else if (type === 'portal:navigate') {
@@ -441,6 +448,21 @@
       });
     }
 
+    // The user's accounts of one app, with Disconnect; the same events as showApp.
+    async showConnectedAccounts(appName, renderMode, containerId, layout) {
+      need(appName, 'appName');
+      await show(privates.get(this), 'apps/' + enc(appName) + '/accounts', renderMode, containerId, layout);
+    }
+
+    // The functions (of one app, or all); resolves with {functionName, params} once the user
+    // has filled one's form, rejects 'cancelled' when closed first.
+    showFunctions(renderMode, containerId, layout, appName) {
+      return new Promise((resolve, reject) => {
+        show(privates.get(this), 'functions', renderMode, containerId, layout,
+          { query: appName ? '&app=' + enc(appName) : '', title: 'Functions', pending: [resolve, reject] }).catch(reject);
+      });
+    }
+
     // Paragon's request(): the app's API through the portal's credential-injecting proxy. A body
     // other than a plain object or array (a string, FormData, URLSearchParams, a buffer) travels
     // as a Blob carrying its Content-Type.
@@ -460,7 +482,8 @@
   }
 
   // The rest of the public surface is answered by the hidden frame.
-  for (const name of ['event', 'disconnectApp', 'isAppConnected', 'getConnectedAccounts', 'getFunction', 'invokeFunction']) {
+  for (const name of ['event', 'disconnectApp', 'isAppConnected', 'getConnectedAccounts', 'getFunction', 'invokeFunction',
+    'getFlows', 'setFlow']) {
     ConnectPortal.prototype[name] = function (...args) {
       return call(privates.get(this), name, args);
     };

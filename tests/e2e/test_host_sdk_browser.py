@@ -5,15 +5,27 @@ DESIGN.md "Host-page SDK")."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from flask import Flask
 from playwright.sync_api import Browser, Frame, Page, Route, expect
 
-from portal.demo import DemoStack
+from portal import user_hash
+from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DemoStack
 
-from .conftest import new_context, open_host, portal_ready, wait_event
+from .conftest import (
+    ServerFactory,
+    click_away,
+    insert_account,
+    new_context,
+    open_host,
+    portal_ready,
+    wait_event,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -222,3 +234,169 @@ def test_modal_is_a_full_screen_sheet_on_a_phone(
         shot(page, "modal-phone-focus")
     finally:
         context.close()
+
+
+def test_sdk_on_an_origin_not_allowed_rejects_naming_the_origin(
+    page: Page, e2e_stack: DemoStack, serve: ServerFactory, user_id: str
+) -> None:
+    """A page on an origin outside PORTAL_ALLOWED_ORIGINS: the browser only says 'Failed to
+    fetch' (no CORS answer); the SDK says origin_not_allowed, with the origin and the setting."""
+    portal = e2e_stack.portal.url
+    other = Flask("e2e_not_allowed")
+
+    @other.get("/")
+    def index() -> str:
+        return f"""<!doctype html><title>not allowed</title>
+<script src="{portal}/portal/static/portal.min.js"></script>
+<script>
+  window.errors = [];
+  const p = new ConnectPortal({{appKey: {json.dumps(DEMO_APP_KEY)}, userId: {json.dumps(user_id)},
+    hash: {json.dumps(user_hash(DEMO_APP_SECRET, user_id))}, baseUrl: '{portal}/portal'}});
+  p.eventEmitter.on('error', (e) => window.errors.push(e));
+  window.rejected = p.getConnectedAccounts('sandbox').then(() => null, (e) => [e.type, e.message]);
+</script>"""
+
+    server = serve(other)
+    page.goto(server.url + "/")
+    page.wait_for_function("window.errors.length > 0")
+    (error,) = page.evaluate("window.errors")
+    assert error["type"] == "origin_not_allowed", error
+    assert server.url in error["message"] and "PORTAL_ALLOWED_ORIGINS" in error["message"], error
+    assert page.evaluate("window.rejected") == ["origin_not_allowed", error["message"]]
+
+
+# The e2e host page's view of a plain iframe embed: every portal message it receives.
+PLAIN_EMBED = """(src) => {
+  window.embedMessages = [];
+  const frame = document.createElement('iframe');
+  frame.id = 'plain';
+  addEventListener('message', (e) => {
+    if (e.source === frame.contentWindow) window.embedMessages.push([e.origin, e.data]);
+  });
+  frame.src = src;
+  document.body.append(frame);
+}"""
+
+
+@pytest.mark.parametrize("fragment", ["#token=not-a-token", ""])
+def test_bad_iframe_token_tells_the_host_and_the_user(
+    page: Page, e2e_stack: DemoStack, user_id: str, fragment: str
+) -> None:
+    """An iframe embed whose token is wrong or missing: the page says so (not 'session
+    expired') and the host page gets an ``error`` event, posted only to its own origin once the
+    portal has confirmed that origin is allowed."""
+    open_host(page, e2e_stack, user_id)
+    page.evaluate(PLAIN_EMBED, f"{e2e_stack.portal.url}/portal/embed/apps?mode=inline{fragment}")
+    alert = page.frame_locator("#plain").locator("#portal-main [role=alert]")
+    expect(alert).to_contain_text("access link is missing or not valid")
+    expect(alert).not_to_contain_text("expired")
+    page.wait_for_function("window.embedMessages.some(([, d]) => d.type === 'error')")
+    errors = [d for o, d in page.evaluate("window.embedMessages") if d["type"] == "error"]
+    assert errors == [
+        {
+            "source": "connect-portal",
+            "version": 1,
+            "type": "error",
+            "payload": {"type": "invalid_token", "message": alert.text_content().strip()},
+        }
+    ]
+
+
+SETTLE = """([method, args]) => window.portal[method](...args).then(
+  (value) => ({ ok: true, value }), (err) => ({ ok: false, type: err.type, message: err.message }))"""
+
+
+def test_show_connected_accounts_and_show_functions_open_their_pages(
+    page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    """The SDK side of showConnectedAccounts and showFunctions: the frame each opens, and
+    showFunctions resolving with the function and the params the user filled in.
+
+    The functions list page is built on another branch at the same time, so a route stands in
+    for it here: the request the SDK makes is checked, then served the real function page that
+    a click in that list leads to (the page that posts the params, as for showFunction)."""
+    open_host(page, e2e_stack, user_id)
+    insert_account(e2e_stack, user_id, "Ada", "ada")
+    with page.expect_request("**/portal/embed/apps/sandbox/accounts?*") as accounts:
+        page.evaluate(
+            "() => { window.portal.showConnectedAccounts('sandbox', 'inline', 'container'); }"
+        )
+    assert urlsplit(accounts.value.url).query == "mode=inline&layout=wide"
+    assert "#token=" in page.locator("#container iframe").get_attribute("src")  # type: ignore[operator]
+
+    asked: list[str] = []
+
+    def functions_page(route: Route) -> None:
+        asked.append(route.request.url)
+        route.continue_(
+            url=f"{e2e_stack.portal.url}/portal/embed/functions/sandbox-create-contact"
+            "?mode=modal&layout=wide&params_json=%7B%7D"
+        )
+
+    page.route("**/portal/embed/functions?*", functions_page)
+    page.evaluate(
+        "() => { window.picked = window.portal.showFunctions('modal', null, 'wide', 'sandbox')"
+        ".then((v) => ({ ok: true, v }), (e) => ({ ok: false, type: e.type })); }"
+    )
+    frame = page.frame_locator(f"{DIALOG} iframe")
+    portal_ready(frame)
+    assert [urlsplit(u).query for u in asked] == ["mode=modal&layout=wide&app=sandbox"]
+    frame.get_by_label("Name").fill("Ada")
+    frame.get_by_label("Email").fill("ada@example.com")
+    click_away(frame.get_by_role("button", name="Continue"))
+    expect(page.locator(DIALOG)).to_have_count(0)
+    # window.picked is the promise: evaluate waits for it.
+    assert page.evaluate("window.picked") == {
+        "ok": True,
+        "v": {
+            "functionName": "sandbox-create-contact",
+            "params": {"name": "Ada", "email": "ada@example.com"},
+        },
+    }
+    # Closed before a form is filled: rejects 'cancelled'.
+    page.evaluate(
+        "() => { window.picked = window.portal.showFunctions('modal')"
+        ".then((v) => ({ ok: true, v }), (e) => ({ ok: false, type: e.type })); }"
+    )
+    portal_ready(frame)
+    page.keyboard.press("Escape")
+    assert page.evaluate("window.picked") == {"ok": False, "type": "cancelled"}
+
+
+def test_get_flows_and_set_flow_call_the_flows_api(
+    page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    """getFlows and setFlow go through the SDK's RPC frame with the session token.
+
+    The flows API is built on another branch at the same time, so a route answers for it here
+    (what it answers is beside the point: the requests the SDK makes are checked)."""
+    open_host(page, e2e_stack, user_id)
+    flow = {"name": "sync-contacts", "enabled": True, "settings": {"list": "vip"}}
+    seen: list[tuple[str, str, str | None, Any]] = []
+
+    def flows_api(route: Route) -> None:
+        request = route.request
+        seen.append(
+            (
+                request.method,
+                request.url.split("/api/v1", 1)[1],
+                request.headers.get("authorization", "")[:7],
+                request.post_data_json if request.method == "PUT" else None,
+            )
+        )
+        body = {"flows": [flow]} if request.method == "GET" else flow
+        route.fulfill(status=200, json=body)
+
+    page.route("**/portal/api/v1/flows*", flows_api)
+    page.route("**/portal/api/v1/flows/**", flows_api)
+    got = page.evaluate(SETTLE, ["getFlows", ["sandbox"]])
+    assert got == {"ok": True, "value": [flow]}
+    update = {"enabled": True, "settings": {"list": "vip"}, "connectedAccountId": "7"}
+    got = page.evaluate(SETTLE, ["setFlow", ["sandbox", "sync-contacts", update]])
+    assert got == {"ok": True, "value": flow}
+    assert seen == [
+        ("GET", "/flows?app=sandbox", "Bearer ", None),
+        ("PUT", "/flows/sandbox/sync-contacts", "Bearer ", update),
+    ]
+    got = page.evaluate(SETTLE, ["setFlow", ["sandbox", "", update]])
+    assert got == {"ok": False, "type": "invalid_argument", "message": "flowName is required"}
