@@ -243,32 +243,23 @@
       onclick: (e) => { if (e.target === dialog) close(); },
       onclose: close,
     });
-    // Phones get a full-screen sheet; elsewhere the user agent's max-width and max-height keep
-    // the box inside small viewports.
-    dialog.style.cssText = 'padding:0;border:0;' + (matchMedia('(max-width:480px)').matches
-      ? 'margin:0;width:100%;height:100%;max-width:none;max-height:none'
+    // Phones get a full-screen sheet (a min-width beats the user agent's max-width); elsewhere
+    // the user agent's max-width and max-height keep the box inside small viewports.
+    dialog.style.cssText = 'padding:0;border:0;display:grid;place-content:center;' + (matchMedia('(max-width:480px)').matches
+      ? 'margin:0;min-width:100%;min-height:100%'
       : 'border-radius:8px;height:720px;width:' + (layout === LAYOUTS.NARROW ? 420 : 960) + 'px');
-    frame.style.height = '100%';
-    // Until the frame has loaded: a spinner and a close button (autofocus: Esc works at once),
-    // never a blank box. System colours follow the user's light or dark scheme.
-    const loading = Object.assign(create('div'), { role: 'status', textContent: 'Loading…' });
-    loading.style.cssText = 'position:absolute;inset:0;display:grid;place-content:center;gap:16px;' +
-      'justify-items:center;color-scheme:light dark;background:Canvas;color:CanvasText;font:16px system-ui';
-    const spinner = create('i');
-    spinner.style.cssText = 'width:28px;height:28px;border:3px solid #8888;border-top-color:currentColor;border-radius:50%';
-    spinner.animate([{ transform: 'rotate(1turn)' }], { duration: 900, iterations: Infinity });
-    loading.prepend(spinner);
-    const button = Object.assign(create('button'), { type: 'button', textContent: '✕', ariaLabel: 'Close', autofocus: true, onclick: close });
-    button.style.cssText = 'position:absolute;top:8px;inset-inline-end:8px;font:20px/1 system-ui;padding:8px;border:0;background:none;color:CanvasText;color-scheme:light dark;cursor:pointer';
-    frame.addEventListener('load', () => {
-      loading.remove();
-      button.remove();
-    }, { once: true });
+    // Until its document paints over them (the portal's pages are opaque): a pulsing status and
+    // a close button (autofocus: Esc works at once), never a blank box.
+    frame.style.cssText += ';position:absolute;inset:0;height:100%';
+    const status = Object.assign(create('p'), { role: 'status', textContent: 'Loading…' });
+    status.animate({ opacity: [1, 0.2] }, { duration: 700, iterations: Infinity, direction: 'alternate' });
+    const button = Object.assign(create('button'), { textContent: '✕', ariaLabel: 'Close', autofocus: true, onclick: close });
+    button.style.cssText = 'position:absolute;top:8px;right:8px;font-size:20px;border:0;background:none';
     // Tab leaving the iframe lands on a sentinel, which hands focus straight back.
     const sentinel = () => Object.assign(create('span'), { tabIndex: 0, onfocus: () => frame.focus() });
-    dialog.append(sentinel(), frame, sentinel(), loading, button);
+    dialog.append(sentinel(), status, frame, sentinel(), button);
     const body = document.body;
-    s._modal = { dialog, frame, overflow: body.style.overflow };
+    s._modal = { dialog, frame, overflow: body.style.overflow, loading: [status, button] };
     body.style.overflow = 'hidden';
     body.append(dialog);
     dialog.showModal();
@@ -319,7 +310,10 @@
       openModal(s, frame, layout);
     }
     await loaded;
-    if (isModal(s, frame)) focusModal(s);
+    if (isModal(s, frame)) {
+      s._modal.loading.map((el) => el.remove());
+      focusModal(s);
+    }
   }
 
   // The attempt's outcome, from the frame: polled each second, at once when the popup posts

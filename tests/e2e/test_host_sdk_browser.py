@@ -189,8 +189,12 @@ def test_modal_shows_loading_state_and_closes_while_its_frame_loads(
     expect(status).to_be_visible()
     close = dialog.get_by_role("button", name="Close")
     expect(close).to_be_focused()
-    box = status.bounding_box()
-    assert box is not None and box["width"] > 400 and box["height"] > 400, box
+    # The modal has its full size at once, its status in the middle.
+    box, text = dialog.bounding_box(), status.bounding_box()
+    assert box is not None and box["width"] > 900 and box["height"] > 700, box
+    assert text is not None
+    assert abs(text["x"] + text["width"] / 2 - (box["x"] + box["width"] / 2)) < 2, (box, text)
+    assert abs(text["y"] + text["height"] / 2 - (box["y"] + box["height"] / 2)) < 40, (box, text)
     shot(page, "modal-loading")
     close.click()
     expect(dialog).to_have_count(0)
