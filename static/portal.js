@@ -170,10 +170,7 @@
 
   function settleFunction(s, frame, err, params) {
     const pending = s._functions.get(frame);
-    if (!pending) return;
-    s._functions.delete(frame);
-    if (err) pending[1](err);
-    else pending[0](params);
+    if (pending && s._functions.delete(frame)) pending[err ? 1 : 0](err || params);
   }
 
   // The instance's one message listener (added by the constructor).
@@ -247,7 +244,7 @@
     // the user agent's max-width and max-height keep the box inside small viewports.
     dialog.style.cssText = 'padding:0;border:0;display:grid;place-content:center;' + (matchMedia('(max-width:480px)').matches
       ? 'margin:0;min-width:100%;min-height:100%'
-      : 'border-radius:8px;height:720px;width:' + (layout === LAYOUTS.NARROW ? 420 : 960) + 'px');
+      : 'border-radius:8px;height:720px;width:' + (layout === 'narrow' ? 420 : 960) + 'px');
     // Until its document paints over them (the portal's pages are opaque): a pulsing status and
     // a close button (autofocus: Esc works at once), never a blank box.
     frame.style.cssText += ';position:absolute;inset:0;height:100%';
@@ -285,13 +282,11 @@
   // extra: {query, title, pending: [resolve, reject, name]}; resolves once the iframe has loaded.
   async function show(s, path, mode, containerId, layout, extra) {
     const x = extra || {};
-    mode = mode || MODES.MODAL;
-    layout = layout || LAYOUTS.WIDE;
-    if (!Object.values(MODES).includes(mode) || !Object.values(LAYOUTS).includes(layout)) {
-      throw invalid('Unknown renderMode or layout');
-    }
-    const container = mode === MODES.INLINE && document.getElementById(containerId);
-    if (mode === MODES.INLINE && !container) throw invalid('No element with id ' + containerId);
+    mode = mode || 'modal';
+    layout = layout || 'wide';
+    if (!/^(modal|inline)$/.test(mode) || !/^(wide|narrow)$/.test(layout)) throw invalid('Unknown renderMode or layout');
+    const container = mode === 'inline' && document.getElementById(containerId);
+    if (mode === 'inline' && !container) throw invalid('No element with id ' + containerId);
     const frame = create('iframe');
     // The token travels in the fragment: never sent to the server, never in a Referer.
     frame.src = s._base + '/embed/' + path + '?mode=' + mode + '&layout=' + layout + (x.query || '') +
@@ -316,9 +311,9 @@
     }
   }
 
-  // The attempt's outcome, from the frame: polled each second, at once when the popup posts
-  // that it is done (its message is only that signal: the outcome comes from the server), and a
-  // last time once the popup is closed.
+  // The attempt's outcome, from the frame: polled each second (a last time once the popup is
+  // closed), and at once when the popup posts that it is done (its message is only that
+  // signal: the outcome comes from the server).
   async function connectInPopup(s, appName, popup) {
     try {
       const t = await call(s, 'ticket', [appName]);
@@ -326,7 +321,6 @@
         popup.location.href = t.connect_url;
       } catch (err) { /* closed meanwhile: the closed-window check settles the attempt */ }
       return await new Promise((resolve, reject) => {
-        let tick = 0;
         const settle = (err, id) => {
           if (!s._popups.delete(popup)) return;
           clearInterval(timer);
@@ -340,8 +334,8 @@
         const timer = setInterval(() => {
           const closed = popup.closed;
           if (closed) clearInterval(timer);
-          if (closed || ++tick % 2) check(closed);
-        }, 500);
+          check(closed);
+        }, 1000);
       });
     } catch (err) {
       popup.close();
