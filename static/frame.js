@@ -6,10 +6,9 @@
   const SOURCE = 'connect-portal';
   const POPUP_FEATURES = 'popup,width=520,height=700';
   const EXPIRED = 'Your session has expired; reload the page.';
-  // What an embed token's refusal means to the person looking at the page (GET /session and
-  // every other call answer 401 with one of these codes).
+  // A token that was never valid (wrong, cut short, from another portal, or missing) is not an
+  // expired session: say what happened (GET /session answers 401 invalid_token).
   const TOKEN_ERRORS = {
-    token_expired: ['session_expired', 'This page was open too long and its access has expired. Reload the page to continue.'],
     invalid_token: ['invalid_token', 'This page could not be opened: its access link is missing or not valid. ' +
       'Reload the page; if it happens again, contact the support of the site you are on.'],
   };
@@ -515,12 +514,13 @@
   // got the focus, since the host page cannot see focus moving between cross-origin frames.
   if (framed && mode !== 'modal') addEventListener('focus', () => post('portal:focus', {}));
 
-  // The SDK tells every view of the page when an account changed in another one.
+  // The SDK tells every view of the page when an account changed in another one (a function
+  // form keeps what the user typed: it is not fetched again).
   if (framed) {
     addEventListener('message', (e) => {
       const d = e.data;
       if (e.source === window.parent && e.origin === hostOrigin && d && d.source === SOURCE &&
-          d.version === 1 && d.type === 'portal:refresh') reload();
+          d.version === 1 && d.type === 'portal:refresh' && !document.getElementById('portal-function')) reload();
     });
   }
 

@@ -110,6 +110,8 @@ def test_focus_stays_in_the_modal_on_a_page_with_inline_and_embed(
         owner = focus_owner(page)
         seen.append((key, owner))
         assert owner[0] == "modal", seen
+    page.keyboard.press("Tab")
+    shot(page, "modal-focus-ring")
     # Something moves the focus into the embed behind the modal (a script, a stray click):
     # the modal takes it back before the next key, so Enter never acts on the embed.
     view(page, "embed").evaluate("document.querySelector('select, a[href], button').focus()")
