@@ -110,7 +110,6 @@ def test_focus_stays_in_the_modal_on_a_page_with_inline_and_embed(
         owner = focus_owner(page)
         seen.append((key, owner))
         assert owner[0] == "modal", seen
-    page.keyboard.press("Tab")
     shot(page, "modal-focus-ring")
     # Something moves the focus into the embed behind the modal (a script, a stray click):
     # the modal takes it back before the next key, so Enter never acts on the embed.
@@ -123,7 +122,7 @@ def test_focus_stays_in_the_modal_on_a_page_with_inline_and_embed(
     page.keyboard.press("Escape")
     expect(page.locator(DIALOG)).to_have_count(0)
     page.wait_for_function(
-        "window.demoEvents.some((e) => e.via === 'sdk' && e.type === 'modal-closed')"
+        "() => window.demoEvents.some((e) => e.via === 'sdk' && e.type === 'modal-closed')"
     )
 
 
@@ -133,7 +132,7 @@ def test_views_of_one_instance_agree_after_connect_and_disconnect(
     """An API-key app connected and disconnected in the modal: the inline marketplace of the same
     SDK instance shows it without a page reload (the SDK tells its other frames)."""
     open_host(page, e2e_stack, user_id)
-    page.evaluate("window.portal.showApps('inline', 'container', 'narrow')")
+    page.evaluate("() => { window.portal.showApps('inline', 'container', 'narrow'); }")
     inline = page.frame_locator("#container iframe")
     portal_ready(inline)
     card = inline.locator("a.portal-card", has_text="Sandbox Analytics")
@@ -143,7 +142,7 @@ def test_views_of_one_instance_agree_after_connect_and_disconnect(
     page.evaluate("window.notReloaded = true")
     inline.locator("body").evaluate("() => { window.notReloaded = true; }")
 
-    page.evaluate("window.portal.showApp('sandbox-keys', 'modal')")
+    page.evaluate("() => { window.portal.showApp('sandbox-keys', 'modal'); }")
     modal = page.frame_locator(f"{DIALOG} iframe")
     portal_ready(modal)
     with page.expect_popup() as info:
@@ -259,15 +258,17 @@ def test_sdk_on_an_origin_not_allowed_rejects_naming_the_origin(
   const p = new ConnectPortal({{appKey: {json.dumps(DEMO_APP_KEY)}, userId: {json.dumps(user_id)},
     hash: {json.dumps(user_hash(DEMO_APP_SECRET, user_id))}, baseUrl: '{portal}/portal'}});
   p.eventEmitter.on('error', (e) => window.errors.push(e));
-  window.rejected = p.getConnectedAccounts('sandbox').then(() => null, (e) => [e.type, e.message]);
+  p.getConnectedAccounts('sandbox').then(() => {{ window.rejected = null; }},
+    (e) => {{ window.rejected = [e.type, e.message]; }});
 </script>"""
 
     server = serve(other)
     page.goto(server.url + "/")
-    page.wait_for_function("window.errors.length > 0")
+    page.wait_for_function("() => window.errors.length > 0")
     (error,) = page.evaluate("window.errors")
     assert error["type"] == "origin_not_allowed", error
     assert server.url in error["message"] and "PORTAL_ALLOWED_ORIGINS" in error["message"], error
+    page.wait_for_function("() => window.rejected !== undefined")
     assert page.evaluate("window.rejected") == ["origin_not_allowed", error["message"]]
 
 
@@ -296,7 +297,7 @@ def test_bad_iframe_token_tells_the_host_and_the_user(
     alert = page.frame_locator("#plain").locator("#portal-main [role=alert]")
     expect(alert).to_contain_text("access link is missing or not valid")
     expect(alert).not_to_contain_text("expired")
-    page.wait_for_function("window.embedMessages.some(([, d]) => d.type === 'error')")
+    page.wait_for_function("() => window.embedMessages.some(([, d]) => d.type === 'error')")
     errors = [d for o, d in page.evaluate("window.embedMessages") if d["type"] == "error"]
     assert errors == [
         {
@@ -308,8 +309,17 @@ def test_bad_iframe_token_tells_the_host_and_the_user(
     ]
 
 
-SETTLE = """([method, args]) => window.portal[method](...args).then(
-  (value) => ({ ok: true, value }), (err) => ({ ok: false, type: err.type, message: err.message }))"""
+def settle(page: Page, method: str, *args: Any) -> Any:
+    """``portal[method](...args)`` in the host page, waited for with the default timeout:
+    ``{ok: true, value}`` or ``{ok: false, type, message}``."""
+    page.evaluate(
+        """([method, args]) => { window.settled = undefined;
+          window.portal[method](...args).then((value) => { window.settled = { ok: true, value }; },
+            (err) => { window.settled = { ok: false, type: err.type, message: err.message }; }); }""",
+        [method, list(args)],
+    )
+    page.wait_for_function("() => window.settled !== undefined")
+    return page.evaluate("window.settled")
 
 
 def test_show_connected_accounts_and_show_functions_open_their_pages(
@@ -341,8 +351,9 @@ def test_show_connected_accounts_and_show_functions_open_their_pages(
 
     page.route("**/portal/embed/functions?*", functions_page)
     page.evaluate(
-        "() => { window.picked = window.portal.showFunctions('modal', null, 'wide', 'sandbox')"
-        ".then((v) => ({ ok: true, v }), (e) => ({ ok: false, type: e.type })); }"
+        "() => { window.picked = null; window.portal.showFunctions('modal', null, 'wide', 'sandbox')"
+        ".then((v) => { window.picked = { ok: true, v }; },"
+        " (e) => { window.picked = { ok: false, type: e.type }; }); }"
     )
     frame = page.frame_locator(f"{DIALOG} iframe")
     portal_ready(frame)
@@ -351,7 +362,7 @@ def test_show_connected_accounts_and_show_functions_open_their_pages(
     frame.get_by_label("Email").fill("ada@example.com")
     click_away(frame.get_by_role("button", name="Continue"))
     expect(page.locator(DIALOG)).to_have_count(0)
-    # window.picked is the promise: evaluate waits for it.
+    page.wait_for_function("() => window.picked !== null")
     assert page.evaluate("window.picked") == {
         "ok": True,
         "v": {
@@ -361,11 +372,13 @@ def test_show_connected_accounts_and_show_functions_open_their_pages(
     }
     # Closed before a form is filled: rejects 'cancelled'.
     page.evaluate(
-        "() => { window.picked = window.portal.showFunctions('modal')"
-        ".then((v) => ({ ok: true, v }), (e) => ({ ok: false, type: e.type })); }"
+        "() => { window.picked = null; window.portal.showFunctions('modal')"
+        ".then((v) => { window.picked = { ok: true, v }; },"
+        " (e) => { window.picked = { ok: false, type: e.type }; }); }"
     )
     portal_ready(frame)
     page.keyboard.press("Escape")
+    page.wait_for_function("() => window.picked !== null")
     assert page.evaluate("window.picked") == {"ok": False, "type": "cancelled"}
 
 
@@ -395,14 +408,14 @@ def test_get_flows_and_set_flow_call_the_flows_api(
 
     page.route("**/portal/api/v1/flows*", flows_api)
     page.route("**/portal/api/v1/flows/**", flows_api)
-    got = page.evaluate(SETTLE, ["getFlows", ["sandbox"]])
+    got = settle(page, "getFlows", "sandbox")
     assert got == {"ok": True, "value": [flow]}
     update = {"enabled": True, "settings": {"list": "vip"}, "connectedAccountId": "7"}
-    got = page.evaluate(SETTLE, ["setFlow", ["sandbox", "sync-contacts", update]])
+    got = settle(page, "setFlow", "sandbox", "sync-contacts", update)
     assert got == {"ok": True, "value": flow}
     assert seen == [
         ("GET", "/flows?app=sandbox", "Bearer ", None),
         ("PUT", "/flows/sandbox/sync-contacts", "Bearer ", update),
     ]
-    got = page.evaluate(SETTLE, ["setFlow", ["sandbox", "", update]])
+    got = settle(page, "setFlow", "sandbox", "", update)
     assert got == {"ok": False, "type": "invalid_argument", "message": "flowName is required"}
