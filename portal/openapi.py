@@ -425,6 +425,36 @@ def _session_paths(api: str) -> dict[str, Schema]:
                 requestBody=_json_body({"oneOf": [by_hash, by_jwt, by_secret]}),
             )
         },
+        f"{api}/origin-check": {
+            "get": _op(
+                "Whether a page origin may use the portal (public, CORS-open: "
+                "Access-Control-Allow-Origin: *). portal.js asks when POST /sessions fails "
+                "without a CORS answer, to report origin_not_allowed.",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["origin", "allowed", "message"],
+                            "properties": {
+                                "origin": {"type": ["string", "null"]},
+                                "allowed": {"type": "boolean"},
+                                "message": {"type": "string"},
+                            },
+                        },
+                        "The normalised origin (default: the Origin header) and the answer.",
+                    )
+                },
+                security=[],
+                parameters=[
+                    {
+                        "name": "origin",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    }
+                ],
+            )
+        },
         f"{api}/session": {
             "get": _op(
                 "Who the bearer is and the verified host origin.",

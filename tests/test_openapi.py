@@ -136,6 +136,12 @@ def test_responses_match_the_document(stack: DemoStack, sandbox: str, api: Api) 
         json={"userId": "u"},
         headers={"Origin": "https://evil.example"},
     )
+    call(
+        "GET",
+        f"{API}/origin-check?origin=https%3A%2F%2Fevil.example",
+        f"{API}/origin-check",
+        headers={},
+    )
     call("GET", f"{API}/session", f"{API}/session")
     call("GET", f"{API}/apps", f"{API}/apps", headers={})
     call("GET", f"{API}/apps", f"{API}/apps")

@@ -66,6 +66,33 @@ def api_root() -> Response:
     return jsonify({"name": "connect-portal", "version": 1})
 
 
+def origin_check() -> Response:
+    """``GET /api/v1/origin-check?origin=<origin>``: may a page on this origin use the portal?
+
+    Public and CORS-open (``Access-Control-Allow-Origin: *``, no credentials, no secrets): a
+    page on an origin the portal refuses gets no CORS answer from ``POST /sessions``, so its
+    browser reports only a network error; portal.js asks here to name the cause
+    (``origin_not_allowed``), and frame.js to check a bad token's host page before telling it.
+    It discloses nothing new: every portal page lists the allowed origins in its CSP
+    ``frame-ancestors``.
+
+    :returns: 200 ``{origin, allowed, message}``: ``origin`` normalised (RFC 6454; the
+        ``Origin`` header when the parameter is missing), ``null`` when it is not an origin.
+    """
+    origin = normalize_origin(request.args.get("origin") or request.headers.get("Origin"))
+    allowed = origin is not None and origin in current_portal.allowed_origins
+    if allowed:
+        message = f"{origin} is in PORTAL_ALLOWED_ORIGINS."
+    else:
+        message = (
+            f"This page's origin ({origin or 'none'}) is not in the portal's "
+            "PORTAL_ALLOWED_ORIGINS; add it there to use the portal from this page."
+        )
+    response = jsonify({"origin": origin, "allowed": allowed, "message": message})
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
 def create_session() -> tuple[Response, int]:
     """``POST /api/v1/sessions``: exchange host authentication for a session token.
 
@@ -344,6 +371,7 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule(prefix, "api_root", api_root)
     bp.add_url_rule(f"{prefix}/openapi.json", "api_openapi", openapi_document)
     bp.add_url_rule(f"{prefix}/catalog.schema.json", "api_catalog_schema", catalog_schema)
+    bp.add_url_rule(f"{prefix}/origin-check", "api_origin_check", origin_check)
     bp.add_url_rule(f"{prefix}/sessions", "api_create_session", create_session, methods=["POST"])
     bp.add_url_rule(f"{prefix}/session", "api_session", get_session)
     bp.add_url_rule(f"{prefix}/user", "api_user", get_user)
