@@ -160,9 +160,11 @@ _BAD_PATH = re.compile(r"[\x00-\x20\x7f\\@]")
 #: cost about a millisecond a call. It keeps no cookies, reads no environment proxies or
 #: ``~/.netrc``, never follows a redirect (a redirect to another host would carry the
 #: credential with it) and never retries. Certificates are checked against certifi's bundle,
-#: as ``requests`` did.
+#: as ``requests`` did. Up to 256 idle keep-alive connections per upstream origin and process:
+#: a gevent worker has that many calls in flight at once and more (fewer would close and
+#: reopen connections under load; more are opened when needed, never waited for).
 _http = urllib3.PoolManager(
-    num_pools=32, maxsize=64, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where()
+    num_pools=32, maxsize=256, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where()
 )
 #: Sent unless the caller or the catalog says otherwise (what ``requests`` sent before).
 DEFAULT_REQUEST_HEADERS = {
@@ -540,6 +542,18 @@ def pagination_links(value: str) -> str | None:
     return ", ".join(kept) or None
 
 
+_timeouts: dict[float, urllib3.Timeout] = {}
+
+
+def _timeout(seconds: float) -> urllib3.Timeout:
+    """The connect and read timeout of ``seconds`` (one object per value; urllib3 clones it
+    per request)."""
+    timeout = _timeouts.get(seconds)
+    if timeout is None:
+        timeout = _timeouts[seconds] = urllib3.Timeout(connect=seconds, read=seconds)
+    return timeout
+
+
 class UpstreamRefused(PortalHTTPError):
     """403: the app's API host, chosen by the end user, resolves to a non-public address."""
 
@@ -611,7 +625,6 @@ def _send(
     if kwargs["auth"] is not None:
         user, password = kwargs["auth"]
         sent.update(make_headers(basic_auth=f"{user}:{password}"))
-    timeout = float(state.config["PORTAL_HTTP_TIMEOUT"])
     try:
         options: dict[str, Any] = {
             "body": body,
@@ -620,19 +633,22 @@ def _send(
             "retries": False,
             "preload_content": False,
             "decode_content": True,
-            "timeout": urllib3.Timeout(connect=timeout, read=timeout),
+            "timeout": _timeout(float(state.config["PORTAL_HTTP_TIMEOUT"])),
+            "assert_same_host": False,
         }
+        target = urlsplit(url)
+        request_target = target.path + ("?" + target.query if target.query else "")
         if pin is not None:
             scheme, _, port = outbound.url_host(url)
             sent["Host"] = outbound.host_header(scheme, pin.host, port)
-            target = urlsplit(url)
-            return outbound.pinned_pool(_http, scheme, pin, port).urlopen(
-                method,
-                target.path + ("?" + target.query if target.query else ""),
-                assert_same_host=False,
-                **options,
+            pool = outbound.pinned_pool(_http, scheme, pin, port)
+        else:
+            # The manager's pool for the URL's origin, asked directly: what PoolManager.urlopen
+            # does for a request that follows no redirect, without parsing the URL again.
+            pool = _http.connection_from_host(
+                target.hostname, port=target.port, scheme=target.scheme
             )
-        return _http.request(method, url, **options)
+        return pool.urlopen(method, request_target, **options)
     except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError subclass
         log.warning("proxy %s: upstream unreachable (%s)", app.slug, type(exc).__name__)
         raise UpstreamError(f"{app.title} could not be reached.") from exc
