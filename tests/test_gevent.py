@@ -88,7 +88,7 @@ def _burst(url: str, headers: dict[str, str]) -> list[tuple[int, str]]:
 def test_gevent_workers_share_pools_safely_and_refresh_once(
     shared_database: str, tmp_path: Path
 ) -> None:
-    stack = DemoStack(0, 0, 0, database_url=shared_database, worker=False)
+    stack = DemoStack(0, 0, 0, database_url=shared_database, worker=False, PORTAL_AUTO_MIGRATE=True)
     server: PortalServer | None = None
     try:
         stack.start()
@@ -135,6 +135,72 @@ def test_gevent_workers_share_pools_safely_and_refresh_once(
         assert [f for f in FAILURES if f in log] == [], log[-6000:]
         pids = set(server.access_pids())
         assert len(pids) == 2, pids  # both workers served calls
+    finally:
+        if server is not None:
+            server.stop()
+        stack.stop()
+
+
+def test_gevent_workers_refresh_two_accounts_at_once(shared_database: str, tmp_path: Path) -> None:
+    """Two accounts' refreshes in flight at the same time in one worker: each holds its
+    database write lock while it waits for the provider (0.5 s here). With SQLite, a second
+    writer must wait for the first without stopping the worker's other greenlets (SQLite's own
+    busy wait sleeps inside the C library: under gevent the whole worker, the first writer
+    included, would stop until the busy timeout and the second call would fail)."""
+    stack = DemoStack(0, 0, 0, database_url=shared_database, worker=False, PORTAL_AUTO_MIGRATE=True)
+    server: PortalServer | None = None
+    try:
+        stack.start()
+        users = []
+        for _ in range(2):
+            api = new_session(stack, f"user-gevent-{uuid.uuid4().hex[:8]}")
+            callback, _ = connect_sandbox(api)
+            assert callback.status_code == 200, callback.text[:300]
+            [account] = api.get("/connected-accounts?app=sandbox").json()["connected_accounts"]
+            users.append((api.user_id, account["id"]))
+        config = portal_config(
+            stack.portal.url,
+            stack.sandbox.url,
+            [stack.host.url],
+            PORTAL_DATABASE_URL=shared_database,
+            PORTAL_AUTO_MIGRATE=False,
+            PORTAL_RATE_LIMITS_ENABLED=False,
+        )
+        # One worker: both refreshes are greenlets of the same process.
+        server = PortalServer(
+            config, free_port(), tmp_path, "gevent1", workers=1, worker_args=GEVENT_WORKERS
+        ).ready()
+        url = f"{server.url}/portal/api/v1/proxy/sandbox/me"
+        for _, account_id in users:
+            _expire(stack, account_id)
+        requests.post(f"{stack.sandbox.url}/_sandbox/reset", timeout=5).raise_for_status()
+        slow = requests.post(
+            f"{stack.sandbox.url}/_sandbox/faults",
+            json={"token_endpoint": "timeout", "timeout_seconds": 0.5},
+            timeout=5,
+        )
+        assert slow.status_code == 200
+        calls = 40
+        barrier = threading.Barrier(calls)
+
+        def call(n: int) -> tuple[int, str]:
+            user_id = users[n % 2][0]
+            headers = {"Authorization": f"Bearer {DEMO_APP_SECRET}", "X-Portal-User-Id": user_id}
+            barrier.wait(timeout=60)
+            try:
+                answer = requests.get(url, headers=headers, timeout=120)
+            except requests.RequestException as exc:
+                return 0, repr(exc)
+            return answer.status_code, answer.text[:300]
+
+        with ThreadPoolExecutor(max_workers=calls) as pool:
+            results = list(pool.map(call, range(calls)))
+        assert [r for r in results if r[0] != 200][:3] == [], server.log()
+        stats = sandbox_stats(stack)
+        assert stats["token_requests"]["refresh_token"] == 2, stats  # one per account
+        log = server.log_path.read_text("utf-8", errors="replace")
+        assert "Using worker: gevent" in log, log[-3000:]
+        assert [f for f in FAILURES if f in log] == [], log[-6000:]
     finally:
         if server is not None:
             server.stop()
