@@ -49,10 +49,12 @@ ACCESS_TOKEN = "bench-access-token"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 NGINX = "/usr/sbin/nginx"
 #: gunicorn worker options of the proxies, by serving model. ``gevent`` is what README.md
-#: recommends for the portal service; ``gthread`` is the thread-pool model it replaced.
+#: recommends for the portal service; ``gthread`` is the thread-pool model it replaced
+#: (``gthread64``: four times the threads).
 WORKER_OPTIONS = {
     "gevent": ["-k", "gevent", "--worker-connections", "1000"],
     "gthread": ["-k", "gthread", "--threads", "16"],
+    "gthread64": ["-k", "gthread", "--threads", "64"],
 }
 SERVING = "gevent"
 #: Connections of the fast-API runs and of the slow-API (50 ms) runs.

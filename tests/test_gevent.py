@@ -205,3 +205,10 @@ def test_gevent_workers_refresh_two_accounts_at_once(shared_database: str, tmp_p
         if server is not None:
             server.stop()
         stack.stop()
+
+
+def test_readme_recommends_the_workers_tested_here() -> None:
+    """The tests above run the command README.md recommends (not some other configuration)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    command = f"gunicorn -w <cores> {' '.join(GEVENT_WORKERS)} 'portal.service:create_app()'"
+    assert command in readme
