@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -362,20 +363,32 @@ def _sqlite_begin(connection: Any) -> None:
     # Readers (Store.read): a deferred BEGIN, so they never wait for a writer under WAL.
     if connection.get_execution_options().get("portal_read_only"):
         connection.exec_driver_sql("BEGIN")
-    else:
+    elif _gevent_patched():
         begin_immediate(connection.connection.driver_connection)
+    else:
+        # Threads: SQLite's own busy wait (busy_timeout) releases the GIL while it sleeps.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _gevent_patched() -> bool:
+    """True in a process whose ``time`` module gevent has monkey-patched (gunicorn's gevent
+    workers): blocking there stops every greenlet."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("time"))
 
 
 def begin_immediate(dbapi_connection: Any, wait: float = SQLITE_LOCK_WAIT) -> None:
     """``BEGIN IMMEDIATE`` on a ``sqlite3`` connection, waiting up to ``wait`` seconds for the
-    write lock by sleeping in Python between tries (1 ms, doubling to 50 ms).
+    write lock by sleeping in Python between tries (1 ms, doubling to 50 ms): how writers
+    begin under gevent workers.
 
     SQLite's own busy wait (``PRAGMA busy_timeout``) sleeps inside the C library and holds
     the thread: under gevent workers that stops every greenlet of the process, the one that
     holds the lock included (it is waiting for an HTTP answer, e.g. a token refresh), so the
-    worker hangs until the timeout. ``time.sleep`` yields to the other greenlets under gevent
-    and releases the GIL under threads. The connection's ``busy_timeout`` is 0 for the
-    ``BEGIN`` only and restored after.
+    worker hangs until the timeout. gevent's ``time.sleep`` yields to the other greenlets.
+    (Threaded servers keep SQLite's own wait: it releases the GIL, and twenty threads polling
+    in Python would fight the lock holder for it.) The connection's ``busy_timeout`` is 0 for
+    the ``BEGIN`` only and restored after.
 
     :raises sqlite3.OperationalError: still locked after ``wait`` seconds, or any other error.
     """
