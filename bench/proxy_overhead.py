@@ -21,11 +21,12 @@ p50/p99, and the servers' CPU time per request read from ``/proc`` around each r
 sensitive to a busy machine than latencies; the proxies' figures include their own call to the
 upstream, not the upstream's work).
 
-    .venv/bin/python bench/proxy_overhead.py [--quick] [--worker gthread|gevent] [--before DIR]
+    .venv/bin/python bench/proxy_overhead.py [--quick] [--worker W] [--before DIR] [--alt-worker W]
 
 ``--before DIR`` adds a target ``before``: the portal imported from ``DIR`` (e.g. ``git archive
 <commit> portal templates static | tar -x -C DIR``), same database and settings, so a change is
-measured against the code before it in the same run.
+measured against the code before it in the same run; ``--alt-worker W`` adds a target ``alt``:
+this portal under another serving model (``gthread``, ``gthread64``, ``gevent``), side by side.
 """
 
 from __future__ import annotations
@@ -211,17 +212,22 @@ def _env(config: dict[str, Any]) -> dict[str, str]:
 
 
 def measure(
-    quick: bool = False, worker: str = SERVING, before: str | None = None
+    quick: bool = False,
+    worker: str = SERVING,
+    before: str | None = None,
+    alt_worker: str | None = None,
 ) -> dict[tuple[str, str, int], list[dict]]:
     """Every wrk run: ``{(target, "fast"|"slow", connections): [result, …]}``; a result is
     :func:`wrk`'s plus ``cpu_ms`` (server CPU per request). Targets: ``direct``, ``portal``,
     ``limited`` (portal with Redis rate limits), ``minimal``, ``nginx``, and ``before`` (the
-    portal imported from the directory ``before``) when given."""
+    portal imported from the directory ``before``) and ``alt`` (the portal under the serving
+    model ``alt_worker``) when given."""
     from portal import user_hash
     from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, portal_config
 
     seconds, rounds = (1, 1) if quick else (3, 3)
     names = ("up", "portal", "limited", "minimal", "nginx") + (("before",) if before else ())
+    names += ("alt",) if alt_worker else ()
     ports = {name: free_port() for name in names}
     upstream = f"http://127.0.0.1:{ports['up']}"
     origin = "http://127.0.0.1:9"
@@ -256,6 +262,11 @@ def measure(
             ),
             "nginx": _nginx(tmp, ports["nginx"], ports["up"]),
         }
+        if alt_worker:
+            alt = {**base, "PORTAL_BASE_URL": f"http://localhost:{ports['alt']}"}
+            servers["alt"] = _gunicorn(
+                "portal.service:create_app()", ports["alt"], _env(alt), alt_worker
+            )
         if before:
             old = {**base, "PORTAL_BASE_URL": f"http://localhost:{ports['before']}"}
             servers["before"] = _gunicorn(
@@ -274,10 +285,12 @@ def measure(
                 "minimal": f"http://127.0.0.1:{ports['minimal']}/proxy/",
                 "nginx": f"http://127.0.0.1:{ports['nginx']}/proxy/",
             }
+            if alt_worker:
+                urls["alt"] = f"http://localhost:{ports['alt']}/portal/api/v1/proxy/sandbox/"
             if before:
                 urls["before"] = f"http://localhost:{ports['before']}/portal/api/v1/proxy/sandbox/"
             auth = {"direct": ACCESS_TOKEN, "minimal": "-", "nginx": "-"}
-            for name in [u for u in urls if u in ("portal", "limited", "before")]:
+            for name in [u for u in urls if u in ("portal", "limited", "before", "alt")]:
                 root = urls[name].split("/portal/")[0]
                 for _ in range(4):  # both workers: no timed run pays for an app import
                     wait_for_http(f"{root}/portal/api/v1/")
@@ -304,6 +317,7 @@ def measure(
                         assert check.status_code == 200, (name, check.text[:300])
             plan = [("fast", c, t) for c in FAST_CONNECTIONS for t in urls]
             slow = ["direct", "portal", "minimal"] + (["before"] if before else [])
+            slow += ["alt"] if alt_worker else []
             plan += [("slow", c, t) for c in SLOW_CONNECTIONS for t in slow]
             plan += [("slow", c, "nginx") for c in SLOW_CONNECTIONS]
             results: dict[tuple[str, str, int], list[dict]] = {}
@@ -311,7 +325,7 @@ def measure(
                 for speed, connections, target in plan if i % 2 == 0 else reversed(plan):
                     path = "contacts?limit=10" if speed == "fast" else "slow/contacts?limit=10"
                     server = servers[target]
-                    org = origin if target in ("portal", "limited", "before") else ""
+                    org = origin if target in ("portal", "limited", "before", "alt") else ""
                     cpu = cpu_seconds(server)
                     result = wrk(
                         urls[target] + path, connections, seconds, f"Bearer {auth[target]}", org
@@ -332,8 +346,13 @@ def measure(
     return results
 
 
-def run(quick: bool = False, worker: str = SERVING, before: str | None = None) -> list[Row]:
-    results = measure(quick, worker, before)
+def run(
+    quick: bool = False,
+    worker: str = SERVING,
+    before: str | None = None,
+    alt_worker: str | None = None,
+) -> list[Row]:
+    results = measure(quick, worker, before, alt_worker)
 
     def m(target: str, speed: str, c: int, key: str) -> float:
         return median([r[key] for r in results[(target, speed, c)]])
@@ -358,6 +377,7 @@ def run(quick: bool = False, worker: str = SERVING, before: str | None = None) -
         )
     )
     compared = [("before", "portal before (--before)")] if before else []
+    compared += [("alt", f"portal under {alt_worker} (--alt-worker)")] if alt_worker else []
     for target, label in (
         *compared,
         ("limited", "portal, rate limits on (Redis)"),
@@ -385,7 +405,8 @@ def run(quick: bool = False, worker: str = SERVING, before: str | None = None) -
             None,
         )
     )
-    for target in ("portal", "minimal", "nginx", "limited", *(["before"] if before else [])):
+    others = (["before"] if before else []) + (["alt"] if alt_worker else [])
+    for target in ("portal", "minimal", "nginx", "limited", *others):
         rows.append(
             Row(
                 f"14.1 throughput, 64 conn, fast API: {target}",
@@ -430,7 +451,8 @@ def run(quick: bool = False, worker: str = SERVING, before: str | None = None) -
                 added <= 5.0,
             )
         )
-        for target in ("minimal", "nginx", "before") if before else ("minimal", "nginx"):
+        extra = (["before"] if before else []) + (["alt"] if alt_worker else [])
+        for target in ("minimal", "nginx", *extra):
             rows.append(
                 Row(
                     f"14.2 50 ms API, {c} conn: {target}",
@@ -451,8 +473,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks it runs")
     parser.add_argument("--worker", choices=sorted(WORKER_OPTIONS), default=SERVING)
     parser.add_argument("--before", metavar="DIR", help="also serve the portal found in DIR")
+    parser.add_argument(
+        "--alt-worker", choices=sorted(WORKER_OPTIONS), help="also serve the portal under this"
+    )
     args = parser.parse_args()
-    print(table(run(args.quick, args.worker, args.before)))
+    print(table(run(args.quick, args.worker, args.before, args.alt_worker)))
 
 
 if __name__ == "__main__":
