@@ -324,9 +324,9 @@ def account_app(
 @dataclass
 class ProxyResponse:
     """What the proxy answers: upstream status, filtered headers, and the body: a list of
-    one ``bytes`` when the upstream said a length of at most :data:`CHUNK_SIZE` (read at
-    once, so the answer carries a ``Content-Length`` and goes out unchunked), else a stream
-    of chunks."""
+    one ``bytes`` when the upstream said a length of at most :data:`CHUNK_SIZE` and no
+    content encoding (read at once, so the answer carries a ``Content-Length`` and goes out
+    unchunked), else a stream of chunks."""
 
     status: int
     headers: list[tuple[str, str]]
@@ -406,7 +406,10 @@ def forward(
     out_headers = response_headers(response.headers.items())
     if method != "HEAD" and response.status not in (204, 304) and response.status >= 200:
         length = response.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) <= CHUNK_SIZE:
+        # Not when encoded: a small gzip body can decode to a thousand times its size, which
+        # the stream below never holds in memory at once.
+        encoded = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if length.isdigit() and int(length) <= CHUNK_SIZE and encoded in ("", "identity"):
             try:
                 data = response.read(decode_content=True)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
