@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 CHROMIUM ?= /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install install-test chromium lint typecheck pytest clean bench wrk sdk
+.PHONY: demo test install install-test chromium lint typecheck pytest clean bench wrk nginx sdk
 
 $(BIN)/python:
 	@echo "==> creating the virtualenv $(VENV)"
@@ -29,7 +29,11 @@ chromium:
 wrk:
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 
-bench: install-test chromium wrk
+# nginx is the physical-limit row of bench/proxy_overhead.py (its own config in a temp dir).
+nginx:
+	@[ -x /usr/sbin/nginx ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nginx-light; }
+
+bench: install-test chromium wrk nginx
 	cd bench && ../$(BIN)/python run.py
 
 # Rebuild static/portal.min.js (the file the script tag loads) from static/portal.js.

@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the portal of this checkout, whatever the venv installed
 # Per-request access logs of the in-process portals would drown the figures.
 logging.getLogger("portal").setLevel(logging.WARNING)
 CHROMIUM = os.environ.get("PORTAL_BENCH_CHROMIUM", "/usr/bin/chromium")

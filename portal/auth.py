@@ -168,10 +168,17 @@ def normalize_origin(value: str | None) -> str | None:
     """``scheme://host[:port]`` in lowercase, default ports dropped; ``None`` if not an origin.
 
     Origins are compared as RFC 6454 serialisations; anything with a path, user info, query or
-    fragment, or a scheme other than http/https, is not an origin.
+    fragment, or a scheme other than http/https, is not an origin. (A pure function of the
+    string: the last 1,024 answers are remembered, since every API call normalises its
+    ``Origin``.)
     """
     if not value or not isinstance(value, str) or len(value) > 255:
         return None
+    return _normalize_origin(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalize_origin(value: str) -> str | None:
     try:
         parts = urlsplit(value.strip())
         port = parts.port

@@ -123,8 +123,31 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("n", logging.INFO, "p", 1, "m"
 }
 
 
+#: Words one of which every rule of :data:`_RULES` needs to find in a text (lower case): an
+#: ASCII text holding none of them (the access line of most requests, the portal's own ids)
+#: has nothing to mask and is left as it is without running the rules.
+TRIGGER_WORDS = tuple(
+    sorted(
+        {"authorization", "cookie", "api-key", "access-token", "bearer", "basic"}
+        | {n.lower() for n in SECRET_NAMES}
+    )
+)
+
+
+def may_hold_secret(text: str) -> bool:
+    """False only when a rule of :func:`redact` cannot match in ``text``: it is ASCII and
+    contains none of :data:`TRIGGER_WORDS` in any case. Non-ASCII text always counts (the
+    rules' case-insensitive matching also takes ``\u017f`` for ``s``, ``\u212a`` for ``k``)."""
+    if not text.isascii():
+        return True
+    lower = text.lower()
+    return any(word in lower for word in TRIGGER_WORDS)
+
+
 def redact(text: str) -> str:
     """``text`` with everything that looks like a credential replaced by :data:`REDACTED`."""
+    if not may_hold_secret(text):
+        return text
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)
     return text
@@ -177,7 +200,8 @@ def end_request(response: Response) -> Response:
 
     The access line is ``portal.access`` at INFO (WARNING for 5xx) with ``extra`` fields
     ``status`` and ``duration_ms`` (time until the response object is ready; a streamed body
-    is not included).
+    is not included), followed by what the request's services added
+    (:func:`add_to_access_line`: the proxy's upstream status and time).
     """
     rid = request_id()
     if rid is not None:
@@ -187,16 +211,51 @@ def end_request(response: Response) -> Response:
     started = g.get("_portal_request_start")
     duration = (time.perf_counter() - started) * 1000 if started is not None else 0.0
     level = logging.WARNING if response.status_code >= 500 else logging.INFO
+    extra: dict[str, Any] = {"status": response.status_code, "duration_ms": round(duration, 3)}
+    notes: list[str] | None = g.get("_portal_access_notes")
+    if notes is None:
+        access_log.log(
+            level,
+            "%s %s %d %.1f ms",
+            printable(request.method),
+            printable(request.path),
+            response.status_code,
+            duration,
+            extra=extra,
+        )
+        return response
+    extra.update(g._portal_access_fields)
     access_log.log(
         level,
-        "%s %s %d %.1f ms",
+        "%s %s %d %.1f ms; %s",
         printable(request.method),
         printable(request.path),
         response.status_code,
         duration,
-        extra={"status": response.status_code, "duration_ms": round(duration, 3)},
+        "; ".join(notes),
+        extra=extra,
     )
     return response
+
+
+def add_to_access_line(note: str, fields: dict[str, Any]) -> bool:
+    """Say ``note`` (a finished sentence) in this request's access line instead of a line of
+    its own (one log line per proxied call, not two), with ``fields`` among the line's
+    ``extra`` fields (a later note's field of the same name wins). ``note`` is redacted with
+    the rest of the line: it must not carry what the caller sent (no path, no query).
+
+    :returns: ``False`` outside a portal request (there is no access line to come): the caller
+        logs ``note`` itself.
+    """
+    if not has_request_context() or g.get("_portal_request_start") is None:
+        return False
+    notes: list[str] | None = g.get("_portal_access_notes")
+    if notes is None:
+        g._portal_access_notes = notes = []
+        g._portal_access_fields = {}
+    notes.append(note)
+    g._portal_access_fields.update(fields)
+    return True
 
 
 def install(bp: Blueprint) -> None:

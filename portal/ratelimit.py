@@ -67,7 +67,13 @@ def create_limiter(app: Flask) -> Limiter:
 
 
 def install(app: Flask, limiter: Limiter) -> None:
-    """Wrap the portal's limited view functions of ``app`` (after the blueprint is registered)."""
+    """Wrap the portal's limited view functions of ``app`` (after the blueprint is registered).
+
+    Nothing is wrapped while the limiter is disabled (``PORTAL_RATE_LIMITS_ENABLED`` false):
+    a wrapper that only finds the limiter off still costs every call of the hot proxy route.
+    """
+    if not limiter.enabled:
+        return
     views: dict[str, Any] = app.view_functions
     table: list[tuple[str, str, str, Callable[[], str]]] = [
         ("api_create_session", "PORTAL_RATE_LIMIT_SESSIONS", "sessions", session_key),

@@ -9,6 +9,9 @@ version table is ``portal_alembic_version`` so it never collides with the host's
 from __future__ import annotations
 
 import json
+import sqlite3
+import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -447,12 +450,58 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: Longest wait for SQLite's write lock, in seconds (as ``PRAGMA busy_timeout``).
+SQLITE_LOCK_WAIT = 30.0
+
+
 def _sqlite_begin(connection: Any) -> None:
-    # Writers: BEGIN IMMEDIATE takes the write lock up front, so two writers wait
-    # (busy_timeout) instead of one failing with "database is locked" when it upgrades a read
-    # lock. It also makes a refresh single-flight across processes (portal.credentials).
+    # Writers: BEGIN IMMEDIATE takes the write lock up front, so two writers wait instead of
+    # one failing with "database is locked" when it upgrades a read lock. It also makes a
+    # refresh single-flight across processes (portal.credentials).
     # Readers (Store.read): a deferred BEGIN, so they never wait for a writer under WAL.
     if connection.get_execution_options().get("portal_read_only"):
         connection.exec_driver_sql("BEGIN")
+    elif _gevent_patched():
+        begin_immediate(connection.connection.driver_connection)
     else:
+        # Threads: SQLite's own busy wait (busy_timeout) releases the GIL while it sleeps.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _gevent_patched() -> bool:
+    """True in a process whose ``time`` module gevent has monkey-patched (gunicorn's gevent
+    workers): blocking there stops every greenlet."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("time"))
+
+
+def begin_immediate(dbapi_connection: Any, wait: float = SQLITE_LOCK_WAIT) -> None:
+    """``BEGIN IMMEDIATE`` on a ``sqlite3`` connection, waiting up to ``wait`` seconds for the
+    write lock by sleeping in Python between tries (1 ms, doubling to 50 ms): how writers
+    begin under gevent workers.
+
+    SQLite's own busy wait (``PRAGMA busy_timeout``) sleeps inside the C library and holds
+    the thread: under gevent workers that stops every greenlet of the process, the one that
+    holds the lock included (it is waiting for an HTTP answer, e.g. a token refresh), so the
+    worker hangs until the timeout. gevent's ``time.sleep`` yields to the other greenlets.
+    (Threaded servers keep SQLite's own wait: it releases the GIL, and twenty threads polling
+    in Python would fight the lock holder for it.) The connection's ``busy_timeout`` is 0 for
+    the ``BEGIN`` only and restored after.
+
+    :raises sqlite3.OperationalError: still locked after ``wait`` seconds, or any other error.
+    """
+    deadline = time.monotonic() + wait
+    delay = 0.001
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT * 1000)}")

@@ -147,11 +147,17 @@ class Proc:
 
 class PortalServer(Proc):
     """A portal served on ``127.0.0.1:<port>``: one threaded werkzeug process, or gunicorn
-    with ``workers`` sync workers (``access_log`` then records ``<pid> <request line>
-    <status>`` per request)."""
+    with ``workers`` workers, sync unless ``worker_args`` say otherwise (``("-k", "gevent")``;
+    ``access_log`` then records ``<pid> <request line> <status>`` per request)."""
 
     def __init__(
-        self, config: dict[str, Any], port: int, workdir: Path, name: str, workers: int = 0
+        self,
+        config: dict[str, Any],
+        port: int,
+        workdir: Path,
+        name: str,
+        workers: int = 0,
+        worker_args: tuple[str, ...] = (),
     ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -163,6 +169,7 @@ class PortalServer(Proc):
                 "--bind", f"127.0.0.1:{port}",
                 "--access-logfile", str(self.access_log),
                 "--access-logformat", "%(p)s %(m)s %(U)s %(s)s",
+                *worker_args,
                 "portal.service:create_app()",
             ]  # fmt: skip
         else:

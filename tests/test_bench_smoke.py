@@ -62,9 +62,10 @@ def test_refresh_coalescing_sends_exactly_one_refresh() -> None:
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make wrk)")
+@pytest.mark.skipif(not Path("/usr/sbin/nginx").exists(), reason="Debian's nginx-light is missing")
 def test_proxy_overhead_runs() -> None:
     rows = bench("proxy_overhead").run(quick=True)
-    assert len(rows) == 6 and all(r.figure for r in rows)
+    assert len(rows) == 19 and all(r.figure for r in rows)
 
 
 def test_storage_scale_runs() -> None:

@@ -167,11 +167,7 @@ def test_the_walk_sees_function_level_imports_and_skips_type_checking(tmp_path: 
 
 #: Imports that close a cycle in a file another branch owns, each with who removes it. They are
 #: left out of the graph, and must still be there: when one is gone, delete its entry here.
-KNOWN_EDGES = {
-    # views/proxy.py takes current_portal from portal.extension; it belongs to the proxy
-    # performance work, which moves its import to portal.state.
-    ("portal.views.proxy", "portal.extension"): "removed by the proxy performance work",
-}
+KNOWN_EDGES: dict[tuple[str, str], str] = {}
 
 
 def test_no_import_cycle_in_portal() -> None:

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -188,6 +188,16 @@ def _current_count(store: Store, sealer: Sealer) -> int:
         )
 
 
+
+def _wait_for(done: Callable[[], bool], what: str, failures: list[str], timeout: float = 120) -> None:
+    """Wait until ``done()`` (polled every 10 ms); fail naming ``what`` and the first failures
+    after ``timeout`` seconds (a bound for a stuck server, not a speed requirement)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"no {what} in {timeout:.0f} s: {failures[:5]}"
+        time.sleep(0.01)
+
+
 def test_rotate_keys_resumes_after_sigkill_while_serving(
     shared_database: str, tmp_path: Path
 ) -> None:
@@ -247,13 +257,15 @@ def test_rotate_keys_resumes_after_sigkill_while_serving(
         threads = [threading.Thread(target=load, args=(n,), daemon=True) for n in range(THREADS)]
         for thread in threads:
             thread.start()
-        time.sleep(1.0)  # the load is under way (first refreshes included) before rotating
+        # The load is under way (first refreshes included) before rotating: wait on answers,
+        # not on a clock, so a busy machine only makes this slower.
+        _wait_for(lambda: statuses[200] >= THREADS, "the load's first answers", failures)
 
         # 3. rotate-keys, SIGKILLed after a few committed batches. It pauses after each batch
         # (holding no lock), so the test takes the write lock in that pause: SQLite's busy
         # handler is not first-come-first-served, and a rotate-keys competing for the lock
         # could otherwise commit every remaining batch before the test got it.
-        lock = _WriteLock(shared_database)  # connected now, taken in one statement below
+        write_lock = _WriteLock(shared_database)  # connected now, taken in one statement below
         rotate = flask_command(
             rotated_config,
             ["portal", "rotate-keys", "--batch-size", str(BATCH), "--pause", "0.5"],
@@ -269,9 +281,9 @@ def test_rotate_keys_resumes_after_sigkill_while_serving(
             assert rotate.proc.poll() is None, f"rotate-keys ended early:\n{rotate.log()}"
             assert time.monotonic() < deadline, rotate.log()
             time.sleep(0.002)
-        with lock.hold():  # its next batch waits here: it dies part way
+        with write_lock.hold():  # its next batch waits here: it dies part way
             rotate.kill()
-        lock.close()
+        write_lock.close()
         partial = _current_count(store, Sealer([new]))
         assert partial < ACCOUNTS, "the first run finished before it was killed"
         committed = max(int(m.group(1)) for m in PROGRESS.finditer(rotate.log_path.read_text()))
@@ -292,11 +304,13 @@ def test_rotate_keys_resumes_after_sigkill_while_serving(
         assert summary, again.log()
         assert int(summary.group(1)) + int(summary.group(2)) == ACCOUNTS
         assert int(summary.group(2)) >= committed  # rows the first run committed were skipped
-        time.sleep(1.0)  # keep the load on a moment after the rotation
+        # Keep the load on until answers arrive after the rotation too.
+        rotated_at = statuses[200]
+        _wait_for(lambda: statuses[200] > rotated_at, "an answer after the rotation", failures)
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
-        assert statuses[200] > THREADS, statuses
+        assert statuses[200] > rotated_at >= THREADS, statuses
         assert not failures, (statuses, failures[:5], serving.log())
         serving.stop()
         # Nor did the portal answer 5xx to a request after its client had given up.

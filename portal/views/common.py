@@ -129,7 +129,8 @@ def _headers(response: Response) -> Response:
     is_static = request.endpoint == "portal.static"
     if not is_static:
         headers["Cache-Control"] = "no-store"
-        headers.setdefault("Content-Security-Policy", content_security_policy())
+        if "Content-Security-Policy" not in headers:  # the proxy's is set: not rebuilt
+            headers["Content-Security-Policy"] = content_security_policy()
     if "/api/" in request.path and (origin := _cors_origin()) is not None:
         headers["Access-Control-Allow-Origin"] = origin
         headers["Access-Control-Allow-Headers"] = ALLOWED_CORS_HEADERS

@@ -2,68 +2,41 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
-from sqlalchemy import bindparam, select
 from werkzeug.routing import PathConverter
 
 from .. import proxy
 from ..errors import PayloadTooLarge, ResourceNotFound
-from ..extension import current_portal
-from ..store import ConnectedAccount
+from ..state import current_portal
 from .common import current_caller
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 #: Query parameters the portal reads itself and never forwards.
 OWN_PARAMS = frozenset({"connectedAccountId", "user_id"})
-#: What the proxy reads of the account row (:class:`portal.credentials.SealedRow`): only the
-#: caller's project's rows, for the caller's user id, of this app.
-_OWNED = select(
-    ConnectedAccount.id,
-    ConnectedAccount.user_id,
-    ConnectedAccount.app,
-    ConnectedAccount.credentials,
-).where(
-    ConnectedAccount.project == bindparam("project"),
-    ConnectedAccount.user_id == bindparam("user_id"),
-    ConnectedAccount.app == bindparam("app"),
-)
-#: The caller's most recently modified account of the app (list_accounts' first), built once.
-LATEST_ACCOUNT = _OWNED.order_by(ConnectedAccount.modified_at.desc(), ConnectedAccount.id).limit(1)
-#: ``?connectedAccountId=``, only when it is the caller's and of this app.
-NAMED_ACCOUNT = _OWNED.where(ConnectedAccount.id == bindparam("id"))
 
 
 def proxy_request(app: str, path: str) -> Response:
     """Send the request to the app's API with the end user's credentials; stream the answer.
 
     The account is ``?connectedAccountId=`` when given, else the user's most recently modified
-    account of the app. Upstream status and body come back as they are.
+    account of the app (:func:`portal.proxy.owned_account`: only the caller's project's and
+    user's rows of this app). Upstream status and body come back as they are.
     """
     caller = current_caller()
     definition = current_portal.app(app)
     if definition is None:
         raise ResourceNotFound(f"No app called {app!r}.", code="unknown_app")
     account_id = request.args.get("connectedAccountId")
-    # One Core read of the few columns needed (the hot path: no ORM objects). The row must be
-    # the caller's (project and user) and of this app, exactly as list_accounts would have it.
-    params = {
-        "project": caller.project,
-        "user_id": caller.user_id,
-        "app": definition.slug,
-        "id": account_id,
-    }
-    with current_portal.store.read_connection() as connection:
-        account = connection.execute(
-            LATEST_ACCOUNT if account_id is None else NAMED_ACCOUNT, params
-        ).first()
+    account = proxy.owned_account(
+        current_portal, caller.project, caller.user_id, definition.slug, account_id
+    )
     if account is None:
         if account_id is None:
             raise ResourceNotFound(
                 f"No {definition.title} account is connected.", code="not_connected"
             )
         raise ResourceNotFound("No such connected account.")
-    account_id = account.id
     limit = int(current_portal.config["PORTAL_PROXY_MAX_BODY"])
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge("The request body is too large.")
@@ -77,7 +50,7 @@ def proxy_request(app: str, path: str) -> Response:
     result = proxy.forward(
         current_portal,
         definition,
-        account_id,
+        account.id,
         method=request.method,
         path=path,
         query=query,
@@ -86,7 +59,8 @@ def proxy_request(app: str, path: str) -> Response:
         account=account,
         owner=(caller.project, caller.user_id),
     )
-    return Response(stream_with_context(result.body), status=result.status, headers=result.headers)
+    # No stream_with_context: the body's generator needs nothing of the request.
+    return Response(result.body, status=result.status, headers=result.headers)
 
 
 class AnyPathConverter(PathConverter):
