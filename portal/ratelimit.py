@@ -72,6 +72,7 @@ def install(app: Flask, limiter: Limiter) -> None:
     table: list[tuple[str, str, str, Callable[[], str]]] = [
         ("api_create_session", "PORTAL_RATE_LIMIT_SESSIONS", "sessions", session_key),
         ("api_connect_tickets", "PORTAL_RATE_LIMIT_CONNECT", "connect-tickets", end_user_key),
+        ("api_reconnect_account", "PORTAL_RATE_LIMIT_CONNECT", "connect-tickets", end_user_key),
         ("connect", "PORTAL_RATE_LIMIT_CONNECT", "connect", ticket_user_key),
         ("api_proxy", "PORTAL_RATE_LIMIT_PROXY", "proxy", end_user_key),
         ("api_proxy", "PORTAL_RATE_LIMIT_PROXY_APP_KEY", "proxy-app", app_key),

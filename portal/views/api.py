@@ -284,6 +284,45 @@ def create_connect_ticket() -> tuple[Response, int]:
     return jsonify(result), 201
 
 
+def reconnect_connected_account(account_id: str) -> tuple[Response, int]:
+    """``POST /api/v1/connected-accounts/<id>/reconnect`` ``{opener?}``: a single-use connect
+    ticket that re-authorizes this account (same id, label and flows; new credentials). The
+    end user must sign in as the same external account, else the attempt fails with
+    ``wrong_account`` and the account is left as it was. Another user's or another project's
+    account id is a 404.
+
+    :returns: 201 ``{ticket, connect_url, attempt_id, expires_at, connectedAccountId}``.
+    """
+    caller = current_caller()
+    body = _json_body() if request.get_data() else {}
+    opener = body.get("opener", "host")
+    if opener not in ("host", "frame"):
+        raise InvalidRequest("`opener` must be 'host' or 'frame'.")
+    account = account_service.user_account(
+        current_portal.store, caller.user_id, account_id, project=caller.project
+    )
+    definition = _app_or_404(account.app)
+    host_origin = caller.host_origin or own_origin()
+    opener_origin = host_origin if opener == "host" else own_origin()
+    ticket, attempt_id, expires_at = current_portal.tokens.issue_ticket(
+        caller.user_id,
+        definition.slug,
+        host_origin,
+        opener_origin,
+        project=caller.project,
+        reconnect=account.id,
+    )
+    connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
+    result = {
+        "ticket": ticket,
+        "connect_url": connect_url,
+        "attempt_id": attempt_id,
+        "expires_at": _iso(expires_at),
+        "connectedAccountId": account.id,
+    }
+    return jsonify(result), 201
+
+
 def get_connect_attempt(attempt_id: str) -> Response:
     """``GET /api/v1/connect-attempts/<id>``: the popup's result, for an opener that lost it.
 
@@ -326,6 +365,12 @@ def register(bp: Blueprint) -> None:
         "api_delete_account",
         delete_connected_account,
         methods=["DELETE"],
+    )
+    bp.add_url_rule(
+        f"{prefix}/connected-accounts/<account_id>/reconnect",
+        "api_reconnect_account",
+        reconnect_connected_account,
+        methods=["POST"],
     )
     bp.add_url_rule(
         f"{prefix}/connect-tickets", "api_connect_tickets", create_connect_ticket, methods=["POST"]
