@@ -367,7 +367,23 @@ def _app_paths(api: str) -> dict[str, Schema]:
 
 
 def _account_paths(api: str) -> dict[str, Schema]:
-    """Connected accounts: list, read, revoke and delete."""
+    """Connected accounts: list, read, revoke and delete, reconnect."""
+    string = {"type": "string"}
+    reconnect_ticket = _object(
+        "ticket",
+        "connect_url",
+        "attempt_id",
+        "expires_at",
+        "connectedAccountId",
+        ticket=string,
+        connect_url=string,
+        attempt_id=string,
+        expires_at=_ISO,
+        connectedAccountId=string,
+    )
+    reconnect_request = _object(
+        opener={"type": "string", "enum": ["host", "frame"], "default": "host"}
+    )
     return {
         f"{api}/connected-accounts": {
             "get": _op(
@@ -397,6 +413,23 @@ def _account_paths(api: str) -> dict[str, Schema]:
                     "404": _error("Not found."),
                     **_UNAUTHORIZED,
                 },
+            ),
+        },
+        f"{api}/connected-accounts/{{account_id}}/reconnect": {
+            "parameters": [_path_param("account_id")],
+            "post": _op(
+                "A single-use connect ticket that re-authorizes this account: it keeps its id,"
+                " label and flows, its credentials are replaced (webhook account.reconnected)."
+                " Signing in as another external account fails the attempt with wrong_account.",
+                {
+                    "201": _json(reconnect_ticket, "The ticket."),
+                    "400": _error("Invalid body."),
+                    "404": _error("Not found (another user's or project's id too)."),
+                    "413": _error("Body too large."),
+                    **_UNAUTHORIZED,
+                    **_RATE_LIMITED,
+                },
+                requestBody={**_json_body(reconnect_request), "required": False},
             ),
         },
     }

@@ -7,7 +7,9 @@ sandbox's consent page lets the test sign in as another demo user, which is the 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,6 +17,7 @@ import pytest
 import requests
 from conftest import Api, Browser, connect_sandbox, new_session
 from flask import Flask
+from readme_blocks import block, fill
 from sqlalchemy import func, select
 
 from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DemoStack
@@ -191,3 +194,30 @@ def test_bad_body_is_400(stack: DemoStack, api: Api, body: str) -> None:
         timeout=10,
     )
     assert answer.status_code == 400, answer.text
+
+
+@pytest.mark.readme("Reconnect an account, keeping its id", 0)
+def test_readme_reconnect_curl_as_written(stack: DemoStack, sandbox: str, api: Api) -> None:
+    """The README's curl line, run by curl, gives a ticket whose flow keeps the account id."""
+    first, _ = connect_sandbox(api)
+    account_id = result_of(first.text)["payload"]["connectedAccountId"]
+    code = block("Reconnect an account, keeping its id", 0).code
+    command = fill(
+        code.split("\n# ->", 1)[0],
+        {"https://portal.example": stack.portal.url, "u-42": api.user_id},
+    )
+    env = {"PATH": os.environ["PATH"], "APP_SECRET": DEMO_APP_SECRET, "ACCOUNT_ID": account_id}
+    result = subprocess.run(
+        ["sh", "-c", command], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    promised = re.search(r"# -> (\{.*\})", code)
+    assert promised
+    assert set(answer) == set(re.findall(r'"(\w+)":', promised.group(1)))
+    assert answer["connectedAccountId"] == account_id
+    browser = Browser()
+    started = browser.start(answer["connect_url"])
+    consent = browser.consent(started.headers["Location"])
+    again = browser.callback(consent.callback_url)
+    assert result_of(again.text)["payload"]["connectedAccountId"] == account_id
