@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from .. import accounts as account_service
-from .. import attempts
+from .. import attempts, connect_links
 from ..auth import (
     app_key_for_secret,
     bearer_token,
@@ -323,6 +323,71 @@ def reconnect_connected_account(account_id: str) -> tuple[Response, int]:
     return jsonify(result), 201
 
 
+def _server_project() -> str:
+    """The app key whose secret is this request's bearer (server-to-server routes only).
+
+    :raises AuthenticationFailed: 401 ``invalid_app_secret``, no or an unknown app secret.
+    """
+    secret = bearer_token(request.headers.get("Authorization"))
+    app_key = (
+        app_key_for_secret(current_portal.config["PORTAL_APP_KEYS"], secret) if secret else None
+    )
+    if app_key is None:
+        raise AuthenticationFailed(
+            "This route needs 'Authorization: Bearer <app secret>'.", code="invalid_app_secret"
+        )
+    return app_key
+
+
+def create_connect_link() -> tuple[Response, int]:
+    """``POST /api/v1/connect-links`` ``{userId, app, expiresIn?, successUrl?, errorUrl?}``
+    (app secret): a single-use, expiring, revocable hosted connect link
+    (:mod:`portal.connect_links`). ``successUrl``/``errorUrl`` must be on
+    ``PORTAL_ALLOWED_ORIGINS`` (else 400 ``invalid_redirect``); ``expiresIn`` is in seconds
+    (default 1800, at most 604800).
+
+    :returns: 201 ``{id, url, expires_at}``.
+    """
+    project = _server_project()
+    body = _json_body()
+    state = current_portal
+    user_id = check_user_id(body.get("userId"), state.config["PORTAL_USER_ID_MAX_LENGTH"])
+    slug = body.get("app")
+    if not isinstance(slug, str):
+        raise InvalidRequest("`app` is required.", code="invalid_app")
+    definition = _app_or_404(slug)
+    expires_in = connect_links.ttl(body.get("expiresIn"))
+    success_url = connect_links.allowed_url(state, body.get("successUrl"), "successUrl")
+    error_url = connect_links.allowed_url(state, body.get("errorUrl"), "errorUrl")
+    created = connect_links.create(
+        state,
+        project=project,
+        user_id=user_id,
+        app=definition.slug,
+        expires_in=expires_in,
+        success_url=success_url,
+        error_url=error_url,
+    )
+    url = own_origin() + url_for("portal.connect_link", token=created.token)
+    result = {
+        "id": created.id,
+        "url": url,
+        "expires_at": created.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return jsonify(result), 201
+
+
+def revoke_connect_link(link_id: str) -> Response:
+    """``DELETE /api/v1/connect-links/<id>`` (app secret): the link opens nothing any more.
+    Another project's link id is a 404.
+
+    :returns: ``{id, revoked: true}``.
+    """
+    project = _server_project()
+    connect_links.revoke(current_portal, link_id, project=project)
+    return jsonify({"id": link_id, "revoked": True})
+
+
 def get_connect_attempt(attempt_id: str) -> Response:
     """``GET /api/v1/connect-attempts/<id>``: the popup's result, for an opener that lost it.
 
@@ -371,6 +436,15 @@ def register(bp: Blueprint) -> None:
         "api_reconnect_account",
         reconnect_connected_account,
         methods=["POST"],
+    )
+    bp.add_url_rule(
+        f"{prefix}/connect-links", "api_connect_links", create_connect_link, methods=["POST"]
+    )
+    bp.add_url_rule(
+        f"{prefix}/connect-links/<link_id>",
+        "api_revoke_connect_link",
+        revoke_connect_link,
+        methods=["DELETE"],
     )
     bp.add_url_rule(
         f"{prefix}/connect-tickets", "api_connect_tickets", create_connect_ticket, methods=["POST"]
