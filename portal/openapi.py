@@ -486,6 +486,54 @@ def _connect_paths(api: str) -> dict[str, Schema]:
     }
 
 
+def _connect_link_paths(api: str) -> dict[str, Schema]:
+    """Hosted connect links (app secret): create one, revoke one."""
+    string = {"type": "string"}
+    url = {"type": "string", "format": "uri"}
+    link = _object("id", "url", "expires_at", id=string, url=url, expires_at=_ISO)
+    link_request = _object(
+        "userId",
+        "app",
+        userId=string,
+        app=string,
+        expiresIn={"type": "integer", "minimum": 60, "maximum": 604800, "default": 1800},
+        successUrl=url,
+        errorUrl=url,
+    )
+    revoked = _object("id", "revoked", id=string, revoked={"type": "boolean"})
+    return {
+        f"{api}/connect-links": {
+            "post": _op(
+                "A single-use, expiring hosted connect link for one end user and app: the URL"
+                " opens the connect flow on the portal's origin, then goes to successUrl or"
+                " errorUrl (allowed origins only) with the attempt id.",
+                {
+                    "201": _json(link, "The link (its token is in url, shown once)."),
+                    "400": _error("Invalid body, successUrl/errorUrl or expiresIn."),
+                    "401": _error("Missing or unknown app secret."),
+                    "404": _error("No such app."),
+                    "413": _error("Body too large."),
+                    **_RATE_LIMITED,
+                },
+                security=[{"appSecret": []}],
+                requestBody=_json_body(link_request),
+            )
+        },
+        f"{api}/connect-links/{{link_id}}": {
+            "delete": _op(
+                "Revoke a connect link (another project's id is a 404).",
+                {
+                    "200": _json(revoked, "Revoked."),
+                    "401": _error("Missing or unknown app secret."),
+                    "404": _error("Not found."),
+                },
+                security=[{"appSecret": []}],
+                parameters=[_path_param("link_id")],
+            )
+        },
+    }
+
+
 def _proxy_paths(api: str) -> dict[str, Schema]:
     """The proxy: any method, any path under the app's API base."""
     upstream = {
@@ -638,6 +686,7 @@ _PATH_GROUPS = (
     _app_paths,
     _account_paths,
     _connect_paths,
+    _connect_link_paths,
     _proxy_paths,
     _function_paths,
     _event_paths,

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Browser, database_url, sandbox_stats
+from conftest import Browser, database_url, migrations_head, sandbox_stats
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect, select, text
@@ -36,6 +36,7 @@ from portal.store import (
     AppEventRun,
     ConnectAttempt,
     ConnectedAccount,
+    ConnectLink,
     FunctionCall,
     Store,
     WebhookOutbox,
@@ -100,6 +101,12 @@ def two_projects(make_app: Any, stack: DemoStack, sandbox: str) -> Iterator[dict
         run_due(app.extensions["portal"])
     event = client.get(f"{PREFIX}/api/v1/events/{triggered.json['id']}", headers=a_server).json
     assert [r["status"] for r in event["runs"]] == ["succeeded"], event
+    link = client.post(
+        f"{PREFIX}/api/v1/connect-links",
+        json={"userId": user, "app": "sandbox"},
+        headers=a_server,
+    )
+    assert link.status_code == 201, link.json
     yield {
         "app": app,
         "user": user,
@@ -109,6 +116,7 @@ def two_projects(make_app: Any, stack: DemoStack, sandbox: str) -> Iterator[dict
         "label": account["label"],
         "attempt_id": ticket["attempt_id"],
         "event_id": event["id"],
+        "link_id": link.json["id"],
         "run_ids": [r["id"] for r in event["runs"]],
         "a_server": a_server,
     }
@@ -155,6 +163,7 @@ def fill(path: str, env: dict[str, Any]) -> str:
         "name": "sandbox-list-contacts",
         "app_key": A,
         "id": env["event_id"],
+        "link_id": env["link_id"],
     }
 
     def one(match: re.Match[str]) -> str:
@@ -170,6 +179,8 @@ def body_for(path: str, env: dict[str, Any]) -> dict[str, Any]:
         return {"userId": env["user"], "origin": env["origin"]}
     if path.endswith("/connect-tickets"):
         return {"app": "sandbox"}
+    if path.endswith("/connect-links"):
+        return {"userId": env["user"], "app": "sandbox"}
     if path.endswith("/invoke"):
         return {"params": {}, "connectedAccountId": env["account_id"]}
     if path.endswith("/trigger"):
@@ -210,7 +221,13 @@ def test_every_api_route_hides_project_a_from_project_b(
     env = two_projects
     app: Flask = env["app"]
     client = app.test_client()
-    forbidden = {env["account_id"], env["attempt_id"], env["event_id"], *env["run_ids"]}
+    forbidden = {
+        env["account_id"],
+        env["attempt_id"],
+        env["event_id"],
+        env["link_id"],
+        *env["run_ids"],
+    }
     before = sandbox_stats(stack)
     calls = 0
     for kind, (headers, scheme) in credentials_of(B, env, client).items():
@@ -268,6 +285,9 @@ def test_every_api_route_hides_project_a_from_project_b(
     assert attempt["connectedAccountId"] == env["account_id"]
     event = client.get(f"{PREFIX}/api/v1/events/{env['event_id']}", headers=a).json
     assert [r["id"] for r in event["runs"]] == env["run_ids"]
+    with app.extensions["portal"].store.read() as db:
+        link = db.get(ConnectLink, env["link_id"])
+        assert link is not None and link.revoked_at is None  # B's DELETE did not revoke it
     proxied = client.get(f"{PREFIX}/api/v1/proxy/sandbox/contacts", headers=a)
     proxied.get_data()
     proxied.close()
@@ -461,7 +481,7 @@ def test_migration_0004_gives_existing_rows_the_only_project(shared_database: st
     store.upgrade("0003")
     _seed_0003(shared_database)
     store.upgrade(app_keys=[A])
-    assert store.current_revision() == "0004"
+    assert store.current_revision() == migrations_head()
     assert all(v == {A} for v in _projects(shared_database).values())
     engine = create_engine(shared_database)
     with engine.connect() as conn:
@@ -515,7 +535,7 @@ def test_migration_0004_of_empty_tables_needs_no_key(shared_database: str, keys:
     store = Store(shared_database)
     store.upgrade("0003")
     store.upgrade(app_keys=keys)
-    assert store.current_revision() == "0004"
+    assert store.current_revision() == migrations_head()
     store.dispose()
 
 
