@@ -8,8 +8,12 @@ log and rate-limit tests use an in-process portal (Flask test client) wired to t
 from __future__ import annotations
 
 import html
+import json
 import logging
+import os
 import re
+import subprocess
+import uuid
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -18,6 +22,7 @@ import pytest
 import requests
 from conftest import Browser
 from flask import Flask
+from readme_blocks import block, fill
 from sqlalchemy import update
 
 from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DemoStack
@@ -257,3 +262,33 @@ def test_creating_links_is_rate_limited(make_app: Any) -> None:
         for _ in range(3)
     ]
     assert statuses == [201, 201, 429]
+
+
+@pytest.mark.readme("Hosted connect links", 0)
+def test_readme_connect_link_curl_as_written(stack: DemoStack, sandbox: str) -> None:
+    """The README's curl line, run by curl, makes a link that connects and lands on
+    successUrl."""
+    user = f"u-{uuid.uuid4().hex[:12]}"
+    code = block("Hosted connect links", 0).code
+    command = fill(
+        code.split("\n# ->", 1)[0],
+        {
+            "https://portal.example": stack.portal.url,
+            "https://app.example": stack.host.url,
+            "u-42": user,  # a fresh user: the stack is shared
+        },
+    )
+    env = {"PATH": os.environ["PATH"], "APP_SECRET": DEMO_APP_SECRET}
+    result = subprocess.run(
+        ["sh", "-c", command], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    promised = re.search(r"# -> (\{.*\})", code)
+    assert promised
+    assert set(answer) == set(re.findall(r'"(\w+)":', promised.group(1)))
+    assert answer["url"].startswith(f"{stack.portal.url}/portal/link?token=")
+    done, _ = run_link(answer["url"])
+    target = urlsplit(return_target(done))
+    assert f"{target.scheme}://{target.netloc}{target.path}" == f"{stack.host.url}/connected"
+    assert attempt_of(stack, answer["id"]).user_id == user
