@@ -26,6 +26,7 @@ from readme_blocks import block, fill
 from sqlalchemy import update
 
 from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DemoStack
+from portal.errors import InvalidConnectAttempt
 from portal.logs import redact_query_values
 from portal.store import ConnectAttempt, ConnectLink, utcnow
 
@@ -292,3 +293,28 @@ def test_readme_connect_link_curl_as_written(stack: DemoStack, sandbox: str) -> 
     target = urlsplit(return_target(done))
     assert f"{target.scheme}://{target.netloc}{target.path}" == f"{stack.host.url}/connected"
     assert attempt_of(stack, answer["id"]).user_id == user
+
+
+def test_two_opens_of_one_link_spend_it_once(two_projects: Flask) -> None:
+    """Two browsers open the link at once: both read it usable, one update wins."""
+    from portal import connect_links
+
+    state = two_projects.extensions["portal"]
+    with two_projects.app_context():
+        created = connect_links.create(
+            state,
+            project="proj-a",
+            user_id="u-1",
+            app="sandbox",
+            expires_in=600,
+            success_url=None,
+            error_url=None,
+        )
+        first = connect_links.peek(state, created.token)
+        second = connect_links.peek(state, created.token)
+        connect_links.spend(state, first.id, "attempt-1")
+        with pytest.raises(InvalidConnectAttempt):
+            connect_links.spend(state, second.id, "attempt-2")
+        with state.store.read() as db:
+            row = db.get(ConnectLink, created.id)
+            assert row is not None and row.attempt_id == "attempt-1"

@@ -221,3 +221,19 @@ def test_readme_reconnect_curl_as_written(stack: DemoStack, sandbox: str, api: A
     consent = browser.consent(started.headers["Location"])
     again = browser.callback(consent.callback_url)
     assert result_of(again.text)["payload"]["connectedAccountId"] == account_id
+
+
+def test_reconnect_of_an_account_deleted_meanwhile_fails_and_adds_nothing(
+    stack: DemoStack, sandbox: str, api: Api
+) -> None:
+    first, _ = connect_sandbox(api)
+    account_id = result_of(first.text)["payload"]["connectedAccountId"]
+    ticket = api.post(f"/connected-accounts/{account_id}/reconnect", json={"opener": "frame"})
+    browser = Browser()
+    started = browser.start(ticket.json()["connect_url"])
+    consent = browser.consent(started.headers["Location"])
+    assert api.delete(f"/connected-accounts/{account_id}").status_code == 200
+    gone = browser.callback(consent.callback_url)
+    assert gone.status_code == 404
+    assert result_of(gone.text)["error"]["type"] == "account_gone"
+    assert count(stack, api.user_id) == 0
