@@ -9,8 +9,9 @@
   reaches the token endpoint twice (RFC 6749 §10.5, RFC 9700 §4.7);
 * :func:`exchange` (OAuth: code for token, then identity) and :func:`check_credentials` (a
   form's API key, client id/secret or Basic credentials) talk to the provider;
-* :func:`finish` stores the account and marks the attempt ``connected`` in one transaction;
-  :func:`fail` marks it ``failed``;
+* :func:`finish` stores the account and marks the attempt ``connected`` in one transaction
+  (a reconnect attempt, whose ``account_id`` is set from the start, re-authorizes that account
+  in place and refuses another external account); :func:`fail` marks it ``failed``;
 * :func:`status` is what ``GET /api/v1/connect-attempts/<id>`` answers; :func:`expired` and
   :func:`exchange_bound` are the two time rules.
 

@@ -115,7 +115,8 @@ class ConnectAttempt(Base):
     ``id`` is the ticket's nonce: inserting it twice fails, which makes the ticket single-use.
     ``status`` moves ``started`` -> ``exchanging`` -> ``connected`` | ``failed``; the iframe polls
     it when the popup lost ``window.opener``. ``project`` is the app key the ticket was issued
-    for: the account it connects belongs to that project.
+    for: the account it connects belongs to that project. ``account_id`` is the account it
+    connected; a reconnect attempt has it from the start (the account it re-authorizes).
     """
 
     __tablename__ = "portal_connect_attempts"
