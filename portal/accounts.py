@@ -187,6 +187,56 @@ def upsert_account(
     return account, created
 
 
+class OtherExternalAccount(Exception):
+    """A reconnect signed in as another external account than the one it re-authorizes;
+    ``label`` is the label of the account the user signed in as."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label)
+        self.label = label
+
+
+def reconnect_account(
+    session: Session,
+    sealer: Sealer,
+    *,
+    account_id: str,
+    project: str,
+    user_id: str,
+    app: str,
+    external_id: str,
+    label: str,
+    scopes: Sequence[str],
+    credentials: dict[str, Any],
+    expires_at: datetime | None,
+) -> ConnectedAccount:
+    """Re-authorize account ``account_id`` in place: its id, label and everything attached to
+    it stay; its credentials, scopes, expiry and status (``active``) are replaced. The row is
+    read :func:`for_update`.
+
+    :param label: the label of the external account the user signed in as (only for the
+        error).
+    :raises ResourceNotFound: no such account of ``user_id`` in ``project`` for ``app`` (it was
+        deleted meanwhile).
+    :raises OtherExternalAccount: the user signed in as another external account
+        (``external_id`` differs); the account is left untouched.
+    """
+    query = select(ConnectedAccount).where(
+        ConnectedAccount.id == account_id,
+        ConnectedAccount.project == project,
+        ConnectedAccount.user_id == user_id,
+        ConnectedAccount.app == app,
+    )
+    account = session.scalars(for_update(session, query)).first()
+    if account is None:
+        raise ResourceNotFound("This connected account no longer exists.")
+    if account.external_id != external_id:
+        raise OtherExternalAccount(label)
+    _fill(account, sealer, account.label, scopes, credentials, expires_at, utcnow())
+    session.flush()
+    return account
+
+
 def _fill(
     account: ConnectedAccount,
     sealer: Sealer,

@@ -9,8 +9,9 @@
   reaches the token endpoint twice (RFC 6749 §10.5, RFC 9700 §4.7);
 * :func:`exchange` (OAuth: code for token, then identity) and :func:`check_credentials` (a
   form's API key, client id/secret or Basic credentials) talk to the provider;
-* :func:`finish` stores the account and marks the attempt ``connected`` in one transaction;
-  :func:`fail` marks it ``failed``;
+* :func:`finish` stores the account and marks the attempt ``connected`` in one transaction
+  (a reconnect attempt, whose ``account_id`` is set from the start, re-authorizes that account
+  in place and refuses another external account); :func:`fail` marks it ``failed``;
 * :func:`status` is what ``GET /api/v1/connect-attempts/<id>`` answers; :func:`expired` and
   :func:`exchange_bound` are the two time rules.
 
@@ -25,20 +26,21 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from . import accounts as account_service
 from . import signals, webhooks
 from .connect_errors import portal_error_message
-from .errors import CatalogError, InvalidConnectAttempt, ProviderError
+from .errors import CatalogError, InvalidConnectAttempt, ProviderError, ResourceNotFound
 from .identity import fetch_identity, lookup_identity
 from .oauth import granted_scopes, token_expiry
-from .store import ConnectAttempt, utcnow
+from .store import ConnectAttempt, ConnectedAccount, utcnow
 
 if TYPE_CHECKING:
     from .auth import TicketClaims
@@ -134,6 +136,7 @@ def start(
     return_to: str | None,
 ) -> None:
     """Insert the ``started`` attempt of ``claims`` (id: the ticket's nonce) for app ``app``.
+    A reconnect ticket's account id is stored in ``account_id`` at once (see :func:`finish`).
 
     :raises InvalidConnectAttempt: ``ticket_used``, the ticket already started an attempt.
     """
@@ -148,6 +151,8 @@ def start(
         host_origin=claims.host_origin,
         opener_origin=claims.opener_origin,
         return_to=return_to,
+        # A reconnect names its account from the start; finish() re-authorizes that one.
+        account_id=claims.reconnect_account_id,
         created_at=now,
         updated_at=now,
     )
@@ -256,30 +261,44 @@ def finish(
     transaction; then :data:`portal.signals.account_connected`. ``app`` is resolved for the
     account; ``ref`` is its ``{name, title, icon_url}``.
 
+    A reconnect attempt (``attempt.account_id`` set by :func:`start`) re-authorizes that
+    account in place (:func:`portal.accounts.reconnect_account`): same id, label and flows,
+    new credentials, webhook ``account.reconnected``.
+
     :raises AttemptFailed: the identity lookup failed (502), or the database did (503
-        ``storage_unavailable``).
+        ``storage_unavailable``); a reconnect signed in as another external account (409
+        ``wrong_account``) or whose account was deleted meanwhile (404 ``account_gone``).
     """
     timeout = float(state.config["PORTAL_HTTP_TIMEOUT"])
     try:
         external_id, label = identity or fetch_identity(app, credentials, timeout, state.outbound)
     except ProviderError as exc:
         raise AttemptFailed(exc.code, exc.message, 502) from exc
+    expires_at = (
+        token_expiry(credentials)
+        if credentials.get("type") in ("oauth2", "oauth2_client_credentials")
+        else None
+    )
     try:
         with state.store.session() as db:
-            account, created = account_service.upsert_account(
-                db,
-                state.sealer,
-                project=attempt.project,
-                user_id=attempt.user_id,
-                app=app.slug,
-                external_id=external_id,
-                label=label,
-                scopes=scopes,
-                credentials=credentials,
-                expires_at=token_expiry(credentials)
-                if credentials.get("type") in ("oauth2", "oauth2_client_credentials")
-                else None,
-            )
+            if attempt.account_id is not None:
+                account = _reconnect(
+                    state, db, attempt, app, external_id, label, scopes, credentials, expires_at
+                )
+                created = False
+            else:
+                account, created = account_service.upsert_account(
+                    db,
+                    state.sealer,
+                    project=attempt.project,
+                    user_id=attempt.user_id,
+                    app=app.slug,
+                    external_id=external_id,
+                    label=label,
+                    scopes=scopes,
+                    credentials=credentials,
+                    expires_at=expires_at,
+                )
             db.execute(
                 update(ConnectAttempt)
                 .where(ConnectAttempt.id == attempt.id)
@@ -325,6 +344,47 @@ def finish(
         extra={"app": app.slug, "account_id": public["id"]},
     )
     return Connected(public, created, payload)
+
+
+def _reconnect(
+    state: PortalState,
+    db: Session,
+    attempt: ConnectAttempt,
+    app: App,
+    external_id: str,
+    label: str,
+    scopes: list[str],
+    credentials: dict[str, Any],
+    expires_at: datetime | None,
+) -> ConnectedAccount:
+    assert attempt.account_id is not None
+    try:
+        return account_service.reconnect_account(
+            db,
+            state.sealer,
+            account_id=attempt.account_id,
+            project=attempt.project,
+            user_id=attempt.user_id,
+            app=app.slug,
+            external_id=external_id,
+            label=label,
+            scopes=scopes,
+            credentials=credentials,
+            expires_at=expires_at,
+        )
+    except ResourceNotFound as exc:
+        raise AttemptFailed(
+            "account_gone",
+            f"The {app.title} account to reconnect was removed. Connect it again instead.",
+            404,
+        ) from exc
+    except account_service.OtherExternalAccount as exc:
+        raise AttemptFailed(
+            "wrong_account",
+            f"You signed in as another account: {exc.label}. Sign in to {app.title} as the "
+            "account you are reconnecting, or connect this one as a new account.",
+            409,
+        ) from exc
 
 
 def status(

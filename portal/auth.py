@@ -234,7 +234,8 @@ class TicketClaims:
     where the popup's result is posted (the portal's own origin when the iframe opened it, the
     host origin when ``portal.js`` did). ``project`` is the app key (tenant) of the caller the
     ticket was issued to: the attempt, and the account it connects, belong to it (``None`` in a
-    ticket signed before projects existed).
+    ticket signed before projects existed). ``reconnect_account_id`` names the account a
+    reconnect ticket re-authorizes (``POST /connected-accounts/<id>/reconnect``), else ``None``.
     """
 
     attempt_id: str
@@ -243,6 +244,7 @@ class TicketClaims:
     host_origin: str
     opener_origin: str
     project: str | None = None
+    reconnect_account_id: str | None = None
 
 
 class TokenService:
@@ -299,21 +301,30 @@ class TokenService:
         return claims
 
     def issue_ticket(
-        self, user_id: str, app: str, host_origin: str, opener_origin: str, *, project: str
+        self,
+        user_id: str,
+        app: str,
+        host_origin: str,
+        opener_origin: str,
+        *,
+        project: str,
+        reconnect: str | None = None,
     ) -> tuple[str, str, int]:
         """A new connect ticket for ``user_id`` of ``project`` (an app key):
-        ``(ticket, attempt_id, expires_at)``."""
+        ``(ticket, attempt_id, expires_at)``. With ``reconnect`` (an account id) the ticket
+        re-authorizes that account instead of adding one."""
         attempt_id = secrets.token_urlsafe(24)
-        ticket = self._tickets.dumps(
-            {
-                "n": attempt_id,
-                "u": user_id,
-                "a": app,
-                "h": host_origin,
-                "p": opener_origin,
-                "k": project,
-            }
-        )
+        data = {
+            "n": attempt_id,
+            "u": user_id,
+            "a": app,
+            "h": host_origin,
+            "p": opener_origin,
+            "k": project,
+        }
+        if reconnect is not None:
+            data["r"] = reconnect
+        ticket = self._tickets.dumps(data)
         return ticket, attempt_id, int(time.time()) + self.ticket_ttl
 
     def read_ticket(self, ticket: str | None, app: str) -> TicketClaims:
@@ -341,6 +352,7 @@ class TokenService:
             host_origin=data["h"],
             opener_origin=data["p"],
             project=data.get("k"),
+            reconnect_account_id=data.get("r"),
         )
 
 

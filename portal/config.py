@@ -126,7 +126,8 @@ DEFAULTS: dict[str, Any] = {
     #: ``POST /api/v1/sessions`` per app key and origin (``"<count>/<second|minute|hour|day>"``).
     #: Default ``"60/minute"``.
     "PORTAL_RATE_LIMIT_SESSIONS": "60/minute",
-    #: ``POST /api/v1/connect-tickets`` and ``/connect/<app>``, each per end user.
+    #: ``POST /api/v1/connect-tickets`` (with ``…/reconnect``) and ``/connect/<app>``, each per
+    #: end user; ``POST /api/v1/connect-links`` per app key; ``/link`` per client address.
     #: Default ``"30/minute"``.
     "PORTAL_RATE_LIMIT_CONNECT": "30/minute",
     #: Proxy requests (``/api/v1/proxy/…``) per end user. Default ``"600/minute"``.

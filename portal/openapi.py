@@ -499,7 +499,23 @@ def _app_paths(api: str) -> dict[str, Schema]:
 
 
 def _account_paths(api: str) -> dict[str, Schema]:
-    """Connected accounts: list, read, revoke and delete."""
+    """Connected accounts: list, read, revoke and delete, reconnect."""
+    string = {"type": "string"}
+    reconnect_ticket = _object(
+        "ticket",
+        "connect_url",
+        "attempt_id",
+        "expires_at",
+        "connectedAccountId",
+        ticket=string,
+        connect_url=string,
+        attempt_id=string,
+        expires_at=_ISO,
+        connectedAccountId=string,
+    )
+    reconnect_request = _object(
+        opener={"type": "string", "enum": ["host", "frame"], "default": "host"}
+    )
     return {
         f"{api}/connected-accounts": {
             "get": _op(
@@ -551,6 +567,23 @@ def _account_paths(api: str) -> dict[str, Schema]:
                 },
             ),
         },
+        f"{api}/connected-accounts/{{account_id}}/reconnect": {
+            "parameters": [_path_param("account_id")],
+            "post": _op(
+                "A single-use connect ticket that re-authorizes this account: it keeps its id,"
+                " label and flows, its credentials are replaced (webhook account.reconnected)."
+                " Signing in as another external account fails the attempt with wrong_account.",
+                {
+                    "201": _json(reconnect_ticket, "The ticket."),
+                    "400": _error("Invalid body."),
+                    "404": _error("Not found (another user's or project's id too)."),
+                    "413": _error("Body too large."),
+                    **_UNAUTHORIZED,
+                    **_RATE_LIMITED,
+                },
+                requestBody={**_json_body(reconnect_request), "required": False},
+            ),
+        },
     }
 
 
@@ -600,6 +633,54 @@ def _connect_paths(api: str) -> dict[str, Schema]:
                 "The result of a connect attempt (for an opener that lost the popup).",
                 {"200": _json(status, "The status."), **_UNAUTHORIZED},
                 parameters=[_path_param("attempt_id")],
+            )
+        },
+    }
+
+
+def _connect_link_paths(api: str) -> dict[str, Schema]:
+    """Hosted connect links (app secret): create one, revoke one."""
+    string = {"type": "string"}
+    url = {"type": "string", "format": "uri"}
+    link = _object("id", "url", "expires_at", id=string, url=url, expires_at=_ISO)
+    link_request = _object(
+        "userId",
+        "app",
+        userId=string,
+        app=string,
+        expiresIn={"type": "integer", "minimum": 60, "maximum": 604800, "default": 1800},
+        successUrl=url,
+        errorUrl=url,
+    )
+    revoked = _object("id", "revoked", id=string, revoked={"type": "boolean"})
+    return {
+        f"{api}/connect-links": {
+            "post": _op(
+                "A single-use, expiring hosted connect link for one end user and app: the URL"
+                " opens the connect flow on the portal's origin, then goes to successUrl or"
+                " errorUrl (allowed origins only) with the attempt id.",
+                {
+                    "201": _json(link, "The link (its token is in url, shown once)."),
+                    "400": _error("Invalid body, successUrl/errorUrl or expiresIn."),
+                    "401": _error("Missing or unknown app secret."),
+                    "404": _error("No such app."),
+                    "413": _error("Body too large."),
+                    **_RATE_LIMITED,
+                },
+                security=[{"appSecret": []}],
+                requestBody=_json_body(link_request),
+            )
+        },
+        f"{api}/connect-links/{{link_id}}": {
+            "delete": _op(
+                "Revoke a connect link (another project's id is a 404).",
+                {
+                    "200": _json(revoked, "Revoked."),
+                    "401": _error("Missing or unknown app secret."),
+                    "404": _error("Not found."),
+                },
+                security=[{"appSecret": []}],
+                parameters=[_path_param("link_id")],
             )
         },
     }
@@ -757,6 +838,7 @@ _PATH_GROUPS = (
     _app_paths,
     _account_paths,
     _connect_paths,
+    _connect_link_paths,
     _proxy_paths,
     _function_paths,
     _event_paths,

@@ -78,7 +78,10 @@ def install(app: Flask, limiter: Limiter) -> None:
     table: list[tuple[str, str, str, Callable[[], str]]] = [
         ("api_create_session", "PORTAL_RATE_LIMIT_SESSIONS", "sessions", session_key),
         ("api_connect_tickets", "PORTAL_RATE_LIMIT_CONNECT", "connect-tickets", end_user_key),
+        ("api_reconnect_account", "PORTAL_RATE_LIMIT_CONNECT", "connect-tickets", end_user_key),
         ("connect", "PORTAL_RATE_LIMIT_CONNECT", "connect", ticket_user_key),
+        ("api_connect_links", "PORTAL_RATE_LIMIT_CONNECT", "connect-links", server_app_key),
+        ("connect_link", "PORTAL_RATE_LIMIT_CONNECT", "connect-link", client_address_key),
         ("api_proxy", "PORTAL_RATE_LIMIT_PROXY", "proxy", end_user_key),
         ("api_proxy", "PORTAL_RATE_LIMIT_PROXY_APP_KEY", "proxy-app", app_key),
         ("api_invoke_function", "PORTAL_RATE_LIMIT_INVOKE", "invoke", end_user_key),
@@ -129,6 +132,19 @@ def agent_user_key() -> str:
 def app_key() -> str:
     """``app:<app key>`` of the authenticated caller (``-`` for mounted callers: the host)."""
     return f"app:{current_caller().app_key or '-'}"
+
+
+def server_app_key() -> str:
+    """``app:<app key>`` of the app secret presented as bearer (``app:-`` without a valid one:
+    the route answers 401 anyway)."""
+    secret = bearer_token(request.headers.get("Authorization"))
+    key = app_key_for_secret(current_portal.config["PORTAL_APP_KEYS"], secret) if secret else None
+    return f"app:{key or '-'}"
+
+
+def client_address_key() -> str:
+    """``addr:<client address>``: for a page opened by anyone holding a link."""
+    return f"addr:{request.remote_addr or 'unknown'}"
 
 
 def ticket_user_key() -> str:

@@ -182,7 +182,8 @@ class ConnectAttempt(Base):
     ``id`` is the ticket's nonce: inserting it twice fails, which makes the ticket single-use.
     ``status`` moves ``started`` -> ``exchanging`` -> ``connected`` | ``failed``; the iframe polls
     it when the popup lost ``window.opener``. ``project`` is the app key the ticket was issued
-    for: the account it connects belongs to that project.
+    for: the account it connects belongs to that project. ``account_id`` is the account it
+    connected; a reconnect attempt has it from the start (the account it re-authorizes).
     """
 
     __tablename__ = "portal_connect_attempts"
@@ -201,6 +202,33 @@ class ConnectAttempt(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConnectLink(Base):
+    """A hosted connect link (``POST /api/v1/connect-links``): a URL the host sends by e-mail,
+    SMS or chat that opens the connect flow on the portal's own origin.
+
+    Only the SHA-256 of the link's token is stored (``token_hash``). ``app`` is the app it
+    connects; ``success_url``/``error_url`` are on an allowed origin (checked at creation). The
+    link is single-use: opening it sets ``used_at`` and ``attempt_id`` (the connect attempt it
+    started) in one conditional update; ``revoked_at`` is set by ``DELETE``. Expired, used or
+    revoked links open nothing.
+    """
+
+    __tablename__ = "portal_connect_links"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(1024))
+    app: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    success_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempt_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class FunctionCall(Base):

@@ -807,8 +807,13 @@
         throw err;
       }
     },
-    ticket(c, app) {
+    // With an account id: a ticket that re-authorizes that account (it keeps its id).
+    ticket(c, app, accountId) {
       need(app, 'appName');
+      if (accountId != null) {
+        need(accountId, 'connectedAccountId');
+        return http(c.token, 'POST', '/connected-accounts/' + enc(accountId) + '/reconnect', { opener: 'host' });
+      }
       return http(c.token, 'POST', '/connect-tickets', { app, opener: 'host' });
     },
     // The connect attempt's outcome, polled by the SDK (the popup may lose window.opener to COOP

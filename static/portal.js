@@ -311,12 +311,26 @@
     }
   }
 
+  // connectApp, and reconnectApp with the account id.
+  function startConnect(s, appName, accountId) {
+    if (!appName || typeof appName !== 'string') return Promise.reject(invalid('appName is required'));
+    // Popup blockers honour window.open only inside the user's click, so no await before it.
+    const popup = open('about:blank', 'connect-portal-' + appName, 'width=520,height=700');
+    const ticket = () => call(s, 'ticket', [appName, accountId]);
+    if (popup) return connectInPopup(s, appName, popup, ticket);
+    const err = report(s, portalError('popup_blocked', 'Popup blocked'));
+    if (s._redirect) {
+      ticket().then((t) => location.assign(withReturnTo(t.connect_url)), (e) => report(s, e));
+    }
+    return Promise.reject(err);
+  }
+
   // The attempt's outcome, from the frame: polled each second (a last time once the popup is
   // closed), and at once when the popup posts that it is done (its message is only that
   // signal: the outcome comes from the server).
-  async function connectInPopup(s, appName, popup) {
+  async function connectInPopup(s, appName, popup, ticket) {
     try {
-      const t = await call(s, 'ticket', [appName]);
+      const t = await ticket();
       try {
         popup.location.href = t.connect_url;
       } catch (err) { /* closed meanwhile: the closed-window check settles the attempt */ }
@@ -411,16 +425,15 @@
     }
 
     connectApp(appName) {
-      const s = privates.get(this);
-      if (!appName || typeof appName !== 'string') return Promise.reject(invalid('appName is required'));
-      // Popup blockers honour window.open only inside the user's click, so no await before it.
-      const popup = open('about:blank', 'connect-portal-' + appName, 'width=520,height=700');
-      if (popup) return connectInPopup(s, appName, popup);
-      const err = report(s, portalError('popup_blocked', 'Popup blocked'));
-      if (s._redirect) {
-        call(s, 'ticket', [appName]).then((t) => location.assign(withReturnTo(t.connect_url)), (e) => report(s, e));
-      }
-      return Promise.reject(err);
+      return startConnect(privates.get(this), appName);
+    }
+
+    // Re-authorizes one account in the popup: it keeps its id (the promise resolves with it);
+    // signing in as another account at the provider rejects with 'wrong_account'.
+    // async runs synchronously up to its first await: the popup still opens inside the click.
+    async reconnectApp(appName, connectedAccountId) {
+      need(connectedAccountId, 'connectedAccountId');
+      return startConnect(privates.get(this), appName, connectedAccountId);
     }
 
     // Resolves with the params the user submitted; rejects 'cancelled' when the form is closed.

@@ -37,6 +37,7 @@ from portal.store import (
     AppEventRun,
     ConnectAttempt,
     ConnectedAccount,
+    ConnectLink,
     FlowSetting,
     FunctionCall,
     OplogEntry,
@@ -123,6 +124,12 @@ def two_projects(
     with app.extensions["portal"].store.read() as db:
         entry_id = db.scalars(select(OplogEntry.id).where(OplogEntry.project == A)).first()
     assert entry_id is not None  # A's function call and run are in the operators' log
+    link = client.post(
+        f"{PREFIX}/api/v1/connect-links",
+        json={"userId": user, "app": "sandbox"},
+        headers=a_server,
+    )
+    assert link.status_code == 201, link.json
     yield {
         "app": app,
         "user": user,
@@ -132,6 +139,7 @@ def two_projects(
         "label": account["label"],
         "attempt_id": ticket["attempt_id"],
         "event_id": event["id"],
+        "link_id": link.json["id"],
         "run_ids": [r["id"] for r in event["runs"]],
         "entry_id": entry_id,
         "a_server": a_server,
@@ -182,6 +190,7 @@ def fill(path: str, env: dict[str, Any]) -> str:
         "id": env["event_id"],
         "flow": "contact-to-crm",
         "entry_id": env["entry_id"],
+        "link_id": env["link_id"],
     }
 
     def one(match: re.Match[str]) -> str:
@@ -197,6 +206,8 @@ def body_for(path: str, env: dict[str, Any]) -> dict[str, Any]:
         return {"userId": env["user"], "origin": env["origin"]}
     if path.endswith("/connect-tickets"):
         return {"app": "sandbox"}
+    if path.endswith("/connect-links"):
+        return {"userId": env["user"], "app": "sandbox"}
     if path.endswith("/invoke"):
         return {"params": {}, "connectedAccountId": env["account_id"]}
     if path.endswith("/trigger"):
@@ -243,6 +254,7 @@ def test_every_api_route_hides_project_a_from_project_b(
         env["account_id"],
         env["attempt_id"],
         env["event_id"],
+        env["link_id"],
         *env["run_ids"],
         env["flow_tag"],
     }
@@ -303,6 +315,9 @@ def test_every_api_route_hides_project_a_from_project_b(
     assert attempt["connectedAccountId"] == env["account_id"]
     event = client.get(f"{PREFIX}/api/v1/events/{env['event_id']}", headers=a).json
     assert [r["id"] for r in event["runs"]] == env["run_ids"]
+    with app.extensions["portal"].store.read() as db:
+        link = db.get(ConnectLink, env["link_id"])
+        assert link is not None and link.revoked_at is None  # B's DELETE did not revoke it
     proxied = client.get(f"{PREFIX}/api/v1/proxy/sandbox/contacts", headers=a)
     proxied.get_data()
     proxied.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import Api, connect_sandbox, new_session, stack_database
+from conftest import Api, Browser, connect_sandbox, new_session, stack_database
 from flask import Flask, request
 from sqlalchemy import select, text
 
@@ -380,6 +380,24 @@ def test_connect_reconnect_disconnect_reach_the_receiver(
         assert call["content_type"] == "application/json"
         assert call["event"] is not None  # every request was signed
         assert call["id"] == call["event"]["id"]  # X-Portal-Webhook-Id names the body's id
+
+
+def test_reconnect_route_sends_account_reconnected_for_the_same_id(
+    hooked: DemoStack, receiver: Receiver
+) -> None:
+    api = new_session(hooked, new_user())
+    account_id = account_id_of(connect_sandbox(api)[0])
+    ticket = api.post(f"/connected-accounts/{account_id}/reconnect", json={"opener": "frame"})
+    assert ticket.status_code == 201, ticket.text
+    browser = Browser()
+    started = browser.start(ticket.json()["connect_url"])
+    consent = browser.consent(started.headers["Location"])
+    assert account_id_of(browser.callback(consent.callback_url)) == account_id
+    drain(hooked.portal_app)
+
+    events = [e for e in receiver.delivered() if e["data"].get("user_id") == api.user_id]
+    assert [e["type"] for e in events] == ["account.connected", "account.reconnected"]
+    assert events[1]["data"]["account"]["id"] == account_id
 
 
 @pytest.mark.security("`invalid_grant` on refresh")

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from .. import accounts as account_service
-from .. import attempts
+from .. import attempts, connect_links
 from .. import flows as flow_service
 from ..auth import (
     app_key_for_secret,
@@ -343,6 +343,110 @@ def create_connect_ticket() -> tuple[Response, int]:
     return jsonify(result), 201
 
 
+def reconnect_connected_account(account_id: str) -> tuple[Response, int]:
+    """``POST /api/v1/connected-accounts/<id>/reconnect`` ``{opener?}``: a single-use connect
+    ticket that re-authorizes this account (same id, label and flows; new credentials). The
+    end user must sign in as the same external account, else the attempt fails with
+    ``wrong_account`` and the account is left as it was. Another user's or another project's
+    account id is a 404.
+
+    :returns: 201 ``{ticket, connect_url, attempt_id, expires_at, connectedAccountId}``.
+    """
+    caller = current_caller()
+    body = _json_body() if request.get_data() else {}
+    opener = body.get("opener", "host")
+    if opener not in ("host", "frame"):
+        raise InvalidRequest("`opener` must be 'host' or 'frame'.")
+    account = account_service.user_account(
+        current_portal.store, caller.user_id, account_id, project=caller.project
+    )
+    definition = _app_or_404(account.app)
+    host_origin = caller.host_origin or own_origin()
+    opener_origin = host_origin if opener == "host" else own_origin()
+    ticket, attempt_id, expires_at = current_portal.tokens.issue_ticket(
+        caller.user_id,
+        definition.slug,
+        host_origin,
+        opener_origin,
+        project=caller.project,
+        reconnect=account.id,
+    )
+    connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
+    result = {
+        "ticket": ticket,
+        "connect_url": connect_url,
+        "attempt_id": attempt_id,
+        "expires_at": _iso(expires_at),
+        "connectedAccountId": account.id,
+    }
+    return jsonify(result), 201
+
+
+def _server_project() -> str:
+    """The app key whose secret is this request's bearer (server-to-server routes only).
+
+    :raises AuthenticationFailed: 401 ``invalid_app_secret``, no or an unknown app secret.
+    """
+    secret = bearer_token(request.headers.get("Authorization"))
+    app_key = (
+        app_key_for_secret(current_portal.config["PORTAL_APP_KEYS"], secret) if secret else None
+    )
+    if app_key is None:
+        raise AuthenticationFailed(
+            "This route needs 'Authorization: Bearer <app secret>'.", code="invalid_app_secret"
+        )
+    return app_key
+
+
+def create_connect_link() -> tuple[Response, int]:
+    """``POST /api/v1/connect-links`` ``{userId, app, expiresIn?, successUrl?, errorUrl?}``
+    (app secret): a single-use, expiring, revocable hosted connect link
+    (:mod:`portal.connect_links`). ``successUrl``/``errorUrl`` must be on
+    ``PORTAL_ALLOWED_ORIGINS`` (else 400 ``invalid_redirect``); ``expiresIn`` is in seconds
+    (default 1800, at most 604800).
+
+    :returns: 201 ``{id, url, expires_at}``.
+    """
+    project = _server_project()
+    body = _json_body()
+    state = current_portal
+    user_id = check_user_id(body.get("userId"), state.config["PORTAL_USER_ID_MAX_LENGTH"])
+    slug = body.get("app")
+    if not isinstance(slug, str):
+        raise InvalidRequest("`app` is required.", code="invalid_app")
+    definition = _app_or_404(slug)
+    expires_in = connect_links.ttl(body.get("expiresIn"))
+    success_url = connect_links.allowed_url(state, body.get("successUrl"), "successUrl")
+    error_url = connect_links.allowed_url(state, body.get("errorUrl"), "errorUrl")
+    created = connect_links.create(
+        state,
+        project=project,
+        user_id=user_id,
+        app=definition.slug,
+        expires_in=expires_in,
+        success_url=success_url,
+        error_url=error_url,
+    )
+    url = own_origin() + url_for("portal.connect_link", token=created.token)
+    result = {
+        "id": created.id,
+        "url": url,
+        "expires_at": created.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return jsonify(result), 201
+
+
+def revoke_connect_link(link_id: str) -> Response:
+    """``DELETE /api/v1/connect-links/<id>`` (app secret): the link opens nothing any more.
+    Another project's link id is a 404.
+
+    :returns: ``{id, revoked: true}``.
+    """
+    project = _server_project()
+    connect_links.revoke(current_portal, link_id, project=project)
+    return jsonify({"id": link_id, "revoked": True})
+
+
 def get_connect_attempt(attempt_id: str) -> Response:
     """``GET /api/v1/connect-attempts/<id>``: the popup's result, for an opener that lost it.
 
@@ -391,6 +495,21 @@ def register(bp: Blueprint) -> None:
         f"{prefix}/connected-accounts/<account_id>",
         "api_delete_account",
         delete_connected_account,
+        methods=["DELETE"],
+    )
+    bp.add_url_rule(
+        f"{prefix}/connected-accounts/<account_id>/reconnect",
+        "api_reconnect_account",
+        reconnect_connected_account,
+        methods=["POST"],
+    )
+    bp.add_url_rule(
+        f"{prefix}/connect-links", "api_connect_links", create_connect_link, methods=["POST"]
+    )
+    bp.add_url_rule(
+        f"{prefix}/connect-links/<link_id>",
+        "api_revoke_connect_link",
+        revoke_connect_link,
         methods=["DELETE"],
     )
     bp.add_url_rule(

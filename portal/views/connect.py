@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
-from .. import attempts
+from .. import attempts, connect_links
 from ..attempts import AttemptFailed, CredentialsRefused
 from ..auth import TicketClaims, origin_of_url
 from ..catalog import (
@@ -40,7 +40,7 @@ from ..connect_errors import failure_message, provider_error_message
 from ..errors import CatalogError, InvalidConnectAttempt, ProviderError, ResourceNotFound
 from ..state import current_portal
 from ..store import ConnectAttempt
-from .common import app_ref, app_summary, page_context
+from .common import app_ref, app_summary, own_origin, page_context
 from .connect_form import asked_fields, form_fields, form_for
 
 log = logging.getLogger("portal.connect")
@@ -100,7 +100,10 @@ def _result(
     status_code: int = 200,
 ) -> tuple[str, int]:
     connected = error is None
-    if attempt.return_to:
+    return_to = attempt.return_to
+    if not connected:  # a hosted connect link's errorUrl, when it has one
+        return_to = connect_links.error_url(current_portal, attempt.id) or return_to
+    if return_to:
         # Redirect mode: back to the host page. Not a 303: the navigation that reaches the
         # callback began as a form POST on the provider's consent page, and browsers apply that
         # page's CSP `form-action` to every redirect that follows it, which blocks a redirect to
@@ -110,7 +113,7 @@ def _result(
         # GET /api/v1/connect-attempts/<id> (answered for the attempt's own user only) instead.
         # The id is no credential: the connect URL's ticket already shows it (signed, not
         # encrypted), the host page's script got it with the ticket, and the ticket is spent.
-        parts = urlsplit(attempt.return_to)
+        parts = urlsplit(return_to)
         kept = [
             (k, v)
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
@@ -455,7 +458,28 @@ def _redirect_fields(definition: App) -> dict[str, str]:
     return fields
 
 
+def connect_link() -> ResponseReturnValue:
+    """``GET /link?token=…``: a hosted connect link (:mod:`portal.connect_links`), opened
+    from an e-mail, SMS or chat with no host page. Spends the link and goes on (302) to the
+    connect flow of its app on the portal's own origin, in redirect mode towards its
+    ``successUrl`` when it has one. A used, revoked, expired or unknown link is a page that
+    says so (400)."""
+    link = connect_links.peek(current_portal, request.args.get("token"))
+    definition = _app_or_404(link.app)
+    own = own_origin()
+    ticket, attempt_id, _ = current_portal.tokens.issue_ticket(
+        link.user_id, definition.slug, own, own, project=link.project
+    )
+    connect_links.spend(current_portal, link.id, attempt_id)
+    log.info("connect link %s opened for %s", link.id, definition.slug)
+    target = url_for(
+        "portal.connect", app=definition.slug, ticket=ticket, return_to=link.success_url
+    )
+    return redirect(target, 302)
+
+
 def register(bp: Blueprint) -> None:
     """Add the connect-flow routes to ``bp``."""
+    bp.add_url_rule("/link", "connect_link", connect_link)
     bp.add_url_rule("/connect/<app>", "connect", connect, methods=["GET", "POST"])
     bp.add_url_rule("/oauth/<app>/callback", "oauth_callback", oauth_callback)

@@ -98,6 +98,15 @@ TEST_JS = """
       save({ kind: 'connect', ok: false, type: err.type, message: err.message });
     });
   });
+  const again = document.getElementById('reconnect');
+  again.addEventListener('click', () => {
+    // The test puts the account id in data-account first; the popup opens inside the click.
+    portal.reconnectApp(button.dataset.app, again.dataset.account).then((value) => {
+      window.connectResults.push({ ok: true, value });
+    }, (err) => {
+      window.connectResults.push({ ok: false, type: err.type, message: err.message });
+    });
+  });
 })();
 """.replace("EVENT_TYPES", json.dumps(EVENT_TYPES))
 
@@ -127,6 +136,7 @@ def _test_page(portal_url: str) -> str:
 </head><body {body_attrs}>
 <h1>e2e host page</h1>
 <button type="button" id="connect" data-app="{escape(app)}">Connect via SDK</button>
+<button type="button" id="reconnect">Reconnect via SDK</button>
 <a href="#" id="host-link">A host link</a>
 <div id="container"></div>
 <script src="/e2e/test.js"></script>

@@ -265,6 +265,36 @@ def test_connect_in_modal_popup_emits_app_connected(
     expect(frame.locator("[data-portal-connect]")).to_be_enabled()
 
 
+def test_reconnect_app_keeps_the_id_and_refuses_another_account(
+    page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    open_host(page, e2e_stack, user_id)
+    first = connect_via_sdk(page, "ada")
+    page.evaluate("(id) => { document.getElementById('reconnect').dataset.account = id; }", first)
+
+    for user, expected in (("ada", {"ok": True, "value": first}), ("grace", None)):
+        before = page.evaluate("window.connectResults.length")
+        with page.expect_popup() as info:
+            page.click("#reconnect")
+        popup = info.value
+        if expected is not None:
+            with popup.expect_event("close"):
+                consent(popup, user)
+        else:
+            consent(popup, user)
+        page.wait_for_function("(n) => window.connectResults.length > n", arg=before)
+        result = page.evaluate("window.connectResults[window.connectResults.length - 1]")
+        if expected is not None:
+            assert result == expected
+        else:
+            assert result["ok"] is False and result["type"] == "wrong_account", result
+            assert result["message"].startswith("You signed in as another account")
+            if not popup.is_closed():
+                popup.close()
+    accounts = page.evaluate("window.portal.getConnectedAccounts('sandbox')")
+    assert [(a["id"], a["label"]) for a in accounts] == [(first, "ada@sandbox.test")]
+
+
 # ------------------------------------------------------------------------------ 4. connectApp
 
 
