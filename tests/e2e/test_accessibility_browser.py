@@ -178,7 +178,7 @@ def test_show_function_form(
     page = audit_browser(WIDE, dark)
     open_host(page, e2e_stack, user_id)
     page.evaluate(
-        "window.portal.showFunction('sandbox-create-contact', {name: 'Ada'}).catch(() => {})"
+        "() => { window.portal.showFunction('sandbox-create-contact', {name: 'Ada'}).catch(() => {}); }"
     )
     frame = portal_frame(page)
     email = page.frame_locator("[role=dialog] iframe").get_by_label("Email")
