@@ -189,3 +189,62 @@ def test_show_function_form(
     expect(email).to_have_attribute("aria-invalid", "true")
     portal_ready(page.frame_locator("[role=dialog] iframe"))
     audit(frame, f"showFunction form with an error {'dark' if dark else 'light'}")
+
+
+# Every element's and pseudo-element's transitions and animations: ``[where, durations, name]``.
+MOTION = """() => {
+  const out = [];
+  for (const el of [document.documentElement, ...document.querySelectorAll('*')]) {
+    for (const pseudo of [null, '::before', '::after']) {
+      const cs = getComputedStyle(el, pseudo);
+      const where = (el.className && String(el.className)) || el.tagName;
+      out.push([where + (pseudo || ''), cs.transitionDuration, cs.transitionDelay,
+                cs.animationName, cs.animationDuration]);
+    }
+  }
+  return out;
+}"""
+
+
+def _seconds(value: str) -> list[float]:
+    """CSS time list ('0.15s, 10ms') in seconds."""
+    return [float(t[:-2]) / 1000 if t.endswith("ms") else float(t[:-1]) for t in value.split(",")]
+
+
+def moving(frame: Frame) -> list[str]:
+    """Elements of ``frame`` with a transition longer than 0.01 ms, or an animation other than
+    the busy spinner turning slowly (a stopped spinner looks broken)."""
+    found = []
+    for where, duration, delay, animation, anim_duration in frame.evaluate(MOTION):
+        if max(_seconds(duration)) > 0.00001 or max(_seconds(delay)) > 0:
+            found.append(f"{where}: transition {duration} delay {delay}")
+        if animation != "none" and not (
+            animation == "portal-spin" and min(_seconds(anim_duration)) >= 1.5
+        ):
+            found.append(f"{where}: animation {animation} {anim_duration}")
+    return found
+
+
+@pytest.mark.parametrize("motion", ["reduce", "no-preference"])
+def test_prefers_reduced_motion(
+    browser: Browser, e2e_stack: DemoStack, user_id: str, motion: str
+) -> None:
+    """Under ``prefers-reduced-motion: reduce`` nothing in the portal transitions or animates
+    (the busy spinner turns slowly); without it the same check finds motion (the check works)."""
+    insert_account(e2e_stack, user_id, "ada@sandbox.test", f"a11y-motion-{user_id}")
+    ctx = new_context(browser, reduced_motion=motion)
+    try:
+        page = ctx.new_page()
+        open_host(page, e2e_stack, user_id)
+        for script in ("window.portal.showApps('modal')", "window.portal.showApp('sandbox')"):
+            page.evaluate(script)
+            frame = portal_frame(page)
+            found = moving(frame)
+            if motion == "reduce":
+                assert found == [], found
+            else:
+                assert found, "no transition at all without reduced motion"
+            page.keyboard.press("Escape")
+            expect(page.locator("[role=dialog]")).to_have_count(0)
+    finally:
+        ctx.close()
