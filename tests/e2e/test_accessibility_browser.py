@@ -22,7 +22,15 @@ from playwright.sync_api import Browser, Frame, Page, expect
 from portal import user_hash
 from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DemoStack
 
-from .conftest import consent, insert_account, new_context, open_host, portal_frame, portal_ready
+from .conftest import (
+    consent,
+    insert_account,
+    new_context,
+    open_host,
+    portal_frame,
+    portal_ready,
+    wait_event,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -248,3 +256,58 @@ def test_prefers_reduced_motion(
             expect(page.locator("[role=dialog]")).to_have_count(0)
     finally:
         ctx.close()
+
+
+def tab_to(page: Page, frame: Frame, selector: str, text: str = "") -> None:
+    """Press Tab (at most 40 times) until the focus is on ``selector`` (with ``text``) in
+    ``frame``; fails naming where the focus went otherwise."""
+    check = """([sel, text]) => { const a = document.activeElement;
+      return !!a && a.matches(sel) && a.textContent.includes(text); }"""
+    for _ in range(40):
+        if frame.evaluate(check, [selector, text]):
+            return
+        page.keyboard.press("Tab")
+    pytest.fail(f"Tab never reached {selector} {text!r}")
+
+
+def test_keyboard_only(page: Page, e2e_stack: DemoStack, user_id: str) -> None:
+    """Open, search, connect an API-key app, disconnect, close: Tab, typing, Enter and Escape
+    only (the host page opens the portal with showApps, as a host's own button would)."""
+    open_host(page, e2e_stack, user_id)
+    page.evaluate("window.portal.showApps('modal')")
+    frame = portal_frame(page)
+    inner = page.frame_locator("[role=dialog] iframe")
+
+    tab_to(page, frame, "input[type=search]")
+    page.keyboard.type("Analytics")
+    expect(inner.locator("#portal-app-grid")).to_have_attribute("data-portal-q", "Analytics")
+    portal_ready(inner)
+    tab_to(page, frame, "a.portal-card", "Sandbox Analytics")
+    page.keyboard.press("Enter")
+    expect(inner.locator("#portal-app-title")).to_have_text("Sandbox Analytics")
+    portal_ready(inner)
+
+    tab_to(page, frame, "[data-portal-connect]")
+    with page.expect_popup() as info:
+        page.keyboard.press("Enter")
+    popup = info.value
+    expect(popup.locator("#api_key")).to_be_focused()
+    popup.keyboard.type("sk_demo_ada")
+    with popup.expect_event("close"):
+        popup.keyboard.press("Enter")
+    connected = wait_event(page, "app-connected")
+    expect(inner.locator("[data-portal-disconnect]")).to_have_count(1)
+    portal_ready(inner)
+
+    tab_to(page, frame, "[data-portal-disconnect]")
+    page.keyboard.press("Enter")
+    expect(inner.locator("[data-portal-disconnect]")).to_have_text("Confirm disconnect")
+    page.keyboard.press("Enter")
+    disconnected = wait_event(page, "app-disconnected")
+    assert connected["payload"]["app"]["name"] == "sandbox-keys"
+    assert disconnected["payload"]["app"]["name"] == "sandbox-keys"
+    expect(inner.locator("[data-portal-disconnect]")).to_have_count(0)
+
+    page.keyboard.press("Escape")
+    wait_event(page, "modal-closed")
+    expect(page.locator("[role=dialog]")).to_have_count(0)
