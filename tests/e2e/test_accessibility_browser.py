@@ -62,7 +62,10 @@ def axe_violations(frame: Frame | Page) -> list[dict[str, Any]]:
 
 def audit(frame: Frame | Page, screen: str) -> None:
     """Fail when ``frame``'s document has a serious or critical axe violation."""
-    bad = [v for v in axe_violations(frame) if v["impact"] in FAILING]
+    found = axe_violations(frame)
+    for v in found:  # the minor and moderate ones too, for `pytest -s`
+        print(f"axe {screen}: {v['id']} ({v['impact']}) x{len(v['targets'])}")
+    bad = [v for v in found if v["impact"] in FAILING]
     lines = [f"{v['id']} ({v['impact']}) at {', '.join(v['targets'])}: {v['help']}" for v in bad]
     assert not bad, f"{screen}: {len(bad)} axe violation(s)\n" + "\n".join(lines)
 
@@ -179,24 +182,29 @@ def test_admin(audit_browser: Any, e2e_stack: DemoStack, dark: bool) -> None:
 
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+@pytest.mark.parametrize("mode", ["modal", "inline"])
 def test_show_function_form(
-    audit_browser: Any, e2e_stack: DemoStack, user_id: str, dark: bool
+    audit_browser: Any, e2e_stack: DemoStack, user_id: str, mode: str, dark: bool
 ) -> None:
     insert_account(e2e_stack, user_id, "ada@sandbox.test", f"a11y-fn-{user_id}")
     page = audit_browser(WIDE, dark)
     open_host(page, e2e_stack, user_id)
+    container = "'container'" if mode == "inline" else "null"
     page.evaluate(
-        "() => { window.portal.showFunction('sandbox-create-contact', {name: 'Ada'}).catch(() => {}); }"
+        "() => { window.portal.showFunction('sandbox-create-contact', {name: 'Ada'}, null,"
+        f" '{mode}', {container}).catch(() => {{}}); }}"
     )
     frame = portal_frame(page)
-    email = page.frame_locator("[role=dialog] iframe").get_by_label("Email")
+    inner = page.frame_locator("[role=dialog] iframe, #container iframe").first
+    email = inner.get_by_label("Email")
     expect(email).to_be_visible()
-    audit(frame, f"showFunction form {'dark' if dark else 'light'}")
+    screen = f"showFunction form {mode} {'dark' if dark else 'light'}"
+    audit(frame, screen)
     email.fill("not-an-email")
-    page.frame_locator("[role=dialog] iframe").get_by_role("button", name="Continue").click()
+    inner.get_by_role("button", name="Continue").click()
     expect(email).to_have_attribute("aria-invalid", "true")
-    portal_ready(page.frame_locator("[role=dialog] iframe"))
-    audit(frame, f"showFunction form with an error {'dark' if dark else 'light'}")
+    portal_ready(inner)
+    audit(frame, f"{screen} with an error")
 
 
 # Every element's and pseudo-element's transitions and animations: ``[where, durations, name]``.
