@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 CHROMIUM ?= /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install install-test chromium lint typecheck pytest clean bench wrk nginx sdk
+.PHONY: demo test install install-test chromium axe lint typecheck pytest clean bench wrk nginx sdk
 
 $(BIN)/python:
 	@echo "==> creating the virtualenv $(VENV)"
@@ -24,6 +24,12 @@ install-test: $(BIN)/python
 chromium:
 	@[ -x $(CHROMIUM) ] || { echo "==> installing Debian's chromium for the browser tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+# axe-core, pinned in bench/package-lock.json, for the accessibility audit of the browser tests
+# (tests/e2e/test_accessibility_browser.py reads bench/node_modules/axe-core/axe.min.js).
+axe:
+	@echo "==> installing axe-core (npm, pinned in bench/package-lock.json) for the accessibility tests"
+	npm --prefix bench ci --silent
 
 # The benchmarks of bench/ (not part of `make test`): one table, medians, under 10 minutes.
 wrk:
@@ -60,7 +66,7 @@ pytest:
 	PORTAL_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -n 2 --dist loadgroup \
 		-m "not e2e" --ignore tests/test_wheel.py
 
-test: install-test chromium lint typecheck pytest
+test: install-test chromium axe lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache
