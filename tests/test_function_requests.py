@@ -1,0 +1,925 @@
+"""The exact request each shipped function builds, checked against the provider's documented
+shape (method, path under the app's API base URL, query and JSON body), and where each
+paginated function finds its next cursor in the provider's documented response.
+
+``tests/test_functions.py`` covers the Slack, HubSpot, Intercom and Pipedrive functions it was
+written for; this file covers the rest, and a test below fails when a shipped function is in
+neither. Every function also names its source (``# source: <provider docs URL>``) right above
+its entry in the app's YAML file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+import test_functions
+from test_functions import REQUESTS as BASE_REQUESTS
+
+from portal.catalog import SHIPPED_DIR, Catalog, dotted, load_catalog
+from portal.functions import build_request, validate_params
+
+CLOUD = "11223344-a1b2-3b33-c444-def123456789"
+SHEET = "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"
+PAGE = "b55c9c91-384d-452b-81db-d1ef79372b75"
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(environ={})
+
+
+def built(catalog: Catalog, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The request ``name`` builds for ``params`` (body decoded), after checking they validate."""
+    fn = catalog.function(name)
+    assert fn is not None, name
+    assert validate_params(fn, params) == [], params
+    spec = build_request(fn, params)
+    body = spec["body"]
+    if body is not None and spec["content_type"] == "application/x-www-form-urlencoded":
+        body = parse_qsl(body.decode(), strict_parsing=True)
+    elif body is not None:
+        assert spec["content_type"] == "application/json"
+        body = json.loads(body)
+    return {"method": spec["method"], "path": spec["path"], "query": spec["query"], "body": body}
+
+
+def req(
+    method: str, path: str, query: list[tuple[str, str]] | None = None, body: Any = None
+) -> dict[str, Any]:
+    return {"method": method, "path": path, "query": query or [], "body": body}
+
+
+# (function, params, expected request). Values follow the examples of the page named by the
+# function's `# source:` comment.
+REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    # ---------------------------------------------------------------- Slack
+    (
+        "slack-list-messages",
+        {"channel": "C123ABC456", "oldest": "1234567890.123456", "inclusive": True, "limit": 20},
+        req(
+            "GET",
+            "conversations.history",
+            [
+                ("channel", "C123ABC456"),
+                ("oldest", "1234567890.123456"),
+                ("inclusive", "true"),
+                ("limit", "20"),
+            ],
+        ),
+    ),
+    (
+        "slack-update-message",
+        {
+            "channel": "C123ABC456",
+            "ts": "1401383885.000061",
+            "text": "Updated text you carefully authored",
+        },
+        req(
+            "POST",
+            "chat.update",
+            body={
+                "channel": "C123ABC456",
+                "ts": "1401383885.000061",
+                "text": "Updated text you carefully authored",
+            },
+        ),
+    ),
+    (
+        "slack-get-channel",
+        {"channel": "C123ABC456", "include_num_members": True},
+        req(
+            "GET",
+            "conversations.info",
+            [("channel", "C123ABC456"), ("include_num_members", "true")],
+        ),
+    ),
+    ("slack-list-users", {"limit": 200}, req("GET", "users.list", [("limit", "200")])),
+    ("slack-get-user", {"user": "W123ABC456"}, req("GET", "users.info", [("user", "W123ABC456")])),
+    (
+        "slack-find-user-by-email",
+        {"email": "spengler@ghostbusters.example.com"},
+        req("GET", "users.lookupByEmail", [("email", "spengler@ghostbusters.example.com")]),
+    ),
+    # ---------------------------------------------------------------- HubSpot
+    (
+        "hubspot-get-contact",
+        {"contact_id": "12345", "properties": "email,firstname,lastname"},
+        req("GET", "crm/v3/objects/contacts/12345", [("properties", "email,firstname,lastname")]),
+    ),
+    (
+        "hubspot-get-contact",
+        {"contact_id": "bh@hubspot.com", "id_property": "email"},
+        req("GET", "crm/v3/objects/contacts/bh%40hubspot.com", [("idProperty", "email")]),
+    ),
+    (
+        "hubspot-update-contact",
+        {"contact_id": "12345", "properties": {"lifecyclestage": "customer", "phone": ""}},
+        req(
+            "PATCH",
+            "crm/v3/objects/contacts/12345",
+            body={"properties": {"lifecyclestage": "customer", "phone": ""}},
+        ),
+    ),
+    (
+        "hubspot-list-contacts",
+        {"limit": 100, "properties": "email,firstname"},
+        req(
+            "GET", "crm/v3/objects/contacts", [("limit", "100"), ("properties", "email,firstname")]
+        ),
+    ),
+    (
+        "hubspot-search-contacts",
+        {
+            "filter_groups": [
+                {
+                    "filters": [
+                        {
+                            "propertyName": "email",
+                            "operator": "CONTAINS_TOKEN",
+                            "value": "*@hubspot.com",
+                        }
+                    ]
+                }
+            ],
+            "properties": ["email", "firstname"],
+            "sorts": [{"propertyName": "createdate", "direction": "DESCENDING"}],
+        },
+        req(
+            "POST",
+            "crm/v3/objects/contacts/search",
+            body={
+                "filterGroups": [
+                    {
+                        "filters": [
+                            {
+                                "propertyName": "email",
+                                "operator": "CONTAINS_TOKEN",
+                                "value": "*@hubspot.com",
+                            }
+                        ]
+                    }
+                ],
+                "properties": ["email", "firstname"],
+                "sorts": [{"propertyName": "createdate", "direction": "DESCENDING"}],
+                "limit": 100,
+            },
+        ),
+    ),
+    (
+        "hubspot-search-contacts",
+        {"query": "x", "limit": 10},
+        req("POST", "crm/v3/objects/contacts/search", body={"query": "x", "limit": 10}),
+    ),
+    (
+        "hubspot-create-company",
+        {"name": "HubSpot", "domain": "hubspot.com"},
+        req(
+            "POST",
+            "crm/v3/objects/companies",
+            body={"properties": {"name": "HubSpot", "domain": "hubspot.com"}},
+        ),
+    ),
+    (
+        "hubspot-list-companies",
+        {"limit": 10, "properties": "name,domain"},
+        req("GET", "crm/v3/objects/companies", [("limit", "10"), ("properties", "name,domain")]),
+    ),
+    (
+        "hubspot-create-deal",
+        {
+            "dealname": "New deal",
+            "amount": "1500.00",
+            "pipeline": "default",
+            "dealstage": "contractsent",
+            "closedate": "2019-12-07T16:50:06.678Z",
+        },
+        req(
+            "POST",
+            "crm/v3/objects/deals",
+            body={
+                "properties": {
+                    "dealname": "New deal",
+                    "amount": "1500.00",
+                    "pipeline": "default",
+                    "dealstage": "contractsent",
+                    "closedate": "2019-12-07T16:50:06.678Z",
+                }
+            },
+        ),
+    ),
+    ("hubspot-list-deals", {}, req("GET", "crm/v3/objects/deals")),
+    # ---------------------------------------------------------------- Notion
+    (
+        "notion-search",
+        {
+            "query": "External tasks",
+            "filter": {"value": "data_source", "property": "object"},
+            "sort": {"direction": "ascending", "timestamp": "last_edited_time"},
+        },
+        req(
+            "POST",
+            "search",
+            body={
+                "query": "External tasks",
+                "filter": {"value": "data_source", "property": "object"},
+                "sort": {"direction": "ascending", "timestamp": "last_edited_time"},
+            },
+        ),
+    ),
+    ("notion-get-page", {"page_id": PAGE}, req("GET", f"pages/{PAGE}")),
+    (
+        "notion-create-page",
+        {
+            "parent": {"page_id": "494c87d0-72c4-4cf6-960f-55f8427f7692"},
+            "properties": {
+                "title": {"title": [{"text": {"content": "A note from your pals at Notion"}}]}
+            },
+            "children": [
+                {
+                    "object": "block",
+                    "paragraph": {
+                        "rich_text": [
+                            {"text": {"content": "You made this page using the Notion API."}}
+                        ]
+                    },
+                }
+            ],
+        },
+        req(
+            "POST",
+            "pages",
+            body={
+                "parent": {"page_id": "494c87d0-72c4-4cf6-960f-55f8427f7692"},
+                "properties": {
+                    "title": {"title": [{"text": {"content": "A note from your pals at Notion"}}]}
+                },
+                "children": [
+                    {
+                        "object": "block",
+                        "paragraph": {
+                            "rich_text": [
+                                {"text": {"content": "You made this page using the Notion API."}}
+                            ]
+                        },
+                    }
+                ],
+            },
+        ),
+    ),
+    (
+        "notion-update-page",
+        {"page_id": PAGE, "properties": {"In stock": {"checkbox": True}}},
+        req("PATCH", f"pages/{PAGE}", body={"properties": {"In stock": {"checkbox": True}}}),
+    ),
+    (
+        "notion-query-data-source",
+        {
+            "data_source_id": "897e5a76ae524b489fdfe71f5945d1af",
+            "filter": {"property": "Landmark", "rich_text": {"contains": "Bridge"}},
+            "sorts": [{"property": "Last ordered", "direction": "ascending"}],
+            "page_size": 50,
+        },
+        req(
+            "POST",
+            "data_sources/897e5a76ae524b489fdfe71f5945d1af/query",
+            body={
+                "filter": {"property": "Landmark", "rich_text": {"contains": "Bridge"}},
+                "sorts": [{"property": "Last ordered", "direction": "ascending"}],
+                "page_size": 50,
+            },
+        ),
+    ),
+    (
+        "notion-list-block-children",
+        {"block_id": PAGE, "page_size": 100},
+        req("GET", f"blocks/{PAGE}/children", [("page_size", "100")]),
+    ),
+    # ---------------------------------------------------------------- Jira
+    (
+        "jira-search-issues",
+        {"cloud_id": CLOUD, "jql": "project = HSP", "fields": "summary,status", "max_results": 50},
+        req(
+            "GET",
+            f"ex/jira/{CLOUD}/rest/api/3/search/jql",
+            [("jql", "project = HSP"), ("fields", "summary,status"), ("maxResults", "50")],
+        ),
+    ),
+    (
+        "jira-get-issue",
+        {"cloud_id": CLOUD, "issue": "ED-1", "expand": "renderedFields"},
+        req("GET", f"ex/jira/{CLOUD}/rest/api/3/issue/ED-1", [("expand", "renderedFields")]),
+    ),
+    (
+        "jira-create-issue",
+        {
+            "cloud_id": CLOUD,
+            "project_key": "HSP",
+            "summary": "Main order flow broken",
+            "issue_type": "Bug",
+            "description": {
+                "type": "doc",
+                "version": 1,
+                "content": [
+                    {
+                        "type": "paragraph",
+                        "content": [{"type": "text", "text": "Order entry fails"}],
+                    }
+                ],
+            },
+            "labels": ["bugfix", "blitz_test"],
+        },
+        req(
+            "POST",
+            f"ex/jira/{CLOUD}/rest/api/3/issue",
+            body={
+                "fields": {
+                    "project": {"key": "HSP"},
+                    "summary": "Main order flow broken",
+                    "issuetype": {"name": "Bug"},
+                    "description": {
+                        "type": "doc",
+                        "version": 1,
+                        "content": [
+                            {
+                                "type": "paragraph",
+                                "content": [{"type": "text", "text": "Order entry fails"}],
+                            }
+                        ],
+                    },
+                    "labels": ["bugfix", "blitz_test"],
+                }
+            },
+        ),
+    ),
+    (
+        "jira-update-issue",
+        {
+            "cloud_id": CLOUD,
+            "issue": "10000",
+            "fields": {"summary": "Completed orders still displaying in pending"},
+        },
+        req(
+            "PUT",
+            f"ex/jira/{CLOUD}/rest/api/3/issue/10000",
+            body={"fields": {"summary": "Completed orders still displaying in pending"}},
+        ),
+    ),
+    (
+        "jira-add-comment",
+        {
+            "cloud_id": CLOUD,
+            "issue": "HSP-1",
+            "body": {
+                "type": "doc",
+                "version": 1,
+                "content": [
+                    {"type": "paragraph", "content": [{"type": "text", "text": "Lorem ipsum"}]}
+                ],
+            },
+        },
+        req(
+            "POST",
+            f"ex/jira/{CLOUD}/rest/api/3/issue/HSP-1/comment",
+            body={
+                "body": {
+                    "type": "doc",
+                    "version": 1,
+                    "content": [
+                        {"type": "paragraph", "content": [{"type": "text", "text": "Lorem ipsum"}]}
+                    ],
+                }
+            },
+        ),
+    ),
+    # ---------------------------------------------------------------- GitHub
+    (
+        "github-get-issue",
+        {"owner": "octocat", "repo": "Hello-World", "issue_number": 1347},
+        req("GET", "repos/octocat/Hello-World/issues/1347"),
+    ),
+    (
+        "github-update-issue",
+        {
+            "owner": "octocat",
+            "repo": "Hello-World",
+            "issue_number": 1347,
+            "title": "Found a bug",
+            "body": "I'm having a problem with this.",
+            "assignees": ["octocat"],
+            "state": "open",
+            "labels": ["bug"],
+        },
+        req(
+            "PATCH",
+            "repos/octocat/Hello-World/issues/1347",
+            body={
+                "title": "Found a bug",
+                "body": "I'm having a problem with this.",
+                "state": "open",
+                "labels": ["bug"],
+                "assignees": ["octocat"],
+            },
+        ),
+    ),
+    (
+        "github-create-issue-comment",
+        {"owner": "octocat", "repo": "Hello-World", "issue_number": 1347, "body": "Me too"},
+        req("POST", "repos/octocat/Hello-World/issues/1347/comments", body={"body": "Me too"}),
+    ),
+    (
+        "github-get-pull-request",
+        {"owner": "octocat", "repo": "Hello-World", "pull_number": 1347},
+        req("GET", "repos/octocat/Hello-World/pulls/1347"),
+    ),
+    (
+        "github-create-pull-request",
+        {
+            "owner": "octocat",
+            "repo": "Hello-World",
+            "title": "Amazing new feature",
+            "body": "Please pull these awesome changes in!",
+            "head": "octocat:new-feature",
+            "base": "master",
+        },
+        req(
+            "POST",
+            "repos/octocat/Hello-World/pulls",
+            body={
+                "title": "Amazing new feature",
+                "head": "octocat:new-feature",
+                "base": "master",
+                "body": "Please pull these awesome changes in!",
+            },
+        ),
+    ),
+    # ---------------------------------------------------------------- Gmail
+    (
+        "gmail-send-message",
+        {
+            "raw": "VG86IGFAYi5leGFtcGxlDQpTdWJqZWN0OiBIaQ0KDQpIZWxsbw",
+            "thread_id": "18c2f0e1a2b3c4d5",
+        },
+        req(
+            "POST",
+            "users/me/messages/send",
+            body={
+                "raw": "VG86IGFAYi5leGFtcGxlDQpTdWJqZWN0OiBIaQ0KDQpIZWxsbw",
+                "threadId": "18c2f0e1a2b3c4d5",
+            },
+        ),
+    ),
+    (
+        "gmail-list-messages",
+        {"q": "from:someuser@example.com is:unread", "max_results": 50},
+        req(
+            "GET",
+            "users/me/messages",
+            [("q", "from:someuser@example.com is:unread"), ("maxResults", "50")],
+        ),
+    ),
+    (
+        "gmail-get-message",
+        {"id": "18c2f0e1a2b3c4d5", "format": "metadata"},
+        req("GET", "users/me/messages/18c2f0e1a2b3c4d5", [("format", "metadata")]),
+    ),
+    # ---------------------------------------------------------------- Google Sheets
+    (
+        # The A1 range is one path segment: '!' and ':' are percent-encoded, which Google decodes.
+        "google-sheets-get-values",
+        {"spreadsheet_id": SHEET, "range": "Sheet1!A1:D5", "major_dimension": "ROWS"},
+        req("GET", f"spreadsheets/{SHEET}/values/Sheet1%21A1%3AD5", [("majorDimension", "ROWS")]),
+    ),
+    (
+        "google-sheets-append-rows",
+        {
+            "spreadsheet_id": SHEET,
+            "range": "Sheet1!A1:E1",
+            "values": [["Door", "$15", "2", "3/15/2016"]],
+        },
+        req(
+            "POST",
+            f"spreadsheets/{SHEET}/values/Sheet1%21A1%3AE1:append",
+            [("valueInputOption", "USER_ENTERED")],
+            {"values": [["Door", "$15", "2", "3/15/2016"]]},
+        ),
+    ),
+    (
+        "google-sheets-update-values",
+        {
+            "spreadsheet_id": SHEET,
+            "range": "Sheet1!A1:C1",
+            "values": [[1, 2, "=A1+B1"]],
+            "value_input_option": "RAW",
+        },
+        req(
+            "PUT",
+            f"spreadsheets/{SHEET}/values/Sheet1%21A1%3AC1",
+            [("valueInputOption", "RAW")],
+            {"values": [[1, 2, "=A1+B1"]]},
+        ),
+    ),
+    (
+        "google-sheets-get-spreadsheet",
+        {"spreadsheet_id": SHEET},
+        req("GET", f"spreadsheets/{SHEET}"),
+    ),
+]
+
+# Functions shipped before this file: their requests, from the same kind of documented examples.
+REQUESTS += [
+    (
+        "airtable-create-record",
+        {
+            "base_id": "appABC1234567890a",
+            "table": "Tasks",
+            "fields": {"Name": "Buy milk", "Done": False},
+            "typecast": True,
+        },
+        req(
+            "POST",
+            "appABC1234567890a/Tasks",
+            body={"fields": {"Name": "Buy milk", "Done": False}, "typecast": True},
+        ),
+    ),
+    (
+        "anthropic-create-message",
+        {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 1024,
+            "messages": [{"role": "user", "content": "Hello, Claude"}],
+        },
+        req(
+            "POST",
+            "messages",
+            body={
+                "model": "claude-sonnet-4-5",
+                "max_tokens": 1024,
+                "messages": [{"role": "user", "content": "Hello, Claude"}],
+            },
+        ),
+    ),
+    (
+        "asana-create-task",
+        {
+            "name": "Buy catnip",
+            "notes": "Mittens really likes the stuff",
+            "workspace": "12345",
+            "due_on": "2019-09-15",
+        },
+        req(
+            "POST",
+            "tasks",
+            body={
+                "data": {
+                    "name": "Buy catnip",
+                    "notes": "Mittens really likes the stuff",
+                    "workspace": "12345",
+                    "due_on": "2019-09-15",
+                }
+            },
+        ),
+    ),
+    (
+        "clickup-create-task",
+        {
+            "list_id": "900100",
+            "name": "New Task Name",
+            "description": "New Task Description",
+            "assignees": [183],
+            "priority": 3,
+            "due_date": 1508369194377,
+        },
+        req(
+            "POST",
+            "v2/list/900100/task",
+            body={
+                "name": "New Task Name",
+                "description": "New Task Description",
+                "assignees": [183],
+                "priority": 3,
+                "due_date": 1508369194377,
+            },
+        ),
+    ),
+    (
+        "github-create-issue",
+        {
+            "owner": "octocat",
+            "repo": "Hello-World",
+            "title": "Found a bug",
+            "body": "I'm having a problem with this.",
+            "labels": ["bug"],
+            "assignees": ["octocat"],
+        },
+        req(
+            "POST",
+            "repos/octocat/Hello-World/issues",
+            body={
+                "title": "Found a bug",
+                "body": "I'm having a problem with this.",
+                "labels": ["bug"],
+                "assignees": ["octocat"],
+            },
+        ),
+    ),
+    (
+        "google-analytics-run-report",
+        {
+            "property_id": "123456789",
+            "date_ranges": [{"startDate": "2020-03-31", "endDate": "today"}],
+            "metrics": [{"name": "activeUsers"}],
+            "dimensions": [{"name": "city"}],
+        },
+        req(
+            "POST",
+            "properties/123456789:runReport",
+            body={
+                "dateRanges": [{"startDate": "2020-03-31", "endDate": "today"}],
+                "metrics": [{"name": "activeUsers"}],
+                "dimensions": [{"name": "city"}],
+            },
+        ),
+    ),
+    (
+        "google-calendar-create-event",
+        {
+            "calendar_id": "primary",
+            "summary": "Google I/O 2015",
+            "location": "800 Howard St., San Francisco, CA 94103",
+            "start": "2015-05-28T09:00:00-07:00",
+            "end": "2015-05-28T17:00:00-07:00",
+        },
+        req(
+            "POST",
+            "calendars/primary/events",
+            body={
+                "summary": "Google I/O 2015",
+                "location": "800 Howard St., San Francisco, CA 94103",
+                "start": {"dateTime": "2015-05-28T09:00:00-07:00"},
+                "end": {"dateTime": "2015-05-28T17:00:00-07:00"},
+            },
+        ),
+    ),
+    (
+        "mattermost-create-post",
+        {"channel_id": "4xp9fdt77pncbef59f4k1qe83o", "message": "Hello"},
+        req("POST", "posts", body={"channel_id": "4xp9fdt77pncbef59f4k1qe83o", "message": "Hello"}),
+    ),
+    (
+        "openai-create-response",
+        {"model": "gpt-4.1", "input": "Tell me a three sentence bedtime story about a unicorn."},
+        req(
+            "POST",
+            "responses",
+            body={
+                "model": "gpt-4.1",
+                "input": "Tell me a three sentence bedtime story about a unicorn.",
+            },
+        ),
+    ),
+    (
+        "todoist-create-task",
+        {"content": "Buy Milk", "due_string": "tomorrow at 12:00", "priority": 4},
+        req(
+            "POST",
+            "tasks",
+            body={"content": "Buy Milk", "due_string": "tomorrow at 12:00", "priority": 4},
+        ),
+    ),
+    (
+        "webex-post-message",
+        {"toPersonEmail": "julie@example.com", "markdown": "**Hello**"},
+        req(
+            "POST", "messages", body={"toPersonEmail": "julie@example.com", "markdown": "**Hello**"}
+        ),
+    ),
+    (
+        "zoom-create-meeting",
+        {
+            "topic": "My Meeting",
+            "type": 2,
+            "start_time": "2022-03-25T07:29:29Z",
+            "duration": 60,
+            "timezone": "America/Los_Angeles",
+        },
+        req(
+            "POST",
+            "users/me/meetings",
+            body={
+                "topic": "My Meeting",
+                "type": 2,
+                "start_time": "2022-03-25T07:29:29Z",
+                "duration": 60,
+                "timezone": "America/Los_Angeles",
+            },
+        ),
+    ),
+    (
+        # Zulip's REST API takes form fields, not JSON.
+        "zulip-send-message",
+        {
+            "to": "Denmark",
+            "topic": "Castle",
+            "content": "I come not, friends, to steal away your hearts.",
+        },
+        req(
+            "POST",
+            "messages",
+            body=[
+                ("type", "stream"),
+                ("to", "Denmark"),
+                ("topic", "Castle"),
+                ("content", "I come not, friends, to steal away your hearts."),
+            ],
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "expected"), REQUESTS, ids=[f"{r[0]}-{i}" for i, r in enumerate(REQUESTS)]
+)
+def test_request_built(
+    catalog: Catalog, name: str, params: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    assert built(catalog, name, params) == expected
+
+
+#: Functions shipped before this table existed that no request test covers yet.
+UNTESTED_BEFORE: set[str] = set()
+
+
+def test_every_shipped_function_has_a_request_test(catalog: Catalog) -> None:
+    shipped = {
+        f.name for app in catalog for f in app.functions if not app.slug.startswith("sandbox")
+    }
+    tested = {name for name, _, _ in REQUESTS} | {name for name, _, _ in BASE_REQUESTS}
+    assert sorted(shipped - tested - UNTESTED_BEFORE) == []
+    assert tested <= shipped
+
+
+def test_every_function_names_its_source_in_the_yaml(catalog: Catalog) -> None:
+    missing = []
+    for app in catalog:
+        if app.slug.startswith("sandbox") or not app.functions:
+            continue
+        lines = (SHIPPED_DIR / f"{app.slug}.yaml").read_text("utf-8").splitlines()
+        for fn in app.functions:
+            at = lines.index(f"  - name: {fn.name}")
+            if not re.fullmatch(r"  # source: https://\S+", lines[at - 1]):
+                missing.append(fn.name)
+    assert missing == []
+
+
+def test_every_param_is_described_and_every_list_paginates(catalog: Catalog) -> None:
+    for app in catalog:
+        for fn in app.functions:
+            for name, schema in fn.params.get("properties", {}).items():
+                assert schema.get("description"), f"{fn.name}.{name}"
+            if fn.name.split("-", 2)[1] == "list" and fn.name not in NO_CURSOR:
+                assert fn.pagination is not None, fn.name
+
+
+#: List functions whose provider has no cursor the function format can follow.
+NO_CURSOR: set[str] = set()
+
+
+# (function, a response as the provider documents it, the next cursor in it). The last page of
+# each has no cursor, which the seed's next_page turns into "".
+RESPONSES: list[tuple[str, Any, Any]] = [
+    (
+        "slack-list-messages",
+        {
+            "ok": True,
+            "messages": [],
+            "has_more": True,
+            "response_metadata": {"next_cursor": "bmV4dF90czoxNTEyMDg1ODYxMDAwNTQz"},
+        },
+        "bmV4dF90czoxNTEyMDg1ODYxMDAwNTQz",
+    ),
+    (
+        "slack-list-users",
+        {"ok": True, "members": [], "response_metadata": {"next_cursor": "dXNlcjpVMEc5V0ZYTlo="}},
+        "dXNlcjpVMEc5V0ZYTlo=",
+    ),
+    ("slack-list-users", {"ok": True, "members": [], "response_metadata": {"next_cursor": ""}}, ""),
+    (
+        "hubspot-list-contacts",
+        {
+            "results": [{"id": "512"}],
+            "paging": {"next": {"after": "NTI1Cg%3D%3D", "link": "?after=NTI1Cg%3D%3D"}},
+        },
+        "NTI1Cg%3D%3D",
+    ),
+    ("hubspot-list-contacts", {"results": []}, None),
+    (
+        "hubspot-search-contacts",
+        {"total": 2, "results": [{"id": "1"}], "paging": {"next": {"after": "1"}}},
+        "1",
+    ),
+    (
+        "hubspot-list-companies",
+        {"results": [], "paging": {"next": {"after": "NTI1Cg%3D%3D"}}},
+        "NTI1Cg%3D%3D",
+    ),
+    (
+        "hubspot-list-deals",
+        {"results": [], "paging": {"next": {"after": "NTI1Cg%3D%3D"}}},
+        "NTI1Cg%3D%3D",
+    ),
+    (
+        "notion-search",
+        {
+            "object": "list",
+            "results": [{"object": "page"}],
+            "next_cursor": "e6c6f8ff-c70e-4970-91ba-98f03e0d7fc6",
+            "has_more": True,
+        },
+        "e6c6f8ff-c70e-4970-91ba-98f03e0d7fc6",
+    ),
+    (
+        "notion-search",
+        {"object": "list", "results": [], "next_cursor": None, "has_more": False},
+        None,
+    ),
+    (
+        "notion-query-data-source",
+        {
+            "object": "list",
+            "results": [],
+            "next_cursor": "fe2cc560-036c-44cd-90e8-294d5a74cebc",
+            "has_more": True,
+        },
+        "fe2cc560-036c-44cd-90e8-294d5a74cebc",
+    ),
+    (
+        "notion-list-block-children",
+        {"object": "list", "results": [], "next_cursor": None, "has_more": False},
+        None,
+    ),
+    (
+        "jira-search-issues",
+        {"issues": [{"id": "10002", "key": "ED-1"}], "nextPageToken": "CAEaAggD", "isLast": False},
+        "CAEaAggD",
+    ),
+    ("jira-search-issues", {"issues": [], "isLast": True}, None),
+    (
+        "gmail-list-messages",
+        {
+            "messages": [{"id": "18c2f0e1a2b3c4d5", "threadId": "18c2f0e1a2b3c4d5"}],
+            "nextPageToken": "02894761372468953486",
+            "resultSizeEstimate": 201,
+        },
+        "02894761372468953486",
+    ),
+    ("gmail-list-messages", {"resultSizeEstimate": 0}, None),
+]
+
+OUTPUT_KEYS = {"results", "issues", "messages", "data", "records", "items", "files", "collection"}
+
+
+@pytest.mark.parametrize(
+    ("name", "document", "cursor"), RESPONSES, ids=[f"{r[0]}-{i}" for i, r in enumerate(RESPONSES)]
+)
+def test_next_cursor_and_output_paths(
+    catalog: Catalog, name: str, document: Any, cursor: Any
+) -> None:
+    fn = catalog.function(name)
+    assert fn is not None and fn.pagination is not None
+    assert dotted(document, fn.pagination.next_cursor) == cursor
+    if fn.output:
+        assert fn.output in OUTPUT_KEYS
+        assert dotted(document, fn.output) == document.get(fn.output)
+
+
+def test_every_paginated_function_has_a_documented_response(catalog: Catalog) -> None:
+    paginated = {
+        f.name
+        for app in catalog
+        for f in app.functions
+        if f.pagination and not app.slug.startswith("sandbox")
+    }
+    covered = {r[0] for r in RESPONSES} | set(test_functions.PAGINATION)
+    assert sorted(paginated - covered) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted({r[0] for r in RESPONSES}),
+)
+def test_next_page_goes_where_the_provider_reads_it(catalog: Catalog, name: str) -> None:
+    fn = catalog.function(name)
+    assert fn is not None and fn.pagination is not None
+    params = next(p for n, p, _ in REQUESTS if n == name)
+    first = built(catalog, name, params)
+    second = built(catalog, name, {**params, "next_page": "CURSOR"})
+    if fn.pagination.cursor_in == "query":
+        assert second["query"] == [*first["query"], (fn.pagination.cursor_param, "CURSOR")]
+        assert second["body"] == first["body"]
+    else:
+        assert second["body"] == {**first["body"], fn.pagination.cursor_param: "CURSOR"}
+        assert second["query"] == first["query"]
