@@ -739,6 +739,256 @@ REQUESTS += [
     ),
 ]
 
+# Zendesk, Stripe, Salesforce, Asana, Airtable, Google Calendar and Drive, Calendly.
+REQUESTS += [
+    (
+        "zendesk-list-tickets",
+        {"sort": "-updated_at"},
+        req("GET", "tickets", [("page[size]", "100"), ("sort", "-updated_at")]),
+    ),
+    ("zendesk-get-ticket", {"ticket_id": 35436}, req("GET", "tickets/35436")),
+    (
+        "zendesk-create-ticket",
+        {
+            "subject": "My printer is on fire!",
+            "comment": "The smoke is very colorful.",
+            "priority": "urgent",
+            "requester": {"name": "The Customer", "email": "thecustomer@domain.com"},
+        },
+        req(
+            "POST",
+            "tickets",
+            body={
+                "ticket": {
+                    "subject": "My printer is on fire!",
+                    "comment": {"body": "The smoke is very colorful."},
+                    "priority": "urgent",
+                    "requester": {"name": "The Customer", "email": "thecustomer@domain.com"},
+                }
+            },
+        ),
+    ),
+    (
+        "zendesk-update-ticket",
+        {
+            "ticket_id": 35436,
+            "status": "solved",
+            "comment": {"body": "Thanks for choosing Acme Jet Motors.", "public": True},
+        },
+        req(
+            "PUT",
+            "tickets/35436",
+            body={
+                "ticket": {
+                    "status": "solved",
+                    "comment": {"body": "Thanks for choosing Acme Jet Motors.", "public": True},
+                }
+            },
+        ),
+    ),
+    (
+        "zendesk-search",
+        {"query": "status<solved requester:jane@example.com", "type": "ticket", "page_size": 100},
+        req(
+            "GET",
+            "search/export",
+            [
+                ("query", "status<solved requester:jane@example.com"),
+                ("filter[type]", "ticket"),
+                ("page[size]", "100"),
+            ],
+        ),
+    ),
+    (
+        "zendesk-list-users",
+        {"role": "agent"},
+        req("GET", "users", [("role", "agent"), ("page[size]", "100")]),
+    ),
+    (
+        "stripe-connect-search-customers",
+        {"query": "name:'Jane Doe' AND metadata['foo']:'bar'", "limit": 20},
+        req(
+            "GET",
+            "customers/search",
+            [("query", "name:'Jane Doe' AND metadata['foo']:'bar'"), ("limit", "20")],
+        ),
+    ),
+    (
+        "stripe-connect-get-customer",
+        {"customer_id": "cus_NffrFeUfNV2Hib"},
+        req("GET", "customers/cus_NffrFeUfNV2Hib"),
+    ),
+    (
+        # Stripe's API takes form-encoded bodies.
+        "stripe-connect-create-customer",
+        {"name": "Jenny Rosen", "email": "jennyrosen@example.com"},
+        req(
+            "POST", "customers", body=[("email", "jennyrosen@example.com"), ("name", "Jenny Rosen")]
+        ),
+    ),
+    (
+        "stripe-connect-update-customer",
+        {"customer_id": "cus_NffrFeUfNV2Hib", "description": "VIP"},
+        req("POST", "customers/cus_NffrFeUfNV2Hib", body=[("description", "VIP")]),
+    ),
+    (
+        "stripe-connect-search-payment-intents",
+        {"query": "status:'succeeded' AND metadata['order_id']:'6735'"},
+        req(
+            "GET",
+            "payment_intents/search",
+            [("query", "status:'succeeded' AND metadata['order_id']:'6735'")],
+        ),
+    ),
+    (
+        "stripe-connect-search-invoices",
+        {"query": "total>999 AND metadata['order_id']:'6735'"},
+        req("GET", "invoices/search", [("query", "total>999 AND metadata['order_id']:'6735'")]),
+    ),
+    (
+        "salesforce-query",
+        {"q": "SELECT Name FROM Account WHERE Industry = 'Energy'"},
+        req("GET", "query", [("q", "SELECT Name FROM Account WHERE Industry = 'Energy'")]),
+    ),
+    (
+        "salesforce-search",
+        {"q": "FIND {Acme} IN NAME FIELDS RETURNING Account(Id, Name)"},
+        req("GET", "search", [("q", "FIND {Acme} IN NAME FIELDS RETURNING Account(Id, Name)")]),
+    ),
+    (
+        "salesforce-get-record",
+        {
+            "sobject": "Account",
+            "record_id": "001D000000INjVe",
+            "fields": "AccountNumber,BillingPostalCode",
+        },
+        req(
+            "GET",
+            "sobjects/Account/001D000000INjVe",
+            [("fields", "AccountNumber,BillingPostalCode")],
+        ),
+    ),
+    (
+        "salesforce-create-record",
+        {"sobject": "Account", "fields": {"Name": "Express Logistics and Transport"}},
+        req("POST", "sobjects/Account", body={"Name": "Express Logistics and Transport"}),
+    ),
+    (
+        "salesforce-update-record",
+        {
+            "sobject": "Account",
+            "record_id": "001D000000INjVe",
+            "fields": {"BillingCity": "San Francisco"},
+        },
+        req("PATCH", "sobjects/Account/001D000000INjVe", body={"BillingCity": "San Francisco"}),
+    ),
+    ("salesforce-describe-object", {"sobject": "Account"}, req("GET", "sobjects/Account/describe")),
+    (
+        "asana-list-tasks",
+        {"project": "1331", "opt_fields": "name,completed"},
+        req(
+            "GET", "tasks", [("project", "1331"), ("opt_fields", "name,completed"), ("limit", "50")]
+        ),
+    ),
+    ("asana-get-task", {"task_gid": "12345"}, req("GET", "tasks/12345")),
+    (
+        "asana-update-task",
+        {"task_gid": "12345", "completed": True, "due_on": "2019-09-15"},
+        req("PUT", "tasks/12345", body={"data": {"completed": True, "due_on": "2019-09-15"}}),
+    ),
+    (
+        "asana-add-comment",
+        {"task_gid": "12345", "text": "This is a very nice comment."},
+        req("POST", "tasks/12345/stories", body={"data": {"text": "This is a very nice comment."}}),
+    ),
+    (
+        "airtable-list-records",
+        {"base_id": "appABC1234567890a", "table": "Tasks", "view": "Grid view", "page_size": 50},
+        req("GET", "appABC1234567890a/Tasks", [("view", "Grid view"), ("pageSize", "50")]),
+    ),
+    (
+        "airtable-get-record",
+        {"base_id": "appABC1234567890a", "table": "Tasks", "record_id": "rec560UJdUtocSouk"},
+        req("GET", "appABC1234567890a/Tasks/rec560UJdUtocSouk"),
+    ),
+    (
+        "airtable-update-record",
+        {
+            "base_id": "appABC1234567890a",
+            "table": "Tasks",
+            "record_id": "rec560UJdUtocSouk",
+            "fields": {"Status": "Done"},
+        },
+        req(
+            "PATCH",
+            "appABC1234567890a/Tasks/rec560UJdUtocSouk",
+            body={"fields": {"Status": "Done"}},
+        ),
+    ),
+    (
+        "google-calendar-list-events",
+        {
+            "calendar_id": "primary",
+            "time_min": "2026-01-01T00:00:00Z",
+            "single_events": True,
+            "order_by": "startTime",
+        },
+        req(
+            "GET",
+            "calendars/primary/events",
+            [
+                ("timeMin", "2026-01-01T00:00:00Z"),
+                ("singleEvents", "true"),
+                ("orderBy", "startTime"),
+            ],
+        ),
+    ),
+    (
+        "google-drive-list-files",
+        {"q": "name contains 'report' and trashed = false", "page_size": 10},
+        req(
+            "GET",
+            "files",
+            [("q", "name contains 'report' and trashed = false"), ("pageSize", "10")],
+        ),
+    ),
+    (
+        "google-drive-get-file",
+        {"file_id": "1ZdR3L3qP4Bkq8noWLJHSr_iBau0DNT4Kli4SxNc2YEo", "fields": "id,name,mimeType"},
+        req(
+            "GET",
+            "files/1ZdR3L3qP4Bkq8noWLJHSr_iBau0DNT4Kli4SxNc2YEo",
+            [("fields", "id,name,mimeType")],
+        ),
+    ),
+    (
+        "calendly-list-scheduled-events",
+        {
+            "user": "https://api.calendly.com/users/AAAAAAAAAAAAAAAA",
+            "status": "active",
+            "count": 50,
+        },
+        req(
+            "GET",
+            "scheduled_events",
+            [
+                ("user", "https://api.calendly.com/users/AAAAAAAAAAAAAAAA"),
+                ("status", "active"),
+                ("count", "50"),
+            ],
+        ),
+    ),
+    (
+        "calendly-list-event-types",
+        {"organization": "https://api.calendly.com/organizations/AAAAAAAAAAAAAAAA"},
+        req(
+            "GET",
+            "event_types",
+            [("organization", "https://api.calendly.com/organizations/AAAAAAAAAAAAAAAA")],
+        ),
+    ),
+]
+
 
 @pytest.mark.parametrize(
     ("name", "params", "expected"), REQUESTS, ids=[f"{r[0]}-{i}" for i, r in enumerate(REQUESTS)]
@@ -879,7 +1129,119 @@ RESPONSES: list[tuple[str, Any, Any]] = [
     ("gmail-list-messages", {"resultSizeEstimate": 0}, None),
 ]
 
-OUTPUT_KEYS = {"results", "issues", "messages", "data", "records", "items", "files", "collection"}
+RESPONSES += [
+    (
+        "zendesk-list-tickets",
+        {
+            "tickets": [{"id": 35436}],
+            "meta": {"has_more": True, "after_cursor": "xxx", "before_cursor": "yyy"},
+        },
+        "xxx",
+    ),
+    (
+        "zendesk-search",
+        {"results": [], "meta": {"has_more": True, "after_cursor": "eyJmaWVsZCI6ImNyZWF0ZWRfYXQi"}},
+        "eyJmaWVsZCI6ImNyZWF0ZWRfYXQi",
+    ),
+    ("zendesk-list-users", {"users": [], "meta": {"has_more": False, "after_cursor": None}}, None),
+    (
+        "stripe-connect-search-customers",
+        {
+            "object": "search_result",
+            "url": "/v1/customers/search",
+            "has_more": True,
+            "data": [],
+            "next_page": "WzE2NTk5MjYyNTNd",
+        },
+        "WzE2NTk5MjYyNTNd",
+    ),
+    (
+        "stripe-connect-search-customers",
+        {"object": "search_result", "has_more": False, "data": [], "next_page": None},
+        None,
+    ),
+    (
+        "stripe-connect-search-payment-intents",
+        {"object": "search_result", "data": [], "has_more": True, "next_page": "cGF5bWVudA"},
+        "cGF5bWVudA",
+    ),
+    (
+        "stripe-connect-search-invoices",
+        {"object": "search_result", "data": [], "has_more": False, "next_page": None},
+        None,
+    ),
+    (
+        "asana-list-tasks",
+        {
+            "data": [{"gid": "12345"}],
+            "next_page": {
+                "offset": "eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9",
+                "path": "/tasks?project=1331&limit=50&offset=eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9",
+            },
+        },
+        "eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9",
+    ),
+    ("asana-list-tasks", {"data": [], "next_page": None}, None),
+    (
+        "airtable-list-records",
+        {
+            "records": [{"id": "rec560UJdUtocSouk", "fields": {}}],
+            "offset": "itrHkHJrQx3G6Jz2H/rec560UJdUtocSouk",
+        },
+        "itrHkHJrQx3G6Jz2H/rec560UJdUtocSouk",
+    ),
+    ("airtable-list-records", {"records": []}, None),
+    (
+        "google-calendar-list-events",
+        {"kind": "calendar#events", "items": [], "nextPageToken": "CigKGjRxNjJ"},
+        "CigKGjRxNjJ",
+    ),
+    (
+        "google-calendar-list-events",
+        {"kind": "calendar#events", "items": [], "nextSyncToken": "CPDAlvWDx70CEPDAlvWDx70CGAU="},
+        None,
+    ),
+    (
+        "google-drive-list-files",
+        {
+            "kind": "drive#fileList",
+            "files": [],
+            "nextPageToken": "~!!~AI9FV7Q",
+            "incompleteSearch": False,
+        },
+        "~!!~AI9FV7Q",
+    ),
+    (
+        "calendly-list-scheduled-events",
+        {
+            "collection": [],
+            "pagination": {
+                "count": 20,
+                "next_page": "https://api.calendly.com/scheduled_events?count=20&page_token=sNjq4TvMDfUHEl7zHRR0k0E1PCEJWvdi",
+                "next_page_token": "sNjq4TvMDfUHEl7zHRR0k0E1PCEJWvdi",
+            },
+        },
+        "sNjq4TvMDfUHEl7zHRR0k0E1PCEJWvdi",
+    ),
+    (
+        "calendly-list-event-types",
+        {"collection": [], "pagination": {"count": 20, "next_page": None, "next_page_token": None}},
+        None,
+    ),
+]
+
+OUTPUT_KEYS = {
+    "tickets",
+    "users",
+    "results",
+    "issues",
+    "messages",
+    "data",
+    "records",
+    "items",
+    "files",
+    "collection",
+}
 
 
 @pytest.mark.parametrize(
