@@ -21,6 +21,7 @@ from test_functions import REQUESTS as BASE_REQUESTS
 
 from portal.catalog import SHIPPED_DIR, Catalog, dotted, load_catalog
 from portal.functions import build_request, validate_params
+from portal.proxy import build_url
 
 CLOUD = "11223344-a1b2-3b33-c444-def123456789"
 SHEET = "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"
@@ -109,11 +110,6 @@ REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         "hubspot-get-contact",
         {"contact_id": "12345", "properties": "email,firstname,lastname"},
         req("GET", "crm/v3/objects/contacts/12345", [("properties", "email,firstname,lastname")]),
-    ),
-    (
-        "hubspot-get-contact",
-        {"contact_id": "bh@hubspot.com", "id_property": "email"},
-        req("GET", "crm/v3/objects/contacts/bh%40hubspot.com", [("idProperty", "email")]),
     ),
     (
         "hubspot-update-contact",
@@ -996,7 +992,12 @@ REQUESTS += [
 def test_request_built(
     catalog: Catalog, name: str, params: dict[str, Any], expected: dict[str, Any]
 ) -> None:
-    assert built(catalog, name, params) == expected
+    request = built(catalog, name, params)
+    assert request == expected
+    # The proxy's path guard (run before every invocation) lets it through, under the base URL.
+    assert build_url("https://api.example/v1", request["path"]).startswith(
+        "https://api.example/v1/"
+    )
 
 
 #: Functions shipped before this table existed that no request test covers yet.
@@ -1285,3 +1286,48 @@ def test_next_page_goes_where_the_provider_reads_it(catalog: Catalog, name: str)
     else:
         assert second["body"] == {**first["body"], fn.pagination.cursor_param: "CURSOR"}
         assert second["query"] == first["query"]
+
+
+# Params a provider would refuse (or that would leave the documented path) fail validation,
+# naming the field.
+INVALID: list[tuple[str, dict[str, Any], str, str]] = [
+    ("hubspot-get-contact", {"contact_id": "bh@hubspot.com"}, "contact_id", "does not match"),
+    ("jira-get-issue", {"cloud_id": CLOUD, "issue": "../../myself"}, "issue", "does not match"),
+    ("jira-search-issues", {"cloud_id": CLOUD}, "jql", "'jql' is a required property"),
+    ("zendesk-update-ticket", {"ticket_id": 1}, "", "does not have enough properties"),
+    (
+        "zendesk-create-ticket",
+        {"subject": "x", "comment": "y", "priority": "p1"},
+        "priority",
+        "is not one of",
+    ),
+    ("stripe-connect-get-customer", {"customer_id": "acct_1"}, "customer_id", "does not match"),
+    (
+        "salesforce-get-record",
+        {"sobject": "Account", "record_id": "001/../x"},
+        "record_id",
+        "does not match",
+    ),
+    (
+        "google-sheets-append-rows",
+        {"spreadsheet_id": SHEET, "range": "A1", "values": []},
+        "values",
+        "should be non-empty",
+    ),
+    ("asana-list-tasks", {"assignee": "me"}, "", "is not valid under any of the given schemas"),
+    ("notion-get-page", {"page_id": "not-a-page"}, "page_id", "does not match"),
+    ("gmail-send-message", {"raw": "To: a@b.example"}, "raw", "does not match"),
+    ("slack-get-user", {"user": "C123"}, "user", "does not match"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "field", "message"), INVALID, ids=[r[0] for r in INVALID]
+)
+def test_invalid_params_are_refused_with_the_field(
+    catalog: Catalog, name: str, params: dict[str, Any], field: str, message: str
+) -> None:
+    fn = catalog.function(name)
+    assert fn is not None
+    details = validate_params(fn, params)
+    assert any(d["field"] == field and message in d["message"] for d in details), details
