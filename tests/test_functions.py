@@ -168,8 +168,18 @@ FUNCTIONS = {
         "intercom-get-contact",
         "intercom-search-contacts",
         "intercom-send-message",
+        "intercom-list-conversations",
+        "intercom-reply-to-conversation",
     ],
-    "pipedrive": ["pipedrive-add-a-person", "pipedrive-get-all-persons"],
+    "pipedrive": [
+        "pipedrive-add-a-person",
+        "pipedrive-get-all-persons",
+        "pipedrive-get-all-deals",
+        "pipedrive-add-a-deal",
+        "pipedrive-update-a-deal",
+        "pipedrive-get-all-organizations",
+        "pipedrive-search-persons",
+    ],
 }
 
 
@@ -582,6 +592,19 @@ PAGINATION = {
     "hubspot-search-contacts": Pagination(
         cursor_param="after", next_cursor="paging.next.after", cursor_in="body"
     ),
+    **{
+        name: Pagination(
+            cursor_param="cursor", next_cursor="additional_data.next_cursor", cursor_in="query"
+        )
+        for name in (
+            "pipedrive-get-all-deals",
+            "pipedrive-get-all-organizations",
+            "pipedrive-search-persons",
+        )
+    },
+    "intercom-list-conversations": Pagination(
+        cursor_param="starting_after", next_cursor="pages.next.starting_after", cursor_in="query"
+    ),
 }
 
 
@@ -628,6 +651,7 @@ def test_an_empty_cursor_is_the_first_page(catalog: Catalog, name: str) -> None:
         "intercom-search-contacts": {"query": {"field": "role", "operator": "=", "value": "user"}},
         "hubspot-search-contacts": {"query": "jane"},
         "slack-list-messages": {"channel": "C1234567890"},
+        "pipedrive-search-persons": {"term": "will"},
     }.get(name, {})
     assert built(catalog, name, {**params, "next_page": ""}) == built(catalog, name, params)
 
