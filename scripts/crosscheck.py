@@ -71,6 +71,7 @@ ALIASES: dict[str, tuple[str | None, str | None]] = {
     "gohighlevel": (None, "highLevelStandard"),
     "basecamp": ("basecamp", "basecamp"),
     "harvest": ("harvest", None),
+    "goto-meeting": (None, "goTo"),
 }
 
 _PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}|\{[^}]*\}|\[[^\]]*\]")
