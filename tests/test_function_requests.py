@@ -1146,6 +1146,153 @@ REQUESTS += [
     ),
 ]
 
+# HubSpot owners and tickets, YouTube, Google Contacts, BigQuery, Google Docs, Square, Gorgias,
+# Eventbrite.
+DOC = "195j9eDD3ccgjQRttHhJPymLJUCOUjs-jmwTrekvdjFE"
+REQUESTS += [
+    (
+        "hubspot-list-owners",
+        {"email": "owner@example.com"},
+        req("GET", "crm/v3/owners", [("email", "owner@example.com")]),
+    ),
+    (
+        "hubspot-create-ticket",
+        {
+            "subject": "troubleshoot report",
+            "hs_pipeline": "0",
+            "hs_pipeline_stage": "1",
+            "hs_ticket_priority": "HIGH",
+        },
+        req(
+            "POST",
+            "crm/v3/objects/tickets",
+            body={
+                "properties": {
+                    "subject": "troubleshoot report",
+                    "hs_pipeline": "0",
+                    "hs_pipeline_stage": "1",
+                    "hs_ticket_priority": "HIGH",
+                }
+            },
+        ),
+    ),
+    (
+        "hubspot-list-tickets",
+        {"limit": 100},
+        req("GET", "crm/v3/objects/tickets", [("limit", "100")]),
+    ),
+    (
+        "youtube-list-my-playlists",
+        {"max_results": 25},
+        req(
+            "GET",
+            "playlists",
+            [("part", "snippet,contentDetails"), ("mine", "true"), ("maxResults", "25")],
+        ),
+    ),
+    (
+        "youtube-search-my-videos",
+        {"q": "launch", "order": "date"},
+        req(
+            "GET",
+            "search",
+            [
+                ("part", "snippet"),
+                ("forMine", "true"),
+                ("type", "video"),
+                ("q", "launch"),
+                ("order", "date"),
+            ],
+        ),
+    ),
+    (
+        "google-contacts-list-contacts",
+        {"page_size": 100},
+        req(
+            "GET",
+            "people/me/connections",
+            [("personFields", "names,emailAddresses,phoneNumbers"), ("pageSize", "100")],
+        ),
+    ),
+    (
+        "google-bigquery-list-datasets",
+        {"project_id": "my-project-123"},
+        req("GET", "projects/my-project-123/datasets"),
+    ),
+    (
+        "google-bigquery-run-query",
+        {"project_id": "my-project-123", "query": "SELECT 17 AS answer", "timeout_ms": 10000},
+        req(
+            "POST",
+            "projects/my-project-123/queries",
+            body={"query": "SELECT 17 AS answer", "useLegacySql": False, "timeoutMs": 10000},
+        ),
+    ),
+    ("google-docs-get-document", {"document_id": DOC}, req("GET", f"documents/{DOC}")),
+    (
+        "google-docs-create-document",
+        {"title": "Meeting notes"},
+        req("POST", "documents", body={"title": "Meeting notes"}),
+    ),
+    (
+        "google-docs-batch-update",
+        {
+            "document_id": DOC,
+            "requests": [{"insertText": {"location": {"index": 1}, "text": "Hello"}}],
+        },
+        req(
+            "POST",
+            f"documents/{DOC}:batchUpdate",
+            body={"requests": [{"insertText": {"location": {"index": 1}, "text": "Hello"}}]},
+        ),
+    ),
+    (
+        "square-list-customers",
+        {"limit": 50, "sort_field": "CREATED_AT", "sort_order": "DESC"},
+        req(
+            "GET",
+            "customers",
+            [("limit", "50"), ("sort_field", "CREATED_AT"), ("sort_order", "DESC")],
+        ),
+    ),
+    (
+        "square-search-orders",
+        {
+            "location_ids": ["057P5VYJ4A5X1", "18YC4JDH91E1H"],
+            "query": {
+                "filter": {"state_filter": {"states": ["COMPLETED"]}},
+                "sort": {"sort_field": "CLOSED_AT", "sort_order": "DESC"},
+            },
+            "limit": 3,
+            "return_entries": True,
+        },
+        req(
+            "POST",
+            "orders/search",
+            body={
+                "location_ids": ["057P5VYJ4A5X1", "18YC4JDH91E1H"],
+                "query": {
+                    "filter": {"state_filter": {"states": ["COMPLETED"]}},
+                    "sort": {"sort_field": "CLOSED_AT", "sort_order": "DESC"},
+                },
+                "limit": 3,
+                "return_entries": True,
+            },
+        ),
+    ),
+    (
+        "gorgias-list-tickets",
+        {"order_by": "updated_datetime:desc", "limit": 30},
+        req("GET", "tickets", [("order_by", "updated_datetime:desc"), ("limit", "30")]),
+    ),
+    ("gorgias-get-ticket", {"id": 42}, req("GET", "tickets/42")),
+    (
+        "eventbrite-list-organization-events",
+        {"organization_id": "123456789", "status": "live"},
+        req("GET", "organizations/123456789/events/", [("status", "live")]),
+    ),
+]
+
 
 @pytest.mark.parametrize(
     ("name", "params", "expected"), REQUESTS, ids=[f"{r[0]}-{i}" for i, r in enumerate(REQUESTS)]
@@ -1486,6 +1633,83 @@ RESPONSES += [
         "linear-list-issues",
         {"data": {"issues": {"nodes": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}}},
         None,
+    ),
+]
+
+RESPONSES += [
+    (
+        "hubspot-list-owners",
+        {
+            "results": [{"id": "41629779", "email": "owner@example.com"}],
+            "paging": {"next": {"after": "MTAw"}},
+        },
+        "MTAw",
+    ),
+    ("hubspot-list-tickets", {"results": []}, None),
+    (
+        "youtube-list-my-playlists",
+        {
+            "kind": "youtube#playlistListResponse",
+            "nextPageToken": "CAUQAA",
+            "items": [{"id": "PL1"}],
+        },
+        "CAUQAA",
+    ),
+    (
+        "youtube-search-my-videos",
+        {"kind": "youtube#searchListResponse", "items": [], "pageInfo": {"totalResults": 0}},
+        None,
+    ),
+    (
+        "google-contacts-list-contacts",
+        {
+            "connections": [{"resourceName": "people/c1"}],
+            "nextPageToken": "GgYKAghkEAI",
+            "totalPeople": 250,
+        },
+        "GgYKAghkEAI",
+    ),
+    (
+        "google-bigquery-list-datasets",
+        {
+            "kind": "bigquery#datasetList",
+            "datasets": [{"id": "my-project-123:sales"}],
+            "nextPageToken": "sales",
+        },
+        "sales",
+    ),
+    (
+        "square-list-customers",
+        {"customers": [{"id": "JDKYHBWT1D4F8MFH63DBMEN8Y4"}], "cursor": "9dpS093Uy12AzeE"},
+        "9dpS093Uy12AzeE",
+    ),
+    ("square-list-customers", {"customers": []}, None),
+    (
+        "square-search-orders",
+        {"orders": [{"id": "CAISENgvlJ6jLWAzERDzjyHVybY"}], "cursor": "123"},
+        "123",
+    ),
+    (
+        "gorgias-list-tickets",
+        {
+            "data": [{"id": 42}],
+            "meta": {"prev_cursor": None, "next_cursor": "WzE3MDg0NjEwNDBd"},
+            "object": "list",
+        },
+        "WzE3MDg0NjEwNDBd",
+    ),
+    (
+        "eventbrite-list-organization-events",
+        {
+            "pagination": {
+                "object_count": 60,
+                "continuation": "eyJwYWdlIjogMn0",
+                "page_size": 50,
+                "has_more_items": True,
+            },
+            "events": [{"id": "1"}],
+        },
+        "eyJwYWdlIjogMn0",
     ),
 ]
 

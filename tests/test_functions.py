@@ -161,6 +161,9 @@ FUNCTIONS = {
         "hubspot-list-companies",
         "hubspot-create-deal",
         "hubspot-list-deals",
+        "hubspot-list-owners",
+        "hubspot-create-ticket",
+        "hubspot-list-tickets",
     ],
     "intercom": [
         "intercom-create-contact",
@@ -587,7 +590,13 @@ PAGINATION = {
     },
     **{
         name: Pagination(cursor_param="after", next_cursor="paging.next.after", cursor_in="query")
-        for name in ("hubspot-list-contacts", "hubspot-list-companies", "hubspot-list-deals")
+        for name in (
+            "hubspot-list-contacts",
+            "hubspot-list-companies",
+            "hubspot-list-deals",
+            "hubspot-list-owners",
+            "hubspot-list-tickets",
+        )
     },
     "hubspot-search-contacts": Pagination(
         cursor_param="after", next_cursor="paging.next.after", cursor_in="body"
