@@ -72,6 +72,8 @@ ALIASES: dict[str, tuple[str | None, str | None]] = {
     "basecamp": ("basecamp", "basecamp"),
     "harvest": ("harvest", None),
     "goto-meeting": (None, "goTo"),
+    "zendesk-sell": ("getbase", None),
+    "power-bi": ("microsoft", "microsoft"),
 }
 
 _PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}|\{[^}]*\}|\[[^\]]*\]")
