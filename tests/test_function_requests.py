@@ -1293,6 +1293,171 @@ REQUESTS += [
     ),
 ]
 
+# Freshdesk, Figma, Miro, ClickUp, GitLab, Harvest, Mailchimp, Xero, Typeform, OneDrive.
+REQUESTS += [
+    (
+        "freshdesk-get-ticket",
+        {"id": 20, "include": "conversations"},
+        req("GET", "tickets/20", [("include", "conversations")]),
+    ),
+    (
+        "freshdesk-create-ticket",
+        {
+            "subject": "Support Needed...",
+            "description": "Details about the issue...",
+            "email": "tom@outerspace.com",
+            "priority": 1,
+            "status": 2,
+        },
+        req(
+            "POST",
+            "tickets",
+            body={
+                "subject": "Support Needed...",
+                "description": "Details about the issue...",
+                "email": "tom@outerspace.com",
+                "status": 2,
+                "priority": 1,
+            },
+        ),
+    ),
+    (
+        "freshdesk-update-ticket",
+        {"id": 20, "priority": 2, "status": 3},
+        req("PUT", "tickets/20", body={"status": 3, "priority": 2}),
+    ),
+    (
+        "figma-get-file",
+        {"file_key": "FiLeKeY123", "depth": 1},
+        req("GET", "v1/files/FiLeKeY123", [("depth", "1")]),
+    ),
+    ("figma-get-comments", {"file_key": "FiLeKeY123"}, req("GET", "v1/files/FiLeKeY123/comments")),
+    (
+        "figma-post-comment",
+        {"file_key": "FiLeKeY123", "message": "Looks great", "comment_id": "123456"},
+        req(
+            "POST",
+            "v1/files/FiLeKeY123/comments",
+            body={"message": "Looks great", "comment_id": "123456"},
+        ),
+    ),
+    # A path parameter is percent-encoded ('=' too), as in Miro's own examples.
+    ("miro-get-board", {"board_id": "uXjVOD6LSME="}, req("GET", "boards/uXjVOD6LSME%3D")),
+    (
+        "miro-create-sticky-note",
+        {
+            "board_id": "uXjVOD6LSME=",
+            "content": "Hello",
+            "shape": "square",
+            "position": {"x": 0, "y": 0},
+        },
+        req(
+            "POST",
+            "boards/uXjVOD6LSME%3D/sticky_notes",
+            body={"data": {"content": "Hello", "shape": "square"}, "position": {"x": 0, "y": 0}},
+        ),
+    ),
+    (
+        "clickup-get-task",
+        {"task_id": "9hz", "include_subtasks": True},
+        req("GET", "v2/task/9hz", [("include_subtasks", "true")]),
+    ),
+    (
+        "clickup-update-task",
+        {"task_id": "9hz", "name": "Updated Task Name", "priority": 1},
+        req("PUT", "v2/task/9hz", body={"name": "Updated Task Name", "priority": 1}),
+    ),
+    (
+        "gitlab-create-issue",
+        {"project_id": 4, "title": "Issues with auth", "labels": "bug"},
+        req("POST", "projects/4/issues", body={"title": "Issues with auth", "labels": "bug"}),
+    ),
+    (
+        "gitlab-get-merge-request",
+        {"project_id": 4, "iid": 1},
+        req("GET", "projects/4/merge_requests/1"),
+    ),
+    (
+        "harvest-list-time-entries",
+        {"project_id": 14307913, "from": "2017-03-01", "to": "2017-03-31", "per_page": 100},
+        req(
+            "GET",
+            "time_entries",
+            [
+                ("project_id", "14307913"),
+                ("from", "2017-03-01"),
+                ("to", "2017-03-31"),
+                ("per_page", "100"),
+            ],
+        ),
+    ),
+    (
+        "harvest-create-time-entry",
+        {"project_id": 14307913, "task_id": 8083365, "spent_date": "2017-03-21", "hours": 1.0},
+        req(
+            "POST",
+            "time_entries",
+            body={
+                "project_id": 14307913,
+                "task_id": 8083365,
+                "spent_date": "2017-03-21",
+                "hours": 1.0,
+            },
+        ),
+    ),
+    (
+        "mailchimp-add-list-member",
+        {
+            "list_id": "57afe96172",
+            "email_address": "urist.mcvankab@freddiesjokes.com",
+            "status": "subscribed",
+            "merge_fields": {"FNAME": "Urist", "LNAME": "McVankab"},
+        },
+        req(
+            "POST",
+            "lists/57afe96172/members",
+            body={
+                "email_address": "urist.mcvankab@freddiesjokes.com",
+                "status": "subscribed",
+                "merge_fields": {"FNAME": "Urist", "LNAME": "McVankab"},
+            },
+        ),
+    ),
+    (
+        "xero-create-contact",
+        {
+            "name": "ABC Limited",
+            "email_address": "john.smith@gmail.com",
+            "first_name": "John",
+            "last_name": "Smith",
+        },
+        req(
+            "POST",
+            "Contacts",
+            body={
+                "Contacts": [
+                    {
+                        "Name": "ABC Limited",
+                        "EmailAddress": "john.smith@gmail.com",
+                        "FirstName": "John",
+                        "LastName": "Smith",
+                    }
+                ]
+            },
+        ),
+    ),
+    ("typeform-get-form", {"form_id": "u6nXL7"}, req("GET", "forms/u6nXL7")),
+    (
+        "microsoft-onedrive-get-item",
+        {"item_id": "01BYE5RZ6QN3ZWBTUFOFD3GSPGOHDJD36K", "select": "id,name,size"},
+        req(
+            "GET",
+            "me/drive/items/01BYE5RZ6QN3ZWBTUFOFD3GSPGOHDJD36K",
+            [("$select", "id,name,size")],
+        ),
+    ),
+]
+
 
 @pytest.mark.parametrize(
     ("name", "params", "expected"), REQUESTS, ids=[f"{r[0]}-{i}" for i, r in enumerate(REQUESTS)]
@@ -1710,6 +1875,27 @@ RESPONSES += [
             "events": [{"id": "1"}],
         },
         "eyJwYWdlIjogMn0",
+    ),
+]
+
+RESPONSES += [
+    (
+        "harvest-list-time-entries",
+        {
+            "time_entries": [{"id": 636709355}],
+            "per_page": 2000,
+            "total_pages": 2,
+            "total_entries": 2500,
+            "next_page": 2,
+            "previous_page": None,
+            "page": 1,
+        },
+        2,
+    ),
+    (
+        "harvest-list-time-entries",
+        {"time_entries": [], "per_page": 2000, "total_pages": 2, "next_page": None, "page": 2},
+        None,
     ),
 ]
 
