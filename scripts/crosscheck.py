@@ -73,6 +73,10 @@ ALIASES: dict[str, tuple[str | None, str | None]] = {
     "harvest": ("harvest", None),
     "goto-meeting": (None, "goTo"),
     "zendesk-sell": ("getbase", None),
+    "wordpress-com": ("wordpress", "wordPress"),
+    "zoho-sign": ("zoho", "zoho"),
+    "zoho-recruit": ("zoho", "zoho"),
+    "zoho-people": ("zoho", "zoho"),
     "power-bi": ("microsoft", "microsoft"),
 }
 
