@@ -13,12 +13,12 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	@echo "==> installing connect-portal and its dependencies into $(VENV) (about 30 s the first time)"
-	$(BIN)/pip install --quiet --progress-bar off -e .
+	@echo "==> installing connect-portal (with its MCP server) and its dependencies into $(VENV) (about 30 s the first time)"
+	$(BIN)/pip install --quiet --progress-bar off -e '.[mcp]'
 
 install-test: $(BIN)/python
-	@echo "==> installing connect-portal with its test, server and PostgreSQL extras (about 40 s the first time)"
-	$(BIN)/pip install --quiet --progress-bar off -e '.[test,server,postgres]'
+	@echo "==> installing connect-portal with its test, server, PostgreSQL and MCP extras (about 40 s the first time)"
+	$(BIN)/pip install --quiet --progress-bar off -e '.[test,server,postgres,mcp]'
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
 chromium:

@@ -15,7 +15,7 @@ const result = await minify(source, {
   compress: { passes: 3, unsafe_arrows: true, pure_getters: true },
   // Only the SDK's private per-instance state is named with a leading underscore.
   mangle: { properties: { regex: /^_/ } },
-  format: { comments: false, preamble: `/*! Connect Portal host-page SDK 0.1.0 | MIT | source sha256:${sha} */` },
+  format: { comments: false, preamble: `/*! Connect Portal SDK 0.1.0 | MIT | source sha256:${sha} */` },
 });
 writeFileSync(new URL('portal.min.js', root), result.code + '\n');
 console.log(`static/portal.min.js: ${result.code.length} bytes`);

@@ -23,6 +23,7 @@ BENCHMARKS = (
     "storage_scale",
     "refresh_coalescing",
     "connect_cost",
+    "oplog_scale",
 )
 
 

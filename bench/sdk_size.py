@@ -16,7 +16,10 @@ import re
 from _common import ROOT, Row, cli
 
 SERVED_PATH = "/portal/static/portal.min.js"
-TARGET = 3500
+#: Issue 14's target for what the script tag loads (gzip -9 bytes); not met yet (3,923 B on
+#: 2026-12-05, after the modal's loading state, the phone sheet, focus hand-back, view refresh,
+#: origin_not_allowed and four more methods). tests/test_bench_smoke.py guards against growth.
+TARGET = 3000
 
 
 def gz(data: bytes) -> int:

@@ -12,7 +12,7 @@ inside an ``<img>``. It then rewrites ``static/icons/LICENSE-simple-icons.txt`` 
 list of files taken, the CC0 1.0 text of the package) and ``static/icons/simple-icons.json``
 (``{"version", "icons": {"<slug>.svg": {"title", "hex", "source_slug"}}}``, which the portal
 reads to draw brand glyphs on a neutral tile). Icons a previous run vendored that are no longer
-mapped are deleted; every other file in ``static/icons/`` (``sandbox.svg``, ``demo-*.svg``,
+mapped are deleted; every other file in ``static/icons/`` (``sandbox*.svg``, ``demo-*.svg``,
 ``default.svg``, hand-made icons) is left alone.
 
 Brands simple-icons does not carry (several were removed at the brand owner's request, e.g.
@@ -165,7 +165,7 @@ def vendor(package: Path, icons_dir: Path = ICONS_DIR, slugs: list[str] = SLUGS)
         "(https://simpleicons.org), released under CC0 1.0 Universal (text below); a brand colour\n"
         "fill was added to each. The logos themselves are trademarks of their owners.\n"
         "They were taken by portal/_vendor_icons.py (python -m portal._vendor_icons).\n"
-        "The other icons in this directory (sandbox.svg, demo-*.svg, default.svg) are the\n"
+        "The other icons in this directory (sandbox*.svg, demo-*.svg, default.svg) are the\n"
         "project's own.\n\n"
         f"Files taken ({len(icons)}):\n{listing}\n\n{licence}\n",
         "utf-8",

@@ -7,18 +7,19 @@ here commits on its own, so a failure anywhere leaves no half-written row.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .crypto import Sealer
-from .errors import CredentialError, ResourceNotFound
-from .store import ConnectedAccount, Store, utcnow
+from .errors import CredentialError, InvalidRequest, ResourceNotFound
+from .store import AccountTag, ConnectedAccount, Store, utcnow
 
 _Row = TypeVar("_Row")
 
@@ -34,6 +35,7 @@ class AccountDict(TypedDict):
     scopes: list[str]
     created_at: str
     modified_at: str
+    metadata: dict[str, Any]
 
 
 def iso(value: datetime) -> str:
@@ -52,6 +54,7 @@ def to_dict(account: ConnectedAccount) -> AccountDict:
         "scopes": list(account.scopes or []),
         "created_at": iso(account.created_at),
         "modified_at": iso(account.modified_at),
+        "metadata": dict(account.account_metadata or {}),
     }
 
 
@@ -61,15 +64,26 @@ def new_account_id() -> str:
 
 
 def list_accounts(
-    session: Session, user_id: str, app: str | None = None, *, project: str
+    session: Session,
+    user_id: str,
+    app: str | None = None,
+    *,
+    project: str,
+    tag: str | None = None,
 ) -> list[ConnectedAccount]:
-    """``user_id``'s accounts in ``project`` (of ``app`` when given), ``modified_at``
-    descending. The same user id in another project is another end user."""
+    """``user_id``'s accounts in ``project`` (of ``app`` when given, carrying ``tag`` in
+    ``metadata.tags`` when given), ``modified_at`` descending. The same user id in another
+    project is another end user."""
     query = select(ConnectedAccount).where(
         ConnectedAccount.project == project, ConnectedAccount.user_id == user_id
     )
     if app is not None:
         query = query.where(ConnectedAccount.app == app)
+    if tag is not None:
+        query = query.join(
+            AccountTag,
+            (AccountTag.account_id == ConnectedAccount.id) & (AccountTag.project == project),
+        ).where(AccountTag.tag == tag)
     query = query.order_by(ConnectedAccount.modified_at.desc(), ConnectedAccount.id)
     return list(session.scalars(query))
 
@@ -86,6 +100,37 @@ def get_account(
     if account is None or account.project != project or account.user_id != user_id:
         raise ResourceNotFound("No such connected account.")
     return account
+
+
+def user_accounts(
+    store: Store, user_id: str, app: str | None = None, *, project: str, tag: str | None = None
+) -> list[ConnectedAccount]:
+    """:func:`list_accounts` in a read transaction of its own; the rows come back detached,
+    every column loaded."""
+    with store.read() as session:
+        return list_accounts(session, user_id, app, project=project, tag=tag)
+
+
+def user_account(store: Store, user_id: str, account_id: str, *, project: str) -> ConnectedAccount:
+    """:func:`get_account` in a read transaction of its own (the row comes back detached).
+
+    :raises ResourceNotFound: no such account for this user of this project.
+    """
+    with store.read() as session:
+        return get_account(session, user_id, account_id, project=project)
+
+
+def connected_counts(store: Store, user_id: str, *, project: str) -> Counter[str]:
+    """``{app slug: number of user_id's accounts of it}`` in ``project`` (apps without one are
+    absent), whatever the accounts' status."""
+    with store.read() as session:
+        return Counter(
+            session.scalars(
+                select(ConnectedAccount.app).where(
+                    ConnectedAccount.project == project, ConnectedAccount.user_id == user_id
+                )
+            )
+        )
 
 
 def upsert_account(
@@ -157,6 +202,67 @@ def _fill(
     account.credentials = sealer.seal(account.id, credentials)
     account.expires_at = expires_at
     account.modified_at = now
+    # Just (re)connected: known good; the next health check is one interval from now.
+    account.health_reason = None
+    account.health_failures = 0
+    account.health_next_at = None
+
+
+#: Largest metadata object, in bytes of compact JSON (UTF-8).
+MAX_METADATA_BYTES = 4096
+#: Most tags in ``metadata.tags``, and the longest tag, in characters.
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 64
+
+
+def check_metadata(value: Any) -> dict[str, Any]:
+    """Validate host metadata: a JSON object of at most :data:`MAX_METADATA_BYTES` bytes
+    (compact UTF-8 JSON) whose optional ``tags`` is a list of at most :data:`MAX_TAGS`
+    distinct non-empty strings of at most :data:`MAX_TAG_LENGTH` characters. Schema-free
+    otherwise. It is shown to whoever may read the account and sent in webhooks: never put a
+    secret in it.
+
+    :returns: ``value`` unchanged.
+    :raises InvalidRequest: 400 ``invalid_metadata``, with ``error_details`` naming the field.
+    """
+    import json
+
+    if not isinstance(value, dict):
+        raise InvalidRequest("`metadata` must be a JSON object.", code="invalid_metadata")
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(
+            f"`metadata` is {size} bytes of JSON; at most {MAX_METADATA_BYTES} are kept.",
+            code="invalid_metadata",
+            details=[{"field": "metadata", "message": f"larger than {MAX_METADATA_BYTES} bytes"}],
+        )
+    tags = value.get("tags")
+    if tags is not None:
+        bad = (
+            not isinstance(tags, list)
+            or len(tags) > MAX_TAGS
+            or len(set(map(str, tags))) != len(tags)
+            or not all(isinstance(t, str) and 0 < len(t) <= MAX_TAG_LENGTH for t in tags)
+        )
+        if bad:
+            raise InvalidRequest(
+                f"`metadata.tags` must be a list of at most {MAX_TAGS} distinct strings of "
+                f"1 to {MAX_TAG_LENGTH} characters.",
+                code="invalid_metadata",
+                details=[{"field": "metadata.tags", "message": "not a list of short strings"}],
+            )
+    return value
+
+
+def set_metadata(session: Session, account: ConnectedAccount, metadata: dict[str, Any]) -> None:
+    """Replace ``account``'s metadata (already :func:`check_metadata`-ed) and its tag rows;
+    bumps ``modified_at``."""
+    account.account_metadata = metadata
+    account.modified_at = utcnow()
+    session.execute(delete(AccountTag).where(AccountTag.account_id == account.id))
+    for tag in metadata.get("tags") or []:
+        session.add(AccountTag(account_id=account.id, tag=tag, project=account.project))
+    session.flush()
 
 
 def delete_account(session: Session, account: ConnectedAccount) -> None:
@@ -250,3 +356,17 @@ def reseal_credentials(
         done += len(chunk)
         batch.done = done
         yield batch
+
+
+def replace_metadata(
+    store: Store, user_id: str, account_id: str, metadata: dict[str, Any], *, project: str
+) -> AccountDict:
+    """Replace the metadata of one of ``user_id``'s accounts in ``project`` (already checked by
+    :func:`check_metadata`) in one transaction; answers the Account payload.
+
+    :raises ResourceNotFound: no such account for this user of this project.
+    """
+    with store.session() as session:
+        account = get_account(session, user_id, account_id, project=project)
+        set_metadata(session, account, metadata)
+        return to_dict(account)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from .accounts import iso
 from .catalog import App, redirect_uri
 from .store import ConnectedAccount
 
@@ -55,6 +56,22 @@ def settings_for(app: App) -> list[dict[str, Any]]:
     ]
 
 
+def unhealthy_dict(row: Any) -> dict[str, Any]:
+    """What the operators see of an account in ``needs_reauth``: ``{id, project, user_id, app,
+    label, reason, last_check, next_check}`` (times ISO-8601 or ``None``; ``reason`` from the
+    last health check, see :mod:`portal.health`). Never a credential."""
+    return {
+        "id": row.id,
+        "project": row.project,
+        "user_id": row.user_id,
+        "app": row.app,
+        "label": row.label,
+        "reason": row.health_reason,
+        "last_check": iso(row.health_checked_at) if row.health_checked_at else None,
+        "next_check": iso(row.health_next_at) if row.health_next_at else None,
+    }
+
+
 def overview(state: Any, project: str | None = None) -> dict[str, Any]:
     """Every catalog app with its set-up state and account counts.
 
@@ -66,8 +83,9 @@ def overview(state: Any, project: str | None = None) -> dict[str, Any]:
     the ids of accounts in ``needs_reauth`` (at most :data:`REAUTH_IDS_LIMIT` listed per app).
 
     :param state: the portal's state (``current_portal``).
-    :returns: ``{"apps": [App overview…], "totals": {"apps", "configured", "accounts",
-        "needs_reauth"}}``: configured apps first (those in the marketplace before those
+    :returns: ``{"apps": [App overview…], "unhealthy": [:func:`unhealthy_dict`…] (at most
+        :data:`REAUTH_IDS_LIMIT` per app, most recently checked first), "totals": {"apps",
+        "configured", "accounts", "needs_reauth"}}``: configured apps first (those in the marketplace before those
         ``PORTAL_ENABLED_APPS`` hides), then by title. An App overview is
         ``{"name", "title", "auth_type", "categories", "configured", "enabled", "missing",
         "docs_url", "redirect_url" (OAuth apps, else None), "settings" (:func:`settings_for`),
@@ -85,13 +103,24 @@ def overview(state: Any, project: str | None = None) -> dict[str, Any]:
         for slug, status, n in rows:
             counts[slug][status] = n
         stale = db.execute(
-            select(ConnectedAccount.app, ConnectedAccount.id)
+            select(
+                ConnectedAccount.app,
+                ConnectedAccount.id,
+                ConnectedAccount.project,
+                ConnectedAccount.user_id,
+                ConnectedAccount.label,
+                ConnectedAccount.health_reason,
+                ConnectedAccount.health_checked_at,
+                ConnectedAccount.health_next_at,
+            )
             .where(ConnectedAccount.status == "needs_reauth", *scope)
             .order_by(ConnectedAccount.app, ConnectedAccount.modified_at.desc())
         )
-        for slug, account_id in stale:
-            if len(reauth_ids[slug]) < REAUTH_IDS_LIMIT:
-                reauth_ids[slug].append(account_id)
+        unhealthy: list[Any] = []
+        for row in stale:
+            if len(reauth_ids[row.app]) < REAUTH_IDS_LIMIT:
+                reauth_ids[row.app].append(row.id)
+                unhealthy.append(row)
 
     enabled = state.config["PORTAL_ENABLED_APPS"]
     apps = []
@@ -115,8 +144,12 @@ def overview(state: Any, project: str | None = None) -> dict[str, Any]:
             }
         )
     apps.sort(key=lambda a: (not a["configured"], not a["enabled"], a["title"].lower()))
+    unhealthy.sort(
+        key=lambda r: (r.health_checked_at is not None, r.health_checked_at), reverse=True
+    )
     return {
         "apps": apps,
+        "unhealthy": [unhealthy_dict(r) for r in unhealthy],
         "totals": {
             "apps": len(apps),
             "configured": sum(a["configured"] for a in apps),

@@ -224,6 +224,17 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Verify:
+    """How the health checker (:mod:`portal.health`) asks whether stored credentials still
+    work: ``method`` ``path`` under ``api.base_url``, sent through the proxy with the
+    account's credentials. A 2xx answer is healthy; 401 or 403 means the end user must
+    reconnect; anything else (429, 5xx, no answer) says nothing about the credentials."""
+
+    path: str
+    method: Literal["GET", "POST"] = "GET"
+
+
+@dataclass(frozen=True)
 class Pagination:
     """Cursor pagination: where ``params.next_page`` goes, and where the next cursor is."""
 
@@ -249,6 +260,10 @@ class Function:
     body_format: Literal["json", "form"]
     output: str
     pagination: Pagination | None
+    #: The call changes something at the provider or acts for the user (create, update, delete,
+    #: send, spend); ``False`` for reads. YAML ``destructive:``; default: any method but GET.
+    #: Served as the MCP tool annotations ``destructiveHint``/``readOnlyHint``.
+    destructive: bool = True
 
 
 @dataclass(frozen=True)
@@ -332,6 +347,8 @@ class App:
     token_placement: TokenPlacement = field(default_factory=TokenPlacement)
     #: Placeholder values this App was resolved with (empty for the catalog's own App).
     resolved_fields: Mapping[str, str] = field(default_factory=dict)
+    #: The health check's verification call (``verify:``), if the app defines one.
+    verify: Verify | None = None
 
     @property
     def usable(self) -> bool:
@@ -791,39 +808,82 @@ def load_catalog(
     return Catalog(apps)
 
 
+@dataclass
+class _AppFile:
+    """One app file being loaded: where its errors point, what it still needs, and the
+    placeholders its URLs may use.
+
+    :ivar samples: a sample value per placeholder (account, token-response and identity
+        fields), only to check that a URL is absolute once substituted.
+    :ivar missing: what the app still needs (``"base_url"``, ``"client_id"`` …), in the order
+        found; it becomes :attr:`App.missing`.
+    """
+
+    path: Path
+    #: ``PORTAL_<SLUG>``: the slug upper-cased, ``-`` as ``_`` (environment variable names).
+    env_prefix: str
+    settings: Mapping[str, Any]
+    env: Mapping[str, str]
+    base_url: Any
+    names: list[str]
+    samples: dict[str, str]
+    missing: list[str] = field(default_factory=list)
+
+    def url(self, value: str | None, field_name: str) -> str | None:
+        """``value`` checked as a catalog URL, placeholders kept; ``None`` when absent or when
+        it needs a ``base_url`` nobody configured (then ``"base_url"`` is missing).
+
+        :raises CatalogError: an unknown placeholder, or not an absolute http(s) URL that
+            :func:`is_catalog_url` accepts once substituted.
+        """
+        if value is None:
+            return None
+        if "{base_url}" in value:
+            if not self.base_url:
+                if "base_url" not in self.missing:
+                    self.missing.append("base_url")
+                return None
+            value = value.replace("{base_url}", str(self.base_url).rstrip("/"))
+        unknown = sorted(set(PLACEHOLDER.findall(value)) - set(self.samples))
+        if unknown or re.search(r"\{(?![a-z][a-z0-9_]{0,31}\})", value):
+            raise CatalogError(
+                f"{self.path}: {field_name}: placeholder {{{unknown[0] if unknown else '?'}}} "
+                "is not an account field, a token_response field or an identity field"
+            )
+        checked = PLACEHOLDER.sub(lambda m: self.samples[m.group(1)], value)
+        try:
+            parts = urlsplit(checked)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:  # "http://[::1" (unbalanced brackets), "https://x:99999"
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise CatalogError(
+                f"{self.path}: {field_name}: {value!r} is not an absolute http(s) URL"
+            )
+        if not is_catalog_url(checked):
+            raise CatalogError(f"{self.path}: {field_name}: {value!r} {URL_RULE}")
+        return value
+
+
 def _build_app(
     path: Path, data: dict[str, Any], settings: Mapping[str, Any], env: Mapping[str, str]
 ) -> App:
+    """The :class:`App` of one schema-valid definition, section by section.
+
+    :raises CatalogError: a rule the JSON Schema cannot express, naming file and field.
+    """
     slug: str = data["slug"]
-    env_prefix = "PORTAL_" + slug.upper().replace("-", "_")
-    base_url = settings.get("base_url") or env.get(f"{env_prefix}_BASE_URL") or data.get("base_url")
-    missing: list[str] = []
     auth = data["auth"]
-    account_fields = tuple(
-        AccountField(
-            name=f["name"],
-            label=f["label"],
-            format=f["format"],
-            help=f.get("help"),
-            prefix=f.get("prefix"),
-            suffix=f.get("suffix"),
-            enum=tuple(f.get("enum", ())),
-        )
-        for f in data.get("account_fields", [])
-    )
+    account_fields = _account_fields(path, data.get("account_fields", []))
     names = [f.name for f in account_fields]
-    if len(set(names)) != len(names):
-        raise CatalogError(f"{path}: account_fields: two fields share a name")
     token_fields = dict(auth.get("token_response", {}).get("fields", {}))
-    callback_fields = dict(auth.get("callback_fields", {}))
     identity_fields = dict((data.get("identity") or {}).get("fields", {}))
-    for name in callback_fields:
+    for name in auth.get("callback_fields", {}):
         if name not in names:
             raise CatalogError(
                 f"{path}: auth.callback_fields.{name}: not an account field (declare it in "
                 "account_fields with a format)"
             )
-    # A sample value per placeholder, only to check that a URL is absolute once substituted.
     samples = {name: "x" for name in names}
     samples.update(
         {
@@ -832,217 +892,32 @@ def _build_app(
             if name not in samples
         }
     )
-
-    def url(value: str | None, field_name: str) -> str | None:
-        if value is None:
-            return None
-        if "{base_url}" in value:
-            if not base_url:
-                if "base_url" not in missing:
-                    missing.append("base_url")
-                return None
-            value = value.replace("{base_url}", str(base_url).rstrip("/"))
-        unknown = sorted(set(PLACEHOLDER.findall(value)) - set(samples))
-        if unknown or re.search(r"\{(?![a-z][a-z0-9_]{0,31}\})", value):
-            raise CatalogError(
-                f"{path}: {field_name}: placeholder {{{unknown[0] if unknown else '?'}}} is not "
-                "an account field, a token_response field or an identity field"
-            )
-        checked = PLACEHOLDER.sub(lambda m: samples[m.group(1)], value)
-        try:
-            parts = urlsplit(checked)
-            parts.port  # noqa: B018 - raises ValueError for a port out of range
-        except ValueError:  # "http://[::1" (unbalanced brackets), "https://x:99999"
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise CatalogError(f"{path}: {field_name}: {value!r} is not an absolute http(s) URL")
-        if not is_catalog_url(checked):
-            raise CatalogError(f"{path}: {field_name}: {value!r} {URL_RULE}")
-        return value
+    env_prefix = "PORTAL_" + slug.upper().replace("-", "_")
+    base_url = settings.get("base_url") or env.get(f"{env_prefix}_BASE_URL") or data.get("base_url")
+    app_file = _AppFile(path, env_prefix, settings, env, base_url, names, samples)
 
     oauth2 = api_key = basic = client_credentials = None
     if auth["type"] == "oauth2":
-        scopes = settings.get("scopes", auth.get("scopes", []))
-        oauth2 = OAuth2Settings(
-            authorize_url=url(auth.get("authorize_url"), "auth.authorize_url"),
-            token_url=url(auth.get("token_url"), "auth.token_url"),
-            revoke_url=url(auth.get("revoke_url"), "auth.revoke_url"),
-            refresh_url=url(auth.get("refresh_url"), "auth.refresh_url"),
-            server_metadata_url=url(auth.get("server_metadata_url"), "auth.server_metadata_url"),
-            issuer=url(auth.get("issuer"), "auth.issuer"),
-            jwks_uri=url(auth.get("jwks_uri"), "auth.jwks_uri"),
-            scopes=tuple(scopes),
-            scope_separator=auth.get("scope_separator", " "),
-            pkce=auth.get("pkce", True),
-            pkce_unsupported_source=auth.get("pkce_unsupported_source"),
-            token_endpoint_auth_method=auth.get(
-                "token_endpoint_auth_method", "client_secret_basic"
-            ),
-            authorize_params=dict(auth.get("authorize_params", {})),
-            token_params=dict(auth.get("token_params", {})),
-            token_response=TokenResponse(
-                **{k: v for k, v in auth.get("token_response", {}).items() if k != "fields"},
-                fields=token_fields,
-            ),
-            callback_fields=callback_fields,
-            custom_redirect_uri=bool(auth.get("custom_redirect_uri", False)),
-            redirect_uri_value=(
-                (
-                    settings.get("redirect_uri_value")
-                    or env.get(f"{env_prefix}_REDIRECT_URI_VALUE")
-                    or None
-                )
-                if auth.get("custom_redirect_uri")
-                else None
-            ),
-        )
-        if "openid" in requested_scopes(oauth2) and not (
-            oauth2.server_metadata_url or oauth2.jwks_uri
-        ):
-            # The id_token (and its nonce, OpenID Connect Core §3.1.3.7) is checked against the
-            # provider's keys; without them every connect would fail.
-            raise CatalogError(
-                f"{path}: auth.jwks_uri: an app that requests the openid scope needs the keys "
-                "that verify its id_token (jwks_uri or server_metadata_url)"
-            )
-        if oauth2.custom_redirect_uri and not oauth2.redirect_uri_value:
-            missing.append("redirect_uri_value")
+        oauth2 = _oauth2(app_file, auth, token_fields)
     elif auth["type"] == "oauth2_client_credentials":
-        token_url = url(auth["token_url"], "auth.token_url")
-        client_credentials = ClientCredentialsSettings(
-            token_url=token_url or "",
-            scopes=tuple(settings.get("scopes", auth.get("scopes", []))),
-            scope_separator=auth.get("scope_separator", " "),
-            token_endpoint_auth_method=auth.get(
-                "token_endpoint_auth_method", "client_secret_basic"
-            ),
-            token_params=dict(auth.get("token_params", {})),
-            client_id_label=auth.get("client_id_label", "Client ID"),
-            client_secret_label=auth.get("client_secret_label", "Client secret"),
-            key_help=auth.get("key_help"),
-        )
+        client_credentials = _client_credentials_grant(app_file, auth)
     elif auth["type"] == "api_key":
-        placement = auth["placement"]
-        api_key = ApiKeySettings(
-            placement_in=placement["in"],
-            placement_name=placement.get("name"),
-            key_label=auth.get("key_label", "API key"),
-            key_help=auth.get("key_help"),
-            prefix=placement.get("prefix", ""),
-            password=placement.get("password", ""),
-        )
+        api_key = _api_key(auth)
     else:
         basic = BasicSettings(
             username_label=auth.get("username_label", "Username"),
             password_label=auth.get("password_label", "Password"),
         )
 
-    api_base_url = url(data["api"]["base_url"], "api.base_url") or ""
-    identity = None
-    if ident := data.get("identity"):
-        ident_url = ident["url"]
-        if set(PLACEHOLDER.findall(ident_url)) & set(identity_fields) - set(names):
-            raise CatalogError(f"{path}: identity.url: cannot use an identity.fields placeholder")
-        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", ident_url) and not ident_url.startswith(
-            ("http://", "https://")
-        ):
-            raise CatalogError(f"{path}: identity.url: {ident_url!r} {URL_RULE}")
-        if not ident_url.startswith(("http://", "https://", "{")):
-            ident_url = (
-                api_base_url.rstrip("/") + "/" + ident_url.lstrip("/") if api_base_url else None
-            )
-        else:
-            ident_url = url(ident_url, "identity.url")
-        if ident_url:
-            identity = Identity(
-                url=ident_url,
-                external_id=ident["external_id"],
-                label=ident.get("label"),
-                method=ident.get("method", "GET"),
-                body=ident.get("body"),
-                has_body="body" in ident,
-                fields=identity_fields,
-            )
-
-    api_headers = dict(data["api"].get("headers", {}))
-    for name, value in api_headers.items():
-        if name.lower() in FORBIDDEN_STATIC_HEADERS or name.lower().startswith("proxy-"):
-            raise CatalogError(f"{path}: api.headers.{name}: this header cannot be set here")
-        unknown = sorted(set(PLACEHOLDER.findall(value)) - set(samples) - CLIENT_PLACEHOLDERS)
-        if unknown or re.search(r"\{(?![a-z][a-z0-9_]{0,31}\})", value):
-            raise CatalogError(
-                f"{path}: api.headers.{name}: placeholder {{{unknown[0] if unknown else '?'}}} "
-                "is not client_id, client_secret or an account field"
-            )
-        for placeholder in PLACEHOLDER.findall(value):
-            if placeholder in samples and placeholder not in names:
-                # URL-valued token/identity fields never go into a header.
-                raise CatalogError(
-                    f"{path}: api.headers.{name}: {{{placeholder}}} must be an account field"
-                )
-    placement = auth.get("placement", {}) if auth["type"] == "oauth2" else {}
-    token_placement = TokenPlacement(
-        placement_in=placement.get("in", "bearer"),
-        name=placement.get("name"),
-        prefix=placement.get("prefix", ""),
-    )
-    if token_placement.name and (
-        token_placement.name.lower() in FORBIDDEN_STATIC_HEADERS - {"authorization"}
-        or token_placement.name.lower().startswith("proxy-")
-    ):
-        raise CatalogError(f"{path}: auth.placement.name: this header cannot carry the token")
-
-    client = ClientCredentials(
-        client_id=settings.get("client_id") or env.get(f"{env_prefix}_CLIENT_ID"),
-        client_secret=settings.get("client_secret") or env.get(f"{env_prefix}_CLIENT_SECRET"),
-    )
-    if oauth2 is not None and is_placeholder_value(client.client_id):
-        missing.append("client_id")
-    header_values = " ".join(api_headers.values())
-    for name in ("client_id", "client_secret"):
-        if "{" + name + "}" in header_values and not getattr(client, name) and name not in missing:
-            missing.append(name)  # e.g. Etsy's x-api-key: "{client_id}:{client_secret}"
-
-    docs_url = data.get("docs_url")
-    if docs_url is not None and not is_catalog_url(docs_url):
-        raise CatalogError(f"{path}: docs_url: {docs_url!r} {URL_RULE}")
-    icon = data.get("icon")
-    if icon is not None and not ICON_FILE.fullmatch(icon) and not is_catalog_url(icon):
-        raise CatalogError(
-            f"{path}: icon: {icon!r} must be a file name under static/icons/ or a URL that "
-            f"{URL_RULE.removeprefix('must be ')}"
-        )
-
-    functions = tuple(
-        Function(
-            name=f["name"],
-            app=slug,
-            title=f["title"],
-            description=f.get("description", ""),
-            method=f["method"],
-            path=f["path"],
-            params=f["params"],
-            query=f.get("query"),
-            body=f.get("body"),
-            body_format=f.get("body_format", "json"),
-            output=f.get("output", ""),
-            pagination=Pagination(**f["pagination"]) if f.get("pagination") else None,
-        )
-        for f in data.get("functions", [])
-    )
-    for function in functions:
-        if not function.name.startswith(slug + "-"):
-            raise CatalogError(
-                f"{path}: functions.{function.name}: a function name starts with '{slug}-'"
-            )
-        try:
-            Draft202012Validator.check_schema(dict(function.params))
-        except Exception as exc:  # jsonschema.SchemaError
-            raise CatalogError(
-                f"{path}: functions.{function.name}.params: not a valid JSON Schema: {exc}"
-            ) from exc
-
+    api_base_url = app_file.url(data["api"]["base_url"], "api.base_url") or ""
+    identity = _identity(app_file, data.get("identity"), identity_fields, api_base_url)
+    api_headers = _api_headers(app_file, data["api"].get("headers", {}))
+    token_placement = _token_placement(path, auth)
+    client = _client(app_file, oauth2, api_headers)
+    _check_links(path, data)
+    functions = _functions(path, slug, data.get("functions", []))
     webhooks = _webhook_spec(path, data["webhooks"]) if "webhooks" in data else None
+    verify = _verify(path, data.get("verify"))
 
     return App(
         functions=functions,
@@ -1061,12 +936,289 @@ def _build_app(
         identity=identity,
         client=client,
         source=path,
-        missing=tuple(missing),
+        missing=tuple(app_file.missing),
         client_credentials=client_credentials,
         account_fields=account_fields,
         api_headers=api_headers,
         token_placement=token_placement,
+        verify=verify,
     )
+
+
+def _verify(path: Path, section: Mapping[str, Any] | None) -> Verify | None:
+    """The ``verify:`` section: a path under ``api.base_url`` (no scheme, no host, no
+    ``..``), so the call goes where the proxy would send it.
+
+    :raises CatalogError: the path leaves ``api.base_url``.
+    """
+    if not section:
+        return None
+    verify_path: str = section["path"]
+    if "://" in verify_path or verify_path.startswith("//") or ".." in verify_path.split("/"):
+        raise CatalogError(f"{path}: verify.path: must be a path under api.base_url")
+    return Verify(path=verify_path, method=section.get("method", "GET"))
+
+
+def _account_fields(path: Path, entries: list[dict[str, Any]]) -> tuple[AccountField, ...]:
+    """The ``account_fields:`` section.
+
+    :raises CatalogError: two fields share a name.
+    """
+    account_fields = tuple(
+        AccountField(
+            name=f["name"],
+            label=f["label"],
+            format=f["format"],
+            help=f.get("help"),
+            prefix=f.get("prefix"),
+            suffix=f.get("suffix"),
+            enum=tuple(f.get("enum", ())),
+        )
+        for f in entries
+    )
+    names = [f.name for f in account_fields]
+    if len(set(names)) != len(names):
+        raise CatalogError(f"{path}: account_fields: two fields share a name")
+    return account_fields
+
+
+def _oauth2(
+    app_file: _AppFile, auth: Mapping[str, Any], token_fields: dict[str, str]
+) -> OAuth2Settings:
+    """The ``auth:`` section of an ``oauth2`` (authorization code) app.
+
+    :raises CatalogError: a bad URL, or the openid scope without keys to verify the id_token.
+    """
+    url, settings, env = app_file.url, app_file.settings, app_file.env
+    scopes = settings.get("scopes", auth.get("scopes", []))
+    oauth2 = OAuth2Settings(
+        authorize_url=url(auth.get("authorize_url"), "auth.authorize_url"),
+        token_url=url(auth.get("token_url"), "auth.token_url"),
+        revoke_url=url(auth.get("revoke_url"), "auth.revoke_url"),
+        refresh_url=url(auth.get("refresh_url"), "auth.refresh_url"),
+        server_metadata_url=url(auth.get("server_metadata_url"), "auth.server_metadata_url"),
+        issuer=url(auth.get("issuer"), "auth.issuer"),
+        jwks_uri=url(auth.get("jwks_uri"), "auth.jwks_uri"),
+        scopes=tuple(scopes),
+        scope_separator=auth.get("scope_separator", " "),
+        pkce=auth.get("pkce", True),
+        pkce_unsupported_source=auth.get("pkce_unsupported_source"),
+        token_endpoint_auth_method=auth.get("token_endpoint_auth_method", "client_secret_basic"),
+        authorize_params=dict(auth.get("authorize_params", {})),
+        token_params=dict(auth.get("token_params", {})),
+        token_response=TokenResponse(
+            **{k: v for k, v in auth.get("token_response", {}).items() if k != "fields"},
+            fields=token_fields,
+        ),
+        callback_fields=dict(auth.get("callback_fields", {})),
+        custom_redirect_uri=bool(auth.get("custom_redirect_uri", False)),
+        redirect_uri_value=(
+            (
+                settings.get("redirect_uri_value")
+                or env.get(f"{app_file.env_prefix}_REDIRECT_URI_VALUE")
+                or None
+            )
+            if auth.get("custom_redirect_uri")
+            else None
+        ),
+    )
+    if "openid" in requested_scopes(oauth2) and not (oauth2.server_metadata_url or oauth2.jwks_uri):
+        # The id_token (and its nonce, OpenID Connect Core §3.1.3.7) is checked against the
+        # provider's keys; without them every connect would fail.
+        raise CatalogError(
+            f"{app_file.path}: auth.jwks_uri: an app that requests the openid scope needs the "
+            "keys that verify its id_token (jwks_uri or server_metadata_url)"
+        )
+    if oauth2.custom_redirect_uri and not oauth2.redirect_uri_value:
+        app_file.missing.append("redirect_uri_value")
+    return oauth2
+
+
+def _client_credentials_grant(
+    app_file: _AppFile, auth: Mapping[str, Any]
+) -> ClientCredentialsSettings:
+    """The ``auth:`` section of an ``oauth2_client_credentials`` app."""
+    token_url = app_file.url(auth["token_url"], "auth.token_url")
+    return ClientCredentialsSettings(
+        token_url=token_url or "",
+        scopes=tuple(app_file.settings.get("scopes", auth.get("scopes", []))),
+        scope_separator=auth.get("scope_separator", " "),
+        token_endpoint_auth_method=auth.get("token_endpoint_auth_method", "client_secret_basic"),
+        token_params=dict(auth.get("token_params", {})),
+        client_id_label=auth.get("client_id_label", "Client ID"),
+        client_secret_label=auth.get("client_secret_label", "Client secret"),
+        key_help=auth.get("key_help"),
+    )
+
+
+def _api_key(auth: Mapping[str, Any]) -> ApiKeySettings:
+    """The ``auth:`` section of an ``api_key`` app."""
+    placement = auth["placement"]
+    return ApiKeySettings(
+        placement_in=placement["in"],
+        placement_name=placement.get("name"),
+        key_label=auth.get("key_label", "API key"),
+        key_help=auth.get("key_help"),
+        prefix=placement.get("prefix", ""),
+        password=placement.get("password", ""),
+    )
+
+
+def _identity(
+    app_file: _AppFile,
+    ident: Mapping[str, Any] | None,
+    identity_fields: dict[str, str],
+    api_base_url: str,
+) -> Identity | None:
+    """The ``identity:`` section; a relative ``url`` is under ``api_base_url``. ``None`` when
+    there is no section, or its URL needs a ``base_url`` nobody configured.
+
+    :raises CatalogError: the URL uses an identity field, or is not a catalog URL.
+    """
+    if not ident:
+        return None
+    path = app_file.path
+    ident_url = ident["url"]
+    if set(PLACEHOLDER.findall(ident_url)) & set(identity_fields) - set(app_file.names):
+        raise CatalogError(f"{path}: identity.url: cannot use an identity.fields placeholder")
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", ident_url) and not ident_url.startswith(
+        ("http://", "https://")
+    ):
+        raise CatalogError(f"{path}: identity.url: {ident_url!r} {URL_RULE}")
+    if not ident_url.startswith(("http://", "https://", "{")):
+        ident_url = api_base_url.rstrip("/") + "/" + ident_url.lstrip("/") if api_base_url else None
+    else:
+        ident_url = app_file.url(ident_url, "identity.url")
+    if not ident_url:
+        return None
+    return Identity(
+        url=ident_url,
+        external_id=ident["external_id"],
+        label=ident.get("label"),
+        method=ident.get("method", "GET"),
+        body=ident.get("body"),
+        has_body="body" in ident,
+        fields=identity_fields,
+    )
+
+
+def _api_headers(app_file: _AppFile, headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``api.headers`` section: static request headers, whose values may use the host's
+    client id and secret and the account fields.
+
+    :raises CatalogError: a forbidden header, or an unknown or URL-valued placeholder.
+    """
+    path, samples = app_file.path, app_file.samples
+    api_headers = dict(headers)
+    for name, value in api_headers.items():
+        if name.lower() in FORBIDDEN_STATIC_HEADERS or name.lower().startswith("proxy-"):
+            raise CatalogError(f"{path}: api.headers.{name}: this header cannot be set here")
+        unknown = sorted(set(PLACEHOLDER.findall(value)) - set(samples) - CLIENT_PLACEHOLDERS)
+        if unknown or re.search(r"\{(?![a-z][a-z0-9_]{0,31}\})", value):
+            raise CatalogError(
+                f"{path}: api.headers.{name}: placeholder {{{unknown[0] if unknown else '?'}}} "
+                "is not client_id, client_secret or an account field"
+            )
+        for placeholder in PLACEHOLDER.findall(value):
+            if placeholder in samples and placeholder not in app_file.names:
+                # URL-valued token/identity fields never go into a header.
+                raise CatalogError(
+                    f"{path}: api.headers.{name}: {{{placeholder}}} must be an account field"
+                )
+    return api_headers
+
+
+def _token_placement(path: Path, auth: Mapping[str, Any]) -> TokenPlacement:
+    """``auth.placement`` of an ``oauth2`` app (bearer for every other type).
+
+    :raises CatalogError: the named header cannot carry a token.
+    """
+    placement = auth.get("placement", {}) if auth["type"] == "oauth2" else {}
+    token_placement = TokenPlacement(
+        placement_in=placement.get("in", "bearer"),
+        name=placement.get("name"),
+        prefix=placement.get("prefix", ""),
+    )
+    if token_placement.name and (
+        token_placement.name.lower() in FORBIDDEN_STATIC_HEADERS - {"authorization"}
+        or token_placement.name.lower().startswith("proxy-")
+    ):
+        raise CatalogError(f"{path}: auth.placement.name: this header cannot carry the token")
+    return token_placement
+
+
+def _client(
+    app_file: _AppFile, oauth2: OAuth2Settings | None, api_headers: Mapping[str, str]
+) -> ClientCredentials:
+    """The host's client registration, from ``PORTAL_APPS[slug]`` or the environment; an
+    OAuth app without a client id, or a header that needs an absent one, records it missing."""
+    settings, env, prefix = app_file.settings, app_file.env, app_file.env_prefix
+    client = ClientCredentials(
+        client_id=settings.get("client_id") or env.get(f"{prefix}_CLIENT_ID"),
+        client_secret=settings.get("client_secret") or env.get(f"{prefix}_CLIENT_SECRET"),
+    )
+    missing = app_file.missing
+    if oauth2 is not None and is_placeholder_value(client.client_id):
+        missing.append("client_id")
+    header_values = " ".join(api_headers.values())
+    for name in ("client_id", "client_secret"):
+        if "{" + name + "}" in header_values and not getattr(client, name) and name not in missing:
+            missing.append(name)  # e.g. Etsy's x-api-key: "{client_id}:{client_secret}"
+    return client
+
+
+def _check_links(path: Path, data: Mapping[str, Any]) -> None:
+    """``docs_url`` and ``icon``.
+
+    :raises CatalogError: not a catalog URL (or, for the icon, a file under static/icons/).
+    """
+    docs_url = data.get("docs_url")
+    if docs_url is not None and not is_catalog_url(docs_url):
+        raise CatalogError(f"{path}: docs_url: {docs_url!r} {URL_RULE}")
+    icon = data.get("icon")
+    if icon is not None and not ICON_FILE.fullmatch(icon) and not is_catalog_url(icon):
+        raise CatalogError(
+            f"{path}: icon: {icon!r} must be a file name under static/icons/ or a URL that "
+            f"{URL_RULE.removeprefix('must be ')}"
+        )
+
+
+def _functions(path: Path, slug: str, entries: list[dict[str, Any]]) -> tuple[Function, ...]:
+    """The ``functions:`` section.
+
+    :raises CatalogError: a name without the ``<slug>-`` prefix, or ``params`` that is not a
+        valid JSON Schema (2020-12).
+    """
+    functions = tuple(
+        Function(
+            name=f["name"],
+            app=slug,
+            title=f["title"],
+            description=f.get("description", ""),
+            method=f["method"],
+            path=f["path"],
+            params=f["params"],
+            query=f.get("query"),
+            body=f.get("body"),
+            body_format=f.get("body_format", "json"),
+            output=f.get("output", ""),
+            pagination=Pagination(**f["pagination"]) if f.get("pagination") else None,
+            destructive=bool(f.get("destructive", f["method"] != "GET")),
+        )
+        for f in entries
+    )
+    for function in functions:
+        if not function.name.startswith(slug + "-"):
+            raise CatalogError(
+                f"{path}: functions.{function.name}: a function name starts with '{slug}-'"
+            )
+        try:
+            Draft202012Validator.check_schema(dict(function.params))
+        except Exception as exc:  # jsonschema.SchemaError
+            raise CatalogError(
+                f"{path}: functions.{function.name}.params: not a valid JSON Schema: {exc}"
+            ) from exc
+    return functions
 
 
 def _webhook_spec(path: Path, block: Mapping[str, Any]) -> WebhookSpec:

@@ -10,7 +10,7 @@ import click
 from flask.cli import AppGroup, with_appcontext
 
 from .crypto import generate_key
-from .extension import current_portal
+from .state import current_portal
 
 portal_cli = AppGroup("portal", help="Connect Portal: database, keys and catalog.")
 

@@ -158,9 +158,12 @@ class PortalClient:
         result: list[dict[str, Any]] = self._json("GET", "/apps", user_id)["apps"]
         return result
 
-    def list_accounts(self, user_id: str, app: str | None = None) -> list[dict[str, Any]]:
-        """``user_id``'s connected accounts (of ``app`` when given), newest first."""
-        params = {"app": app} if app is not None else None
+    def list_accounts(
+        self, user_id: str, app: str | None = None, tag: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``user_id``'s connected accounts (of ``app`` when given; whose ``metadata.tags``
+        holds ``tag`` when given), newest first."""
+        params = {k: v for k, v in (("app", app), ("tag", tag)) if v is not None} or None
         result: list[dict[str, Any]] = self._json(
             "GET", "/connected-accounts", user_id, params=params
         )["connected_accounts"]
@@ -171,6 +174,22 @@ class PortalClient:
         :class:`PortalClientError`."""
         result: dict[str, Any] = self._json(
             "GET", f"/connected-accounts/{quote(account_id, safe='')}", user_id
+        )
+        return result
+
+    def set_metadata(
+        self, user_id: str, account_id: str, metadata: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace an account's metadata (a JSON object of at most 4 KiB; ``tags``: a list of
+        at most 20 short strings); returns the Account.
+
+        :raises PortalClientError: 400 ``invalid_metadata``, 404 for another user's account.
+        """
+        result: dict[str, Any] = self._json(
+            "PATCH",
+            f"/connected-accounts/{quote(account_id, safe='')}",
+            user_id,
+            json={"metadata": metadata},
         )
         return result
 

@@ -60,7 +60,10 @@ DEFAULTS: dict[str, Any] = {
     #: sent as ``redirect_uri`` in the authorization and token requests (eBay's RuName, set up
     #: at the provider to point at the app's callback URL). Default ``{}``.
     "PORTAL_APPS": {},
-    #: Slugs shown in the marketplace, in this order. ``None`` (default): every usable app.
+    #: Slugs shown in the marketplace, in this order; other apps do not show and their pages
+    #: are 404. ``None`` (default): every usable app: OAuth apps once their client is
+    #: configured, and every API-key, username/password and client-credentials app, which
+    #: need no host configuration (the end user brings the credential).
     "PORTAL_ENABLED_APPS": None,
     #: Timeout of every request to a provider (token, identity, revocation), in seconds.
     #: Default ``10``.
@@ -96,8 +99,19 @@ DEFAULTS: dict[str, Any] = {
     #: event payload: ``{"Contact Created": [{"function": "intercom-create-contact",
     #: "params": {"email": "{email}", "name": "{name}"}}]}``. Default ``{}``.
     "PORTAL_APP_EVENTS": {},
+    #: Flows the host declares (:mod:`portal.flows`): a YAML file, a directory of them, or a list
+    #: of either; each file is ``{"flows": [...]}`` valid against ``portal/flows.schema.json``.
+    #: End users turn each flow on and fill in its settings on the app page. ``None`` (default):
+    #: no flows.
+    "PORTAL_FLOWS_PATH": None,
     #: How often ``flask portal worker`` looks for work when idle, in seconds. Default ``1.0``.
     "PORTAL_WORKER_POLL_INTERVAL": 1.0,
+    #: Longest time between two health checks of one connected account, in seconds (the
+    #: worker checks sooner when a token that cannot be renewed expires earlier). ``0`` turns
+    #: health checks off. Default ``86400`` (24 h).
+    "PORTAL_HEALTH_INTERVAL": 86400,
+    #: Most accounts health-checked per minute, by all workers together. Default ``60``.
+    "PORTAL_HEALTH_MAX_PER_MINUTE": 60,
     #: Default colour theme of portal pages: ``"auto"`` (follows the browser), ``"light"`` or
     #: ``"dark"``. Default ``"auto"``.
     "PORTAL_THEME": "auto",
@@ -121,6 +135,20 @@ DEFAULTS: dict[str, Any] = {
     "PORTAL_RATE_LIMIT_PROXY_APP_KEY": "6000/minute",
     #: ``POST /api/v1/functions/<name>/invoke`` per end user. Default ``"300/minute"``.
     "PORTAL_RATE_LIMIT_INVOKE": "300/minute",
+    #: Requests to the MCP endpoint ``/mcp`` (AI agents) per end user. Default ``"300/minute"``.
+    "PORTAL_RATE_LIMIT_MCP": "300/minute",
+    #: AI agents (``/mcp``, ``GET /api/v1/tools``): offer and run only functions that are not
+    #: ``destructive`` in the catalog (reads). Default ``False``.
+    "PORTAL_MCP_READ_ONLY": False,
+    #: AI agents: the function names offered as tools, an allow-list for every project and user
+    #: (a minted MCP token can narrow it further). ``None`` (default): every function of the
+    #: enabled apps.
+    "PORTAL_MCP_TOOLS": None,
+    #: Lifetime of an MCP token minted without ``expiresIn``, in seconds. Default ``3600``.
+    "PORTAL_MCP_TOKEN_TTL": 3600,
+    #: Longest lifetime ``POST /api/v1/mcp-tokens`` grants (``expiresIn``), in seconds.
+    #: Default ``86400``.
+    "PORTAL_MCP_TOKEN_MAX_TTL": 86400,
     #: Format of the log handler the portal attaches to its ``portal`` logger: ``"text"`` or
     #: ``"json"`` (one object per line, with ``request_id``; see :mod:`portal.logs`). The handler
     #: is attached only when the host sets this key itself; the root logger is never touched.

@@ -33,6 +33,13 @@ MESSAGES: dict[str, str] = {
     ),
     "expired": "The connection took too long and expired. Please try again.",
     "window_closed": "The window was closed before the connection finished.",
+    # The token endpoint's codes (RFC 6749 §5.2), met when the callback exchanges the code.
+    "invalid_grant": (
+        "{app} did not accept this sign-in: it may have expired or been used already. "
+        "Please try again."
+    ),
+    "invalid_client": "{app} does not let this app connect accounts right now.",
+    "unsupported_grant_type": "{app} does not let this app connect accounts right now.",
 }
 
 #: Provider codes whose ``error_description`` is worth showing (after "{app} reported a
@@ -42,7 +49,17 @@ _DESCRIBED = {"server_error"}
 #: Portal codes whose own message is replaced by the sentence. Other portal failures
 #: (``temporarily_unavailable`` "did not answer in time", ``invalid_response``…) already carry a
 #: specific message written for people and keep it.
-_PORTAL_MAPPED = {"invalid_issuer", "invalid_nonce", "upstream_refused", "expired"}
+_PORTAL_MAPPED = {
+    "invalid_issuer",
+    "invalid_nonce",
+    "upstream_refused",
+    "expired",
+    # The token endpoint's error_description is written for developers, like the redirect's.
+    "invalid_grant",
+    "invalid_client",
+    "unauthorized_client",
+    "unsupported_grant_type",
+}
 
 
 def provider_error_message(code: str, app_title: str, description: str | None = None) -> str:
@@ -60,10 +77,22 @@ def provider_error_message(code: str, app_title: str, description: str | None = 
     return f"{app_title} reported a problem. Please try again."
 
 
+def failure_message(code: str, app_title: str) -> str:
+    """The sentence for ``code`` alone, for a failure recorded without a sentence of its own
+    (the attempt record that the app page's poll reads, an error page): the sentence of
+    :data:`MESSAGES`, or "Connecting <App> did not work. Please try again." for any other code.
+    Never raises."""
+    if code in MESSAGES:
+        return MESSAGES[code].format(app=app_title)
+    return f"Connecting {app_title} did not work. Please try again."
+
+
 def portal_error_message(code: str, app_title: str, message: str) -> str:
     """The sentence for a failure the portal itself detected: the mapped sentence for
-    ``invalid_issuer``, ``invalid_nonce``, ``upstream_refused`` and ``expired``, else ``message``
-    (already written for people). Never raises."""
+    ``invalid_issuer``, ``invalid_nonce``, ``upstream_refused``, ``expired`` and the token
+    endpoint's ``invalid_grant``, ``invalid_client``, ``unauthorized_client`` and
+    ``unsupported_grant_type`` (RFC 6749 §5.2, whose ``error_description`` is developer text),
+    else ``message`` (already written for people). Never raises."""
     if code in _PORTAL_MAPPED:
         return MESSAGES[code].format(app=app_title)
     return message

@@ -45,7 +45,7 @@ from .store import ConnectedAccount
 if TYPE_CHECKING:
     from .catalog import App
     from .crypto import Sealer
-    from .extension import PortalState
+    from .state import PortalState
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from flask import Flask, abort, render_template, request
 from ._paths import STATIC_DIR, TEMPLATES_DIR
 from ._serving import ServerThread
 from .auth import normalize_origin, sign_user_token, user_hash
+from .flows import EXAMPLES_DIR
 from .webhooks import SIGNATURE_HEADER, WebhookVerificationError, verify_webhook
 from .worker import Worker
 
@@ -66,6 +67,14 @@ DEMO_APP_EVENTS: dict[str, list[dict[str, Any]]] = {
     "Contact Created": [
         {"function": "sandbox-create-contact", "params": {"name": "{name}", "email": "{email}"}}
     ]
+}
+#: The demo host's flow (``portal/flow_examples/sandbox.yaml``): "When a contact is created
+#: here, create it in Sandbox CRM", with a tag each end user sets on the Sandbox CRM app page.
+#: ``python -m portal.demo`` runs "Contact Created" through it (instead of
+#: :data:`DEMO_APP_EVENTS`), so the App Event button runs only for users who turned it on.
+DEMO_FLOWS: dict[str, Any] = {
+    "PORTAL_FLOWS_PATH": str(EXAMPLES_DIR / "sandbox.yaml"),
+    "PORTAL_APP_EVENTS": {},
 }
 #: Where the demo host app receives the portal's webhooks.
 DEMO_WEBHOOK_PATH = "/webhooks/portal"
@@ -211,6 +220,19 @@ def create_host_app(
                 del received[:-100]
         return "", 204
 
+    @app.get("/demo/events/<event_id>")
+    def show_event(event_id: str) -> Any:
+        # The host backend reads one of its user's events (the runs' outcome) with its secret.
+        user_id = request.args.get("user", "")
+        if user_id not in DEMO_USERS:
+            abort(400)
+        response = requests.get(
+            f"{portal_url}/portal/api/v1/events/{event_id}",
+            headers={"Authorization": f"Bearer {app_secret}", "X-Portal-User-Id": user_id},
+            timeout=5,
+        )
+        return response.json(), response.status_code
+
     @app.get(DEMO_WEBHOOK_PATH)
     def list_webhooks() -> Any:
         with received_lock:
@@ -314,6 +336,24 @@ class DemoStack:
             self.worker.start()
         return self
 
+    @property
+    def mcp_url(self) -> str:
+        """The portal's MCP endpoint (AI agents, :mod:`portal.mcp`)."""
+        return f"{self.portal.url}/portal/mcp"
+
+    def mcp_token(self, user_id: str = DEMO_USERS[0]) -> str:
+        """An MCP token for ``user_id`` of the demo project, valid ``PORTAL_MCP_TOKEN_MAX_TTL``
+        seconds (as ``POST /portal/api/v1/mcp-tokens`` mints it)."""
+        from .agents import AgentScope, mint_token
+
+        config = self.portal_app.config
+        token, _ = mint_token(
+            config["SECRET_KEY"],
+            AgentScope(DEMO_APP_KEY, user_id),
+            int(config["PORTAL_MCP_TOKEN_MAX_TTL"]),
+        )
+        return token
+
     def stop(self) -> None:
         """Stop the worker thread, then all three servers."""
         if self.worker is not None:
@@ -343,12 +383,15 @@ def main(argv: list[str] | None = None) -> None:
         args.sandbox_port,
         args.database_url,
         PORTAL_LOG_FORMAT=args.log_format,
+        **DEMO_FLOWS,
     ).start()
     print(
         "\nConnect Portal demo is running:\n"
         f"  open  {stack.host.url}/   (the host app; it embeds the portal three ways)\n"
         f"  portal   {stack.portal.url}/portal/  ·  sandbox provider {stack.sandbox.url}/\n"
         "  sandbox users: ada, grace, linus (consent page; no password)\n"
+        f"  AI agents (MCP)  {stack.mcp_url}  as {DEMO_USERS[0]}, for 24 h, with the header\n"
+        f"    Authorization: Bearer {stack.mcp_token()}\n"
         "Press Ctrl+C to stop.\n",
         flush=True,
     )

@@ -17,6 +17,11 @@ the result, and sends the host an ``app_event.run_finished`` webhook in the same
 An unknown event name is recorded with no runs, as Paragon does. Payloads are not validated
 against any schema.
 
+Flows (:mod:`portal.flows`) whose trigger is the event's name add one run each: ``queued`` with
+the user's settings merged into the params (and run with the account the user chose) when that
+user turned the flow on and it is ready, else ``skipped`` at once with the reason in
+``result``.
+
 Runs are claimed like webhooks (see :mod:`portal.webhooks`), so several workers never start one
 run twice. A run whose worker died while it was ``running`` is started again once its lease
 expires (the function may then have run twice: at least once), at most
@@ -28,6 +33,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,14 +42,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, or_, select, update
 from werkzeug.exceptions import Forbidden
 
-from . import webhooks
+from . import flows, oplog, webhooks
 from .accounts import iso
 from .errors import PortalHTTPError, ResourceNotFound
 from .functions import find, invoke, not_executed, render
 from .store import AppEvent, AppEventRun, utcnow
 
 if TYPE_CHECKING:
-    from .extension import PortalState
+    from .state import PortalState
 
 log = logging.getLogger(__name__)
 
@@ -121,20 +127,26 @@ def trigger(
     with state.store.session() as db:
         db.add(event)
         db.flush()  # the runs reference the event
+        runs += flows.event_runs(state, db, event, payload)
         db.add_all(runs)
     log.info("app event %s %r for a user: %d run(s) queued", event.id, name, len(runs))
     return event, runs
 
 
 def run_dict(run: AppEventRun) -> dict[str, Any]:
-    """``{id, function, status, result, finished_at}`` (``finished_at`` ISO-8601 or ``None``)."""
-    return {
+    """``{id, function, status, result, finished_at}`` (``finished_at`` ISO-8601 or ``None``),
+    plus ``flow`` (``<app>/<flow>``) for a flow's run; ``status`` ``skipped`` has
+    ``result = {"error": reason, "message"}``."""
+    out = {
         "id": run.id,
         "function": run.function,
         "status": run.status,
         "result": run.result,
         "finished_at": iso(run.finished_at) if run.finished_at else None,
     }
+    if run.flow is not None:
+        out["flow"] = run.flow
+    return out
 
 
 def get_event(state: PortalState, user_id: str, event_id: str, *, project: str) -> dict[str, Any]:
@@ -174,6 +186,7 @@ class _Claimed:
     function: str
     params: Any
     attempts: int
+    account_id: str | None = None
 
 
 def _lease(state: PortalState) -> timedelta:
@@ -219,6 +232,7 @@ def _claim(state: PortalState, now: datetime, batch: int) -> list[_Claimed]:
                     run.function,
                     run.params,
                     run.attempts,
+                    run.account_id,
                 )
             )
         for run, user_id in lost:
@@ -284,7 +298,9 @@ def _execute(state: PortalState, run: _Claimed) -> tuple[str, Any]:
     """Invoke the run's function: ``(status, result)``."""
     try:
         function = find(state, run.function)
-        code, result = invoke(state, function, run.user_id, run.params, project=run.project)
+        code, result = invoke(
+            state, function, run.user_id, run.params, run.account_id, project=run.project
+        )
     except PortalHTTPError as exc:  # unknown function, timeout, needs_reauth, …
         return "failed", {"error": exc.error_code, "message": exc.description}
     except Exception:
@@ -316,8 +332,23 @@ def run_due(
             if stop is not None and stop.is_set():
                 _requeue(state, claimed[index:])
                 return done
+            began = time.perf_counter()
             status, result = _execute(state, run)
             with state.store.session() as db:
+                error = result.get("error") if isinstance(result, dict) else None
+                if status == "failed" and error is None and isinstance(result, dict):
+                    error = f"HTTP {result.get('network_code')}"
+                oplog.record(
+                    db,
+                    project=run.project,
+                    kind="app_event_run",
+                    status=status,
+                    user_id=run.user_id,
+                    duration_ms=int((time.perf_counter() - began) * 1000),
+                    ref_id=run.id,
+                    request={"event_id": run.event_id, "function": run.function},
+                    error=str(error) if error is not None else None,
+                )
                 _finish_in(
                     db,
                     state,

@@ -1,4 +1,10 @@
-"""The :class:`ConnectPortal` Flask extension."""
+"""The :class:`ConnectPortal` Flask extension.
+
+The top of the package's imports (STYLE.md item 11): ``init_app`` builds the per-app
+:class:`~portal.state.PortalState` and registers the views, the rate limiter and the CLI; no
+service imports this module. :class:`PortalState`, :data:`current_portal` and
+:data:`MOUNTED_PROJECT` live in :mod:`portal.state` and are re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +13,34 @@ import copy
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, current_app
-from werkzeug.local import LocalProxy
+from flask import Flask
 
 from . import logs
 from .auth import TokenService, normalize_origin
-from .catalog import Catalog, load_catalog, unusable_warnings
+from .catalog import load_catalog, unusable_warnings
+from .cli import portal_cli
 from .config import DEFAULTS
 from .crypto import Sealer
 from .errors import ConfigurationError
+from .flows import load_for as load_flows_for
 from .oauth import OAuthClients
 from .outbound import Outbound
+from .ratelimit import create_limiter, install
+from .state import MOUNTED_PROJECT as MOUNTED_PROJECT
+from .state import PortalState as PortalState
+from .state import current_portal as current_portal
 from .store import Store
+from .views import create_blueprint
 
-if TYPE_CHECKING:
-    from flask_limiter import Limiter
+__all__ = ["MOUNTED_PROJECT", "ConnectPortal", "PortalState", "current_portal", "mounted_project"]
 
 log = logging.getLogger(__name__)
 
 UserLoader = Callable[[], "str | None"]
-
-#: The project of mounted-mode callers when ``PORTAL_MOUNTED_PROJECT`` is unset and
-#: ``PORTAL_APP_KEYS`` has not exactly one key.
-MOUNTED_PROJECT = "mounted"
 
 
 def mounted_project(config: Mapping[str, Any]) -> str:
@@ -49,47 +56,6 @@ def mounted_project(config: Mapping[str, Any]) -> str:
         return named
     keys = list(config.get("PORTAL_APP_KEYS") or {})
     return str(keys[0]) if len(keys) == 1 else MOUNTED_PROJECT
-
-
-@dataclass
-class PortalState:
-    """Everything the portal keeps per Flask app, at ``app.extensions["portal"]``."""
-
-    portal: ConnectPortal
-    catalog: Catalog
-    store: Store
-    sealer: Sealer
-    tokens: TokenService
-    oauth: OAuthClients
-    allowed_origins: frozenset[str]
-    base_url: str | None
-    config: dict[str, Any]
-    #: The outbound policy for end-user-chosen hosts (``PORTAL_OUTBOUND_ALLOWED_NETWORKS`` and
-    #: the resolver; :mod:`portal.outbound`), shared with :attr:`oauth`.
-    outbound: Outbound = field(default_factory=Outbound)
-    #: The rate limiter of this app's portal endpoints (:mod:`portal.ratelimit`).
-    limiter: Limiter | None = None
-    #: The project of mounted-mode callers (:func:`mounted_project`).
-    mounted_project: str = MOUNTED_PROJECT
-
-    @property
-    def own_origin(self) -> str | None:
-        """The portal's own origin from ``PORTAL_BASE_URL``, if configured."""
-        return normalize_origin(self.base_url) if self.base_url else None
-
-    def enabled_apps(self) -> list[Any]:
-        """Apps shown in the marketplace: usable ones, in ``PORTAL_ENABLED_APPS`` order if set."""
-        return self.catalog.usable(self.config["PORTAL_ENABLED_APPS"])
-
-    def app(self, slug: str) -> Any:
-        """An enabled app by slug, or ``None``."""
-        app = self.catalog.get(slug)
-        if app is None or not app.usable:
-            return None
-        enabled = self.config["PORTAL_ENABLED_APPS"]
-        if enabled is not None and slug not in enabled:
-            return None
-        return app
 
 
 class ConnectPortal:
@@ -228,29 +194,22 @@ class ConnectPortal:
             config=config,
             outbound=outbound,
             mounted_project=mounted_project(config),
+            flows=load_flows_for(config, catalog),
         )
         app.extensions["portal"] = state
-
-        from .views import create_blueprint
 
         blueprint = create_blueprint()
         logs.install(blueprint)
         app.register_blueprint(blueprint, url_prefix=config["PORTAL_URL_PREFIX"])
 
-        from .ratelimit import create_limiter, install
-
         state.limiter = create_limiter(app)
         install(app, state.limiter)
-
-        from .cli import portal_cli
 
         if "portal" not in app.cli.commands:
             app.cli.add_command(portal_cli)
 
 
 def _origin_part(url: str) -> str:
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 
@@ -258,15 +217,3 @@ def _origin_part(url: str) -> str:
 def _dev_key(secret_key: str | bytes) -> str:
     raw = secret_key.encode() if isinstance(secret_key, str) else secret_key
     return base64.urlsafe_b64encode(hashlib.sha256(b"portal-dev-key:" + raw).digest()).decode()
-
-
-def _get_state() -> PortalState:
-    try:
-        state: PortalState = current_app.extensions["portal"]
-        return state
-    except KeyError:
-        raise RuntimeError("ConnectPortal is not initialised on the current app.") from None
-
-
-#: The current app's :class:`PortalState`.
-current_portal: PortalState = LocalProxy(_get_state)  # type: ignore[assignment]

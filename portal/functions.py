@@ -26,6 +26,7 @@ from urllib.parse import quote, urlencode
 
 from jsonschema import Draft202012Validator
 
+from . import oplog
 from .accounts import list_accounts
 from .catalog import Function, dotted
 from .errors import InvalidRequest, ResourceNotFound
@@ -33,7 +34,7 @@ from .proxy import account_app, build_url, forward
 from .store import FunctionCall, utcnow
 
 if TYPE_CHECKING:
-    from .extension import PortalState
+    from .state import PortalState
 
 _WHOLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MISSING = object()
@@ -234,7 +235,12 @@ def invoke(
         status = response.status
         raw = b"".join(response.body)
     finally:
-        _record(state, function, project, user_id, connected_account_id, status, started)
+        shape = {
+            "function": function.name,
+            "method": spec["method"],
+            "params": sorted(params) if isinstance(params, dict) else [],
+        }
+        _record(state, function, project, user_id, connected_account_id, status, started, shape)
     try:
         document: Any = json.loads(raw) if raw else None
     except ValueError:
@@ -257,12 +263,27 @@ def _record(
     account_id: str,
     status: int,
     started: float,
+    shape: dict[str, Any],
 ) -> None:
     duration_ms = int((time.perf_counter() - started) * 1000)
+    call_id = "fc_" + secrets.token_urlsafe(12)
     with state.store.session() as db:
+        oplog.record(
+            db,
+            project=project,
+            kind="function_call",
+            status="succeeded" if 200 <= status < 300 else "failed",
+            user_id=user_id,
+            app=function.app,
+            account_id=account_id,
+            duration_ms=duration_ms,
+            ref_id=call_id,
+            request=shape,
+            error=None if 200 <= status < 300 else (f"HTTP {status}" if status else "unreachable"),
+        )
         db.add(
             FunctionCall(
-                id="fc_" + secrets.token_urlsafe(12),
+                id=call_id,
                 project=project,
                 function=function.name,
                 app=function.app,

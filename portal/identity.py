@@ -140,10 +140,16 @@ def lookup_identity(
         ) from exc
     if response.status_code in (401, 403):
         raise ProviderError("invalid_credentials", f"{app.title} did not accept these credentials.")
+    if response.status_code == 404:  # e.g. a workspace or region the end user mistyped
+        raise ProviderError(
+            "server_error",
+            f"{app.title} did not find this account. Check the details you entered.",
+        )
     if response.status_code != 200:
         raise ProviderError(
             "server_error",
-            f"{app.title} answered the account lookup with HTTP {response.status_code}.",
+            f"{app.title} could not look up the account (error {response.status_code}). "
+            "Please try again.",
         )
     try:
         data = response.json()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .openapi_flows import flow_paths
+
 Schema = dict[str, Any]
 
 
@@ -48,6 +50,7 @@ SCHEMAS: dict[str, Schema] = {
             "scopes",
             "created_at",
             "modified_at",
+            "metadata",
         ],
         "additionalProperties": False,
         "properties": {
@@ -59,6 +62,11 @@ SCHEMAS: dict[str, Schema] = {
             "scopes": {"type": "array", "items": {"type": "string"}},
             "created_at": _ISO,
             "modified_at": _ISO,
+            "metadata": {
+                "type": "object",
+                "description": "The host's own JSON object (at most 4096 bytes; never secret); "
+                "`tags`, a list of strings, is filterable with `?tag=`.",
+            },
         },
     },
     "AppRef": {
@@ -214,10 +222,38 @@ def _op(summary: str, responses: dict[str, Schema], **extra: Any) -> Schema:
     return op
 
 
-def build(prefix: str = "/portal") -> dict[str, Any]:
-    """The OpenAPI 3.1 document, with paths under ``prefix`` + ``/api/v1``."""
-    api = f"{prefix.rstrip('/')}/api/v1"
-    paths: dict[str, Any] = {
+def _path_param(name: str) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query_param(name: str) -> Schema:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+
+
+def _json_body(schema: Schema) -> Schema:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _object(*required: str, **properties: Schema) -> Schema:
+    """``{"type": "object", "required": [...], "properties": {...}}`` in that key order."""
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+def _list_of(key: str, item: Schema, description: str) -> Schema:
+    """A 200 response ``{key: [item, ...]}``."""
+    return _json(
+        {
+            "type": "object",
+            "required": [key],
+            "properties": {key: {"type": "array", "items": item}},
+        },
+        description,
+    )
+
+
+def _meta_paths(api: str) -> dict[str, Schema]:
+    """The unauthenticated documents: the index, this document, the catalog's schema."""
+    return {
         f"{api}": {
             "get": _op(
                 "API index.",
@@ -237,27 +273,143 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                 security=[],
             )
         },
+    }
+
+
+def _admin_paths(api: str) -> dict[str, Schema]:
+    """The operators' overview (app secret or the host's admin check)."""
+    overview = {
+        "type": "object",
+        "required": ["apps", "totals"],
+        "properties": {
+            "apps": {"type": "array", "items": {"type": "object"}},
+            "totals": {"type": "object"},
+        },
+    }
+    return {
         f"{api}/admin/apps": {
             "get": _op(
                 "Operators: every catalog app, configured or not (with what to register), and "
                 "its connected-account counts by status; no secret.",
                 {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["apps", "totals"],
-                            "properties": {
-                                "apps": {"type": "array", "items": {"type": "object"}},
-                                "totals": {"type": "object"},
-                            },
-                        },
-                        "The overview.",
-                    ),
+                    "200": _json(overview, "The overview."),
                     "401": _error("Neither the app secret as bearer nor the host's admin check."),
                 },
                 security=[{"appSecret": []}],
             )
         },
+        **_admin_log_paths(api),
+    }
+
+
+def _admin_log_paths(api: str) -> dict[str, Schema]:
+    """The operators' log and the unhealthy accounts (app secret or the host's admin check)."""
+    string = {"type": "string"}
+    nullable = {"type": ["string", "null"]}
+    entry = _object(
+        "id",
+        "kind",
+        "project",
+        "status",
+        "created_at",
+        id=string,
+        kind={
+            "type": "string",
+            "enum": ["function_call", "app_event_run", "flow_run", "webhook", "health_check"],
+        },
+        project=string,
+        user_id=nullable,
+        app=nullable,
+        account_id=nullable,
+        status={"type": "string", "enum": ["succeeded", "failed", "retrying"]},
+        duration_ms={"type": ["integer", "null"], "description": "Milliseconds."},
+        ref_id=nullable,
+        request={"description": "The request's shape (names only, never a value or token)."},
+        error=nullable,
+        created_at=_ISO,
+    )
+    page = _object(
+        "entries",
+        "next_cursor",
+        entries={"type": "array", "items": entry},
+        next_cursor={
+            "type": ["string", "null"],
+            "description": "Pass as `cursor`; null: last page.",
+        },
+    )
+    detail = {
+        **entry,
+        "properties": {**entry["properties"], "account": {"type": ["object", "null"]}},
+    }
+    admin_only = {"401": _error("Neither the app secret as bearer nor the host's admin check.")}
+    filters = [
+        _query_param(name)
+        for name in (
+            "project",
+            "kind",
+            "user_id",
+            "app",
+            "status",
+            "since",
+            "until",
+            "cursor",
+            "limit",
+        )
+    ]
+    unhealthy = _object("accounts", accounts={"type": "array", "items": {"type": "object"}})
+    return {
+        f"{api}/admin/log": {
+            "get": _op(
+                "Operators: function calls, app-event and flow runs, webhook deliveries and "
+                "health checks, newest first; filters are exact matches, `since`/`until` "
+                "ISO-8601 times; paged by `cursor` (`limit` 1-200, default 50).",
+                {
+                    "200": _json(page, "One page."),
+                    "400": _error("Invalid filter or cursor."),
+                    **admin_only,
+                },
+                parameters=filters,
+                security=[{"appSecret": []}],
+            )
+        },
+        f"{api}/admin/log/{{entry_id}}": {
+            "get": _op(
+                "Operators: one log entry with its related account (never a credential).",
+                {
+                    "200": _json(detail, "The entry."),
+                    "404": _error("No such entry (in this project)."),
+                    **admin_only,
+                },
+                parameters=[_path_param("entry_id")],
+                security=[{"appSecret": []}],
+            )
+        },
+        f"{api}/admin/unhealthy-accounts": {
+            "get": _op(
+                "Operators: accounts in needs_reauth with the reason and time of their last "
+                "health check.",
+                {"200": _json(unhealthy, "The accounts."), **admin_only},
+                security=[{"appSecret": []}],
+            )
+        },
+    }
+
+
+def _session_paths(api: str) -> dict[str, Schema]:
+    """Sessions: exchanging host authentication for a token, and who the bearer is."""
+    string = {"type": "string"}
+    by_hash = _object("appKey", "userId", "hash", appKey=string, userId=string, hash=string)
+    by_jwt = _object("projectId", "userToken", projectId=string, userToken=string)
+    by_secret = _object("userId", "origin", userId=string, origin=string)
+    caller = _object(
+        "user_id",
+        "origin",
+        "via",
+        user_id=string,
+        origin={"type": ["string", "null"]},
+        via=string,
+    )
+    return {
         f"{api}/sessions": {
             "post": _op(
                 "Exchange host authentication for a session token.",
@@ -270,62 +422,43 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                     **_RATE_LIMITED,
                 },
                 security=[{}, {"appSecret": []}],
-                requestBody={
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "oneOf": [
-                                    {
-                                        "type": "object",
-                                        "required": ["appKey", "userId", "hash"],
-                                        "properties": {
-                                            "appKey": {"type": "string"},
-                                            "userId": {"type": "string"},
-                                            "hash": {"type": "string"},
-                                        },
-                                    },
-                                    {
-                                        "type": "object",
-                                        "required": ["projectId", "userToken"],
-                                        "properties": {
-                                            "projectId": {"type": "string"},
-                                            "userToken": {"type": "string"},
-                                        },
-                                    },
-                                    {
-                                        "type": "object",
-                                        "required": ["userId", "origin"],
-                                        "properties": {
-                                            "userId": {"type": "string"},
-                                            "origin": {"type": "string"},
-                                        },
-                                    },
-                                ]
-                            }
-                        }
-                    },
+                requestBody=_json_body({"oneOf": [by_hash, by_jwt, by_secret]}),
+            )
+        },
+        f"{api}/origin-check": {
+            "get": _op(
+                "Whether a page origin may use the portal (public, CORS-open: "
+                "Access-Control-Allow-Origin: *). portal.js asks when POST /sessions fails "
+                "without a CORS answer, to report origin_not_allowed.",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["origin", "allowed", "message"],
+                            "properties": {
+                                "origin": {"type": ["string", "null"]},
+                                "allowed": {"type": "boolean"},
+                                "message": {"type": "string"},
+                            },
+                        },
+                        "The normalised origin (default: the Origin header) and the answer.",
+                    )
                 },
+                security=[],
+                parameters=[
+                    {
+                        "name": "origin",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    }
+                ],
             )
         },
         f"{api}/session": {
             "get": _op(
                 "Who the bearer is and the verified host origin.",
-                {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["user_id", "origin", "via"],
-                            "properties": {
-                                "user_id": {"type": "string"},
-                                "origin": {"type": ["string", "null"]},
-                                "via": {"type": "string"},
-                            },
-                        },
-                        "The caller.",
-                    ),
-                    **_UNAUTHORIZED,
-                },
+                {"200": _json(caller, "The caller."), **_UNAUTHORIZED},
             )
         },
         f"{api}/user": {
@@ -333,69 +466,54 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                 "Paragon getUser().", {"200": _json(_ref("User"), "The user."), **_UNAUTHORIZED}
             )
         },
+    }
+
+
+def _app_paths(api: str) -> dict[str, Schema]:
+    """The catalog as the caller sees it: enabled apps and one app with its accounts."""
+    one_app = _object(
+        "app",
+        "connected_accounts",
+        app=_ref("AppSummary"),
+        connected_accounts={"type": "array", "items": _ref("Account")},
+    )
+    return {
         f"{api}/apps": {
             "get": _op(
                 "Enabled apps with the caller's connected flags.",
-                {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["apps"],
-                            "properties": {"apps": {"type": "array", "items": _ref("AppSummary")}},
-                        },
-                        "Apps.",
-                    ),
-                    **_UNAUTHORIZED,
-                },
+                {"200": _list_of("apps", _ref("AppSummary"), "Apps."), **_UNAUTHORIZED},
             )
         },
         f"{api}/apps/{{app}}": {
             "get": _op(
                 "One app and the caller's accounts of it.",
                 {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["app", "connected_accounts"],
-                            "properties": {
-                                "app": _ref("AppSummary"),
-                                "connected_accounts": {"type": "array", "items": _ref("Account")},
-                            },
-                        },
-                        "The app.",
-                    ),
+                    "200": _json(one_app, "The app."),
                     "404": _error("No such app."),
                     **_UNAUTHORIZED,
                 },
                 parameters=[_APP],
             )
         },
+    }
+
+
+def _account_paths(api: str) -> dict[str, Schema]:
+    """Connected accounts: list, read, revoke and delete."""
+    return {
         f"{api}/connected-accounts": {
             "get": _op(
                 "The caller's connected accounts, modified_at descending.",
                 {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["connected_accounts"],
-                            "properties": {
-                                "connected_accounts": {"type": "array", "items": _ref("Account")}
-                            },
-                        },
-                        "Accounts.",
-                    ),
+                    "200": _list_of("connected_accounts", _ref("Account"), "Accounts."),
                     "404": _error("No such app."),
                     **_UNAUTHORIZED,
                 },
-                parameters=[
-                    {"name": "app", "in": "query", "required": False, "schema": {"type": "string"}}
-                ],
+                parameters=[_query_param("app"), _query_param("tag")],
             )
         },
         f"{api}/connected-accounts/{{account_id}}": {
-            "parameters": [
-                {"name": "account_id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [_path_param("account_id")],
             "get": _op(
                 "One of the caller's accounts (another user's or project's id is a 404).",
                 {
@@ -403,6 +521,26 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                     "404": _error("Not found."),
                     **_UNAUTHORIZED,
                 },
+            ),
+            "patch": _op(
+                "Server-to-server: replace the account's metadata (a JSON object of at most "
+                "4096 bytes; `tags`: at most 20 distinct strings of 1-64 characters).",
+                {
+                    "200": _json(_ref("Account"), "The account."),
+                    "400": _error("Invalid body or metadata."),
+                    "404": _error("Not found."),
+                    "413": _error("Body too large."),
+                    **_UNAUTHORIZED,
+                },
+                requestBody=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["metadata"],
+                        "additionalProperties": False,
+                        "properties": {"metadata": {"type": "object"}},
+                    }
+                ),
+                security=[{"appSecret": [], "userId": []}],
             ),
             "delete": _op(
                 "Revoke at the provider (best effort) and delete.",
@@ -413,104 +551,76 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                 },
             ),
         },
+    }
+
+
+def _connect_paths(api: str) -> dict[str, Schema]:
+    """The connect flow's API: a ticket for the popup, and an attempt's result."""
+    string = {"type": "string"}
+    ticket = _object(
+        "ticket",
+        "connect_url",
+        "attempt_id",
+        "expires_at",
+        ticket=string,
+        connect_url=string,
+        attempt_id=string,
+        expires_at=_ISO,
+    )
+    ticket_request = _object(
+        "app",
+        app=string,
+        opener={"type": "string", "enum": ["host", "frame"], "default": "host"},
+    )
+    status = _object(
+        "status",
+        status={"type": "string", "enum": ["pending", "connected", "failed"]},
+        app=string,
+        connectedAccountId=string,
+        payload=_ref("AccountEvent"),
+        error={"type": "object"},
+    )
+    return {
         f"{api}/connect-tickets": {
             "post": _op(
                 "A single-use connect ticket for the popup.",
                 {
-                    "201": _json(
-                        {
-                            "type": "object",
-                            "required": ["ticket", "connect_url", "attempt_id", "expires_at"],
-                            "properties": {
-                                "ticket": {"type": "string"},
-                                "connect_url": {"type": "string"},
-                                "attempt_id": {"type": "string"},
-                                "expires_at": _ISO,
-                            },
-                        },
-                        "The ticket.",
-                    ),
+                    "201": _json(ticket, "The ticket."),
                     "400": _error("Invalid body."),
                     "404": _error("No such app."),
                     "413": _error("Body too large."),
                     **_UNAUTHORIZED,
                     **_RATE_LIMITED,
                 },
-                requestBody={
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["app"],
-                                "properties": {
-                                    "app": {"type": "string"},
-                                    "opener": {
-                                        "type": "string",
-                                        "enum": ["host", "frame"],
-                                        "default": "host",
-                                    },
-                                },
-                            }
-                        }
-                    },
-                },
+                requestBody=_json_body(ticket_request),
             )
         },
         f"{api}/connect-attempts/{{attempt_id}}": {
             "get": _op(
                 "The result of a connect attempt (for an opener that lost the popup).",
-                {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["status"],
-                            "properties": {
-                                "status": {
-                                    "type": "string",
-                                    "enum": ["pending", "connected", "failed"],
-                                },
-                                "app": {"type": "string"},
-                                "connectedAccountId": {"type": "string"},
-                                "payload": _ref("AccountEvent"),
-                                "error": {"type": "object"},
-                            },
-                        },
-                        "The status.",
-                    ),
-                    **_UNAUTHORIZED,
-                },
-                parameters=[
-                    {
-                        "name": "attempt_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
+                {"200": _json(status, "The status."), **_UNAUTHORIZED},
+                parameters=[_path_param("attempt_id")],
             )
         },
+    }
+
+
+def _proxy_paths(api: str) -> dict[str, Schema]:
+    """The proxy: any method, any path under the app's API base."""
+    upstream = {
+        "description": (
+            "The upstream's response, status and body as they are; only "
+            "allow-listed upstream headers, and the portal's sandbox CSP."
+        )
+    }
+    return {
         f"{api}/proxy/{{app}}/{{path}}": {
-            "parameters": [
-                _APP,
-                {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},
-                {
-                    "name": "connectedAccountId",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "string"},
-                },
-            ],
+            "parameters": [_APP, _path_param("path"), _query_param("connectedAccountId")],
             **{
                 method: _op(
                     "Send the request to the app's API with the end user's credentials.",
                     {
-                        "default": {
-                            "description": (
-                                "The upstream's response, status and body as they are; only "
-                                "allow-listed upstream headers, and the portal's sandbox CSP."
-                            )
-                        },
+                        "default": upstream,
                         "400": _error("Path refused."),
                         "404": _error("No such app or no connected account."),
                         "409": _error("The account needs the end user to reconnect."),
@@ -525,25 +635,24 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                 for method in ("get", "post", "put", "patch", "delete")
             },
         },
+    }
+
+
+def _function_paths(api: str) -> dict[str, Schema]:
+    """Functions: list, describe, invoke."""
+    invoke_request = {
+        "type": "object",
+        "properties": {"params": {"type": "object"}, "connectedAccountId": {"type": "string"}},
+    }
+    return {
         f"{api}/functions": {
             "get": _op(
                 "Signatures of the enabled apps' functions.",
                 {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["functions"],
-                            "properties": {
-                                "functions": {"type": "array", "items": _ref("FunctionSignature")}
-                            },
-                        },
-                        "Functions.",
-                    ),
+                    "200": _list_of("functions", _ref("FunctionSignature"), "Functions."),
                     **_UNAUTHORIZED,
                 },
-                parameters=[
-                    {"name": "app", "in": "query", "required": False, "schema": {"type": "string"}}
-                ],
+                parameters=[_query_param("app")],
             )
         },
         f"{api}/functions/{{name}}": {
@@ -554,9 +663,7 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                     "404": _error("No such function."),
                     **_UNAUTHORIZED,
                 },
-                parameters=[
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
+                parameters=[_path_param("name")],
             )
         },
         f"{api}/functions/{{name}}/invoke": {
@@ -576,25 +683,21 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                     **_UNAUTHORIZED,
                     **_RATE_LIMITED,
                 },
-                parameters=[
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                requestBody={
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "params": {"type": "object"},
-                                    "connectedAccountId": {"type": "string"},
-                                },
-                            }
-                        }
-                    },
-                },
+                parameters=[_path_param("name")],
+                requestBody=_json_body(invoke_request),
             )
         },
+    }
+
+
+def _event_paths(api: str) -> dict[str, Schema]:
+    """App Events: Paragon's event() trigger and reading an event with its runs."""
+    trigger = _object(
+        "name",
+        name={"type": "string", "minLength": 1, "maxLength": 255},
+        payload={"type": "object"},
+    )
+    return {
         f"{api}/projects/{{app_key}}/sdk/events/trigger": {
             "post": _op(
                 "Paragon event(): record an App Event; its function runs happen in the worker.",
@@ -605,29 +708,8 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                     "413": _error("Body too large."),
                     **_UNAUTHORIZED,
                 },
-                requestBody={
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["name"],
-                                "properties": {
-                                    "name": {"type": "string", "minLength": 1, "maxLength": 255},
-                                    "payload": {"type": "object"},
-                                },
-                            }
-                        }
-                    },
-                },
-                parameters=[
-                    {
-                        "name": "app_key",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
+                requestBody=_json_body(trigger),
+                parameters=[_path_param("app_key")],
             )
         },
         f"{api}/events/{{id}}": {
@@ -641,6 +723,12 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
                 parameters=[_ID],
             )
         },
+    }
+
+
+def _webhook_paths(api: str) -> dict[str, Schema]:
+    """Provider webhook ingress (no portal authentication: the provider's signature)."""
+    return {
         f"{api}/provider-webhooks/{{app}}": {
             "post": _op(
                 "Provider webhook ingress, verified by the provider's signature.",
@@ -659,6 +747,59 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
             )
         },
     }
+
+
+#: The path groups in the document's order (readers see the paths in this order).
+_PATH_GROUPS = (
+    _meta_paths,
+    _admin_paths,
+    _session_paths,
+    _app_paths,
+    _account_paths,
+    _connect_paths,
+    _proxy_paths,
+    _function_paths,
+    _event_paths,
+    flow_paths,
+    _webhook_paths,
+)
+
+SECURITY_SCHEMES: dict[str, Schema] = {
+    "sessionToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Session token from POST /sessions.",
+    },
+    "appSecret": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The host's app secret (server-to-server).",
+    },
+    "userId": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Portal-User-Id",
+        "description": "The end user, with appSecret.",
+    },
+    "userToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A host-signed JWT user token.",
+    },
+}
+
+
+def build(prefix: str = "/portal") -> dict[str, Any]:
+    """The OpenAPI 3.1 document, with paths under ``prefix`` + ``/api/v1``.
+
+    :param prefix: the portal's URL prefix (``/portal``; a trailing slash is ignored).
+    :returns: the document as a JSON-ready dict; ``tests/data/openapi.golden.json`` pins it.
+    """
+    api = f"{prefix.rstrip('/')}/api/v1"
+    paths: dict[str, Any] = {}
+    for group in _PATH_GROUPS:
+        paths.update(group(api))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -672,32 +813,94 @@ def build(prefix: str = "/portal") -> dict[str, Any]:
             ),
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
-        "paths": paths,
+        "paths": {**paths, **agent_paths(api)},
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {
-                "sessionToken": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "Session token from POST /sessions.",
+            "securitySchemes": {**SECURITY_SCHEMES, **AGENT_SECURITY_SCHEMES},
+        },
+    }
+
+
+#: The MCP token (``POST /mcp-tokens``) as a security scheme.
+AGENT_SECURITY_SCHEMES: dict[str, Schema] = {
+    "mcpToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A short-lived MCP token from POST /mcp-tokens (one end user).",
+    }
+}
+
+
+def agent_paths(api: str) -> dict[str, Any]:
+    """The AI-agent routes under ``api`` (``/mcp`` itself speaks MCP, not this API)."""
+    tool_list = {
+        "type": "object",
+        "required": ["format", "tools"],
+        "properties": {
+            "format": {"enum": ["mcp", "openai", "anthropic"]},
+            "tools": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    token_answer = {
+        "type": "object",
+        "required": ["token", "expires_at", "url", "user_id"],
+        "additionalProperties": False,
+        "properties": {
+            "token": {"type": "string"},
+            "expires_at": _ISO,
+            "url": {"type": "string", "description": "The MCP endpoint."},
+            "user_id": {"type": "string"},
+        },
+    }
+    names = {"type": "array", "items": {"type": "string"}}
+    return {
+        f"{api}/mcp-tokens": {
+            "post": _op(
+                "Mint a short-lived MCP token for one end user of the app secret's project.",
+                {
+                    "201": _json(token_answer, "The token and the MCP endpoint's URL."),
+                    "400": _error("Invalid userId, apps, functions or expiresIn."),
+                    "401": _error("No app secret as bearer."),
+                    "413": _error("Body too large."),
                 },
-                "appSecret": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "The host's app secret (server-to-server).",
+                security=[{"appSecret": []}],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["userId"],
+                                "properties": {
+                                    "userId": {"type": "string"},
+                                    "apps": names,
+                                    "functions": names,
+                                    "expiresIn": {"type": "integer", "minimum": 1},
+                                },
+                            }
+                        }
+                    },
                 },
-                "userId": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-Portal-User-Id",
-                    "description": "The end user, with appSecret.",
+            )
+        },
+        f"{api}/tools": {
+            "get": _op(
+                "The end user's tools (as /mcp lists them) as MCP tools or function-calling "
+                "schemas.",
+                {
+                    "200": _json(tool_list, "The tools."),
+                    "400": _error("Unknown format."),
+                    **_UNAUTHORIZED,
                 },
-                "userToken": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "bearerFormat": "JWT",
-                    "description": "A host-signed JWT user token.",
-                },
-            },
+                security=[*_AUTH, {"mcpToken": []}],
+                parameters=[
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"enum": ["mcp", "openai", "anthropic"], "default": "mcp"},
+                    }
+                ],
+            )
         },
     }

@@ -7,7 +7,9 @@ signature (hex HMAC of the raw body keyed with the app's client secret, RFC 2104
 topic and the account id from the JSON body, and for a topic listed in ``triggers`` writes one
 ``app.webhook`` to the outbox (:func:`portal.webhooks.enqueue`) per connected account whose
 ``external_id`` equals that id, all in one transaction. The worker then delivers them to
-``PORTAL_WEBHOOK_URL``, signed with ``X-Portal-Signature``.
+``PORTAL_WEBHOOK_URL``, signed with ``X-Portal-Signature``. In the same transaction, the flows
+whose trigger is that webhook trigger (:func:`portal.flows.webhook_runs`) queue their runs for
+each matching account's user.
 
 Body of each forwarded webhook's ``data``::
 
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import flows
 from .accounts import to_dict
 from .catalog import App, WebhookSpec, dotted
 from .errors import AuthenticationFailed, InvalidRequest, ResourceNotFound
@@ -33,7 +36,7 @@ from .store import ConnectedAccount
 from .webhooks import enqueue
 
 if TYPE_CHECKING:
-    from .extension import PortalState
+    from .state import PortalState
 
 #: Largest notification body accepted, in bytes (1 MiB).
 MAX_BODY = 1024 * 1024
@@ -169,6 +172,8 @@ def ingest(state: PortalState, app: App, raw_body: bytes, headers: Mapping[str, 
             )
             if queued is not None:
                 forwarded += 1
+            # Flows of this trigger run for the account's user (portal.flows).
+            flows.webhook_runs(state, db, app.slug, trigger, account, payload)
     return forwarded
 
 

@@ -61,7 +61,7 @@ from .identity import request_kwargs
 
 if TYPE_CHECKING:
     from .catalog import App
-    from .extension import PortalState
+    from .state import PortalState
 
 log = logging.getLogger(__name__)
 

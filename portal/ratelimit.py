@@ -15,9 +15,10 @@ Endpoint                                   Limit (config key)              Count
 ``/api/v1/proxy/<app>/<path>``             ``PORTAL_RATE_LIMIT_PROXY``     end user
 ``/api/v1/proxy/<app>/<path>``             ``PORTAL_RATE_LIMIT_PROXY_APP_KEY``  app key
 ``POST /api/v1/functions/<name>/invoke``   ``PORTAL_RATE_LIMIT_INVOKE``    end user
+``/mcp`` (AI agents)                       ``PORTAL_RATE_LIMIT_MCP``       end user
 =========================================  ==============================  ====================
 
-An end user is the caller's ``user_id`` within its app key (:func:`portal.views.common.
+An end user is the caller's ``user_id`` within its app key (:func:`portal.callers.
 current_caller`). A breach raises :class:`flask_limiter.RateLimitExceeded`, which the blueprint
 answers as :class:`portal.errors.RateLimited` (429 with ``Retry-After``).
 """
@@ -32,7 +33,8 @@ from flask import Flask, request
 from flask_limiter import Limiter
 
 from .auth import app_key_for_secret, bearer_token, normalize_origin
-from .extension import current_portal
+from .callers import MAX_BODY, agent_scope, current_caller
+from .state import current_portal
 
 #: Blueprint name whose endpoints are limited; every other request is exempt.
 BLUEPRINT = "portal"
@@ -74,6 +76,7 @@ def install(app: Flask, limiter: Limiter) -> None:
         ("api_proxy", "PORTAL_RATE_LIMIT_PROXY", "proxy", end_user_key),
         ("api_proxy", "PORTAL_RATE_LIMIT_PROXY_APP_KEY", "proxy-app", app_key),
         ("api_invoke_function", "PORTAL_RATE_LIMIT_INVOKE", "invoke", end_user_key),
+        ("mcp", "PORTAL_RATE_LIMIT_MCP", "mcp", agent_user_key),
     ]
     for endpoint, config_key, scope, key_func in table:
         name = f"{BLUEPRINT}.{endpoint}"
@@ -104,16 +107,21 @@ def end_user_key() -> str:
 
     :raises AuthenticationFailed: no valid caller (answered before any counting).
     """
-    from .views.common import current_caller
-
     caller = current_caller()
     return f"user:{caller.app_key or '-'}:{caller.user_id}"
 
 
+def agent_user_key() -> str:
+    """``user:<project>:<user_id>`` of the AI agent's end user (MCP token or API caller).
+
+    :raises AuthenticationFailed: no valid caller (answered before any counting).
+    """
+    scope = agent_scope()
+    return f"user:{scope.project}:{scope.user_id}"
+
+
 def app_key() -> str:
     """``app:<app key>`` of the authenticated caller (``-`` for mounted callers: the host)."""
-    from .views.common import current_caller
-
     return f"app:{current_caller().app_key or '-'}"
 
 
@@ -133,8 +141,6 @@ def session_key() -> str:
     The app key is the bearer app secret's, else the body's ``appKey`` or ``projectId``; the
     origin is the body's ``origin`` (server-to-server) or the request's ``Origin``.
     """
-    from .views.api import MAX_BODY
-
     request.max_content_length = MAX_BODY
     body: Any = request.get_json(silent=True)
     body = body if isinstance(body, dict) else {}

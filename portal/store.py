@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Connection,
     DateTime,
     Engine,
@@ -93,6 +94,8 @@ class ConnectedAccount(Base):
             "project", "user_id", "app", "external_id", name="uq_portal_account_identity"
         ),
         Index("ix_portal_connected_accounts_owner", "project", "user_id"),
+        Index("ix_portal_connected_accounts_health", "health_next_at"),
+        Index("ix_portal_connected_accounts_health_checked", "health_checked_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -107,6 +110,67 @@ class ConnectedAccount(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The host's own JSON object about the account (``PATCH /connected-accounts/<id>``);
+    #: never secret. The column is ``metadata`` (the attribute name is taken by SQLAlchemy).
+    account_metadata: Mapped[dict[str, Any] | None] = mapped_column(
+        "metadata", JSONText, nullable=True
+    )
+    #: Health checks (:mod:`portal.health`): when the last one ran, when the next is due
+    #: (``None``: as soon as possible), why the last one failed, failures in a row.
+    health_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    health_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    health_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    health_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AccountTag(Base):
+    """One tag of a connected account (``metadata.tags``), a row each so ``?tag=`` uses an
+    index. Rewritten whenever the account's metadata is."""
+
+    __tablename__ = "portal_account_tags"
+    __table_args__ = (Index("ix_portal_account_tags_project_tag", "project", "tag"),)
+
+    account_id: Mapped[str] = mapped_column(
+        String(40),
+        ForeignKey("portal_connected_accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
+
+
+class OplogEntry(Base):
+    """One entry of the operators' log (:mod:`portal.oplog`): a function call, an app-event
+    run, a flow run, a webhook delivery attempt or a health check.
+
+    ``request`` is the request's shape (names, method, type; never a value that could be a
+    credential); ``status`` is ``succeeded`` | ``failed`` (``retrying`` for a webhook attempt
+    that will be retried); ``duration_ms`` is wall time in milliseconds; ``ref_id`` is the id
+    of the thing logged (``fc_…``, a run id, ``wh_…``, an account id).
+    """
+
+    __tablename__ = "portal_oplog"
+    __table_args__ = (
+        Index("ix_portal_oplog_time", "created_at", "id"),
+        Index("ix_portal_oplog_project", "project", "created_at", "id"),
+        Index("ix_portal_oplog_kind", "project", "kind", "created_at", "id"),
+        Index("ix_portal_oplog_user", "project", "user_id", "created_at", "id"),
+        Index("ix_portal_oplog_app", "project", "app", "created_at", "id"),
+        Index("ix_portal_oplog_status", "project", "status", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    app: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    account_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ref_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request: Mapped[Any] = mapped_column(JSONText, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ConnectAttempt(Base):
@@ -237,6 +301,40 @@ class AppEventRun(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: ``<app>/<flow>`` for a run of a flow (:mod:`portal.flows`), ``None`` for a run of
+    #: ``PORTAL_APP_EVENTS``.
+    flow: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: The account a flow's run uses (the one its user chose); ``None``: the user's most
+    #: recently modified account of the function's app.
+    account_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class FlowSetting(Base):
+    """One end user's state of one flow (:mod:`portal.flows`) in one project: on or off, the
+    settings they filled in, and the account the flow uses.
+
+    Unique on ``(project, user_id, app, flow)``. ``settings`` were valid against the flow's
+    settings schema whose hash is ``schema_hash`` when they were written; a flow whose schema
+    changed since reads as ``needs_settings`` until the user saves again. ``account_id``
+    ``None`` means the user's most recently modified account of the app.
+    """
+
+    __tablename__ = "portal_flow_settings"
+    __table_args__ = (
+        UniqueConstraint("project", "user_id", "app", "flow", name="uq_portal_flow_setting"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(1024))
+    app: Mapped[str] = mapped_column(String(64))
+    flow: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    settings: Mapped[Any] = mapped_column(JSONText)
+    account_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    schema_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Store:

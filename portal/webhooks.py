@@ -59,12 +59,13 @@ import requests
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
+from . import oplog
 from .accounts import iso
 from .errors import ConfigurationError, PortalError
 from .store import WebhookOutbox, utcnow
 
 if TYPE_CHECKING:
-    from .extension import PortalState
+    from .state import PortalState
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,10 @@ WEBHOOK_TYPES = frozenset(
         "account.reconnected",
         "account.disconnected",
         "account.needs_reauth",
+        "account.recovered",
         "app_event.run_finished",
         "app.webhook",
+        "flow.updated",
     }
 )
 ID_HEADER = "X-Portal-Webhook-Id"
@@ -217,7 +220,7 @@ def enqueue(
     :param data: the webhook's ``data`` (JSON-serialisable).
     :param ordering_key: webhooks with the same key are delivered in the order they were
         enqueued: the account id for ``account.*`` and ``app.webhook``, the event id for
-        ``app_event.run_finished``.
+        ``app_event.run_finished``, the user's flow row id for ``flow.updated``.
     :param project: the app key whose data this webhook reports (the body's ``project``).
     :param state: the portal; default the current app's.
     :returns: the webhook id (``wh_…``), or ``None`` when ``PORTAL_WEBHOOK_URL`` is unset (no
@@ -227,7 +230,7 @@ def enqueue(
     if type not in WEBHOOK_TYPES:
         raise ValueError(f"unknown webhook type {type!r}")
     if state is None:
-        from .extension import current_portal
+        from .state import current_portal
 
         state = current_portal
     if not state.config.get("PORTAL_WEBHOOK_URL"):
@@ -337,10 +340,16 @@ def _post(
 
 
 def _record(
-    state: PortalState, row: _Claimed, error: str | None, now: datetime | None, max_attempts: int
+    state: PortalState,
+    row: _Claimed,
+    error: str | None,
+    now: datetime | None,
+    max_attempts: int,
+    duration_ms: int | None = None,
 ) -> None:
     when = now or utcnow()
     with state.store.session() as db:
+        _log_attempt(db, row, error, row.attempts >= max_attempts, duration_ms)
         pending = (
             update(WebhookOutbox)
             .where(WebhookOutbox.id == row.id, WebhookOutbox.delivered_at.is_(None))
@@ -359,6 +368,37 @@ def _record(
         log.warning("webhook %s given up after %d attempts: %s", row.id, row.attempts, error)
     else:
         log.info("webhook %s attempt %d failed: %s", row.id, row.attempts, error)
+
+
+def _log_attempt(
+    db: Session, row: _Claimed, error: str | None, last: bool, duration_ms: int | None
+) -> None:
+    """One operators' log entry for a delivery attempt (the body's type and its data's user,
+    app and account; never the body itself)."""
+    try:
+        body = json.loads(row.payload)
+    except ValueError:
+        body = {}
+    raw_data = body.get("data") if isinstance(body, dict) else None
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+    raw_account = data.get("account")
+    account: dict[str, Any] = raw_account if isinstance(raw_account, dict) else {}
+    oplog.record(
+        db,
+        project=str(body.get("project") or "") if isinstance(body, dict) else "",
+        kind="webhook",
+        status="succeeded" if error is None else ("failed" if last else "retrying"),
+        user_id=data.get("user_id") if isinstance(data.get("user_id"), str) else None,
+        app=data.get("app") if isinstance(data.get("app"), str) else None,
+        account_id=account.get("id") if isinstance(account.get("id"), str) else None,
+        duration_ms=duration_ms,
+        ref_id=row.id,
+        request={
+            "type": body.get("type") if isinstance(body, dict) else None,
+            "attempt": row.attempts,
+        },
+        error=error,
+    )
 
 
 def deliver_due(
@@ -404,8 +444,10 @@ def deliver_due(
                 if stop is not None and stop.is_set():
                     _release(state, claimed[index:], now)
                     return attempted
+                began = time.perf_counter()
                 error = _post(http, url, secret, row, timeout)
-                _record(state, row, error, now, max_attempts)
+                took = int((time.perf_counter() - began) * 1000)
+                _record(state, row, error, now, max_attempts, took)
                 attempted += 1
     return attempted
 

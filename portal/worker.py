@@ -1,4 +1,5 @@
-"""The background worker: runs queued app-event functions and delivers due webhooks.
+"""The background worker: runs queued app-event functions, checks connected accounts' health
+(:mod:`portal.health`) and delivers due webhooks.
 
 ``flask portal worker`` runs :func:`run_forever`; ``--once`` runs :func:`run_once`. Any number
 of workers may run against one database (see :mod:`portal.webhooks` and :mod:`portal.events`
@@ -19,7 +20,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import events, webhooks
+from . import events, health, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,13 @@ class Worker:
         self._thread: threading.Thread | None = None
 
     def run_once(self, now: datetime | None = None) -> int:
-        """One pass: queued app-event runs, then due webhooks (those the runs just produced
-        included). Returns how many items were handled (``0``: nothing to do)."""
+        """One pass: queued app-event runs, due health checks, then due webhooks (those the
+        runs and checks just produced included). Returns how many items were handled (``0``: nothing to do)."""
         state = self.app.extensions["portal"]
         handled = 0
         with self.app.app_context():
             handled += events.run_due(state, now, self.batch, stop=self.stopping)
+            handled += health.check_due(state, now, self.batch, stop=self.stopping)
             handled += webhooks.deliver_due(state, now, self.batch, stop=self.stopping)
         return handled
 

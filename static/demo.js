@@ -79,9 +79,21 @@
   document.getElementById('paragon-connect').addEventListener('click', function () {
     paragon.connect('sandbox').catch(paragonFailed);
   });
+  // The runs of an event finish in the worker: the host backend reads the outcome with its
+  // secret (/demo/events/<id>), polled here until no run is queued or running.
+  function followRuns(receipt, polls) {
+    const pending = receipt.runs.some(function (r) { return r.status === 'queued' || r.status === 'running'; });
+    show('event() → 202 Accepted' + (pending ? ' (runs in progress…)' : ''), receipt);
+    if (!pending || polls <= 0) return;
+    setTimeout(function () {
+      fetch('/demo/events/' + encodeURIComponent(receipt.id) + '?user=' + encodeURIComponent(body.dataset.userId))
+        .then(function (res) { return res.json(); })
+        .then(function (event) { followRuns(event, polls - 1); }, paragonFailed);
+    }, 500);
+  }
   document.getElementById('paragon-event').addEventListener('click', function () {
     paragon.event('Contact Created', { name: 'Brandon', email: 'b@useparagon.com' })
-      .then(function (receipt) { show('event() → 202 Accepted', receipt); }, paragonFailed);
+      .then(function (receipt) { followRuns(receipt, 40); }, paragonFailed);
   });
 
   // Plain iframe embed: no SDK, so the host checks origin and source itself.

@@ -6,6 +6,12 @@
   const SOURCE = 'connect-portal';
   const POPUP_FEATURES = 'popup,width=520,height=700';
   const EXPIRED = 'Your session has expired; reload the page.';
+  // A token that was never valid (wrong, cut short, from another portal, or missing) is not an
+  // expired session: say what happened (GET /session answers 401 invalid_token).
+  const TOKEN_ERRORS = {
+    invalid_token: ['invalid_token', 'This page could not be opened: its access link is missing or not valid. ' +
+      'Reload the page; if it happens again, contact the support of the site you are on.'],
+  };
   const FOCUSABLE = 'a[href], area[href], button, input:not([type="hidden"]), select, textarea, iframe, ' +
     '[tabindex], [contenteditable="true"]';
   const body = document.body;
@@ -57,11 +63,27 @@
     return p;
   }
 
-  function sessionExpired() {
+  // code: the server's error code for the refusal (token_expired, invalid_token, csrf_failed…).
+  function sessionExpired(code) {
     if (expired) return;
     expired = true;
-    if (mainEl) mainEl.replaceChildren(notice(EXPIRED, 'portal-alert portal-alert--error'));
-    post('error', { type: 'session_expired', message: EXPIRED });
+    const [type, message] = (!mounted && TOKEN_ERRORS[code]) || ['session_expired', EXPIRED];
+    if (mainEl) mainEl.replaceChildren(notice(message, 'portal-alert portal-alert--error'));
+    if (hostOrigin || !framed) {
+      post('error', { type, message });
+      return;
+    }
+    // The token was refused before the server named the host page's origin: the parent's
+    // origin (where the browser tells it) is told, once the server confirms it is allowed.
+    const hint = location.ancestorOrigins && location.ancestorOrigins[0];
+    if (!hint) return;
+    fetch(api + '/origin-check?origin=' + encodeURIComponent(hint), { credentials: 'omit' })
+      .then((res) => res.json())
+      .then((check) => {
+        if (check.allowed && check.origin === hint) {
+          window.parent.postMessage({ source: SOURCE, version: 1, type: 'error', payload: { type, message } }, hint);
+        }
+      }, () => {});
   }
 
   // --- Settled state ------------------------------------------------------------------------
@@ -124,7 +146,7 @@
     const res = await fetch(api + path, { method, headers, credentials: mounted ? 'same-origin' : 'omit' });
     const data = await res.json().catch(() => ({}));
     // A stale CSRF token (Flask-WTF's time limit) heals like an expired session: by a reload.
-    if (res.status === 401 || (res.status === 403 && data.error === 'csrf_failed')) sessionExpired();
+    if (res.status === 401 || (res.status === 403 && data.error === 'csrf_failed')) sessionExpired(data.error);
     if (!res.ok) {
       const err = new Error(data.message || 'Request failed (HTTP ' + res.status + ')');
       err.type = data.error || 'http_error';
@@ -216,7 +238,16 @@
 
   body.addEventListener('htmx:responseError', (e) => {
     const d = e.detail;
-    if (d.xhr && (d.xhr.status === 401 || (mounted && d.xhr.status === 403))) sessionExpired();
+    if (d.xhr && (d.xhr.status === 401 || (mounted && d.xhr.status === 403))) {
+      let code = null;
+      try {
+        code = JSON.parse(d.xhr.responseText).error;
+      } catch (err) { /* an HTML error page: no code */ }
+      // A page's 401 does not say why; the API does (requestOnce reports it first).
+      const done = () => sessionExpired(code);
+      if (code || mounted) done();
+      else request('GET', '/session').then(done, done);
+    }
     else if (mainEl && d.target === mainEl) {
       mainEl.replaceChildren(notice('Something went wrong (HTTP ' + d.xhr.status + '). Please try again.',
         'portal-alert portal-alert--error'));
@@ -358,28 +389,43 @@
 
   // --- Disconnect --------------------------------------------------------------------------
 
+  // The row's Cancel (templates/portal/_app_page.html); a host's own older template may have none.
+  function cancelOf(btn) {
+    const row = btn.closest('[data-portal-account]');
+    return row ? row.querySelector('[data-portal-disconnect-cancel]') : null;
+  }
+
+  function unconfirm(btn, refocus) {
+    const pending = confirming.get(btn);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    confirming.delete(btn);
+    btn.textContent = pending.label;
+    delete btn.dataset.portalConfirming;
+    const cancel = cancelOf(btn);
+    if (cancel) cancel.hidden = true;
+    if (refocus) btn.focus();
+  }
+
   function disconnect(btn) {
     if (btn.getAttribute('aria-busy') === 'true') return;
     const pending = confirming.get(btn);
     if (!pending) {
-      const label = btn.textContent;
+      const cancel = cancelOf(btn);
       btn.setAttribute('aria-live', 'polite');
+      // With a Cancel the question waits for the user; without one it lapses after 5 s.
+      confirming.set(btn, { label: btn.textContent, timer: cancel ? null : setTimeout(() => unconfirm(btn, false), 5000) });
       btn.textContent = 'Confirm disconnect';
-      confirming.set(btn, {
-        label,
-        timer: setTimeout(() => {
-          confirming.delete(btn);
-          btn.textContent = label;
-        }, 5000),
-      });
+      btn.dataset.portalConfirming = '';
+      if (cancel) cancel.hidden = false;
       return;
     }
-    clearTimeout(pending.timer);
-    confirming.delete(btn);
+    unconfirm(btn, false);
     btn.disabled = true;
     btn.setAttribute('aria-busy', 'true');
     btn.textContent = 'Disconnecting…';
-    const old = btn.parentNode && btn.parentNode.querySelector('[data-portal-inline-error]');
+    const row = btn.closest('[data-portal-account]') || btn.parentNode;
+    const old = row && row.querySelector('[data-portal-inline-error]');
     if (old) old.remove();
     request('DELETE', '/connected-accounts/' + encodeURIComponent(btn.dataset.portalAccountId)).then((data) => {
       post('app-disconnected', data);
@@ -391,9 +437,22 @@
       if (err.status === 401 || err.type === 'csrf_failed') return;
       const p = notice(err.message, 'portal-inline-error');
       p.dataset.portalInlineError = '';
-      btn.after(p);
+      if (row && row !== btn.parentNode) row.append(p);
+      else btn.after(p);
     });
   }
+
+  // Escape on a row that asks "Confirm disconnect" cancels that question (before the modal's
+  // own Escape, which this listener, registered first, then skips).
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape' || !(e.target instanceof Element)) return;
+    const row = e.target.closest('[data-portal-account]');
+    const btn = row && row.querySelector('[data-portal-disconnect]');
+    if (btn && confirming.has(btn)) {
+      e.preventDefault();
+      unconfirm(btn, true);
+    }
+  });
 
   // --- Clicks (delegated, so swapped-in content needs no re-binding) -------------------------
 
@@ -414,6 +473,10 @@
     } else if (disconnectBtn) {
       e.preventDefault();
       disconnect(disconnectBtn);
+    } else if (target.closest('[data-portal-disconnect-cancel]')) {
+      const row = target.closest('[data-portal-account]');
+      const btn = row && row.querySelector('[data-portal-disconnect]');
+      if (btn) unconfirm(btn, true);
     } else if (target.closest('[data-portal-close]')) {
       post('portal:close-request', {});
     } else if (target.closest('[data-portal-window-close]')) {
@@ -478,6 +541,20 @@
       if (card) moveInGrid(e, card);
     }
   });
+
+  // A host page's modal keeps the keyboard (portal.js): every other portal view says when it
+  // got the focus, since the host page cannot see focus moving between cross-origin frames.
+  if (framed && mode !== 'modal') addEventListener('focus', () => post('portal:focus', {}));
+
+  // The SDK tells every view of the page when an account changed in another one (a function
+  // form keeps what the user typed: it is not fetched again).
+  if (framed) {
+    addEventListener('message', (e) => {
+      const d = e.data;
+      if (e.source === window.parent && e.origin === hostOrigin && d && d.source === SOURCE &&
+          d.version === 1 && d.type === 'portal:refresh' && !document.getElementById('portal-function')) reload();
+    });
+  }
 
   // --- Inline height -----------------------------------------------------------------------
 
@@ -552,7 +629,7 @@
       token = null;
     }
     if (!token) {
-      sessionExpired();
+      sessionExpired('invalid_token');
       booted();
       return;
     }
@@ -701,6 +778,18 @@
         }
         throw err;
       }
+    },
+    // The app's flows, each with the user's choice: [{name, title, enabled, settings, …}].
+    async getFlows(c, app) {
+      need(app, 'appName');
+      return (await http(c.token, 'GET', '/flows?app=' + enc(app))).flows || [];
+    },
+    // Turns a flow on or off and saves its settings ({enabled, settings, connectedAccountId?}).
+    setFlow(c, app, flow, o) {
+      need(app, 'appName');
+      need(flow, 'flowName');
+      if (!isJsonBody(o) || Array.isArray(o)) throw rpcError('invalid_argument', 'options must be a JSON object');
+      return http(c.token, 'PUT', '/flows/' + enc(app) + '/' + enc(flow), o);
     },
     // Paragon's request(): the app's API through the credential-injecting proxy.
     async request(c, app, path, o) {

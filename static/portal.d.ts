@@ -36,6 +36,8 @@ declare namespace ConnectPortal {
     scopes: string[];
     created_at: string;
     modified_at: string;
+    /** The host's own JSON object (PATCH /connected-accounts/{id}, app secret); `tags` is a list of strings. Never secret. */
+    metadata: { tags?: string[]; [key: string]: unknown };
   }
 
   interface AppSummary {
@@ -78,6 +80,8 @@ declare namespace ConnectPortal {
     | 'access_denied'
     | 'session_expired'
     | 'network_error'
+    | 'origin_not_allowed'
+    | 'invalid_token'
     | 'http_error'
     | 'connect_failed'
     | 'closed'
@@ -209,6 +213,21 @@ declare namespace ConnectPortal {
 
   type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
+  /** A host-declared automation of one app that the user turns on and configures. */
+  interface Flow {
+    name: string;
+    enabled: boolean;
+    settings: { [name: string]: unknown };
+    connectedAccountId?: string | null;
+    [key: string]: unknown;
+  }
+
+  interface FlowUpdate {
+    enabled: boolean;
+    settings?: { [name: string]: unknown };
+    connectedAccountId?: string | null;
+  }
+
   interface RequestOptions {
     /** Default "GET". */
     method?: HttpMethod | Lowercase<HttpMethod>;
@@ -256,6 +275,28 @@ declare class ConnectPortal {
     containerId?: string | null,
     layout?: ConnectPortal.Layout,
   ): Promise<void>;
+  /** The user's connected accounts of one app (embed path apps/<app>/accounts); the same events as showApp. */
+  showConnectedAccounts(
+    appName: string,
+    renderMode?: ConnectPortal.RenderMode,
+    containerId?: string | null,
+    layout?: ConnectPortal.Layout,
+  ): Promise<void>;
+  /**
+   * The functions the user can run (of `appName` only, when given). Resolves with the function
+   * and the params once the user has filled one's form (the modal then closes); rejects with
+   * type 'cancelled' when it is closed first.
+   */
+  showFunctions(
+    renderMode?: ConnectPortal.RenderMode,
+    containerId?: string | null,
+    layout?: ConnectPortal.Layout,
+    appName?: string,
+  ): Promise<{ functionName: string; params: ConnectPortal.FunctionParams }>;
+  /** The app's flows with the user's settings (GET api/v1/flows?app=<app>). */
+  getFlows(appName: string): Promise<ConnectPortal.Flow[]>;
+  /** Turns a flow on or off and saves its settings (PUT api/v1/flows/<app>/<flow>); resolves with the saved flow. */
+  setFlow(appName: string, flowName: string, options: ConnectPortal.FlowUpdate): Promise<ConnectPortal.Flow>;
   /** Call from a click handler: it opens the connect popup synchronously. Resolves with the connectedAccountId. */
   connectApp(appName: string): Promise<string>;
   /** connectedAccountId may be omitted when the user has exactly one account of the app. */

@@ -34,7 +34,12 @@
     if (!value || typeof value !== 'string') throw invalid(name + ' is required');
   }
 
-  function emit(s, name, payload) {
+  // An account connected or disconnected anywhere (a frame, a popup, an RPC call): the
+  // instance's other frames fetch their content again, so every view on the page agrees.
+  function emit(s, name, payload, from) {
+    if (/^app-/.test(name)) {
+      for (const f of [...s._inline, s._modal && s._modal.frame]) if (f && f !== from) send(f, s, 'portal:refresh');
+    }
     for (const fn of [...(s._listeners.get(name) || [])]) {
       try {
         fn(payload);
@@ -81,7 +86,12 @@
     const res = await fetch(s._base + '/api/v1/sessions', {
       method: 'POST', body: JSON.stringify(s._credentials),
       headers: { 'Content-Type': 'application/json' },
-    }).catch((err) => { throw portalError('network_error', err.message); });
+    }).catch(async (err) => {
+      // A page on an origin the portal refuses gets no CORS answer, only this network error:
+      // the portal's public origin check names the cause.
+      const check = await fetch(s._base + '/api/v1/origin-check?origin=' + enc(location.origin)).then((r) => r.json(), () => 0);
+      throw check.allowed === false ? portalError('origin_not_allowed', check.message) : portalError('network_error', err.message);
+    });
     const data = await res.json().catch(() => ({}));
     if (!res.ok) throw portalError(data.error || 'http_error', data.message || 'HTTP ' + res.status, { status: res.status, body: data });
     s._token = data.token;
@@ -147,12 +157,20 @@
 
   const isModal = (s, frame) => s._modal && s._modal.frame === frame;
 
+  // Into the modal's document itself: the iframe element may already be the host's
+  // activeElement while Chromium has lost the focus (or another portal frame holds it), and
+  // focus() on an already active element does nothing (nor does contentWindow.focus()).
+  function focusModal(s) {
+    const frame = s._modal && s._modal.frame;
+    if (frame) {
+      frame.blur();
+      frame.focus();
+    }
+  }
+
   function settleFunction(s, frame, err, params) {
     const pending = s._functions.get(frame);
-    if (!pending) return;
-    s._functions.delete(frame);
-    if (err) pending[1](err);
-    else pending[0](params);
+    if (pending && s._functions.delete(frame)) pending[err ? 1 : 0](err || params);
   }
 
   // The instance's one message listener (added by the constructor).
@@ -162,6 +180,12 @@
     if (event.origin !== s._origin || !source || !data || data.source !== SOURCE || data.version !== 1) return;
     const type = data.type;
     const payload = data.payload || {};
+    // Another portal frame (an inline view, an iframe embed) took the focus while the modal is
+    // open: hand it back, so Tab, Enter and Esc never act on a view behind the modal.
+    if (type === 'portal:focus') {
+      if (s._modal && source !== s._modal.frame.contentWindow) focusModal(s);
+      return;
+    }
     if (s._popups.has(source)) {
       if (type === 'portal:connect-result') s._popups.get(source)();
       return;
@@ -179,7 +203,7 @@
     // 'ready' from the frame is ignored: the SDK emits its own once the session exists.
     if (!frame) return;
     if (/^(app-(dis)?connected|error)$/.test(type)) {
-      emit(s, type, payload);
+      emit(s, type, payload, frame);
     } else if (type === 'portal:resize') {
       if (s._inline.has(frame) && payload.height > 0) {
         frame.style.height = Math.min(payload.height, 100000) + 'px';
@@ -187,9 +211,11 @@
     } else if (type === 'portal:close-request') {
       if (isModal(s, frame)) closeModal(s);
     } else if (type === 'portal:function-params') {
+      // showFunction waits for its own function's params; showFunctions for any function's.
       const pending = s._functions.get(frame);
-      if (pending && pending[2] === payload.name && payload.params) {
-        settleFunction(s, frame, null, payload.params);
+      const name = pending && pending[2];
+      if (pending && payload.params && (!name || name === payload.name)) {
+        settleFunction(s, frame, null, name ? payload.params : { functionName: payload.name, params: payload.params });
         if (isModal(s, frame)) closeModal(s);
       }
     } else if (type === 'portal:navigate') {
@@ -203,29 +229,37 @@
 
   // A native modal <dialog>: the browser provides the top layer, the backdrop, inertness of the
   // page behind, Esc, and focus going back where it was. Style properties rather than a style
-  // attribute keep host pages with a strict CSP working.
+  // attribute (or a <style> element) keep host pages with a strict CSP working.
   function openModal(s, frame, layout) {
     closeModal(s);
+    const close = () => closeModal(s);
     // ARIA attributes through their reflecting properties (role, aria-modal, aria-label).
     const dialog = Object.assign(create('dialog'), {
       role: 'dialog', ariaModal: 'true', ariaLabel: frame.title,
       // A click on the dialog itself (not its iframe) is a click on the backdrop.
-      onclick: (e) => { if (e.target === dialog) closeModal(s); },
-      onclose: () => closeModal(s),
+      onclick: (e) => { if (e.target === dialog) close(); },
+      onclose: close,
     });
-    // The user agent's max-width and max-height keep it inside small viewports.
-    dialog.style.cssText = 'padding:0;border:0;border-radius:8px;height:720px;width:' +
-      (layout === LAYOUTS.NARROW ? 420 : 960) + 'px';
-    frame.style.height = '100%';
+    // Phones get a full-screen sheet (a min-width beats the user agent's max-width); elsewhere
+    // the user agent's max-width and max-height keep the box inside small viewports.
+    dialog.style.cssText = 'padding:0;border:0;display:grid;place-content:center;' + (matchMedia('(max-width:480px)').matches
+      ? 'margin:0;min-width:100%;min-height:100%'
+      : 'border-radius:8px;height:720px;width:' + (layout === 'narrow' ? 420 : 960) + 'px');
+    // Until its document paints over them (the portal's pages are opaque): a pulsing status and
+    // a close button (autofocus: Esc works at once), never a blank box.
+    frame.style.cssText += ';position:absolute;inset:0;height:100%';
+    const status = Object.assign(create('p'), { role: 'status', textContent: 'Loading…' });
+    status.animate({ opacity: [1, 0.2] }, { duration: 700, iterations: Infinity, direction: 'alternate' });
+    const button = Object.assign(create('button'), { textContent: '✕', ariaLabel: 'Close', autofocus: true, onclick: close });
+    button.style.cssText = 'position:absolute;top:8px;right:8px;font-size:20px;border:0;background:none';
     // Tab leaving the iframe lands on a sentinel, which hands focus straight back.
     const sentinel = () => Object.assign(create('span'), { tabIndex: 0, onfocus: () => frame.focus() });
-    dialog.append(sentinel(), frame, sentinel());
+    dialog.append(sentinel(), status, frame, sentinel(), button);
     const body = document.body;
-    s._modal = { dialog, frame, overflow: body.style.overflow };
+    s._modal = { dialog, frame, overflow: body.style.overflow, loading: [status, button] };
     body.style.overflow = 'hidden';
     body.append(dialog);
     dialog.showModal();
-    frame.focus();
   }
 
   function closeModal(s) {
@@ -248,13 +282,11 @@
   // extra: {query, title, pending: [resolve, reject, name]}; resolves once the iframe has loaded.
   async function show(s, path, mode, containerId, layout, extra) {
     const x = extra || {};
-    mode = mode || MODES.MODAL;
-    layout = layout || LAYOUTS.WIDE;
-    if (!Object.values(MODES).includes(mode) || !Object.values(LAYOUTS).includes(layout)) {
-      throw invalid('Unknown renderMode or layout');
-    }
-    const container = mode === MODES.INLINE && document.getElementById(containerId);
-    if (mode === MODES.INLINE && !container) throw invalid('No element with id ' + containerId);
+    mode = mode || 'modal';
+    layout = layout || 'wide';
+    if (!/^(modal|inline)$/.test(mode) || !/^(wide|narrow)$/.test(layout)) throw invalid('Unknown renderMode or layout');
+    const container = mode === 'inline' && document.getElementById(containerId);
+    if (mode === 'inline' && !container) throw invalid('No element with id ' + containerId);
     const frame = create('iframe');
     // The token travels in the fragment: never sent to the server, never in a Referer.
     frame.src = s._base + '/embed/' + path + '?mode=' + mode + '&layout=' + layout + (x.query || '') +
@@ -273,12 +305,15 @@
       openModal(s, frame, layout);
     }
     await loaded;
-    if (isModal(s, frame)) frame.focus();
+    if (isModal(s, frame)) {
+      s._modal.loading.map((el) => el.remove());
+      focusModal(s);
+    }
   }
 
-  // The attempt's outcome, from the frame: polled each second, at once when the popup posts
-  // that it is done (its message is only that signal: the outcome comes from the server), and a
-  // last time once the popup is closed.
+  // The attempt's outcome, from the frame: polled each second (a last time once the popup is
+  // closed), and at once when the popup posts that it is done (its message is only that
+  // signal: the outcome comes from the server).
   async function connectInPopup(s, appName, popup) {
     try {
       const t = await call(s, 'ticket', [appName]);
@@ -286,7 +321,6 @@
         popup.location.href = t.connect_url;
       } catch (err) { /* closed meanwhile: the closed-window check settles the attempt */ }
       return await new Promise((resolve, reject) => {
-        let tick = 0;
         const settle = (err, id) => {
           if (!s._popups.delete(popup)) return;
           clearInterval(timer);
@@ -300,8 +334,8 @@
         const timer = setInterval(() => {
           const closed = popup.closed;
           if (closed) clearInterval(timer);
-          if (closed || ++tick % 2) check(closed);
-        }, 500);
+          check(closed);
+        }, 1000);
       });
     } catch (err) {
       popup.close();
@@ -402,6 +436,21 @@
       });
     }
 
+    // The user's accounts of one app, with Disconnect; the same events as showApp.
+    async showConnectedAccounts(appName, renderMode, containerId, layout) {
+      need(appName, 'appName');
+      await show(privates.get(this), 'apps/' + enc(appName) + '/accounts', renderMode, containerId, layout);
+    }
+
+    // The functions (of one app, or all); resolves with {functionName, params} once the user
+    // has filled one's form, rejects 'cancelled' when closed first.
+    showFunctions(renderMode, containerId, layout, appName) {
+      return new Promise((resolve, reject) => {
+        show(privates.get(this), 'functions', renderMode, containerId, layout,
+          { query: appName ? '&app=' + enc(appName) : '', title: 'Functions', pending: [resolve, reject] }).catch(reject);
+      });
+    }
+
     // Paragon's request(): the app's API through the portal's credential-injecting proxy. A body
     // other than a plain object or array (a string, FormData, URLSearchParams, a buffer) travels
     // as a Blob carrying its Content-Type.
@@ -421,7 +470,8 @@
   }
 
   // The rest of the public surface is answered by the hidden frame.
-  for (const name of ['event', 'disconnectApp', 'isAppConnected', 'getConnectedAccounts', 'getFunction', 'invokeFunction']) {
+  for (const name of ['event', 'disconnectApp', 'isAppConnected', 'getConnectedAccounts', 'getFunction', 'invokeFunction',
+    'getFlows', 'setFlow']) {
     ConnectPortal.prototype[name] = function (...args) {
       return call(privates.get(this), name, args);
     };

@@ -312,6 +312,7 @@ def test_to_dict_exposes_no_credentials(store: Store, sealer: Sealer) -> None:
         "scopes",
         "created_at",
         "modified_at",
+        "metadata",
     }
     assert ACCESS not in repr(public)
 

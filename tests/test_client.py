@@ -149,3 +149,13 @@ def test_wrong_secret_and_unreachable_portal(stack: DemoStack) -> None:
     with pytest.raises(PortalClientError) as down:
         nowhere.list_apps("u-1")
     assert down.value.status == 0 and down.value.error == "unreachable"
+
+
+def test_set_metadata_and_filter_by_tag(client: PortalClient, connected: str, user_id: str) -> None:
+    account = client.set_metadata(user_id, connected, {"tags": ["vip"], "crm_id": 7})
+    assert account["id"] == connected and account["metadata"] == {"tags": ["vip"], "crm_id": 7}
+    assert [a["id"] for a in client.list_accounts(user_id, tag="vip")] == [connected]
+    assert client.list_accounts(user_id, app="sandbox", tag="other") == []
+    with pytest.raises(PortalClientError) as refused:
+        client.set_metadata(user_id, connected, {"blob": "x" * 5000})
+    assert refused.value.status == 400 and refused.value.error == "invalid_metadata"

@@ -24,9 +24,9 @@ import requests
 from conftest import Api, Browser, connect_sandbox, new_session, sandbox_stats
 from sqlalchemy import func, select, text, update
 
+from portal.attempts import exchange_bound
 from portal.demo import DEMO_CLIENT_SECRET, DemoStack
 from portal.store import ConnectAttempt, ConnectedAccount, utcnow
-from portal.views.api import exchange_bound
 
 
 def account_count(stack: DemoStack, user_id: str) -> int:
@@ -104,6 +104,7 @@ def test_connect_creates_account_and_result_page(stack: DemoStack, sandbox: str,
         "scopes",
         "created_at",
         "modified_at",
+        "metadata",
     }
     assert "access_token" not in response.text
     status = api.get(f"/connect-attempts/{ticket['attempt_id']}").json()
@@ -655,7 +656,7 @@ def test_attempt_stuck_exchanging_past_the_bound_reads_failed(
 ) -> None:
     """The process that claimed the attempt died mid-exchange (simulated by setting the row to
     ``exchanging`` and moving its ``updated_at`` back, no sleeping): inside
-    :func:`~portal.views.api.exchange_bound` it reads ``pending``, past it ``failed`` with
+    :func:`~portal.attempts.exchange_bound` it reads ``pending``, past it ``failed`` with
     ``connect_interrupted``; the callback stays refused and connecting again works."""
     bound = exchange_bound(stack.portal_app.config)
     assert bound == timedelta(seconds=2 * stack.portal_app.config["PORTAL_HTTP_TIMEOUT"] + 30)

@@ -591,6 +591,7 @@ def test_account_connected_signal(stack: DemoStack, sandbox: str, api: Api) -> N
         "scopes",
         "created_at",
         "modified_at",
+        "metadata",
     }
     assert reconnected["account"]["id"] == account["id"]
     datetime.fromisoformat(account["created_at"].replace("Z", "+00:00")).astimezone(UTC)

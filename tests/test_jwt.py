@@ -498,7 +498,7 @@ def test_user_shape_with_a_connected_account(
     api = Api(stack, user_id, created.json()["token"])
     apps = [a["name"] for a in api.get("/apps").json()["apps"]]
     assert {"sandbox", "sandbox-keys", "sandbox-basic"} <= set(apps)
-    nothing = {"enabled": False, "connectedAccounts": 0, "needsReauth": False}
+    nothing = {"enabled": False, "connectedAccounts": 0, "needsReauth": False, "flows": {}}
 
     before = api.get("/user")
     assert before.status_code == 200
@@ -522,6 +522,7 @@ def test_user_shape_with_a_connected_account(
         "enabled": True,
         "connectedAccounts": 1,
         "needsReauth": False,
+        "flows": {},
     }
     assert after["integrations"]["sandbox-keys"] == nothing
     assert after["integrations"]["sandbox-basic"] == nothing
@@ -534,7 +535,12 @@ def test_user_shape_with_a_connected_account(
         for account in db.query(ConnectedAccount).filter_by(user_id=user_id):
             account.status = "needs_reauth"
     stale = api.get("/user").json()["integrations"]["sandbox"]
-    assert stale == {"enabled": False, "connectedAccounts": 1, "needsReauth": True}
+    assert stale == {
+        "enabled": False,
+        "connectedAccounts": 1,
+        "needsReauth": True,
+        "flows": {},
+    }
 
 
 def test_user_without_authentication_is_401(stack: DemoStack) -> None:

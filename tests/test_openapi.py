@@ -1,8 +1,18 @@
-"""The OpenAPI 3.1 document: every /api/v1 route is in it, and real responses match it."""
+"""The OpenAPI 3.1 document: every /api/v1 route is in it, and real responses match it.
+
+The document is also pinned byte for byte in ``tests/data/openapi.golden.json``, so a
+refactoring of ``portal/openapi.py`` cannot change it unnoticed. After a deliberate change
+(a new route, a new schema), regenerate the golden copy and review its diff::
+
+    .venv/bin/python tests/test_openapi.py --write
+"""
 
 from __future__ import annotations
 
+import json
 import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +26,15 @@ from portal.demo import DemoStack
 from portal.openapi import build
 
 DOC = build("/portal")
+GOLDEN = Path(__file__).resolve().parent / "data" / "openapi.golden.json"
+REGENERATE = ".venv/bin/python tests/test_openapi.py --write"
+
+
+def serialise(document: dict[str, Any]) -> str:
+    """The golden copy's text: key order kept as built (it is the order readers see)."""
+    return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+
+
 REGISTRY = Registry().with_resource("urn:openapi", Resource(DOC, specification=DRAFT202012))
 
 
@@ -117,6 +136,12 @@ def test_responses_match_the_document(stack: DemoStack, sandbox: str, api: Api) 
         json={"userId": "u"},
         headers={"Origin": "https://evil.example"},
     )
+    call(
+        "GET",
+        f"{API}/origin-check?origin=https%3A%2F%2Fevil.example",
+        f"{API}/origin-check",
+        headers={},
+    )
     call("GET", f"{API}/session", f"{API}/session")
     call("GET", f"{API}/apps", f"{API}/apps", headers={})
     call("GET", f"{API}/apps", f"{API}/apps")
@@ -184,3 +209,30 @@ def test_responses_match_the_document(stack: DemoStack, sandbox: str, api: Api) 
 )
 def test_openapi_path_conversion(rule: str) -> None:
     assert "<" not in openapi_path(rule)
+
+
+def test_document_is_identical_to_the_golden_copy() -> None:
+    expected = GOLDEN.read_text("utf-8")
+    actual = serialise(build("/portal"))
+    assert actual == expected, (
+        f"build('/portal') differs from {GOLDEN.name}. If the change is deliberate (a new "
+        f"route or schema), regenerate it with `{REGENERATE}` and review the diff."
+    )
+
+
+def test_prefix_only_moves_the_paths() -> None:
+    """Every path follows ``prefix``; nothing else in the document depends on it."""
+    moved = serialise(build("/host/portal/")).replace('"/host/portal/api/v1', '"/portal/api/v1')
+    assert moved == GOLDEN.read_text("utf-8")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit(f"usage: {REGENERATE}")
+    import portal
+
+    root = GOLDEN.parent.parent.parent
+    if not Path(portal.__file__).resolve().is_relative_to(root):
+        sys.exit(f"portal is imported from {portal.__file__}, not {root}: set PYTHONPATH={root}")
+    GOLDEN.write_text(serialise(build("/portal")), "utf-8")
+    print(f"wrote {GOLDEN.relative_to(root)}")

@@ -37,13 +37,13 @@ from processes import (
 from sqlalchemy import func, select, update
 
 from portal._serving import ServerThread
+from portal.attempts import exchange_bound
 from portal.config import DEFAULTS
 from portal.crypto import Sealer
 from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DEMO_ENCRYPTION_KEY, portal_config
 from portal.sandbox.testing import RunningSandbox
 from portal.service import create_app
 from portal.store import ConnectAttempt, ConnectedAccount, Store, WebhookOutbox, utcnow
-from portal.views.api import exchange_bound
 from portal.webhooks import enqueue, verify_webhook
 
 pytestmark = [

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Browser, database_url, sandbox_stats
+from conftest import Browser, database_url, migrations_head, sandbox_stats
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect, select, text
@@ -30,13 +30,16 @@ from portal.credentials import load
 from portal.demo import DEMO_APP_EVENTS, DemoStack, demo_jwt_keypair
 from portal.errors import ConfigurationError, ResourceNotFound
 from portal.events import run_due
+from portal.flows import EXAMPLES_DIR
 from portal.openapi import build
 from portal.store import (
     AppEvent,
     AppEventRun,
     ConnectAttempt,
     ConnectedAccount,
+    FlowSetting,
     FunctionCall,
+    OplogEntry,
     Store,
     WebhookOutbox,
 )
@@ -54,16 +57,25 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def two_projects(make_app: Any, stack: DemoStack, sandbox: str) -> Iterator[dict[str, Any]]:
+def two_projects(
+    make_app: Any, stack: DemoStack, sandbox: str, tmp_path: Any
+) -> Iterator[dict[str, Any]]:
     """A portal with projects A and B; A has an account, an attempt, a function call, an app
-    event with a finished run, and webhooks, all for one end user."""
+    event with a finished run, webhooks and a flow turned on, all for one end user."""
     keys = {A: demo_jwt_keypair(), B: demo_jwt_keypair()}
+    # The demo's flow, on an event of its own (so "Contact Created" keeps its one run).
+    flows_file = tmp_path / "flows.yaml"
+    flows_file.write_text(
+        (EXAMPLES_DIR / "sandbox.yaml").read_text("utf-8").replace("Contact Created", "Flow Event"),
+        "utf-8",
+    )
     app: Flask = make_app(
         PORTAL_APP_KEYS={A: [SECRET[A]], B: [SECRET[B]]},
         PORTAL_JWT_PUBLIC_KEYS={k: [pair[1]] for k, pair in keys.items()},
         PORTAL_WEBHOOK_URL=f"http://127.0.0.1:{closed_port()}/hook",
         PORTAL_APP_EVENTS=DEMO_APP_EVENTS,
         PORTAL_RATE_LIMITS_ENABLED=False,
+        PORTAL_FLOWS_PATH=str(flows_file),
     )
     user = f"u-tenant-{uuid.uuid4().hex[:8]}"
     client = app.test_client()
@@ -100,6 +112,17 @@ def two_projects(make_app: Any, stack: DemoStack, sandbox: str) -> Iterator[dict
         run_due(app.extensions["portal"])
     event = client.get(f"{PREFIX}/api/v1/events/{triggered.json['id']}", headers=a_server).json
     assert [r["status"] for r in event["runs"]] == ["succeeded"], event
+    # A's user turns the demo flow on, pinned to A's account, with a tag of A's own.
+    flow_tag = f"tag-of-a-{uuid.uuid4().hex[:8]}"
+    enabled = client.put(
+        f"{PREFIX}/api/v1/flows/sandbox/contact-to-crm",
+        json={"enabled": True, "settings": {"tag": flow_tag}, "connectedAccountId": account["id"]},
+        headers=a_server,
+    )
+    assert enabled.status_code == 200 and enabled.json["status"] == "ready", enabled.json
+    with app.extensions["portal"].store.read() as db:
+        entry_id = db.scalars(select(OplogEntry.id).where(OplogEntry.project == A)).first()
+    assert entry_id is not None  # A's function call and run are in the operators' log
     yield {
         "app": app,
         "user": user,
@@ -110,7 +133,9 @@ def two_projects(make_app: Any, stack: DemoStack, sandbox: str) -> Iterator[dict
         "attempt_id": ticket["attempt_id"],
         "event_id": event["id"],
         "run_ids": [r["id"] for r in event["runs"]],
+        "entry_id": entry_id,
         "a_server": a_server,
+        "flow_tag": flow_tag,
     }
 
 
@@ -155,6 +180,8 @@ def fill(path: str, env: dict[str, Any]) -> str:
         "name": "sandbox-list-contacts",
         "app_key": A,
         "id": env["event_id"],
+        "flow": "contact-to-crm",
+        "entry_id": env["entry_id"],
     }
 
     def one(match: re.Match[str]) -> str:
@@ -174,6 +201,8 @@ def body_for(path: str, env: dict[str, Any]) -> dict[str, Any]:
         return {"params": {}, "connectedAccountId": env["account_id"]}
     if path.endswith("/trigger"):
         return {"name": "Contact Created", "payload": {"name": "Eve", "email": "eve@b.example"}}
+    if "/flows/" in path:
+        return {"enabled": True, "settings": {"tag": "b"}, "connectedAccountId": env["account_id"]}
     return {}
 
 
@@ -210,7 +239,13 @@ def test_every_api_route_hides_project_a_from_project_b(
     env = two_projects
     app: Flask = env["app"]
     client = app.test_client()
-    forbidden = {env["account_id"], env["attempt_id"], env["event_id"], *env["run_ids"]}
+    forbidden = {
+        env["account_id"],
+        env["attempt_id"],
+        env["event_id"],
+        *env["run_ids"],
+        env["flow_tag"],
+    }
     before = sandbox_stats(stack)
     calls = 0
     for kind, (headers, scheme) in credentials_of(B, env, client).items():
@@ -287,11 +322,16 @@ def test_every_row_carries_its_project(two_projects: dict[str, Any]) -> None:
             AppEvent,
             AppEventRun,
             WebhookOutbox,
+            FlowSetting,
         ):
             projects = set(db.scalars(select(model.project)))
             assert projects == {A}, (model.__tablename__, projects)
         payloads = [json.loads(p) for p in db.scalars(select(WebhookOutbox.payload))]
-    assert {p["type"] for p in payloads} >= {"account.connected", "app_event.run_finished"}
+    assert {p["type"] for p in payloads} >= {
+        "account.connected",
+        "app_event.run_finished",
+        "flow.updated",
+    }
     assert all(p["project"] == A for p in payloads), payloads
 
 
@@ -461,7 +501,7 @@ def test_migration_0004_gives_existing_rows_the_only_project(shared_database: st
     store.upgrade("0003")
     _seed_0003(shared_database)
     store.upgrade(app_keys=[A])
-    assert store.current_revision() == "0004"
+    assert store.current_revision() == migrations_head()
     assert all(v == {A} for v in _projects(shared_database).values())
     engine = create_engine(shared_database)
     with engine.connect() as conn:
@@ -515,7 +555,7 @@ def test_migration_0004_of_empty_tables_needs_no_key(shared_database: str, keys:
     store = Store(shared_database)
     store.upgrade("0003")
     store.upgrade(app_keys=keys)
-    assert store.current_revision() == "0004"
+    assert store.current_revision() == migrations_head()
     store.dispose()
 
 

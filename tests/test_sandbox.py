@@ -992,6 +992,34 @@ def test_fault_hook_validates_input_and_reset_clears_everything(
     assert after.status_code == 400 and after.json()["error"] == "invalid_request"
 
 
+def test_api_faults_take_the_api_down_or_revoke_demo_credentials(
+    sandbox_server: RunningSandbox,
+) -> None:
+    """The health checks' fault switches: ``{"api": "500"}`` and
+    ``{"api": "reject_credentials"}``, counted like any API request; reset clears them."""
+    hook = f"{sandbox_server.url}/_sandbox/faults"
+    me = f"{sandbox_server.url}/api/me"
+    key = {"X-API-Key": "sk_demo_ada"}
+    assert requests.get(me, headers=key, timeout=5).status_code == 200
+    assert requests.post(hook, json={"api": "teapot"}, timeout=5).status_code == 400
+
+    assert requests.post(hook, json={"api": "reject_credentials"}, timeout=5).json()["api"] == (
+        "reject_credentials"
+    )
+    refused = requests.get(me, headers=key, timeout=5)
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_credentials"
+    basic = requests.get(f"{sandbox_server.url}/basic/me", auth=("ada", "lovelace"), timeout=5)
+    assert basic.status_code == 401
+
+    requests.post(hook, json={"api": "500"}, timeout=5)
+    assert requests.get(me, headers=key, timeout=5).status_code == 500
+    assert stats(sandbox_server)["api_requests"] == 4  # faults included
+
+    requests.post(f"{sandbox_server.url}/_sandbox/reset", timeout=5)
+    assert requests.get(hook, timeout=5).json()["api"] is None
+    assert requests.get(me, headers=key, timeout=5).status_code == 200
+
+
 def test_counters_are_exact_under_concurrency(sandbox_server: RunningSandbox) -> None:
     token = tokens_for(sandbox_server, scope="profile")["access_token"]
 

@@ -125,14 +125,25 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 API_PATH_PREFIXES: tuple[str, ...] = ("/api/", "/apikey/", "/basic/")
 
 
-def _count_api_request() -> None:
-    # Every request to the resource API, matched route or not, authenticated or not.
+def _count_api_request() -> Response | None:
+    # Every request to the resource API, matched route or not, authenticated or not; then the
+    # API fault, if one is set (the /_sandbox/faults hook).
     if (
         request.path.startswith(API_PATH_PREFIXES)
         or request.path in ("/api", "/apikey", "/basic")
         or (request.path.startswith(("/regions/", "/instances/")) and "/api/" in request.path)
     ):
-        sandbox_state().monitor.count_api_request()
+        monitor = sandbox_state().monitor
+        monitor.count_api_request()
+        fault = monitor.api_fault
+        if fault == "500":
+            return api.api_error(500, "server_error", "The sandbox API is down (fault).")
+        if fault == "reject_credentials" and (
+            request.headers.get("X-API-Key")
+            or request.headers.get("Authorization", "").lower().startswith("basic ")
+        ):
+            return api.api_error(401, "invalid_credentials", "This credential was revoked.")
+    return None
 
 
 def _security_headers(response: Response) -> Response:

@@ -17,8 +17,10 @@ make it misbehave. No authentication; disable with ``SANDBOX_TEST_HOOKS = False`
   The same body may carry (or carry instead) ``"pkce": "required" | "optional"`` (optional:
   a confidential client may send no code_challenge, as most real providers allow; a challenge
   that is sent is still enforced) and ``"id_token": null | "wrong_nonce"`` (the OpenID Connect
-  ``id_token`` carries a nonce other than the one sent). ``GET /_sandbox/faults`` shows the
-  faults set.
+  ``id_token`` carries a nonce other than the one sent), and ``"api": null | "500" |
+  "reject_credentials"`` (the resource API answers 500, or refuses demo API keys and Basic
+  credentials with 401; see :data:`~portal.sandbox.monitor.API_FAULTS`). ``GET
+  /_sandbox/faults`` shows the faults set.
 - ``POST /_sandbox/reset``  clears faults and counters -> ``{"ok": true}``
 - ``POST /_sandbox/expire-access-tokens`` marks every access token expired (refresh tokens keep
   working) -> ``{"expired": n}``
@@ -53,7 +55,7 @@ def set_faults() -> Response:
     """Set (or clear, with ``null``) the token-endpoint fault, the PKCE policy and the
     ``id_token`` fault; keys left out keep their value."""
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not {"token_endpoint", "pkce", "id_token"} & set(body):
+    if not isinstance(body, dict) or not {"token_endpoint", "pkce", "id_token", "api"} & set(body):
         return api_error(
             400,
             "invalid_request",
@@ -68,6 +70,8 @@ def set_faults() -> Response:
             monitor.set_pkce(body["pkce"])
         if "id_token" in body:
             monitor.set_id_token_fault(body["id_token"])
+        if "api" in body:
+            monitor.set_api_fault(body["api"])
         if "token_endpoint" in body:
             monitor.set_token_fault(body["token_endpoint"], seconds)
     except ValueError as exc:

@@ -27,6 +27,11 @@ PKCE_POLICIES: tuple[str, ...] = ("required", "optional")
 #: one the authorization request sent (still correctly signed).
 ID_TOKEN_FAULTS: tuple[str, ...] = ("wrong_nonce",)
 
+#: Faults of the resource API (``/api/``, ``/apikey/``, ``/basic/``). ``"500"``: every request
+#: answers HTTP 500 (a provider outage). ``"reject_credentials"``: demo API keys and Basic
+#: credentials are refused with 401 (the key was revoked); bearer tokens still work.
+API_FAULTS: tuple[str, ...] = ("500", "reject_credentials")
+
 #: Grant types counted in :meth:`Monitor.stats`.
 COUNTED_GRANT_TYPES: tuple[str, ...] = ("authorization_code", "refresh_token", "client_credentials")
 
@@ -56,6 +61,23 @@ class Monitor:
         self._fault: TokenFault | None = None
         self._pkce = "required"
         self._id_token_fault: str | None = None
+        self._api_fault: str | None = None
+
+    @property
+    def api_fault(self) -> str | None:
+        """The fault the resource API plays (:data:`API_FAULTS`), or ``None``."""
+        with self._lock:
+            return self._api_fault
+
+    def set_api_fault(self, mode: str | None) -> None:
+        """Make the resource API misbehave until set back to ``None``.
+
+        :raises ValueError: on an unknown mode.
+        """
+        if mode is not None and mode not in API_FAULTS:
+            raise ValueError(f"api must be null or one of {list(API_FAULTS)}")
+        with self._lock:
+            self._api_fault = mode
 
     def count_token_request(self, grant_type: str | None) -> None:
         """Count one request that reached the token endpoint (before any fault plays)."""
@@ -151,7 +173,12 @@ class Monitor:
         shown: dict[str, Any] = {"token_endpoint": None, "timeout_seconds": None}
         if fault is not None:
             shown = {"token_endpoint": fault.mode, "timeout_seconds": fault.timeout_seconds}
-        return {**shown, "pkce": self.pkce, "id_token": self.id_token_fault}
+        return {
+            **shown,
+            "pkce": self.pkce,
+            "id_token": self.id_token_fault,
+            "api": self.api_fault,
+        }
 
     def reset(self) -> None:
         """Clear the faults (PKCE required again) and every counter."""
@@ -163,3 +190,4 @@ class Monitor:
             self._fault = None
             self._pkce = "required"
             self._id_token_fault = None
+            self._api_fault = None

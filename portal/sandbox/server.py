@@ -130,7 +130,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         session = db_session()
-        row = session.scalar(
+        row: AuthorizationCode | None = session.scalar(
             select(AuthorizationCode).where(AuthorizationCode.code_hash == digest(code))
         )
         if row is None or row.client_id != client.get_client_id():
@@ -177,7 +177,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
         session = db_session()
-        row = session.scalar(select(Token).where(Token.refresh_token_hash == digest(refresh_token)))
+        row: Token | None = session.scalar(
+            select(Token).where(Token.refresh_token_hash == digest(refresh_token))
+        )
         if row is None or row.tenant != current_tenant():
             return None
         if not row.refresh_token_active():
@@ -320,7 +322,7 @@ class Revocation(RevocationEndpoint):
             ]
         )
         for query in order:
-            row = session.scalar(query)
+            row: Token | None = session.scalar(query)
             if row is not None:
                 return row
         return None

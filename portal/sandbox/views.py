@@ -182,7 +182,7 @@ def _client_gone() -> bool:
     """Whether the client of this request hung up (werkzeug's server exposes the socket; other
     servers: assume it is still there). The body was already read, so a readable socket with
     no data left means the peer closed (EOF) or reset it."""
-    sock = request.environ.get("werkzeug.socket")
+    sock: socket.socket | None = request.environ.get("werkzeug.socket")
     if sock is None:
         return False
     try:

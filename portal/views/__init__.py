@@ -10,7 +10,9 @@ from .._paths import STATIC_DIR, TEMPLATES_DIR
 def create_blueprint() -> Blueprint:
     """A fresh ``portal`` blueprint with every route, hook and error handler registered."""
     from . import admin, api, common, connect, functions, provider_webhooks, proxy, ui
+    from . import agents as agent_views
     from . import events as app_events
+    from . import flows as flow_views
 
     bp = Blueprint(
         "portal",
@@ -28,4 +30,6 @@ def create_blueprint() -> Blueprint:
     app_events.register(bp)
     provider_webhooks.register(bp)
     admin.register(bp)
+    agent_views.register(bp)
+    flow_views.register(bp)
     return bp

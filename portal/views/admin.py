@@ -21,10 +21,11 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
+from .. import health, oplog
 from ..admin import overview
 from ..auth import app_key_for_secret, bearer_token
-from ..errors import AuthenticationFailed
-from ..extension import current_portal
+from ..errors import AuthenticationFailed, InvalidRequest
+from ..state import current_portal
 from .common import app_logo, content_security_policy, page_context
 
 #: Longest app secret the form accepts, in characters (longer ones are refused unread).
@@ -75,8 +76,28 @@ def admin_page() -> tuple[Response, int]:
         return _page(401, signed_in=False, error=refused)
     data = overview(current_portal, project)
     for entry in data["apps"]:
-        entry["logo"] = app_logo(current_portal.catalog.get(entry["name"]))
-    return _page(200, signed_in=True, error=None, **data)
+        definition = current_portal.catalog.get(entry["name"])
+        assert definition is not None  # overview() lists the catalog's apps only
+        entry["logo"] = app_logo(definition)
+    log_error = None
+    try:
+        filters = oplog.filters_from(request.values)
+        log_page = oplog.page(current_portal, scope=project, with_accounts=True, **filters)
+    except InvalidRequest as exc:
+        filters, log_page, log_error = {}, {"entries": [], "next_cursor": None}, exc.description
+    return _page(
+        200,
+        signed_in=True,
+        error=None,
+        log=log_page,
+        log_filters=filters,
+        log_error=log_error,
+        log_kinds=oplog.KINDS,
+        log_statuses=oplog.STATUSES,
+        # Signed in with the form: every further request must carry the secret again.
+        secret_in_form=request.method == "POST",
+        **data,
+    )
 
 
 def admin_apps() -> Response:
@@ -92,7 +113,45 @@ def admin_apps() -> Response:
     return jsonify(overview(current_portal, project))
 
 
+def _require_admin() -> str | None:
+    """The project an admin API request may see (``None``: every project).
+
+    :raises AuthenticationFailed: neither an app secret as bearer nor the host's check.
+    """
+    allowed, project = admin_scope()
+    if not allowed:
+        raise AuthenticationFailed(
+            "Send the app secret as 'Authorization: Bearer <app secret>'.", code="admin_only"
+        )
+    return project
+
+
+def admin_log() -> Response:
+    """``GET /api/v1/admin/log``: one page of the operators' log, newest first
+    (:func:`portal.oplog.page`; filters ``project``, ``kind``, ``user_id``, ``app``,
+    ``status``, ``since``, ``until``; ``cursor`` and ``limit`` page)."""
+    project = _require_admin()
+    filters = oplog.filters_from(request.args)
+    return jsonify(oplog.page(current_portal, scope=project, **filters))
+
+
+def admin_log_entry(entry_id: str) -> Response:
+    """``GET /api/v1/admin/log/<entry_id>``: one entry with its related account."""
+    project = _require_admin()
+    return jsonify(oplog.detail(current_portal, entry_id, scope=project))
+
+
+def admin_unhealthy() -> Response:
+    """``GET /api/v1/admin/unhealthy-accounts``: ``{accounts: [...]}``, the accounts in
+    ``needs_reauth`` with the reason and time of their last health check."""
+    project = _require_admin()
+    return jsonify({"accounts": health.unhealthy(current_portal, project)})
+
+
 def register(bp: Blueprint) -> None:
     """Add the operators' routes to ``bp``."""
     bp.add_url_rule("/admin", "admin_page", admin_page, methods=["GET", "POST"])
     bp.add_url_rule("/api/v1/admin/apps", "api_admin_apps", admin_apps)
+    bp.add_url_rule("/api/v1/admin/log", "api_admin_log", admin_log)
+    bp.add_url_rule("/api/v1/admin/log/<entry_id>", "api_admin_log_entry", admin_log_entry)
+    bp.add_url_rule("/api/v1/admin/unhealthy-accounts", "api_admin_unhealthy", admin_unhealthy)

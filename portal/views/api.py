@@ -5,16 +5,14 @@ Errors everywhere: ``{"error": code, "message": text, "error_details": [...]}``.
 
 from __future__ import annotations
 
-import logging
-from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
-from sqlalchemy import select
 
 from .. import accounts as account_service
-from .. import signals, webhooks
+from .. import attempts
+from .. import flows as flow_service
 from ..auth import (
     app_key_for_secret,
     bearer_token,
@@ -23,40 +21,17 @@ from ..auth import (
     verify_user_hash,
     verify_user_token,
 )
+from ..callers import MAX_BODY as MAX_BODY
+from ..catalog import App
+from ..disconnect import disconnect
 from ..errors import (
     AuthenticationFailed,
-    CatalogError,
-    CredentialError,
     InvalidRequest,
     OriginNotAllowed,
     ResourceNotFound,
 )
-from ..extension import current_portal
-from ..store import ConnectAttempt, ConnectedAccount, utcnow
+from ..state import current_portal
 from .common import app_ref, app_summary, current_caller, own_origin, request_origin
-
-log = logging.getLogger(__name__)
-
-#: Largest JSON body the API accepts, in bytes.
-MAX_BODY = 64 * 1024
-
-#: Slack added to the longest code exchange, in seconds (see :func:`exchange_bound`).
-EXCHANGE_MARGIN = 30.0
-
-
-def exchange_bound(config: Any) -> timedelta:
-    """How long a connect attempt may stay ``exchanging`` before it is reported as failed.
-
-    While ``exchanging`` one portal process talks to the provider (the token request, then the
-    identity request, each bounded by ``PORTAL_HTTP_TIMEOUT``) and then commits the account.
-    An attempt still ``exchanging`` after ``2 × PORTAL_HTTP_TIMEOUT + 30 s`` (50 s by default)
-    belongs to a process that died mid-exchange: no one will ever finish it, so
-    ``GET /connect-attempts/<id>`` reports it ``failed`` with ``connect_interrupted`` and the
-    popup's opener settles (the user connects again with a new ticket).
-
-    :param config: the Flask config (``PORTAL_HTTP_TIMEOUT`` in seconds).
-    """
-    return timedelta(seconds=2 * float(config["PORTAL_HTTP_TIMEOUT"]) + EXCHANGE_MARGIN)
 
 
 def _json_body() -> dict[str, Any]:
@@ -89,6 +64,33 @@ def catalog_schema() -> Response:
 def api_root() -> Response:
     """``GET /api/v1``: a small index, so the root URL answers something useful."""
     return jsonify({"name": "connect-portal", "version": 1})
+
+
+def origin_check() -> Response:
+    """``GET /api/v1/origin-check?origin=<origin>``: may a page on this origin use the portal?
+
+    Public and CORS-open (``Access-Control-Allow-Origin: *``, no credentials, no secrets): a
+    page on an origin the portal refuses gets no CORS answer from ``POST /sessions``, so its
+    browser reports only a network error; portal.js asks here to name the cause
+    (``origin_not_allowed``), and frame.js to check a bad token's host page before telling it.
+    It discloses nothing new: every portal page lists the allowed origins in its CSP
+    ``frame-ancestors``.
+
+    :returns: 200 ``{origin, allowed, message}``: ``origin`` normalised (RFC 6454; the
+        ``Origin`` header when the parameter is missing), ``null`` when it is not an origin.
+    """
+    origin = normalize_origin(request.args.get("origin") or request.headers.get("Origin"))
+    allowed = origin is not None and origin in current_portal.allowed_origins
+    if allowed:
+        message = f"{origin} is in PORTAL_ALLOWED_ORIGINS."
+    else:
+        message = (
+            f"This page's origin ({origin or 'none'}) is not in the portal's "
+            "PORTAL_ALLOWED_ORIGINS; add it there to use the portal from this page."
+        )
+    response = jsonify({"origin": origin, "allowed": allowed, "message": message})
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
 
 
 def create_session() -> tuple[Response, int]:
@@ -186,22 +188,26 @@ def get_user() -> Response:
     ``{authenticated: true, userId, integrations: {<app>: {enabled, connectedAccounts,
     needsReauth}}}`` with one entry per enabled app: ``enabled`` when at least one account is
     ``active``, ``connectedAccounts`` counts every account of the app (whatever its status),
-    ``needsReauth`` when one of them has status ``needs_reauth``. (portal.js answers
+    ``needsReauth`` when one of them has status ``needs_reauth``, ``flows`` ``{<flow>: {enabled,
+    status, settings}}`` (:func:`portal.flows.user_summary`). (portal.js answers
     ``{authenticated: false}`` itself when there is no session.)
     """
     caller = current_caller()
-    with current_portal.store.read() as session:
-        statuses = [
-            (a.app, a.status)
-            for a in account_service.list_accounts(session, caller.user_id, project=caller.project)
-        ]
+    statuses = [
+        (a.app, a.status)
+        for a in account_service.user_accounts(
+            current_portal.store, caller.user_id, project=caller.project
+        )
+    ]
     integrations: dict[str, dict[str, Any]] = {}
+    flows = flow_service.user_summary(current_portal, caller.project, caller.user_id)
     for app in current_portal.enabled_apps():
         mine = [status for slug, status in statuses if slug == app.slug]
         integrations[app.slug] = {
             "enabled": "active" in mine,
             "connectedAccounts": len(mine),
             "needsReauth": "needs_reauth" in mine,
+            "flows": flows.get(app.slug, {}),
         }
     return jsonify({"authenticated": True, "userId": caller.user_id, "integrations": integrations})
 
@@ -209,19 +215,14 @@ def get_user() -> Response:
 def list_apps() -> Response:
     """``GET /api/v1/apps``: ``{apps: [AppSummary]}`` with the caller's connected flags."""
     caller = current_caller()
-    with current_portal.store.read() as session:
-        rows = session.execute(
-            select(ConnectedAccount.app).where(
-                ConnectedAccount.project == caller.project,
-                ConnectedAccount.user_id == caller.user_id,
-            )
-        ).scalars()
-        counts = Counter(rows)
+    counts = account_service.connected_counts(
+        current_portal.store, caller.user_id, project=caller.project
+    )
     apps = [app_summary(a, counts.get(a.slug, 0)) for a in current_portal.enabled_apps()]
     return jsonify({"apps": apps})
 
 
-def _app_or_404(slug: str) -> Any:
+def _app_or_404(slug: str) -> App:
     app = current_portal.app(slug)
     if app is None:
         raise ResourceNotFound(f"No app called {slug!r}.", code="unknown_app")
@@ -232,105 +233,81 @@ def get_app(app: str) -> Response:
     """``GET /api/v1/apps/<app>``: ``{app: AppSummary, connected_accounts: [Account]}``."""
     caller = current_caller()
     definition = _app_or_404(app)
-    with current_portal.store.read() as session:
-        accounts = account_service.list_accounts(
-            session, caller.user_id, definition.slug, project=caller.project
-        )
-        result = {
-            "app": app_summary(definition, len(accounts)),
-            "connected_accounts": [account_service.to_dict(a) for a in accounts],
-        }
+    accounts = account_service.user_accounts(
+        current_portal.store, caller.user_id, definition.slug, project=caller.project
+    )
+    result = {
+        "app": app_summary(definition, len(accounts)),
+        "connected_accounts": [account_service.to_dict(a) for a in accounts],
+    }
     return jsonify(result)
 
 
 def list_connected_accounts() -> Response:
-    """``GET /api/v1/connected-accounts[?app=]``: ``{connected_accounts}``, newest first."""
+    """``GET /api/v1/connected-accounts[?app=][&tag=]``: ``{connected_accounts}``, newest
+    first; ``tag`` keeps the accounts whose ``metadata.tags`` holds it."""
     caller = current_caller()
     slug = request.args.get("app")
     if slug is not None:
         _app_or_404(slug)
-    with current_portal.store.read() as session:
-        accounts = account_service.list_accounts(
-            session, caller.user_id, slug, project=caller.project
-        )
-        result = [account_service.to_dict(a) for a in accounts]
+    accounts = account_service.user_accounts(
+        current_portal.store,
+        caller.user_id,
+        slug,
+        project=caller.project,
+        tag=request.args.get("tag"),
+    )
+    result = [account_service.to_dict(a) for a in accounts]
     return jsonify({"connected_accounts": result})
 
 
 def get_connected_account(account_id: str) -> Response:
     """``GET /api/v1/connected-accounts/<id>``: one Account; another user's id is a 404."""
     caller = current_caller()
-    with current_portal.store.read() as session:
-        account = account_service.get_account(
-            session, caller.user_id, account_id, project=caller.project
+    account = account_service.user_account(
+        current_portal.store, caller.user_id, account_id, project=caller.project
+    )
+    return jsonify(account_service.to_dict(account))
+
+
+def patch_connected_account(account_id: str) -> Response:
+    """``PATCH /api/v1/connected-accounts/<id>`` ``{metadata}`` (server-to-server only: app
+    secret as bearer): replace the account's metadata; answers the Account.
+
+    :raises AuthenticationFailed: 401 ``server_only`` for a browser session or user token.
+    :raises InvalidRequest: 400 ``invalid_metadata`` (see :func:`portal.accounts.check_metadata`).
+    """
+    caller = current_caller()
+    if caller.via != "server":
+        raise AuthenticationFailed(
+            "Only the host backend (app secret as bearer) may set metadata.", code="server_only"
         )
-        return jsonify(account_service.to_dict(account))
+    body = _json_body()
+    if set(body) != {"metadata"}:
+        raise InvalidRequest('Send exactly {"metadata": {...}}.', code="invalid_metadata")
+    metadata = account_service.check_metadata(body["metadata"])
+    return jsonify(
+        account_service.replace_metadata(
+            current_portal.store, caller.user_id, account_id, metadata, project=caller.project
+        )
+    )
 
 
 def delete_connected_account(account_id: str) -> Response:
     """``DELETE /api/v1/connected-accounts/<id>``: revoke at the provider, delete, and answer
-    the ``app-disconnected`` payload ``{app, connectedAccountId, connected_accounts}``."""
-    from flask import current_app
-
+    the ``app-disconnected`` payload ``{app, connectedAccountId, connected_accounts}``
+    (:func:`portal.disconnect.disconnect`)."""
     caller = current_caller()
-    state = current_portal
-    with state.store.session() as session:
-        account = account_service.get_account(
-            session, caller.user_id, account_id, project=caller.project
-        )
-        try:
-            credentials: dict[str, Any] | None = state.sealer.open(account.id, account.credentials)
-        except CredentialError:
-            credentials = None  # unreadable: nothing to revoke, the row still goes
-        public = account_service.to_dict(account)
-        slug = account.app
-    definition = state.catalog.get(slug)
-    revoked = False
-    if credentials is not None and definition is not None and definition.oauth2 is not None:
-        # Revocation failure is logged and does not block the disconnect (RFC 7009 §2.2).
-        try:
-            resolved = definition.resolve(credentials.get("account_fields") or {})
-        except CatalogError:
-            resolved = None
-        revoked = state.oauth.revoke(resolved, credentials) if resolved else False
-    with state.store.session() as session:
-        account = account_service.get_account(
-            session, caller.user_id, account_id, project=caller.project
-        )
-        account_service.delete_account(session, account)
-        remaining = account_service.list_accounts(
-            session, caller.user_id, slug, project=caller.project
-        )
-        ref = app_ref(definition) if definition else {"name": slug, "title": slug, "icon_url": ""}
-        payload = account_service.event_payload(ref, account_id, remaining)
-        webhooks.enqueue(
-            session,
-            "account.disconnected",
-            {
-                "user_id": caller.user_id,
-                "app": slug,
-                "account": public,
-                "connected_accounts": payload["connected_accounts"],
-            },
-            account_id,
-            project=caller.project,
-            state=state,
-        )
-    signals.account_disconnected.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        user_id=caller.user_id,
-        app=slug,
-        account=public,
-        revoked=revoked,
+    catalog = current_portal.catalog
+
+    def ref(slug: str) -> dict[str, str]:
+        definition = catalog.get(slug)
+        return app_ref(definition) if definition else {"name": slug, "title": slug, "icon_url": ""}
+
+    done = disconnect(
+        current_portal, account_id, user_id=caller.user_id, project=caller.project, ref=ref
     )
-    log.info(
-        "account %s of %s disconnected (revoked at the provider: %s)",
-        account_id,
-        slug,
-        "yes" if revoked else "no",
-        extra={"app": slug, "account_id": account_id},
-    )
-    return jsonify(payload)
+    return jsonify(done.payload)
 
 
 def create_connect_ticket() -> tuple[Response, int]:
@@ -369,50 +346,23 @@ def create_connect_ticket() -> tuple[Response, int]:
 def get_connect_attempt(attempt_id: str) -> Response:
     """``GET /api/v1/connect-attempts/<id>``: the popup's result, for an opener that lost it.
 
-    ``{status: "pending"|"connected"|"failed", app, connectedAccountId?, payload?, error?}``.
-    Unknown ids, and other users' or other projects' attempts, read as ``pending``. An attempt stuck in
-    ``exchanging`` longer than :func:`exchange_bound` (its process died during the code exchange)
-    reads as ``failed`` with error type ``connect_interrupted``; the row itself is left as is.
+    ``{status: "pending"|"connected"|"failed", app, connectedAccountId?, payload?, error?}``;
+    see :func:`portal.attempts.status` (unknown ids and other users' attempts read as
+    ``pending``; one stuck ``exchanging`` past :func:`portal.attempts.exchange_bound` as
+    ``failed``/``connect_interrupted``).
     """
     caller = current_caller()
-    state = current_portal
-    with state.store.read() as session:
-        attempt = session.get(ConnectAttempt, attempt_id)
-        if (
-            attempt is None
-            or attempt.project != caller.project
-            or attempt.user_id != caller.user_id
-        ):
-            return jsonify({"status": "pending"})
-        result: dict[str, Any] = {"status": "pending", "app": attempt.app}
-        if attempt.status == "connected" and attempt.account_id:
-            definition = state.catalog.get(attempt.app)
-            accounts = account_service.list_accounts(
-                session, caller.user_id, attempt.app, project=caller.project
-            )
-            ref = app_ref(definition) if definition else {"name": attempt.app}
-            result.update(
-                status="connected",
-                connectedAccountId=attempt.account_id,
-                payload=account_service.event_payload(ref, attempt.account_id, accounts),
-            )
-        elif attempt.status == "failed":
-            result.update(
-                status="failed",
-                error={"type": attempt.error_code, "message": attempt.error_message},
-            )
-        elif (
-            attempt.status == "exchanging"
-            and attempt.updated_at + exchange_bound(state.config) < utcnow()
-        ):
-            result.update(
-                status="failed",
-                error={
-                    "type": "connect_interrupted",
-                    "message": "The connection was interrupted. Please try connecting again.",
-                },
-            )
-    return jsonify(result)
+    catalog = current_portal.catalog
+
+    def ref(slug: str) -> dict[str, str]:
+        definition = catalog.get(slug)
+        return app_ref(definition) if definition else {"name": slug}
+
+    return jsonify(
+        attempts.status(
+            current_portal, attempt_id, project=caller.project, user_id=caller.user_id, ref=ref
+        )
+    )
 
 
 def register(bp: Blueprint) -> None:
@@ -421,6 +371,7 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule(prefix, "api_root", api_root)
     bp.add_url_rule(f"{prefix}/openapi.json", "api_openapi", openapi_document)
     bp.add_url_rule(f"{prefix}/catalog.schema.json", "api_catalog_schema", catalog_schema)
+    bp.add_url_rule(f"{prefix}/origin-check", "api_origin_check", origin_check)
     bp.add_url_rule(f"{prefix}/sessions", "api_create_session", create_session, methods=["POST"])
     bp.add_url_rule(f"{prefix}/session", "api_session", get_session)
     bp.add_url_rule(f"{prefix}/user", "api_user", get_user)
@@ -429,6 +380,12 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule(f"{prefix}/connected-accounts", "api_accounts", list_connected_accounts)
     bp.add_url_rule(
         f"{prefix}/connected-accounts/<account_id>", "api_account", get_connected_account
+    )
+    bp.add_url_rule(
+        f"{prefix}/connected-accounts/<account_id>",
+        "api_patch_account",
+        patch_connected_account,
+        methods=["PATCH"],
     )
     bp.add_url_rule(
         f"{prefix}/connected-accounts/<account_id>",

@@ -17,49 +17,35 @@ validated before use. The values are stored inside the account's sealed credenti
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, current_app, render_template, request, session, url_for
+from flask import Blueprint, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from werkzeug.wrappers import Response
-from wtforms import Field, PasswordField, SelectField, StringField, ValidationError
-from wtforms.validators import DataRequired, Length
 
-from .. import accounts as account_service
-from .. import signals, webhooks
+from .. import attempts
+from ..attempts import AttemptFailed, CredentialsRefused
 from ..auth import TicketClaims, origin_of_url
 from ..catalog import (
-    AccountField,
     App,
-    BasicSettings,
-    CatalogError,
     InvalidAccountField,
     redirect_uri,
     validate_field_value,
 )
-from ..connect_errors import portal_error_message, provider_error_message
-from ..errors import InvalidConnectAttempt, ProviderError, ResourceNotFound
-from ..extension import current_portal
-from ..identity import fetch_identity, lookup_identity
-from ..oauth import granted_scopes, token_expiry
-from ..store import ConnectAttempt, utcnow
+from ..connect_errors import failure_message, provider_error_message
+from ..errors import CatalogError, InvalidConnectAttempt, ProviderError, ResourceNotFound
+from ..state import current_portal
+from ..store import ConnectAttempt
 from .common import app_ref, app_summary, page_context
+from .connect_form import asked_fields, form_fields, form_for
 
 log = logging.getLogger("portal.connect")
 
 _FORM_SESSION_KEY = "_portal_form_attempts"
-
-
-def _hash_state(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def callback_uri(app: App) -> str:
@@ -98,58 +84,6 @@ def _check_ticket_user(claims: TicketClaims) -> None:
             raise InvalidConnectAttempt("This connect link belongs to another user.")
 
 
-def _start_attempt(
-    claims: TicketClaims, app: App, state_hash: str | None, return_to: str | None
-) -> None:
-    now = utcnow()
-    attempt = ConnectAttempt(
-        id=claims.attempt_id,
-        project=claims.project or current_portal.mounted_project,
-        user_id=claims.user_id,
-        app=app.slug,
-        status="started",
-        state_hash=state_hash,
-        host_origin=claims.host_origin,
-        opener_origin=claims.opener_origin,
-        return_to=return_to,
-        created_at=now,
-        updated_at=now,
-    )
-    try:
-        with current_portal.store.session() as db:
-            db.add(attempt)
-    except IntegrityError as exc:
-        raise InvalidConnectAttempt(
-            "This connect link was already used. Close this window and try again.",
-            code="ticket_used",
-        ) from exc
-
-
-def _expired(attempt: ConnectAttempt) -> bool:
-    ttl = timedelta(seconds=current_portal.config["PORTAL_TICKET_TTL"])
-    return attempt.created_at + ttl < utcnow()
-
-
-def _set_status(attempt_id: str, status: str, **values: Any) -> None:
-    with current_portal.store.session() as db:
-        db.execute(
-            update(ConnectAttempt)
-            .where(ConnectAttempt.id == attempt_id)
-            .values(status=status, updated_at=utcnow(), **values)
-        )
-
-
-def _claim(attempt_id: str, from_status: str = "started") -> bool:
-    """Move the attempt to ``exchanging``; False when someone else already did (replay)."""
-    with current_portal.store.session() as db:
-        result = db.execute(
-            update(ConnectAttempt)
-            .where(ConnectAttempt.id == attempt_id, ConnectAttempt.status == from_status)
-            .values(status="exchanging", updated_at=utcnow())
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
 # --------------------------------------------------------------------------- result page
 
 #: The one query parameter redirect mode adds to ``return_to``: the attempt's id.
@@ -164,7 +98,7 @@ def _result(
     payload: dict[str, Any] | None = None,
     error: dict[str, str] | None = None,
     status_code: int = 200,
-) -> Response | tuple[str, int]:
+) -> tuple[str, int]:
     connected = error is None
     if attempt.return_to:
         # Redirect mode: back to the host page. Not a 303: the navigation that reaches the
@@ -218,20 +152,9 @@ def _result(
 
 def _fail(
     attempt: ConnectAttempt, app: App, code: str, message: str, status_code: int
-) -> Response | tuple[str, int]:
-    message = portal_error_message(code, app.title, message)
-    try:
-        _set_status(attempt.id, "failed", error_code=code, error_message=message)
-    except SQLAlchemyError:
-        log.exception("could not record the failure of a connect attempt")
-    signals.connect_failed.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        user_id=attempt.user_id,
-        app=app.slug,
-        error=code,
-        message=message,
-    )
-    log.info("connect to %s failed: %s", app.slug, code, extra={"app": app.slug, "error": code})
+) -> tuple[str, int]:
+    """End ``attempt`` as failed (:func:`portal.attempts.fail`) and render its result page."""
+    message = attempts.fail(current_portal, attempt, app, code, message)
     return _result(attempt, app, error={"type": code, "message": message}, status_code=status_code)
 
 
@@ -241,216 +164,33 @@ def _finish(
     credentials: dict[str, Any],
     scopes: list[str],
     identity: tuple[str, str] | None = None,
-) -> Response | tuple[str, int]:
-    """Identity lookup (unless ``identity`` is already known), then account upsert and
-    attempt completion in one transaction. ``app`` is resolved for the account."""
-    state = current_portal
-    timeout = float(state.config["PORTAL_HTTP_TIMEOUT"])
+) -> tuple[str, int]:
+    """Store the account (:func:`portal.attempts.finish`) and render the result page; a
+    failure there ends the attempt. ``app`` is resolved for the account."""
     try:
-        external_id, label = identity or fetch_identity(app, credentials, timeout, state.outbound)
-    except ProviderError as exc:
-        return _fail(attempt, app, exc.code, exc.message, 502)
-    try:
-        with state.store.session() as db:
-            account, created = account_service.upsert_account(
-                db,
-                state.sealer,
-                project=attempt.project,
-                user_id=attempt.user_id,
-                app=app.slug,
-                external_id=external_id,
-                label=label,
-                scopes=scopes,
-                credentials=credentials,
-                expires_at=token_expiry(credentials)
-                if credentials.get("type") in ("oauth2", "oauth2_client_credentials")
-                else None,
-            )
-            db.execute(
-                update(ConnectAttempt)
-                .where(ConnectAttempt.id == attempt.id)
-                .values(status="connected", account_id=account.id, updated_at=utcnow())
-            )
-            public = account_service.to_dict(account)
-            accounts = account_service.list_accounts(
-                db, attempt.user_id, app.slug, project=attempt.project
-            )
-            payload = account_service.event_payload(app_ref(app), account.id, accounts)
-            webhooks.enqueue(
-                db,
-                "account.connected" if created else "account.reconnected",
-                {
-                    "user_id": attempt.user_id,
-                    "app": app.slug,
-                    "account": public,
-                    "connected_accounts": payload["connected_accounts"],
-                },
-                account.id,
-                project=attempt.project,
-                state=state,
-            )
-    except SQLAlchemyError:
-        log.exception("could not store the connected account for %s", app.slug)
-        return _fail(
-            attempt,
-            app,
-            "storage_unavailable",
-            "The account could not be saved. Please try connecting again.",
-            503,
+        connected = attempts.finish(
+            current_portal, attempt, app, credentials, scopes, app_ref(app), identity
         )
-    signals.account_connected.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        user_id=attempt.user_id,
-        app=app.slug,
-        account=public,
-        created=created,
-    )
-    log.info(
-        "connect to %s finished: account %s %s",
-        app.slug,
-        public["id"],
-        "created" if created else "reconnected",
-        extra={"app": app.slug, "account_id": public["id"]},
-    )
-    return _result(attempt, app, account=public, payload=payload)
+    except AttemptFailed as exc:
+        return _fail(attempt, app, exc.code, exc.message, exc.status_code)
+    return _result(attempt, app, account=connected.account, payload=connected.payload)
 
 
 # --------------------------------------------------------------------------- routes
-
-
-def _credential_fields(app: App) -> dict[str, Any]:
-    """The credential fields of ``app``'s connect form, labelled from the catalog: an API
-    key; a client id and secret (RFC 6749 §4.4); a Basic (RFC 7617) username and password; none
-    for OAuth 2.0 apps (their form is the account-field step before the redirect)."""
-    if app.api_key is not None:
-        return {
-            "api_key": PasswordField(
-                app.api_key.key_label,
-                validators=[DataRequired(), Length(max=4096)],
-                description=app.api_key.key_help or "",
-            )
-        }
-    if app.client_credentials is not None:
-        cc = app.client_credentials
-        return {
-            "client_id": StringField(
-                cc.client_id_label, validators=[DataRequired(), Length(max=512)]
-            ),
-            "client_secret": PasswordField(
-                cc.client_secret_label,
-                validators=[DataRequired(), Length(max=4096)],
-                description=cc.key_help or "",
-            ),
-        }
-    if app.oauth2 is not None:
-        return {}
-    labels = app.basic or BasicSettings()
-    return {
-        "username": StringField(
-            labels.username_label, validators=[DataRequired(), Length(max=512)]
-        ),
-        "password": PasswordField(
-            labels.password_label, validators=[DataRequired(), Length(max=4096)]
-        ),
-    }
-
-
-#: Prefix of the form field carrying account field ``name`` (``account_subdomain``).
-ACCOUNT_FIELD_PREFIX = "account_"
-
-
-class _ValidAccountField:
-    """WTForms validator running :func:`validate_field_value`; stores the normalised value."""
-
-    def __init__(self, spec: AccountField) -> None:
-        self.spec = spec
-
-    def __call__(self, form: FlaskForm, field: Field) -> None:
-        try:
-            field.data = validate_field_value(self.spec, field.data)
-        except InvalidAccountField as exc:
-            raise ValidationError(exc.message) from None
-
-
-def _choices(pairs: list[tuple[str, str]]) -> list[Any]:
-    """``SelectField`` choices: ``SelectChoice`` objects on WTForms 3.3+ (tuples are
-    deprecated there), ``(value, label)`` tuples before."""
-    try:
-        from wtforms.fields.choices import SelectChoice
-    except ImportError:  # WTForms < 3.3
-        return list(pairs)
-    return [SelectChoice(value, label) for value, label in pairs]
-
-
-def _asked_fields(app: App) -> list[AccountField]:
-    """The account fields the end user enters (not those the provider fills: token response,
-    authorization response query, identity response)."""
-    derived = app.derived_fields
-    return [f for f in app.account_fields if f.name not in derived]
-
-
-def _form_for(app: App) -> FlaskForm:
-    """The connect form of ``app``: its account fields first, then its credential fields
-    (none for OAuth apps, whose form is the account-field step before the redirect)."""
-    attrs: dict[str, Any] = {}
-    for spec in _asked_fields(app):
-        if spec.format == "enum":
-            attrs[ACCOUNT_FIELD_PREFIX + spec.name] = SelectField(
-                spec.label,
-                choices=_choices([("", "Choose…"), *((v, v) for v in spec.enum)]),
-                validators=[_ValidAccountField(spec)],
-                description=spec.help or "",
-                validate_choice=False,
-            )
-        else:
-            attrs[ACCOUNT_FIELD_PREFIX + spec.name] = StringField(
-                spec.label,
-                validators=[_ValidAccountField(spec)],
-                description=spec.help or "",
-                render_kw={
-                    "autocomplete": "off",
-                    "autocapitalize": "none",
-                    "spellcheck": "false",
-                    "maxlength": "253",
-                },
-            )
-    # Account fields first (where the account is), then the credentials for it.
-    attrs.update(_credential_fields(app))
-    form: FlaskForm = type("ConnectForm", (FlaskForm,), attrs)()
-    for spec in _asked_fields(app):
-        bound = form[ACCOUNT_FIELD_PREFIX + spec.name]
-        bound.portal_prefix = spec.prefix or ""
-        bound.portal_suffix = spec.suffix or ""
-    return form
-
-
-def _form_fields(app: App, form: FlaskForm) -> dict[str, str]:
-    """The validated account field values of a submitted, valid ``form``."""
-    return {spec.name: form[ACCOUNT_FIELD_PREFIX + spec.name].data for spec in _asked_fields(app)}
-
-
-def _refused_client(app: App, exc: ProviderError) -> str:
-    if exc.code in ("invalid_client", "unauthorized_client", "invalid_grant", "access_denied"):
-        return f"{app.title} did not accept this client ID and secret."
-    if exc.code == "invalid_scope":
-        return f"This {app.title} client may not use the scopes this app needs."
-    return exc.message
 
 
 def _bound_attempt(claims: TicketClaims, definition: App, return_to: str | None) -> ConnectAttempt:
     """The attempt of a form-based connect (credentials form, or the account-field step of an
     OAuth app), started on the first GET and bound to this browser's session."""
     bound: list[str] = session.get(_FORM_SESSION_KEY, [])
-    with current_portal.store.read() as db:
-        attempt = db.get(ConnectAttempt, claims.attempt_id)
+    attempt = attempts.get(current_portal, claims.attempt_id)
     if attempt is None:
         if request.method != "GET":
             raise InvalidConnectAttempt("Open the connect link first.")
-        _start_attempt(claims, definition, None, return_to)
+        attempts.start(current_portal, claims, definition.slug, None, return_to)
         log.info("connect to %s started (form)", definition.slug)
         session[_FORM_SESSION_KEY] = [*bound[-4:], claims.attempt_id]
-        with current_portal.store.session() as db:
-            attempt = db.get(ConnectAttempt, claims.attempt_id)
+        attempt = attempts.get(current_portal, claims.attempt_id)
         assert attempt is not None
     elif (
         attempt.status != "started"
@@ -466,7 +206,7 @@ def _bound_attempt(claims: TicketClaims, definition: App, return_to: str | None)
 
 def _redirect_to_provider(
     attempt_id: str, definition: App, resolved: App, state_value: str, *, via_page: bool = False
-) -> Any:
+) -> ResponseReturnValue:
     """The way to the provider's authorization endpoint (RFC 6749 §4.1.1), state and PKCE
     verifier stored first: a 302, or with ``via_page`` (the answer to a form POST) a 200 page
     that moves on by meta refresh and a link. Browsers apply the form page's CSP
@@ -479,8 +219,7 @@ def _redirect_to_provider(
             resolved, callback_uri(definition), state_value
         )
     except ProviderError as exc:
-        with current_portal.store.session() as db:
-            attempt = db.get(ConnectAttempt, attempt_id)
+        attempt = attempts.get(current_portal, attempt_id)
         assert attempt is not None
         return _fail(attempt, definition, exc.code, exc.message, 502)
     if not via_page:
@@ -494,7 +233,7 @@ def _redirect_to_provider(
     return page, 200
 
 
-def connect(app: str) -> Any:
+def connect(app: str) -> ResponseReturnValue:
     """``GET|POST /connect/<app>?ticket=…[&return_to=…]``: start (or submit) one connect attempt.
 
     OAuth 2.0 apps: 302 to the provider's authorization endpoint with ``state`` and a PKCE S256
@@ -508,100 +247,29 @@ def connect(app: str) -> Any:
     _check_ticket_user(claims)
     return_to = safe_return_to(request.values.get("return_to"))
 
-    if definition.oauth2 is not None and not _asked_fields(definition):
+    if definition.oauth2 is not None and not asked_fields(definition):
         if request.method != "GET":
             raise InvalidConnectAttempt("OAuth apps are connected with GET.")
         state_value = secrets.token_urlsafe(32)
-        _start_attempt(claims, definition, _hash_state(state_value), return_to)
+        attempts.start(
+            current_portal, claims, definition.slug, attempts.hash_state(state_value), return_to
+        )
         log.info("connect to %s started (OAuth 2.0)", definition.slug)
         return _redirect_to_provider(claims.attempt_id, definition, definition, state_value)
 
     attempt = _bound_attempt(claims, definition, return_to)
-    if _expired(attempt):
+    if attempts.expired(current_portal, attempt):
         return _fail(attempt, definition, "expired", "This connect link has expired.", 400)
 
-    form = _form_for(definition)
+    form = form_for(definition)
     error = None
-    timeout = float(current_portal.config["PORTAL_HTTP_TIMEOUT"])
     if request.method == "POST" and form.validate_on_submit():
-        fields = _form_fields(definition, form)
         try:
-            resolved = definition.resolve(fields)
-        except CatalogError as exc:  # cannot happen with validated values; refuse anyway
-            raise InvalidConnectAttempt("These account details cannot be used.") from exc
-        if definition.oauth2 is not None:
-            state_value = secrets.token_urlsafe(32)
-            with current_portal.store.session() as db:
-                claimed = db.execute(
-                    update(ConnectAttempt)
-                    .where(
-                        ConnectAttempt.id == attempt.id,
-                        ConnectAttempt.status == "started",
-                        ConnectAttempt.state_hash.is_(None),
-                    )
-                    .values(state_hash=_hash_state(state_value), updated_at=utcnow())
-                ).rowcount  # type: ignore[attr-defined]
-            if not claimed:
-                raise InvalidConnectAttempt(
-                    "This connect link was already used.", code="ticket_used"
-                )
-            return _redirect_to_provider(
-                attempt.id, definition, resolved, state_value, via_page=True
-            )
-        credentials: dict[str, Any]
-        scopes: list[str] = []
-        if definition.api_key is not None:
-            credentials = {"type": "api_key", "api_key": form.data["api_key"].strip()}
-        elif definition.client_credentials is not None:
-            client_id = form.data["client_id"].strip()
-            client_secret = form.data["client_secret"].strip()
-            try:
-                token = current_portal.oauth.client_credentials_grant(
-                    resolved, client_id, client_secret
-                )
-            except ProviderError as exc:
-                if exc.code == "upstream_refused":
-                    return _fail(attempt, definition, exc.code, exc.message, 403)
-                error = _refused_client(definition, exc)
-                credentials = {}
-            else:
-                credentials = {
-                    "type": "oauth2_client_credentials",
-                    "client_id": client_id,
-                    "client_secret": client_secret,
-                    **token,
-                }
-                scopes = granted_scopes(definition, token)
-        else:
-            credentials = {
-                "type": "basic",
-                "username": form.data["username"],
-                "password": form.data["password"],
-            }
-        if fields:
-            credentials["account_fields"] = fields
-        if error is None:
-            try:
-                external_id, label, found = lookup_identity(
-                    resolved, credentials, timeout, current_portal.outbound
-                )
-                if found:  # identity.fields (validated), for API-key / Basic apps too
-                    fields = {**fields, **found}
-                    credentials["account_fields"] = fields
-                    resolved = resolved.resolve(fields)
-                identity = (external_id, label)
-            except ProviderError as exc:
-                if exc.code == "upstream_refused":  # the attempt ends: nothing was sent
-                    return _fail(attempt, definition, exc.code, exc.message, 403)
-                error = exc.message
-            except CatalogError:
-                error = f"{definition.title} sent account details that cannot be used."
-            else:
-                if not _claim(attempt.id):
-                    raise InvalidConnectAttempt(
-                        "This connect link was already used.", code="ticket_used"
-                    )
-                return _finish(attempt, resolved, credentials, scopes, identity)
+            return _submit(attempt, definition, form)
+        except AttemptFailed as exc:
+            return _fail(attempt, definition, exc.code, exc.message, exc.status_code)
+        except CredentialsRefused as exc:
+            error = exc.message
     oauth_step = definition.oauth2 is not None
     return render_template(
         "portal/connect_form.html",
@@ -620,18 +288,69 @@ def connect(app: str) -> Any:
     ), (400 if request.method == "POST" else 200)
 
 
-def oauth_callback(app: str) -> Any:
-    """``GET /oauth/<app>/callback``: the app's redirect URI (RFC 6749 §4.1.2)."""
+def _submit(attempt: ConnectAttempt, definition: App, form: FlaskForm) -> ResponseReturnValue:
+    """A valid connect form: OAuth apps go on to the provider with the account fields; the
+    others are checked (token request, identity lookup) and connected.
+
+    :raises AttemptFailed: the provider refused outright (``upstream_refused``, 403).
+    :raises CredentialsRefused: the provider refused these credentials (the form is shown
+        again).
+    :raises InvalidConnectAttempt: the attempt was already used (replay).
+    """
+    fields = form_fields(definition, form)
+    try:
+        resolved = definition.resolve(fields)
+    except CatalogError as exc:  # cannot happen with validated values; refuse anyway
+        raise InvalidConnectAttempt("These account details cannot be used.") from exc
+    if definition.oauth2 is not None:
+        state_value = secrets.token_urlsafe(32)
+        if not attempts.bind_state(current_portal, attempt.id, state_value):
+            raise InvalidConnectAttempt("This connect link was already used.", code="ticket_used")
+        return _redirect_to_provider(attempt.id, definition, resolved, state_value, via_page=True)
+    checked = attempts.check_credentials(current_portal, definition, resolved, form.data, fields)
+    if not attempts.claim(current_portal, attempt.id):
+        raise InvalidConnectAttempt("This connect link was already used.", code="ticket_used")
+    return _finish(attempt, checked.resolved, checked.credentials, checked.scopes, checked.identity)
+
+
+def oauth_callback(app: str) -> ResponseReturnValue:
+    """``GET /oauth/<app>/callback``: the app's redirect URI (RFC 6749 §4.1.2).
+
+    The attempt is found and checked (:func:`_callback_attempt`), its account fields re-read
+    (:func:`_callback_fields`), the response's issuer and error checked, the attempt claimed,
+    and the code exchanged (:func:`portal.attempts.exchange`); then the account is stored.
+    """
     definition = current_portal.catalog.get(app)
     if definition is None or definition.oauth2 is None or not definition.usable:
         raise ResourceNotFound(f"There is no OAuth app called “{app}”.")
     state_value = request.args.get("state")
     if not state_value or len(state_value) > 512:
         raise InvalidConnectAttempt("The sign-in response has no state.", code="invalid_state")
-    with current_portal.store.read() as db:
-        attempt = db.scalars(
-            select(ConnectAttempt).where(ConnectAttempt.state_hash == _hash_state(state_value))
-        ).first()
+    attempt = _callback_attempt(definition, state_value)
+    fields, resolved = _callback_fields(attempt, definition, state_value)
+    try:
+        _check_response(attempt, definition, resolved)
+        fields.update(_redirect_fields(definition))
+        if not attempts.claim(current_portal, attempt.id):
+            raise InvalidConnectAttempt(
+                "This sign-in response was already used.", code="invalid_state"
+            )
+        done = attempts.exchange(current_portal, definition, resolved, fields)
+    except AttemptFailed as exc:
+        return _fail(attempt, definition, exc.code, exc.message, exc.status_code)
+    if done.fields:
+        done.credentials["account_fields"] = done.fields
+    return _finish(attempt, done.resolved, done.credentials, done.scopes, done.identity)
+
+
+def _callback_attempt(definition: App, state_value: str) -> ConnectAttempt:
+    """The ``started``, unexpired attempt of ``definition`` that ``state_value`` was issued to,
+    started in this browser (its Authlib state data are in this session; RFC 6749 §10.12).
+
+    :raises InvalidConnectAttempt: ``invalid_state`` (no such attempt, another app's, used, or
+        another browser's) or ``expired`` (the attempt is then ``failed``).
+    """
+    attempt = attempts.for_state(current_portal, state_value)
     if attempt is None:
         raise InvalidConnectAttempt(
             "The sign-in response does not match any connect attempt.", code="invalid_state"
@@ -648,130 +367,92 @@ def oauth_callback(app: str) -> Any:
             "Start again from the app.",
             code="invalid_state",
         )
-    if _expired(attempt):
-        _set_status(attempt.id, "failed", error_code="expired", error_message="expired")
-        raise InvalidConnectAttempt("This sign-in took too long. Start again.", code="expired")
-    # The account field values this attempt was started with, re-checked before use.
+    if attempts.expired(current_portal, attempt):
+        message = failure_message("expired", definition.title)
+        attempts.mark_failed(current_portal, attempt.id, "expired", message)
+        raise InvalidConnectAttempt(message, code="expired")
+    return attempt
+
+
+def _callback_fields(
+    attempt: ConnectAttempt, definition: App, state_value: str
+) -> tuple[dict[str, str], App]:
+    """The account field values this attempt was started with (kept in its Authlib state
+    data), re-checked before use, and ``definition`` resolved with them.
+
+    :raises InvalidConnectAttempt: ``invalid_state``, a value is missing or invalid (the
+        attempt is then ``failed``).
+    """
     try:
         fields = {
             spec.name: validate_field_value(
                 spec, current_portal.oauth.state_fields(definition, state_value).get(spec.name)
             )
-            for spec in _asked_fields(definition)
+            for spec in asked_fields(definition)
         }
-        resolved = definition.resolve(fields)
+        return fields, definition.resolve(fields)
     except (InvalidAccountField, CatalogError):
-        _set_status(attempt.id, "failed", error_code="invalid_request", error_message="fields")
+        attempts.mark_failed(
+            current_portal,
+            attempt.id,
+            "invalid_request",
+            failure_message("invalid_request", definition.title),
+        )
         raise InvalidConnectAttempt(
             "The account details of this sign-in are missing. Start again.",
             code="invalid_state",
         ) from None
+
+
+def _check_response(attempt: ConnectAttempt, definition: App, resolved: App) -> None:
+    """The authorization response's ``iss`` (RFC 9207 §2.4) and ``error`` (RFC 6749 §4.1.2.1).
+
+    :raises AttemptFailed: no ``iss`` where the provider promises one, the issuer metadata
+        could not be read, or the provider answered an error.
+    :raises InvalidConnectAttempt: ``invalid_issuer``, ``iss`` names another issuer (the
+        attempt is then ``failed``).
+    """
     iss = request.args.get("iss")
     try:
         expected_issuer = current_portal.oauth.expected_issuer(resolved)
         issuer_required = current_portal.oauth.issuer_required(resolved)
     except ProviderError as exc:
-        return _fail(attempt, definition, exc.code, exc.message, 502)
+        raise AttemptFailed(exc.code, exc.message, 502) from exc
     if iss is None and issuer_required:
         # RFC 9207 §2.4: the provider's metadata promises `iss` on every response, so one
         # without it may come from another authorization server (mix-up attack).
-        return _fail(
-            attempt,
-            definition,
+        raise AttemptFailed(
             "invalid_issuer",
             f"The sign-in response does not say it came from {definition.title}. Start again.",
             400,
         )
     if iss is not None and expected_issuer is not None and iss != expected_issuer:
-        _set_status(attempt.id, "failed", error_code="invalid_issuer", error_message="iss mismatch")
-        raise InvalidConnectAttempt(
-            "The sign-in response came from an unexpected issuer.", code="invalid_issuer"
-        )
+        message = failure_message("invalid_issuer", definition.title)
+        attempts.mark_failed(current_portal, attempt.id, "invalid_issuer", message)
+        raise InvalidConnectAttempt(message, code="invalid_issuer")
     if error := request.args.get("error"):
         message = provider_error_message(
             error[:64], definition.title, request.args.get("error_description")
         )
-        return _fail(attempt, definition, error[:64], message, 400)
-    # Account fields the provider reports on the redirect (QuickBooks' realmId), validated by
-    # their declared format before anything uses them.
+        raise AttemptFailed(error[:64], message, 400)
+
+
+def _redirect_fields(definition: App) -> dict[str, str]:
+    """Account fields the provider reports on the redirect (QuickBooks' realmId), validated by
+    their declared format before anything uses them.
+
+    :raises AttemptFailed: ``invalid_request``, one is missing or invalid.
+    """
+    fields: dict[str, str] = {}
     try:
         for name, param in definition.callback_fields.items():
             spec = next(f for f in definition.account_fields if f.name == name)
             fields[name] = validate_field_value(spec, request.args.get(param))
-    except InvalidAccountField:
-        return _fail(
-            attempt,
-            definition,
-            "invalid_request",
-            f"{definition.title} did not say which account was connected.",
-            400,
-        )
-    if not _claim(attempt.id):
-        raise InvalidConnectAttempt("This sign-in response was already used.", code="invalid_state")
-    try:
-        resolved = resolved.resolve(fields)
-        token = current_portal.oauth.exchange_code(resolved)
-        # Values the token response fills (e.g. Salesforce's instance_url), validated by
-        # read_token, join the account fields; the API and identity URLs then use them.
-        fields = {**fields, **token.pop("fields", {})}
-        resolved = resolved.resolve(fields)
-    except ProviderError as exc:
-        # A nonce that is not this attempt's is a forged or injected response, not a provider
-        # fault: 400, like a bad state (OpenID Connect Core §3.1.3.7, RFC 9700 §4.5).
-        return _fail(
-            attempt, definition, exc.code, exc.message, 400 if exc.code == "invalid_nonce" else 502
-        )
-    except CatalogError:
-        return _fail(
-            attempt,
-            definition,
-            "invalid_response",
-            f"{definition.title} sent account details that cannot be used.",
-            502,
-        )
-    credentials: dict[str, Any] = {
-        "type": "oauth2",
-        **{
-            k: token[k]
-            for k in ("access_token", "refresh_token", "token_type", "expires_at", "scope")
-            if k in token
-        },
-    }
-    identity: tuple[str, str] | None = None
-    if definition.identity_fields:
-        # Values the identity response fills (Mailchimp's dc, Xero's tenantId), validated by
-        # lookup_identity, join the account fields before the API URL and headers use them.
-        try:
-            external_id, label, found = lookup_identity(
-                resolved,
-                credentials,
-                float(current_portal.config["PORTAL_HTTP_TIMEOUT"]),
-                current_portal.outbound,
-            )
-            fields = {**fields, **found}
-            resolved = resolved.resolve(fields)
-        except ProviderError as exc:
-            return _fail(attempt, definition, exc.code, exc.message, 502)
-        except CatalogError:
-            return _fail(
-                attempt,
-                definition,
-                "invalid_response",
-                f"{definition.title} sent account details that cannot be used.",
-                502,
-            )
-        identity = (external_id, label)
-    if resolved.placeholders or set(definition.identity_fields) - set(fields):
-        return _fail(
-            attempt,
-            definition,
-            "invalid_response",
-            f"{definition.title} did not send every account detail this app needs.",
-            502,
-        )
-    if fields:
-        credentials["account_fields"] = fields
-    return _finish(attempt, resolved, credentials, granted_scopes(definition, token), identity)
+    except InvalidAccountField as exc:
+        raise AttemptFailed(
+            "invalid_request", f"{definition.title} did not say which account was connected.", 400
+        ) from exc
+    return fields
 
 
 def register(bp: Blueprint) -> None:

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import events as event_service
 from ..errors import InvalidRequest
-from ..extension import current_portal
+from ..state import current_portal
 from .common import current_caller
 
 #: Largest trigger body, in bytes.
@@ -21,8 +21,9 @@ def trigger_event(app_key: str) -> tuple[Response, int]:
     ``app_key``. Records the event and queues the functions ``PORTAL_APP_EVENTS[name]`` names;
     answers before any of them runs.
 
-    :returns: 202 ``{id, name, runs: [{id, function, status: "queued"}]}`` (``runs`` is empty
-        for an event nobody subscribed to).
+    :returns: 202 ``{id, name, runs: [{id, function, status, flow?}]}``: ``status``
+        ``queued``, or ``skipped`` for a flow its user has not turned on or that is not ready
+        (``runs`` is empty for an event nobody subscribed to).
     :raises ProjectMismatch: 403, the caller belongs to another project.
     :raises InvalidRequest: 400, no ``name`` or a ``payload`` that is not an object.
     """
@@ -52,9 +53,16 @@ def trigger_event(app_key: str) -> tuple[Response, int]:
     result = {
         "id": event.id,
         "name": event.name,
-        "runs": [{"id": r.id, "function": r.function, "status": r.status} for r in runs],
+        "runs": [
+            {"id": r.id, "function": r.function, "status": r.status, **_flow_of(r)} for r in runs
+        ],
     }
     return jsonify(result), 202
+
+
+def _flow_of(run: object) -> dict[str, str]:
+    flow = getattr(run, "flow", None)
+    return {"flow": flow} if flow else {}
 
 
 def get_event(id: str) -> Response:

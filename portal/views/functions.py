@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import functions as function_service
 from ..errors import InvalidRequest
-from ..extension import current_portal
+from ..state import current_portal
 from .common import current_caller
 
 

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import provider_webhooks
 from ..errors import PayloadTooLarge
-from ..extension import current_portal
+from ..state import current_portal
 
 
 def receive(app: str) -> tuple[Response, int]:

@@ -10,14 +10,13 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from markupsafe import Markup
-from sqlalchemy import select
 
 from .. import accounts as account_service
 from .. import forms
 from .. import functions as function_service
+from ..catalog import App
 from ..errors import PortalHTTPError, ResourceNotFound
-from ..extension import current_portal
-from ..store import ConnectedAccount
+from ..state import current_portal
 from .common import (
     app_logo,
     app_summary,
@@ -40,7 +39,7 @@ def _mode_layout(default_mode: str = "modal") -> tuple[str, str]:
     return mode, layout
 
 
-def _app_or_404(slug: str) -> Any:
+def _app_or_404(slug: str) -> App:
     app = current_portal.app(slug)
     if app is None:
         raise ResourceNotFound(f"There is no app called “{slug}”.")
@@ -71,7 +70,7 @@ def _page_number() -> int:
         return 1
 
 
-def matches(app: Any, needle: str, category: str | None) -> bool:
+def matches(app: App, needle: str, category: str | None) -> bool:
     """True when ``app`` is in ``category`` (any when ``None``) and ``needle`` (lower-case;
     empty matches all) occurs in its title, slug, description or one of its categories."""
     if category and category not in app.categories:
@@ -104,15 +103,9 @@ def _marketplace(
     counts: Counter[str] = Counter()
     if not anonymous:
         caller = current_caller()
-        with current_portal.store.read() as session:
-            counts.update(
-                session.execute(
-                    select(ConnectedAccount.app).where(
-                        ConnectedAccount.project == caller.project,
-                        ConnectedAccount.user_id == caller.user_id,
-                    )
-                ).scalars()
-            )
+        counts = account_service.connected_counts(
+            current_portal.store, caller.user_id, project=caller.project
+        )
     apps = [{**app_summary(a, counts.get(a.slug, 0)), "logo": app_logo(a)} for a in visible]
     return {
         "apps": apps,
@@ -133,15 +126,14 @@ def _marketplace(
 def _app_page(slug: str, mode: str, layout: str) -> dict[str, Any]:
     caller = current_caller()
     app = _app_or_404(slug)
-    with current_portal.store.read() as session:
-        rows = account_service.list_accounts(
-            session, caller.user_id, app.slug, project=caller.project
-        )
-        now = datetime.now(UTC)
-        accounts = [
-            {**account_service.to_dict(a), "modified_human": relative_time(a.modified_at, now)}
-            for a in rows
-        ]
+    rows = account_service.user_accounts(
+        current_portal.store, caller.user_id, app.slug, project=caller.project
+    )
+    now = datetime.now(UTC)
+    accounts = [
+        {**account_service.to_dict(a), "modified_human": relative_time(a.modified_at, now)}
+        for a in rows
+    ]
     from .common import own_origin
 
     # The iframe (or mounted page) opens the popup, so the result goes to the portal's origin.
@@ -228,11 +220,12 @@ PREFILL_UNREADABLE = (
 
 
 def _function_accounts(project: str, user_id: str, app_slug: str) -> list[dict[str, Any]]:
-    with current_portal.store.read() as session:
-        return [
-            dict(account_service.to_dict(a))
-            for a in account_service.list_accounts(session, user_id, app_slug, project=project)
-        ]
+    return [
+        dict(account_service.to_dict(a))
+        for a in account_service.user_accounts(
+            current_portal.store, user_id, app_slug, project=project
+        )
+    ]
 
 
 def _function_form(
@@ -252,6 +245,7 @@ def _function_form(
     caller = current_caller()
     function = function_service.find(current_portal, name)
     app = current_portal.app(function.app)
+    assert app is not None  # find() answered 404 for a function of an app not enabled
     fields = forms.fields_for(function.params)
     accounts = _function_accounts(caller.project, caller.user_id, app.slug)
     ids = [a["id"] for a in accounts]

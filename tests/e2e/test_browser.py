@@ -55,6 +55,7 @@ ACCOUNT_KEYS = {
     "scopes",
     "created_at",
     "modified_at",
+    "metadata",
 }
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 DIALOG = "[role=dialog]"

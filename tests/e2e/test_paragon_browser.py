@@ -65,7 +65,7 @@ def test_authenticate_get_user_and_connect(page: Page, e2e_stack: DemoStack, use
     assert paragon_events(page, "ready")[0]["payload"] == {"isReady": True}
     assert paragon_events(page, "error") == []
 
-    nothing = {"enabled": False, "connectedAccounts": 0, "needsReauth": False}
+    nothing = {"enabled": False, "connectedAccounts": 0, "needsReauth": False, "flows": {}}
     before = get_user(page)
     assert before["authenticated"] is True and before["userId"] == user_id
     assert before["integrations"]["sandbox"] == nothing
@@ -91,6 +91,7 @@ def test_authenticate_get_user_and_connect(page: Page, e2e_stack: DemoStack, use
         "enabled": True,
         "connectedAccounts": 1,
         "needsReauth": False,
+        "flows": {},
     }
     assert after["integrations"]["sandbox-keys"] == nothing
     # The page's own {appKey, userId, hash} instance heard nothing of this.
