@@ -708,6 +708,10 @@ def validate_token_field(app: App, name: str, raw: Any) -> str:
     """
     spec = next((f for f in app.account_fields if f.name == name), None)
     if spec is not None:
+        # A JSON number (Basecamp's and Harvest's account ids, Ecwid's store_id) fills a
+        # ``digits`` field as its decimal digits; booleans and other types stay refused.
+        if spec.format == "digits" and type(raw) is int and raw >= 0:
+            raw = str(raw)
         return validate_field_value(spec, raw)
     bad = InvalidAccountField(name, f"{app.title} sent an unusable {name}.")
     if not isinstance(raw, str) or len(raw) > 2048 or not raw.isascii():
