@@ -19,8 +19,11 @@ synchronous services (:mod:`portal.agents`) directly, as the loop serves this re
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
@@ -154,8 +157,25 @@ def handle(request: Request, agent: AgentRequest) -> tuple[int, list[tuple[str, 
 
     token = _current.set(agent)
     try:
-        anyio.run(main)
+        _run_to_completion(main)
     finally:
         _current.reset(token)
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer["headers"]]
     return int(answer["status"]), headers, b"".join(answer["body"])
+
+
+def _run_to_completion(main: Callable[[], Awaitable[None]]) -> None:
+    """Run ``main`` on an event loop of its own and wait for it.
+
+    ``anyio.run`` refuses to start where an asyncio loop already runs in the calling thread (an
+    async-aware host server, or Playwright's sync API in a test process); the loop then runs in
+    a short-lived thread of its own, with this request's context variables.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        anyio.run(main)
+        return
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="portal-mcp") as pool:
+        pool.submit(lambda: context.run(anyio.run, main)).result()

@@ -230,6 +230,10 @@ def test_link_token_never_reaches_the_logs(
 ) -> None:
     client = two_projects.test_client()
     caplog.set_level(logging.DEBUG)
+    # Explicit on the portal's loggers too: an earlier test in the same worker may have left the
+    # "portal" logger at a higher level (PORTAL_LOG_FORMAT sets INFO only when unset).
+    caplog.set_level(logging.DEBUG, logger="portal")
+    caplog.set_level(logging.DEBUG, logger="portal.access")
     link = client.post(
         f"{PREFIX}/connect-links",
         json={"userId": "u-1", "app": "sandbox"},

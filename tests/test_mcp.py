@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -114,7 +115,15 @@ def run_mcp(url: str, headers: dict[str, str], work: Callable[[ClientSession], A
                     await session.initialize()
                     return await work(session)
 
-    return anyio.run(main)
+    return run_async(main)
+
+
+def run_async(main: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``anyio.run(main, *args)`` in a thread of its own: an xdist worker that ran the Chromium
+    tests before keeps Playwright's sync loop running in its main thread, where anyio refuses
+    to start a second one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(anyio.run, main, *args).result()
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -648,7 +657,7 @@ def test_readme_agents_section_as_written(stack: DemoStack, sandbox: str) -> Non
 
     namespace: dict[str, Any] = {}
     exec(block(SECTION, 1).code, namespace)
-    contacts = anyio.run(namespace["list_contacts"], minted["url"], minted["token"])
+    contacts = run_async(namespace["list_contacts"], minted["url"], minted["token"])
     whole = requests.post(
         f"{stack.portal.url}/portal/api/v1/functions/sandbox-list-contacts/invoke",
         json={"params": {"limit": 100}},

@@ -62,7 +62,12 @@ def _sample(app: App) -> App:
     placeholders (``{subdomain}``); else ``app`` itself."""
     if not _oauth_placeholders(app):
         return app
-    samples = {"dns_label": "acme", "digits": "123", "uuid": "00000000-0000-4000-8000-000000000000"}
+    samples = {
+        "dns_label": "acme",
+        "hostname": "acme.example.com",
+        "digits": "123",
+        "uuid": "00000000-0000-4000-8000-000000000000",
+    }
     values = {
         f.name: (f.enum[0] if f.format == "enum" else samples[f.format]) for f in app.account_fields
     }
