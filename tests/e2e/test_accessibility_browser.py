@@ -250,9 +250,12 @@ def test_prefers_reduced_motion(
     insert_account(e2e_stack, user_id, "ada@sandbox.test", f"a11y-motion-{user_id}")
     ctx = new_context(browser, reduced_motion=motion)
     try:
-        page = ctx.new_page()
-        open_host(page, e2e_stack, user_id)
+        # Each screen on a page of its own: closing the modal with Esc in between is the
+        # keyboard test's subject, and a key that removes the focused iframe could leave
+        # Playwright's keyboard.press waiting for ever (seen once in a CI run).
         for script in ("window.portal.showApps('modal')", "window.portal.showApp('sandbox')"):
+            page = ctx.new_page()
+            open_host(page, e2e_stack, user_id)
             page.evaluate(script)
             frame = portal_frame(page)
             found = moving(frame)
@@ -260,8 +263,7 @@ def test_prefers_reduced_motion(
                 assert found == [], found
             else:
                 assert found, "no transition at all without reduced motion"
-            page.keyboard.press("Escape")
-            expect(page.locator("[role=dialog]")).to_have_count(0)
+            page.close()
     finally:
         ctx.close()
 
