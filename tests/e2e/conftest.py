@@ -236,8 +236,24 @@ def click_away(target: Locator) -> None:
     submit that closes the modal). After a click Playwright checks, inside the target's frame,
     that the click hit the target; when that frame is detached meanwhile the check can stall
     until the timeout (seen under load with ``-n 2``: "performing click action" never done).
-    ``no_wait_after`` skips only that wait; the test then waits on the outcome's state."""
-    target.click(no_wait_after=True)
+    ``no_wait_after`` alone did not cure it (a clean-clone CI run hung on the paragon card's
+    Close), because the stall is Playwright's hit-target check, which runs in the removed frame.
+    So the actionability checks run first, as their own waits, and the click itself is a real
+    mouse click at the element's centre (``force``) with no check that needs the frame
+    afterwards; the test then waits on the outcome's state."""
+    expect(target).to_be_visible()
+    expect(target).to_be_enabled()
+    target.click(force=True, no_wait_after=True)
+
+
+def press_away(frame: FrameLocator, key: str = "Escape") -> None:
+    """Press ``key`` where the focus is in ``frame`` when the key closes the modal (and so
+    removes that frame). ``page.keyboard.press`` then sometimes waited for ever (seen beside
+    stress-ng and in a clean-clone CI run): the frame the key went to is gone before the key's
+    up event. The frame settles first (:func:`portal_ready`); the key goes to its focused
+    element (or its body) without waiting after it; the test then waits on the outcome."""
+    portal_ready(frame)
+    frame.locator(":focus, body").last.press(key, no_wait_after=True)
 
 
 def portal_ready(frame: FrameLocator) -> None:

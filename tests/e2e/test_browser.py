@@ -40,6 +40,7 @@ from .conftest import (
     open_host,
     portal_frame,
     portal_ready,
+    press_away,
     wait_event,
 )
 
@@ -162,7 +163,7 @@ def test_modal_wide_renders_marketplace_closes_and_traps_focus(
 
     # Esc with the focus inside the iframe (where showApps puts it) closes the modal.
     assert dialog_has_focus(page)
-    page.keyboard.press("Escape")
+    press_away(page.frame_locator("[role=dialog] iframe"))
     expect(dialog).to_have_count(0)
     wait_event(page, "modal-closed")
     # The focus goes back to where it was before the modal opened.

@@ -14,7 +14,7 @@ from playwright.sync_api import FrameLocator, Page, expect
 
 from portal.demo import DemoStack
 
-from .conftest import click_away, consent, events, open_host, portal_ready, wait_event
+from .conftest import click_away, consent, events, open_host, portal_ready, press_away, wait_event
 
 pytestmark = pytest.mark.e2e
 
@@ -204,7 +204,7 @@ def test_closing_the_function_modal_rejects_cancelled(host: Page) -> None:
     portal_ready(frame)
     expect(frame.get_by_label("Name")).to_be_visible()
     shoot(page, "function-modal-narrow")
-    page.keyboard.press("Escape")
+    press_away(frame)
     assert wait_result(page, 2)["type"] == "cancelled"
     assert len(events(page, "modal-closed")) == 2
 

@@ -24,6 +24,7 @@ from .conftest import (
     new_context,
     open_host,
     portal_ready,
+    press_away,
     wait_event,
 )
 
@@ -118,14 +119,9 @@ def test_focus_stays_in_the_modal_on_a_page_with_inline_and_embed(
     page.keyboard.press("Enter")
     for frame in behind:
         assert frame.evaluate("window.__input") == [], frame_name(page, frame)
-    # Esc from inside the modal's iframe closes it. Enter may have opened an app page in the
-    # modal: wait until that document has settled, then press Esc on the element that holds the
-    # focus there. no_wait_after: the key closes the dialog, which removes the iframe the key's
-    # events were dispatched to, and keyboard.press() then waited for ever (seen once in a full
-    # run and once beside stress-ng).
-    modal_frame = page.frame_locator(f"{DIALOG} iframe")
-    portal_ready(modal_frame)
-    modal_frame.locator(":focus, body").last.press("Escape", no_wait_after=True)
+    # Esc from inside the modal's iframe closes it (Enter may have opened an app page there;
+    # press_away waits until that document has settled).
+    press_away(page.frame_locator(f"{DIALOG} iframe"))
     expect(page.locator(DIALOG)).to_have_count(0)
     page.wait_for_function(
         "() => window.demoEvents.some((e) => e.via === 'sdk' && e.type === 'modal-closed')"
@@ -211,7 +207,9 @@ def test_modal_shows_loading_state_and_closes_while_its_frame_loads(
     # loading state.
     page.evaluate("() => { window.portal.showApps('modal'); }")
     expect(status).to_be_visible()
-    page.keyboard.press("Escape")
+    # The focus is on the dialog's own close button (autofocus): the key goes there, without
+    # waiting after it (the key removes the dialog; see press_away).
+    dialog.get_by_role("button", name="Close").press("Escape", no_wait_after=True)
     expect(dialog).to_have_count(0)
     wait_event(page, "modal-closed", count=2)
     page.evaluate("() => { window.portal.showApps('modal'); }")
@@ -382,8 +380,7 @@ def test_show_connected_accounts_and_show_functions_open_their_pages(
         ".then((v) => { window.picked = { ok: true, v }; },"
         " (e) => { window.picked = { ok: false, type: e.type }; }); }"
     )
-    portal_ready(frame)
-    page.keyboard.press("Escape")
+    press_away(frame)
     page.wait_for_function("() => window.picked !== null")
     assert page.evaluate("window.picked") == {"ok": False, "type": "cancelled"}
 
