@@ -6,6 +6,8 @@ DESIGN.md "Host-page SDK")."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -176,6 +178,15 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), animations="disabled", caret="hide")
 
 
+def wait_until(page: Page, ready: Callable[[], bool], seconds: float = 30) -> None:
+    """Wait for a state that Playwright's callbacks (a route handler) set on the Python side:
+    ``wait_for_timeout`` lets Playwright dispatch them meanwhile."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert time.monotonic() < deadline, "the state never came"
+        page.wait_for_timeout(20)
+
+
 def test_modal_shows_loading_state_and_closes_while_its_frame_loads(
     page: Page, e2e_stack: DemoStack, user_id: str
 ) -> None:
@@ -214,7 +225,10 @@ def test_modal_shows_loading_state_and_closes_while_its_frame_loads(
     wait_event(page, "modal-closed", count=2)
     page.evaluate("() => { window.portal.showApps('modal'); }")
     expect(status).to_be_visible()
-    # The first two requests went with their closed modals; the third goes on now.
+    # The first two requests went with their closed modals; the third goes on now. The status
+    # shows before the frame's request reaches the route handler: wait for that state (one run
+    # beside seven other suites saw only 2 held when the status was already visible).
+    wait_until(page, lambda: len(held) >= 3)
     assert len(held) == 3, held
     held[-1].continue_()
     portal_ready(page.frame_locator(f"{DIALOG} iframe"))
