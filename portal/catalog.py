@@ -743,8 +743,16 @@ def validate_token_field(app: App, name: str, raw: Any) -> str:
 
 def validate_definition(data: Any, source: Path | str) -> list[str]:
     """Every schema violation of one parsed definition, each as ``"<file>: <field>: <problem>"``."""
+    return schema_problems(_VALIDATOR, data, source)
+
+
+def schema_problems(validator: Draft202012Validator, data: Any, source: Path | str) -> list[str]:
+    """Every violation of ``validator``'s JSON Schema by ``data``, each as
+    ``"<file>: <field>: <problem>"``, in field order. A ``pattern`` rule with an ``x-error``
+    says that sentence instead of the regex; an ``anyOf``/``oneOf`` names what would satisfy it.
+    Shared by the catalog and the flows files (portal/flows.py)."""
     problems = []
-    for error in sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(e.absolute_path)):
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
         where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         message = error.message
         if error.validator == "pattern" and isinstance(error.schema, dict):

@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from . import webhooks
 from .accounts import list_accounts
-from .catalog import Catalog, dotted
+from .catalog import Catalog, dotted, schema_problems
 from .errors import ConfigurationError, InvalidRequest, ResourceNotFound
 from .flow_types import Flow as Flow
 from .flow_types import FlowSet as FlowSet
@@ -86,17 +86,7 @@ _ABSENT = object()
 
 def validate_file(data: Any, source: Path | str) -> list[str]:
     """Every schema violation of one parsed flows file, each ``"<file>: <field>: <problem>"``."""
-    problems = []
-    for error in sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(e.absolute_path)):
-        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        message = error.message
-        if error.validator == "pattern" and isinstance(error.schema, dict):
-            rule = error.schema.get("x-error")
-            message = f"{error.instance!r} {rule}" if rule else message
-        if error.validator in ("anyOf", "oneOf") and error.context:
-            message = " or ".join(sorted({sub.message for sub in error.context}))
-        problems.append(f"{source}: {where}: {message}")
-    return problems
+    return schema_problems(_VALIDATOR, data, source)
 
 
 def _files(path: Path) -> list[Path]:

@@ -17,7 +17,6 @@ Thin views over :mod:`portal.flows`, :mod:`portal.accounts` and :mod:`portal.fun
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
@@ -30,14 +29,11 @@ from .. import functions as function_service
 from ..errors import InvalidRequest, PortalHTTPError, ResourceNotFound
 from ..state import current_portal
 from .common import (
-    app_logo,
-    app_summary,
     current_caller,
     mounted_page_context,
-    own_origin,
     page_context,
 )
-from .ui import _require_mounted, relative_time
+from .ui import _app_page, _require_mounted
 
 #: Functions listed per page of ``showFunctions`` before "refine the search".
 FUNCTIONS_SHOWN = 60
@@ -249,44 +245,7 @@ def ui_flow_choices(app: str, flow: str, field: str) -> str:
 
 
 def _accounts_page(slug: str, mode: str, layout: str) -> dict[str, Any]:
-    caller = current_caller()
-    app = _app_or_404(slug)
-    now = datetime.now(UTC)
-    rows = account_service.user_accounts(
-        current_portal.store, caller.user_id, app.slug, project=caller.project
-    )
-    accounts = [
-        {
-            **account_service.to_dict(a),
-            "created_human": relative_time(a.created_at, now),
-            "modified_human": relative_time(a.modified_at, now),
-        }
-        for a in rows
-    ]
-
-    def connect() -> dict[str, str]:
-        # Tickets are single-use: every connect button (Reconnect per account) gets its own.
-        ticket, attempt_id, _ = current_portal.tokens.issue_ticket(
-            caller.user_id,
-            app.slug,
-            caller.host_origin or own_origin(),
-            own_origin(),
-            project=caller.project,
-        )
-        return {
-            "url": url_for("portal.connect", app=app.slug, ticket=ticket),
-            "attempt_id": attempt_id,
-        }
-
-    for account in accounts:
-        account["reconnect"] = connect()
-    return {
-        "app": {**app_summary(app, len(accounts)), "logo": app_logo(app)},
-        "accounts": accounts,
-        "connect": connect(),
-        "mode": mode,
-        "layout": layout,
-    }
+    return _app_page(slug, mode, layout, reconnect_each=True)
 
 
 def ui_accounts(app: str) -> str:

@@ -22,6 +22,7 @@ from .common import (
     app_summary,
     current_caller,
     mounted_page_context,
+    own_origin,
     page_context,
 )
 
@@ -123,7 +124,14 @@ def _marketplace(
     }
 
 
-def _app_page(slug: str, mode: str, layout: str) -> dict[str, Any]:
+def _app_page(slug: str, mode: str, layout: str, *, reconnect_each: bool = False) -> dict[str, Any]:
+    """The context of an app's page (``_app_page.html``) and of its accounts page
+    (``_accounts_page.html``, with ``reconnect_each``): the app, the caller's accounts with
+    their relative times, and a connect ``{url, attempt_id}``. Tickets are single use, so with
+    ``reconnect_each`` every account's Reconnect button gets one of its own.
+
+    :raises ResourceNotFound: no such app in the marketplace.
+    """
     caller = current_caller()
     app = _app_or_404(slug)
     rows = account_service.user_accounts(
@@ -131,26 +139,35 @@ def _app_page(slug: str, mode: str, layout: str) -> dict[str, Any]:
     )
     now = datetime.now(UTC)
     accounts = [
-        {**account_service.to_dict(a), "modified_human": relative_time(a.modified_at, now)}
+        {
+            **account_service.to_dict(a),
+            "created_human": relative_time(a.created_at, now),
+            "modified_human": relative_time(a.modified_at, now),
+        }
         for a in rows
     ]
-    from .common import own_origin
 
-    # The iframe (or mounted page) opens the popup, so the result goes to the portal's origin.
-    ticket, attempt_id, _ = current_portal.tokens.issue_ticket(
-        caller.user_id,
-        app.slug,
-        caller.host_origin or own_origin(),
-        own_origin(),
-        project=caller.project,
-    )
+    def connect() -> dict[str, str]:
+        # The iframe (or mounted page) opens the popup, so the result goes to the portal's origin.
+        ticket, attempt_id, _ = current_portal.tokens.issue_ticket(
+            caller.user_id,
+            app.slug,
+            caller.host_origin or own_origin(),
+            own_origin(),
+            project=caller.project,
+        )
+        return {
+            "url": url_for("portal.connect", app=app.slug, ticket=ticket),
+            "attempt_id": attempt_id,
+        }
+
+    if reconnect_each:
+        for account in accounts:
+            account["reconnect"] = connect()
     return {
         "app": {**app_summary(app, len(accounts)), "logo": app_logo(app)},
         "accounts": accounts,
-        "connect": {
-            "url": url_for("portal.connect", app=app.slug, ticket=ticket),
-            "attempt_id": attempt_id,
-        },
+        "connect": connect(),
         "mode": mode,
         "layout": layout,
         "error": None,
