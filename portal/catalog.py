@@ -962,7 +962,7 @@ def _build_app(
     client = _client(app_file, oauth2, api_headers)
     _check_links(path, data)
     functions = _functions(path, slug, data.get("functions", []))
-    webhooks = _webhook_spec(path, data["webhooks"]) if "webhooks" in data else None
+    webhooks = _webhook_spec(path, data["webhooks"], names) if "webhooks" in data else None
     verify = _verify(path, data.get("verify"))
 
     return App(
@@ -1268,11 +1268,23 @@ def _functions(path: Path, slug: str, entries: list[dict[str, Any]]) -> tuple[Fu
     return functions
 
 
-def _webhook_spec(path: Path, block: Mapping[str, Any]) -> WebhookSpec:
-    """The :class:`WebhookSpec` of a schema-valid ``webhooks:`` block.
+def _webhook_spec(path: Path, block: Mapping[str, Any], fields: Iterable[str] = ()) -> WebhookSpec:
+    """The :class:`WebhookSpec` of a schema-valid ``webhooks:`` block; ``fields`` are the
+    app's account field names.
 
-    :raises CatalogError: a ``topics`` entry renames a topic to a name not in ``triggers``.
+    :raises CatalogError: a ``topics`` entry renames a topic to a name not in ``triggers``;
+        ``account.field`` is not an account field; ``secret: account`` without a per-account
+        URL (``account.query``) to learn it for.
     """
+    account_block = block["account"]
+    if account_block["match"] == "account_field" and account_block["field"] not in set(fields):
+        raise CatalogError(
+            f"{path}: webhooks.account.field: {account_block['field']!r} is not an account field"
+        )
+    if block["signature"].get("secret") == "account" and not account_block.get("query"):
+        raise CatalogError(
+            f"{path}: webhooks.signature.secret: 'account' needs webhooks.account.query"
+        )
     triggers = tuple(block["triggers"])
     topics = dict(block.get("topics", {}))
     for topic, name in topics.items():
