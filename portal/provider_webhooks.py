@@ -367,7 +367,7 @@ def _asana_handshake(
         data["webhook_secrets"] = [*kept, secret][-MAX_ACCOUNT_SECRETS:]
         account.credentials = state.sealer.seal(account.id, data)
     log.info("%s webhook handshake for connected account %s", app.slug, account_id)
-    return Outcome(headers={"X-Hook-Secret": secret}, handshake=True)
+    return Outcome(reply={}, headers={"X-Hook-Secret": secret}, handshake=True)
 
 
 def _secrets(state: PortalState, app: App, query: Mapping[str, str]) -> list[str]:
