@@ -5,9 +5,10 @@ One YAML file per app: the shipped ones in ``portal/apps/``, then every director
 validated against ``portal/catalog.schema.json`` (JSON Schema 2020-12) when loaded; an invalid
 file raises :class:`~portal.errors.CatalogError` naming the file and the field.
 
-Secrets never come from YAML: ``client_id``/``client_secret`` are read from
-``PORTAL_APPS[slug]`` or the environment (``PORTAL_<SLUG>_CLIENT_ID``, ``…_CLIENT_SECRET``, the
-slug upper-cased with ``-`` as ``_``).
+Secrets never come from YAML: ``client_id``/``client_secret`` (and the ``webhook_secret`` of
+provider webhooks) are read from ``PORTAL_APPS[slug]`` or the environment
+(``PORTAL_<SLUG>_CLIENT_ID``, ``…_CLIENT_SECRET``, ``…_WEBHOOK_SECRET``, the slug upper-cased
+with ``-`` as ``_``).
 
 Account fields (catalog ``account_fields``) are values the end user enters before connecting
 (a subdomain, a region, a self-hosted host name). URLs keep their ``{name}`` placeholders in the

@@ -603,7 +603,7 @@ def test_oversized_chunked_notification_is_413(portal_app: Flask, accounts: dict
     assert outbox_count(portal_app) == 0
 
 
-@pytest.mark.parametrize("slug", ["nope", "sandbox", "slack"])
+@pytest.mark.parametrize("slug", ["nope", "sandbox", "salesforce"])
 def test_app_without_webhooks_is_404(portal_app: Flask, slug: str) -> None:
     body = encode(notification("company.created", company()))
     client = portal_app.test_client()
