@@ -325,3 +325,138 @@ def test_compares_are_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.clear()
         assert check(scheme, delivery(scheme))
         assert calls, scheme
+
+
+# --------------------------------------------------------------------------- catalog rules
+
+
+def _app_file(tmp_path: Any, webhooks: dict[str, Any], fields: bool = False) -> Any:
+    import yaml
+
+    from portal.catalog import load_catalog
+
+    data: dict[str, Any] = {
+        "slug": "acme",
+        "title": "Acme",
+        "description": "The acme test app.",
+        "categories": ["Testing"],
+        "docs_url": "https://docs.example.com/acme",
+        "auth": {"type": "api_key", "placement": {"in": "header", "name": "X-Key"}},
+        "api": {"base_url": "https://{shop}.example.com" if fields else "https://api.example.com"},
+        "webhooks": webhooks,
+    }
+    if fields:
+        data["account_fields"] = [{"name": "shop", "label": "Shop", "format": "dns_label"}]
+    (tmp_path / "acme.yaml").write_text(yaml.safe_dump(data), "utf-8")
+    return load_catalog([tmp_path], environ={}).get("acme")
+
+
+def test_a_provider_scheme_needs_no_header(tmp_path: Any) -> None:
+    acme = _app_file(
+        tmp_path,
+        {
+            "signature": {"scheme": "shopify"},
+            "account": {
+                "header": "X-Shopify-Shop-Domain",
+                "match": "account_field",
+                "field": "shop",
+                "suffix": ".myshopify.com",
+            },
+            "topic_header": "X-Shopify-Topic",
+            "triggers": ["orders/create"],
+        },
+        fields=True,
+    )
+    assert acme.webhooks.signature == WebhookSignature(scheme="shopify")
+    assert acme.webhooks.account.field == "shop" and acme.webhooks.topic_path == ""
+
+
+@pytest.mark.parametrize(
+    ("webhooks", "message"),
+    [
+        # hmac_hex (the default) still needs its header and algorithm.
+        (
+            {
+                "signature": {"scheme": "hmac_hex"},
+                "account": {"payload_path": "a", "match": "external_id"},
+                "topic_path": "t",
+                "triggers": ["x"],
+            },
+            "'header'",
+        ),
+        (
+            {
+                "signature": {"scheme": "md5"},
+                "account": {"payload_path": "a", "match": "external_id"},
+                "topic_path": "t",
+                "triggers": ["x"],
+            },
+            "md5",
+        ),
+        # Neither a topic path nor a topic header.
+        (
+            {
+                "signature": {"scheme": "github"},
+                "account": {"payload_path": "a", "match": "external_id"},
+                "triggers": ["x"],
+            },
+            "'topic_path'",
+        ),
+        # No account source.
+        (
+            {
+                "signature": {"scheme": "github"},
+                "account": {"match": "external_id"},
+                "topic_path": "t",
+                "triggers": ["x"],
+            },
+            "'payload_path'",
+        ),
+        # account_field without its field, or with a field the app does not have.
+        (
+            {
+                "signature": {"scheme": "github"},
+                "account": {"header": "X-A", "match": "account_field"},
+                "topic_path": "t",
+                "triggers": ["x"],
+            },
+            "'field'",
+        ),
+        (
+            {
+                "signature": {"scheme": "github"},
+                "account": {"header": "X-A", "match": "account_field", "field": "shop"},
+                "topic_path": "t",
+                "triggers": ["x"],
+            },
+            "not an account field",
+        ),
+        # A per-account secret needs a per-account URL to learn it for.
+        (
+            {
+                "signature": {"scheme": "asana", "secret": "account"},
+                "account": {"payload_path": "a", "match": "external_id"},
+                "topic_path": "t",
+                "triggers": ["x"],
+            },
+            "needs webhooks.account.query",
+        ),
+        (
+            {
+                "signature": {"scheme": "slack", "tolerance": 0},
+                "account": {"payload_path": "a", "match": "external_id"},
+                "topic_path": "t",
+                "triggers": ["x"],
+            },
+            "tolerance",
+        ),
+    ],
+)
+def test_invalid_scheme_blocks_are_refused(
+    tmp_path: Any, webhooks: dict[str, Any], message: str
+) -> None:
+    from portal.errors import CatalogError
+
+    with pytest.raises(CatalogError) as info:
+        _app_file(tmp_path, webhooks)
+    assert message in str(info.value) and "acme.yaml" in str(info.value)
