@@ -5,9 +5,10 @@ One YAML file per app: the shipped ones in ``portal/apps/``, then every director
 validated against ``portal/catalog.schema.json`` (JSON Schema 2020-12) when loaded; an invalid
 file raises :class:`~portal.errors.CatalogError` naming the file and the field.
 
-Secrets never come from YAML: ``client_id``/``client_secret`` are read from
-``PORTAL_APPS[slug]`` or the environment (``PORTAL_<SLUG>_CLIENT_ID``, ``…_CLIENT_SECRET``, the
-slug upper-cased with ``-`` as ``_``).
+Secrets never come from YAML: ``client_id``/``client_secret`` (and the ``webhook_secret`` of
+provider webhooks) are read from ``PORTAL_APPS[slug]`` or the environment
+(``PORTAL_<SLUG>_CLIENT_ID``, ``…_CLIENT_SECRET``, ``…_WEBHOOK_SECRET``, the slug upper-cased
+with ``-`` as ``_``).
 
 Account fields (catalog ``account_fields``) are values the end user enters before connecting
 (a subdomain, a region, a self-hosted host name). URLs keep their ``{name}`` placeholders in the
@@ -266,33 +267,73 @@ class Function:
     destructive: bool = True
 
 
+#: Signature schemes of provider webhooks (:data:`portal.webhook_schemes.SCHEMES` implements
+#: each; catalog ``webhooks.signature.scheme``).
+WebhookScheme = Literal[
+    "hmac_hex",
+    "slack",
+    "hubspot_v3",
+    "github",
+    "stripe",
+    "shopify",
+    "zendesk",
+    "asana",
+    "linear",
+    "atlassian_jwt",
+    "basic_auth",
+]
+
+
 @dataclass(frozen=True)
 class WebhookSignature:
-    """How a provider signs its notifications: ``prefix`` + hex HMAC (RFC 2104) of the raw
-    body with ``algorithm``, keyed with the app's ``secret`` (only ``client_secret`` so far),
-    in the ``header`` request header."""
+    """How a provider signs its notifications.
 
-    header: str
-    algorithm: Literal["sha1", "sha256"]
+    ``scheme`` ``hmac_hex`` (the default): ``prefix`` + hex HMAC (RFC 2104) of the raw body with
+    ``algorithm`` in the ``header`` request header. Every other scheme is one provider's own
+    (:mod:`portal.webhook_schemes`) and ignores ``header``/``algorithm``/``prefix``. The key is
+    ``secret``: the app's ``client_secret``, its ``webhook_secret`` (``PORTAL_APPS[slug]
+    ["webhook_secret"]`` or ``PORTAL_<SLUG>_WEBHOOK_SECRET``), or ``account``: one learnt per
+    connected account in a handshake (Asana's ``X-Hook-Secret``). ``tolerance``: the replay
+    window of schemes with a timestamp, in seconds (``None``: the scheme's documented one).
+    """
+
+    header: str = ""
+    algorithm: Literal["sha1", "sha256"] = "sha256"
     prefix: str = ""
-    secret: Literal["client_secret"] = "client_secret"
+    secret: Literal["client_secret", "webhook_secret", "account"] = "client_secret"
+    scheme: WebhookScheme = "hmac_hex"
+    tolerance: int | None = None
 
 
 @dataclass(frozen=True)
 class WebhookAccount:
     """Which connected accounts a notification is for: those whose ``match`` field equals the
-    value at the dotted ``payload_path``."""
+    value read at the dotted ``payload_path`` of the notification, or in its ``header``
+    request header, or in its ``query`` parameter (of the URL the host subscribed).
 
-    payload_path: str
-    match: Literal["external_id"] = "external_id"
+    ``match``: ``external_id`` (the identity's id), ``account_field`` (the account field
+    ``field`` + ``suffix``, e.g. Shopify's ``shop`` + ``.myshopify.com``, read from the sealed
+    credentials) or ``id`` (the connected account's own id, for URLs made per account).
+    """
+
+    payload_path: str = ""
+    match: Literal["external_id", "account_field", "id"] = "external_id"
+    header: str = ""
+    query: str = ""
+    field: str = ""
+    suffix: str = ""
 
 
 @dataclass(frozen=True)
 class WebhookSpec:
     """An app's provider webhooks (catalog ``webhooks:`` block).
 
-    The topic read at ``topic_path`` is renamed through ``topics`` (provider topic -> trigger
-    name; unlisted topics keep their name); only names in ``triggers`` are forwarded.
+    The topic read at ``topic_path`` (or in the ``topic_header`` request header) is renamed
+    through ``topics`` (provider topic -> trigger name; unlisted topics keep their name); only
+    names in ``triggers`` are forwarded. ``topic_path`` may name several dotted paths separated
+    by spaces: their values joined with ``.`` make the topic (Asana ``task.added``).
+    ``batch``: the dotted path of a list of events in one notification (``.``: the body is
+    that list, as HubSpot sends it); each event is routed and forwarded on its own.
     """
 
     signature: WebhookSignature
@@ -300,6 +341,8 @@ class WebhookSpec:
     topic_path: str
     triggers: tuple[str, ...]
     topics: Mapping[str, str] = field(default_factory=dict)
+    topic_header: str = ""
+    batch: str = ""
 
     def trigger(self, topic: str) -> str | None:
         """The trigger ``topic`` is forwarded as, or ``None`` when it is not forwarded."""
@@ -313,6 +356,10 @@ class ClientCredentials:
 
     client_id: str | None
     client_secret: str | None = field(repr=False, default=None)
+    #: The secret a provider signs its webhooks with when it is not the client secret (Slack's
+    #: signing secret, Stripe's ``whsec_…``): ``PORTAL_APPS[slug]["webhook_secret"]`` or
+    #: ``PORTAL_<SLUG>_WEBHOOK_SECRET``.
+    webhook_secret: str | None = field(repr=False, default=None)
 
 
 @dataclass(frozen=True)
@@ -924,7 +971,7 @@ def _build_app(
     client = _client(app_file, oauth2, api_headers)
     _check_links(path, data)
     functions = _functions(path, slug, data.get("functions", []))
-    webhooks = _webhook_spec(path, data["webhooks"]) if "webhooks" in data else None
+    webhooks = _webhook_spec(path, data["webhooks"], names) if "webhooks" in data else None
     verify = _verify(path, data.get("verify"))
 
     return App(
@@ -1164,6 +1211,7 @@ def _client(
     client = ClientCredentials(
         client_id=settings.get("client_id") or env.get(f"{prefix}_CLIENT_ID"),
         client_secret=settings.get("client_secret") or env.get(f"{prefix}_CLIENT_SECRET"),
+        webhook_secret=settings.get("webhook_secret") or env.get(f"{prefix}_WEBHOOK_SECRET"),
     )
     missing = app_file.missing
     if oauth2 is not None and is_placeholder_value(client.client_id):
@@ -1229,11 +1277,23 @@ def _functions(path: Path, slug: str, entries: list[dict[str, Any]]) -> tuple[Fu
     return functions
 
 
-def _webhook_spec(path: Path, block: Mapping[str, Any]) -> WebhookSpec:
-    """The :class:`WebhookSpec` of a schema-valid ``webhooks:`` block.
+def _webhook_spec(path: Path, block: Mapping[str, Any], fields: Iterable[str] = ()) -> WebhookSpec:
+    """The :class:`WebhookSpec` of a schema-valid ``webhooks:`` block; ``fields`` are the
+    app's account field names.
 
-    :raises CatalogError: a ``topics`` entry renames a topic to a name not in ``triggers``.
+    :raises CatalogError: a ``topics`` entry renames a topic to a name not in ``triggers``;
+        ``account.field`` is not an account field; ``secret: account`` without a per-account
+        URL (``account.query``) to learn it for.
     """
+    account_block = block["account"]
+    if account_block["match"] == "account_field" and account_block["field"] not in set(fields):
+        raise CatalogError(
+            f"{path}: webhooks.account.field: {account_block['field']!r} is not an account field"
+        )
+    if block["signature"].get("secret") == "account" and not account_block.get("query"):
+        raise CatalogError(
+            f"{path}: webhooks.signature.secret: 'account' needs webhooks.account.query"
+        )
     triggers = tuple(block["triggers"])
     topics = dict(block.get("topics", {}))
     for topic, name in topics.items():
@@ -1245,15 +1305,26 @@ def _webhook_spec(path: Path, block: Mapping[str, Any]) -> WebhookSpec:
     account = block["account"]
     return WebhookSpec(
         signature=WebhookSignature(
-            header=signature["header"],
-            algorithm=signature["algorithm"],
+            header=signature.get("header", ""),
+            algorithm=signature.get("algorithm", "sha256"),
             prefix=signature.get("prefix", ""),
             secret=signature.get("secret", "client_secret"),
+            scheme=signature.get("scheme", "hmac_hex"),
+            tolerance=signature.get("tolerance"),
         ),
-        account=WebhookAccount(payload_path=account["payload_path"], match=account["match"]),
-        topic_path=block["topic_path"],
+        account=WebhookAccount(
+            payload_path=account.get("payload_path", ""),
+            match=account["match"],
+            header=account.get("header", ""),
+            query=account.get("query", ""),
+            field=account.get("field", ""),
+            suffix=account.get("suffix", ""),
+        ),
+        topic_path=block.get("topic_path", ""),
         triggers=triggers,
         topics=topics,
+        topic_header=block.get("topic_header", ""),
+        batch=block.get("batch", ""),
     )
 
 

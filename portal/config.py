@@ -58,7 +58,10 @@ DEFAULTS: dict[str, Any] = {
     #: ``PORTAL_<APP>_CLIENT_SECRET`` fill gaps. Apps with ``auth.custom_redirect_uri`` (eBay)
     #: also need ``"redirect_uri_value"`` (or ``PORTAL_<APP>_REDIRECT_URI_VALUE``): the value
     #: sent as ``redirect_uri`` in the authorization and token requests (eBay's RuName, set up
-    #: at the provider to point at the app's callback URL). Default ``{}``.
+    #: at the provider to point at the app's callback URL). Apps whose provider webhooks are
+    #: signed with another secret than the client secret (Slack's signing secret, Stripe's
+    #: ``whsec_…``) take it as ``"webhook_secret"`` (or ``PORTAL_<APP>_WEBHOOK_SECRET``).
+    #: Default ``{}``.
     "PORTAL_APPS": {},
     #: Slugs shown in the marketplace, in this order; other apps do not show and their pages
     #: are 404. ``None`` (default): every usable app: OAuth apps once their client is

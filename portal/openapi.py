@@ -814,6 +814,11 @@ def _webhook_paths(api: str) -> dict[str, Schema]:
             "post": _op(
                 "Provider webhook ingress, verified by the provider's signature.",
                 {
+                    "200": _json(
+                        {"type": "object", "properties": {"challenge": {"type": "string"}}},
+                        "A handshake answered: Slack's url_verification challenge, or Asana's "
+                        "X-Hook-Secret echoed (empty JSON object).",
+                    ),
                     "202": _json(
                         {"type": "object", "properties": {"accepted": {"type": "integer"}}},
                         "Accepted.",
@@ -824,7 +829,9 @@ def _webhook_paths(api: str) -> dict[str, Schema]:
                     "413": _error("Body too large."),
                 },
                 security=[],
-                parameters=[_APP],
+                # A per-account subscription URL (Zendesk, Asana, Linear, Jira): the connected
+                # account and its token (portal.provider_webhooks.subscription_token).
+                parameters=[_APP, _query_param("account"), _query_param("token")],
             )
         },
     }

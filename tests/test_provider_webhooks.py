@@ -221,9 +221,22 @@ def test_intercom_webhooks_follow_intercoms_docs() -> None:
         assert spec.trigger(topic) is None
 
 
-def test_only_intercom_ships_webhooks() -> None:
+def test_the_apps_that_ship_webhooks() -> None:
+    """Intercom and the ten of tests/test_provider_webhooks_apps.py."""
     with_webhooks = {app.slug for app in load_catalog(environ={}) if app.webhooks is not None}
-    assert with_webhooks == {"intercom"}
+    assert with_webhooks == {
+        "intercom",
+        "slack",
+        "hubspot",
+        "github",
+        "stripe-connect",
+        "shopify",
+        "zendesk",
+        "asana",
+        "linear",
+        "jira",
+        "pipedrive",
+    }
 
 
 def _definition(webhooks: Any) -> dict[str, Any]:
@@ -590,7 +603,7 @@ def test_oversized_chunked_notification_is_413(portal_app: Flask, accounts: dict
     assert outbox_count(portal_app) == 0
 
 
-@pytest.mark.parametrize("slug", ["nope", "sandbox", "slack"])
+@pytest.mark.parametrize("slug", ["nope", "sandbox", "salesforce"])
 def test_app_without_webhooks_is_404(portal_app: Flask, slug: str) -> None:
     body = encode(notification("company.created", company()))
     client = portal_app.test_client()

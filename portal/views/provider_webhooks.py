@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from .. import provider_webhooks
+from ..callers import own_origin
 from ..errors import PayloadTooLarge
 from ..state import current_portal
 
@@ -18,8 +19,10 @@ def receive(app: str) -> tuple[Response, int]:
     """``POST``: verify and forward one notification.
 
     :returns: 202 ``{"accepted": n}``, ``n`` the webhooks queued for the host (0 for a topic
-        that is no trigger). 401 ``invalid_signature``, 400 ``invalid_json``, 404 for an app
-        without webhooks, 413 above :data:`~portal.provider_webhooks.MAX_BODY`.
+        that is no trigger, or for no connected account); 200 for a handshake (Slack's
+        ``{"challenge": …}``, Asana's ``X-Hook-Secret`` echoed). 401 ``invalid_signature``,
+        400 ``invalid_json``, 404 for an app without webhooks, 413 above
+        :data:`~portal.provider_webhooks.MAX_BODY`.
     """
     definition = provider_webhooks.webhook_app(current_portal, app)
     limit = provider_webhooks.MAX_BODY
@@ -31,9 +34,29 @@ def receive(app: str) -> tuple[Response, int]:
     body = request.get_data(cache=False)
     if len(body) > limit:
         raise PayloadTooLarge("The notification is larger than 1 MiB.")
-    headers = dict(request.headers.items())
-    accepted = provider_webhooks.ingest(current_portal, definition, body, headers)
-    return jsonify({"accepted": accepted}), 202
+    query = request.query_string.decode("latin-1")
+    # The URL as the provider called it (HubSpot v3 signs it): the portal's public origin.
+    url = (
+        own_origin().rstrip("/")
+        + request.script_root
+        + request.path
+        + (f"?{query}" if query else "")
+    )
+    outcome = provider_webhooks.ingest(
+        current_portal,
+        definition,
+        body,
+        dict(request.headers.items()),
+        method=request.method,
+        url=url,
+        query=request.args.to_dict(),
+    )
+    if outcome.reply is not None:
+        response = jsonify(outcome.reply)
+    else:
+        response = jsonify({"accepted": outcome.accepted})
+    response.headers.update(outcome.headers)
+    return response, 200 if outcome.handshake else 202
 
 
 def probe(app: str) -> Response:
