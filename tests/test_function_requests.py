@@ -1458,6 +1458,295 @@ REQUESTS += [
     ),
 ]
 
+# ------------------------------------------------ issue 17 item 2, second wave: Slack, HubSpot,
+# GitHub, Jira, Gmail, Google Sheets, Notion. Values follow each source page's examples.
+REQUESTS += [
+    (
+        "slack-list-replies",
+        {"channel": "C123ABC456", "ts": "1234567890.123456", "limit": 20},
+        req(
+            "GET",
+            "conversations.replies",
+            [("channel", "C123ABC456"), ("ts", "1234567890.123456"), ("limit", "20")],
+        ),
+    ),
+    (
+        "slack-add-reaction",
+        {"channel": "C123ABC456", "timestamp": "1234567890.123456", "name": "thumbsup"},
+        req(
+            "POST",
+            "reactions.add",
+            body={"channel": "C123ABC456", "timestamp": "1234567890.123456", "name": "thumbsup"},
+        ),
+    ),
+    (
+        "slack-delete-message",
+        {"channel": "C123ABC456", "ts": "1401383885.000061"},
+        req("POST", "chat.delete", body={"channel": "C123ABC456", "ts": "1401383885.000061"}),
+    ),
+    (
+        "slack-create-channel",
+        {"name": "endeavor", "is_private": False},
+        req("POST", "conversations.create", body={"name": "endeavor", "is_private": False}),
+    ),
+    (
+        "slack-invite-to-channel",
+        {"channel": "C012AB3CD", "users": "W1234567890,U2345678901"},
+        req(
+            "POST",
+            "conversations.invite",
+            body={"channel": "C012AB3CD", "users": "W1234567890,U2345678901"},
+        ),
+    ),
+    (
+        "hubspot-get-company",
+        {"company_id": "512", "properties": "name,domain", "associations": "contacts"},
+        req(
+            "GET",
+            "crm/v3/objects/companies/512",
+            [("properties", "name,domain"), ("associations", "contacts")],
+        ),
+    ),
+    (
+        "hubspot-update-company",
+        {"company_id": "512", "properties": {"industry": "COMPUTER_SOFTWARE"}},
+        req(
+            "PATCH",
+            "crm/v3/objects/companies/512",
+            body={"properties": {"industry": "COMPUTER_SOFTWARE"}},
+        ),
+    ),
+    (
+        "hubspot-search-companies",
+        {
+            "filter_groups": [
+                {"filters": [{"propertyName": "domain", "operator": "EQ", "value": "hubspot.com"}]}
+            ],
+            "limit": 10,
+        },
+        req(
+            "POST",
+            "crm/v3/objects/companies/search",
+            body={
+                "filterGroups": [
+                    {
+                        "filters": [
+                            {"propertyName": "domain", "operator": "EQ", "value": "hubspot.com"}
+                        ]
+                    }
+                ],
+                "limit": 10,
+            },
+        ),
+    ),
+    (
+        "hubspot-get-deal",
+        {"deal_id": "1001", "properties": "dealname,amount"},
+        req("GET", "crm/v3/objects/deals/1001", [("properties", "dealname,amount")]),
+    ),
+    (
+        "hubspot-update-deal",
+        {"deal_id": "1001", "properties": {"dealstage": "closedwon", "amount": "1500.00"}},
+        req(
+            "PATCH",
+            "crm/v3/objects/deals/1001",
+            body={"properties": {"dealstage": "closedwon", "amount": "1500.00"}},
+        ),
+    ),
+    (
+        "hubspot-search-deals",
+        {"query": "renewal", "properties": ["dealname", "amount"]},
+        req(
+            "POST",
+            "crm/v3/objects/deals/search",
+            body={"query": "renewal", "properties": ["dealname", "amount"], "limit": 100},
+        ),
+    ),
+    (
+        "github-search-issues",
+        {"q": "repo:octocat/Hello-World is:issue is:open label:bug", "sort": "created", "page": 2},
+        req(
+            "GET",
+            "search/issues",
+            [
+                ("q", "repo:octocat/Hello-World is:issue is:open label:bug"),
+                ("sort", "created"),
+                ("page", "2"),
+            ],
+        ),
+    ),
+    (
+        "github-get-repository",
+        {"owner": "octocat", "repo": "Hello-World"},
+        req("GET", "repos/octocat/Hello-World"),
+    ),
+    (
+        "github-add-labels",
+        {"owner": "octocat", "repo": "Hello-World", "issue_number": 1347, "labels": ["bug"]},
+        req("POST", "repos/octocat/Hello-World/issues/1347/labels", body={"labels": ["bug"]}),
+    ),
+    (
+        "github-request-reviewers",
+        {
+            "owner": "octocat",
+            "repo": "Hello-World",
+            "pull_number": 1347,
+            "reviewers": ["octocat", "hubot", "other_user"],
+            "team_reviewers": ["justice-league"],
+        },
+        req(
+            "POST",
+            "repos/octocat/Hello-World/pulls/1347/requested_reviewers",
+            body={
+                "reviewers": ["octocat", "hubot", "other_user"],
+                "team_reviewers": ["justice-league"],
+            },
+        ),
+    ),
+    (
+        "github-merge-pull-request",
+        {
+            "owner": "octocat",
+            "repo": "Hello-World",
+            "pull_number": 1347,
+            "commit_title": "Expand enum",
+            "commit_message": "Add a new value to the merge_method enum",
+            "merge_method": "squash",
+        },
+        req(
+            "PUT",
+            "repos/octocat/Hello-World/pulls/1347/merge",
+            body={
+                "commit_title": "Expand enum",
+                "commit_message": "Add a new value to the merge_method enum",
+                "merge_method": "squash",
+            },
+        ),
+    ),
+    (
+        "jira-get-transitions",
+        {"cloud_id": CLOUD, "issue": "HSP-1"},
+        req("GET", f"ex/jira/{CLOUD}/rest/api/3/issue/HSP-1/transitions"),
+    ),
+    (
+        "jira-transition-issue",
+        {
+            "cloud_id": CLOUD,
+            "issue": "HSP-1",
+            "transition_id": "5",
+            "fields": {"resolution": {"name": "Fixed"}},
+        },
+        req(
+            "POST",
+            f"ex/jira/{CLOUD}/rest/api/3/issue/HSP-1/transitions",
+            body={"transition": {"id": "5"}, "fields": {"resolution": {"name": "Fixed"}}},
+        ),
+    ),
+    (
+        "jira-assign-issue",
+        {"cloud_id": CLOUD, "issue": "10000", "account_id": "5b10ac8d82e05b22cc7d4ef5"},
+        req(
+            "PUT",
+            f"ex/jira/{CLOUD}/rest/api/3/issue/10000/assignee",
+            body={"accountId": "5b10ac8d82e05b22cc7d4ef5"},
+        ),
+    ),
+    (
+        "jira-get-comments",
+        {"cloud_id": CLOUD, "issue": "HSP-1", "start_at": 50, "max_results": 50},
+        req(
+            "GET",
+            f"ex/jira/{CLOUD}/rest/api/3/issue/HSP-1/comment",
+            [("startAt", "50"), ("maxResults", "50")],
+        ),
+    ),
+    (
+        "gmail-list-threads",
+        {"q": "subject:invoice is:unread", "max_results": 50},
+        req("GET", "users/me/threads", [("q", "subject:invoice is:unread"), ("maxResults", "50")]),
+    ),
+    ("gmail-list-labels", {}, req("GET", "users/me/labels")),
+    (
+        "gmail-modify-labels",
+        {"id": "18c5f1a2b3d4e5f6", "remove_label_ids": ["UNREAD", "INBOX"]},
+        req(
+            "POST",
+            "users/me/messages/18c5f1a2b3d4e5f6/modify",
+            body={"removeLabelIds": ["UNREAD", "INBOX"]},
+        ),
+    ),
+    (
+        "gmail-trash-message",
+        {"id": "18c5f1a2b3d4e5f6"},
+        req("POST", "users/me/messages/18c5f1a2b3d4e5f6/trash"),
+    ),
+    (
+        "gmail-create-draft",
+        {"raw": "VG86IGFAYi5leGFtcGxlDQpTdWJqZWN0OiBIaQ0KDQpIZWxsbw"},
+        req(
+            "POST",
+            "users/me/drafts",
+            body={"message": {"raw": "VG86IGFAYi5leGFtcGxlDQpTdWJqZWN0OiBIaQ0KDQpIZWxsbw"}},
+        ),
+    ),
+    (
+        "google-sheets-clear-values",
+        {"spreadsheet_id": SHEET, "range": "Sheet1!A2:D"},
+        req("POST", f"spreadsheets/{SHEET}/values/Sheet1%21A2%3AD:clear", body={}),
+    ),
+    (
+        "google-sheets-create-spreadsheet",
+        {"title": "Sales 2026", "time_zone": "America/New_York"},
+        req(
+            "POST",
+            "spreadsheets",
+            body={"properties": {"title": "Sales 2026", "timeZone": "America/New_York"}},
+        ),
+    ),
+    (
+        "notion-append-blocks",
+        {
+            "block_id": PAGE,
+            "children": [
+                {
+                    "object": "block",
+                    "type": "paragraph",
+                    "paragraph": {"rich_text": [{"type": "text", "text": {"content": "Hello"}}]},
+                }
+            ],
+        },
+        req(
+            "PATCH",
+            f"blocks/{PAGE}/children",
+            body={
+                "children": [
+                    {
+                        "object": "block",
+                        "type": "paragraph",
+                        "paragraph": {
+                            "rich_text": [{"type": "text", "text": {"content": "Hello"}}]
+                        },
+                    }
+                ]
+            },
+        ),
+    ),
+    ("notion-list-users", {"page_size": 50}, req("GET", "users", [("page_size", "50")])),
+    (
+        "notion-create-comment",
+        {"page_id": PAGE, "text": "Hello world"},
+        req(
+            "POST",
+            "comments",
+            body={
+                "parent": {"page_id": PAGE},
+                "rich_text": [{"type": "text", "text": {"content": "Hello world"}}],
+            },
+        ),
+    ),
+    ("notion-get-data-source", {"data_source_id": PAGE}, req("GET", f"data_sources/{PAGE}")),
+]
+
 
 @pytest.mark.parametrize(
     ("name", "params", "expected"), REQUESTS, ids=[f"{r[0]}-{i}" for i, r in enumerate(REQUESTS)]
@@ -1509,7 +1798,10 @@ def test_every_param_is_described_and_every_list_paginates(catalog: Catalog) -> 
 
 
 #: List functions whose provider has no cursor the function format can follow.
-NO_CURSOR: set[str] = set()
+NO_CURSOR: set[str] = {
+    # Gmail returns every label in one response (users.labels.list has no pageToken).
+    "gmail-list-labels",
+}
 
 
 # (function, a response as the provider documents it, the next cursor in it). The last page of
@@ -1895,6 +2187,52 @@ RESPONSES += [
     (
         "harvest-list-time-entries",
         {"time_entries": [], "per_page": 2000, "total_pages": 2, "next_page": None, "page": 2},
+        None,
+    ),
+]
+
+# Issue 17 item 2, second wave.
+RESPONSES += [
+    (
+        "slack-list-replies",
+        {
+            "ok": True,
+            "messages": [{"type": "message", "ts": "1482960137.003543", "reply_count": 3}],
+            "has_more": True,
+            "response_metadata": {"next_cursor": "bmV4dF90czoxNDg0Njc4MjkwNTE3MDkx"},
+        },
+        "bmV4dF90czoxNDg0Njc4MjkwNTE3MDkx",
+    ),
+    (
+        "hubspot-search-companies",
+        {"total": 2, "results": [{"id": "512"}], "paging": {"next": {"after": "1"}}},
+        "1",
+    ),
+    ("hubspot-search-deals", {"total": 0, "results": []}, None),
+    (
+        "gmail-list-threads",
+        {
+            "threads": [{"id": "18c5f1a2b3d4e5f6", "snippet": "", "historyId": "1"}],
+            "nextPageToken": "09876543210",
+            "resultSizeEstimate": 201,
+        },
+        "09876543210",
+    ),
+    ("gmail-list-threads", {"resultSizeEstimate": 0}, None),
+    (
+        "notion-list-users",
+        {
+            "object": "list",
+            "results": [{"object": "user", "id": "d40e767c-d7af-4b18-a86d-55c61f1e39a4"}],
+            "next_cursor": "fe2cc560-036c-44cd-90e8-294d5a74cebc",
+            "has_more": True,
+            "type": "user",
+        },
+        "fe2cc560-036c-44cd-90e8-294d5a74cebc",
+    ),
+    (
+        "notion-list-users",
+        {"object": "list", "results": [], "next_cursor": None, "has_more": False},
         None,
     ),
 ]
