@@ -1747,6 +1747,282 @@ REQUESTS += [
     ("notion-get-data-source", {"data_source_id": PAGE}, req("GET", f"data_sources/{PAGE}")),
 ]
 
+# ------------------------------------------------ issue 17 item 2, second wave: Stripe, Airtable,
+# Asana, Linear, Intercom, Pipedrive, Zoom, Calendly.
+BASE = "appLkNDICXNqxSDhG"
+CAL_EVENT = "ABCDABCDABCDABCD"
+REQUESTS += [
+    (
+        "stripe-connect-search-charges",
+        {"query": "amount>999 AND metadata['order_id']:'6735'", "limit": 20},
+        req(
+            "GET",
+            "charges/search",
+            [("query", "amount>999 AND metadata['order_id']:'6735'"), ("limit", "20")],
+        ),
+    ),
+    (
+        "stripe-connect-search-subscriptions",
+        {"query": "status:'active' AND metadata['order_id']:'6735'"},
+        req(
+            "GET",
+            "subscriptions/search",
+            [("query", "status:'active' AND metadata['order_id']:'6735'")],
+        ),
+    ),
+    (
+        "stripe-connect-search-products",
+        {"query": "active:'true' AND metadata['order_id']:'6735'"},
+        req("GET", "products/search", [("query", "active:'true' AND metadata['order_id']:'6735'")]),
+    ),
+    (
+        "stripe-connect-get-invoice",
+        {"invoice_id": "in_1MtHbELkdIwHu7ixl4OzzPMv"},
+        req("GET", "invoices/in_1MtHbELkdIwHu7ixl4OzzPMv"),
+    ),
+    (
+        "stripe-connect-create-invoice-item",
+        {
+            "customer": "cus_NeZwdNtLEOXuvB",
+            "amount": 1099,
+            "currency": "usd",
+            "description": "Setup fee",
+        },
+        req(
+            "POST",
+            "invoiceitems",
+            body=[
+                ("customer", "cus_NeZwdNtLEOXuvB"),
+                ("amount", "1099"),
+                ("currency", "usd"),
+                ("description", "Setup fee"),
+            ],
+        ),
+    ),
+    (
+        "stripe-connect-create-invoice",
+        {
+            "customer": "cus_NeZwdNtLEOXuvB",
+            "collection_method": "send_invoice",
+            "days_until_due": 30,
+            "auto_advance": "false",
+        },
+        req(
+            "POST",
+            "invoices",
+            body=[
+                ("customer", "cus_NeZwdNtLEOXuvB"),
+                ("collection_method", "send_invoice"),
+                ("days_until_due", "30"),
+                ("auto_advance", "false"),
+            ],
+        ),
+    ),
+    (
+        "stripe-connect-finalize-invoice",
+        {"invoice_id": "in_1MtGmCLkdIwHu7ix6PgS6g8S"},
+        req("POST", "invoices/in_1MtGmCLkdIwHu7ix6PgS6g8S/finalize"),
+    ),
+    (
+        "stripe-connect-send-invoice",
+        {"invoice_id": "in_1MtGmCLkdIwHu7ix6PgS6g8S"},
+        req("POST", "invoices/in_1MtGmCLkdIwHu7ix6PgS6g8S/send"),
+    ),
+    (
+        "stripe-connect-get-payment-intent",
+        {"payment_intent_id": "pi_3MtwBwLkdIwHu7ix28a3tqPa"},
+        req("GET", "payment_intents/pi_3MtwBwLkdIwHu7ix28a3tqPa"),
+    ),
+    (
+        "stripe-connect-create-refund",
+        {"charge": "ch_1NirD82eZvKYlo2CIvbtLWuY", "reason": "requested_by_customer"},
+        req(
+            "POST",
+            "refunds",
+            body=[("charge", "ch_1NirD82eZvKYlo2CIvbtLWuY"), ("reason", "requested_by_customer")],
+        ),
+    ),
+    ("airtable-list-bases", {}, req("GET", "meta/bases")),
+    (
+        "airtable-get-base-schema",
+        {"base_id": BASE},
+        req("GET", f"meta/bases/{BASE}/tables"),
+    ),
+    (
+        "airtable-delete-record",
+        {"base_id": BASE, "table": "Tasks", "record_id": "rec560UJdUtocSouk"},
+        req("DELETE", f"{BASE}/Tasks/rec560UJdUtocSouk"),
+    ),
+    (
+        "asana-list-projects",
+        {"workspace": "1331", "archived": False, "opt_fields": "name,owner.name"},
+        req(
+            "GET",
+            "projects",
+            [
+                ("workspace", "1331"),
+                ("archived", "false"),
+                ("opt_fields", "name,owner.name"),
+                ("limit", "50"),
+            ],
+        ),
+    ),
+    ("asana-list-workspaces", {"limit": 10}, req("GET", "workspaces", [("limit", "10")])),
+    (
+        "asana-create-project",
+        {"name": "Stuff to buy", "workspace": "1331", "team": "14916", "due_on": "2026-09-15"},
+        req(
+            "POST",
+            "projects",
+            body={
+                "data": {
+                    "name": "Stuff to buy",
+                    "workspace": "1331",
+                    "team": "14916",
+                    "due_on": "2026-09-15",
+                }
+            },
+        ),
+    ),
+    (
+        "linear-update-issue",
+        {"id": "BLA-123", "title": "New Issue Title"},
+        req(
+            "POST",
+            "graphql",
+            body={
+                "query": "mutation IssueUpdate($id: String!, $input: IssueUpdateInput!) "
+                "{ issueUpdate(id: $id, input: $input) { success issue { id identifier title url"
+                " state { name } } } }",
+                "variables": {"id": "BLA-123", "input": {"title": "New Issue Title"}},
+            },
+        ),
+    ),
+    (
+        "linear-list-teams",
+        {"first": 20},
+        req(
+            "POST",
+            "graphql",
+            body={
+                "query": "query Teams($first: Int, $after: String) { teams(first: $first, after:"
+                " $after) { nodes { id key name states { nodes { id name type } } } pageInfo"
+                " { hasNextPage endCursor } } }",
+                "variables": {"first": 20},
+            },
+        ),
+    ),
+    ("intercom-list-contacts", {"per_page": 25}, req("GET", "contacts", [("per_page", "25")])),
+    (
+        "intercom-get-conversation",
+        {"id": "1295", "display_as": "plaintext"},
+        req("GET", "conversations/1295", [("display_as", "plaintext")]),
+    ),
+    (
+        "intercom-create-note",
+        {"id": "6762f0dd1bb69f9f2193bb83", "body": "New note", "admin_id": "123"},
+        req(
+            "POST",
+            "contacts/6762f0dd1bb69f9f2193bb83/notes",
+            body={"body": "New note", "admin_id": "123"},
+        ),
+    ),
+    (
+        "intercom-tag-contact",
+        {"contact_id": "63a07ddf05a32042dffac965", "tag_id": "7522907"},
+        req("POST", "contacts/63a07ddf05a32042dffac965/tags", body={"id": "7522907"}),
+    ),
+    ("pipedrive-get-a-deal", {"id": 42}, req("GET", "api/v2/deals/42")),
+    (
+        "pipedrive-search-deals",
+        {"term": "renewal", "fields": "title,notes", "status": "open", "limit": 50},
+        req(
+            "GET",
+            "api/v2/deals/search",
+            [("term", "renewal"), ("fields", "title,notes"), ("status", "open"), ("limit", "50")],
+        ),
+    ),
+    (
+        "pipedrive-add-an-organization",
+        {"name": "Acme", "owner_id": 7},
+        req("POST", "api/v2/organizations", body={"name": "Acme", "owner_id": 7}),
+    ),
+    (
+        "pipedrive-add-an-activity",
+        {
+            "subject": "Discuss revenue with John",
+            "type": "lunch",
+            "due_date": "2026-12-05",
+            "due_time": "12:30",
+            "deal_id": 42,
+            "person_id": 7,
+        },
+        req(
+            "POST",
+            "v1/activities",
+            body={
+                "subject": "Discuss revenue with John",
+                "type": "lunch",
+                "due_date": "2026-12-05",
+                "due_time": "12:30",
+                "deal_id": 42,
+                "person_id": 7,
+            },
+        ),
+    ),
+    (
+        "pipedrive-add-a-note",
+        {"content": "Called, will call back Monday", "deal_id": 42, "pinned_to_deal_flag": 1},
+        req(
+            "POST",
+            "v1/notes",
+            body={
+                "content": "Called, will call back Monday",
+                "deal_id": 42,
+                "pinned_to_deal_flag": 1,
+            },
+        ),
+    ),
+    (
+        "zoom-update-meeting",
+        {"meeting_id": 85746065432, "topic": "My Meeting", "duration": 60},
+        req("PATCH", "meetings/85746065432", body={"topic": "My Meeting", "duration": 60}),
+    ),
+    (
+        "zoom-delete-meeting",
+        {"meeting_id": 85746065432, "cancel_meeting_reminder": True},
+        req("DELETE", "meetings/85746065432", [("cancel_meeting_reminder", "true")]),
+    ),
+    (
+        "zoom-list-recordings",
+        {"from": "2026-11-01", "to": "2026-11-30", "page_size": 30},
+        req(
+            "GET",
+            "users/me/recordings",
+            [("from", "2026-11-01"), ("to", "2026-11-30"), ("page_size", "30")],
+        ),
+    ),
+    ("calendly-get-current-user", {}, req("GET", "users/me")),
+    (
+        "calendly-list-event-invitees",
+        {"event_uuid": CAL_EVENT, "status": "active", "count": 20},
+        req(
+            "GET",
+            f"scheduled_events/{CAL_EVENT}/invitees",
+            [("status", "active"), ("count", "20")],
+        ),
+    ),
+    (
+        "calendly-cancel-event",
+        {"event_uuid": CAL_EVENT, "reason": "Schedule conflict"},
+        req(
+            "POST",
+            f"scheduled_events/{CAL_EVENT}/cancellation",
+            body={"reason": "Schedule conflict"},
+        ),
+    ),
+]
+
 
 @pytest.mark.parametrize(
     ("name", "params", "expected"), REQUESTS, ids=[f"{r[0]}-{i}" for i, r in enumerate(REQUESTS)]
@@ -2234,6 +2510,126 @@ RESPONSES += [
         "notion-list-users",
         {"object": "list", "results": [], "next_cursor": None, "has_more": False},
         None,
+    ),
+]
+
+RESPONSES += [
+    (
+        "stripe-connect-search-charges",
+        {
+            "object": "search_result",
+            "url": "/v1/charges/search",
+            "has_more": True,
+            "data": [{"id": "ch_3MrVHDLkdIwHu7ix1Ivmo8j9"}],
+            "next_page": "WzE2ODAyMDk1NjVd",
+        },
+        "WzE2ODAyMDk1NjVd",
+    ),
+    (
+        "stripe-connect-search-subscriptions",
+        {"object": "search_result", "has_more": False, "data": [], "next_page": None},
+        None,
+    ),
+    (
+        "stripe-connect-search-products",
+        {
+            "object": "search_result",
+            "has_more": True,
+            "data": [{"id": "prod_1"}],
+            "next_page": "p2",
+        },
+        "p2",
+    ),
+    (
+        "airtable-list-bases",
+        {
+            "bases": [
+                {
+                    "id": "appLkNDICXNqxSDhG",
+                    "name": "Apartment Hunting",
+                    "permissionLevel": "create",
+                }
+            ],
+            "offset": "itr23sEjsdfEr3282/appSW9R5uCNmRmfl6",
+        },
+        "itr23sEjsdfEr3282/appSW9R5uCNmRmfl6",
+    ),
+    ("airtable-list-bases", {"bases": []}, None),
+    (
+        "asana-list-projects",
+        {
+            "data": [{"gid": "12345", "resource_type": "project", "name": "Stuff to buy"}],
+            "next_page": {
+                "offset": "eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9",
+                "path": "/projects?limit=50&offset=eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9",
+                "uri": "https://app.asana.com/api/1.0/projects?limit=50&offset=eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9",
+            },
+        },
+        "eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9",
+    ),
+    ("asana-list-workspaces", {"data": [{"gid": "1331"}], "next_page": None}, None),
+    (
+        "linear-list-teams",
+        {
+            "data": {
+                "teams": {
+                    "nodes": [{"id": "x", "key": "ENG"}],
+                    "pageInfo": {"hasNextPage": True, "endCursor": "a3b0c1d2"},
+                }
+            }
+        },
+        "a3b0c1d2",
+    ),
+    (
+        "intercom-list-contacts",
+        {
+            "type": "list",
+            "data": [{"type": "contact", "id": "6762f0dd1bb69f9f2193bb83"}],
+            "total_count": 100,
+            "pages": {
+                "type": "pages",
+                "next": {"per_page": 25, "starting_after": "WzE3MzQ1MzUzNTkwMDAsIjY3NjJmMGRkIl0="},
+                "page": 1,
+                "per_page": 25,
+                "total_pages": 4,
+            },
+        },
+        "WzE3MzQ1MzUzNTkwMDAsIjY3NjJmMGRkIl0=",
+    ),
+    (
+        "pipedrive-search-deals",
+        {
+            "success": True,
+            "data": {"items": [{"result_score": 0.6, "item": {"id": 42, "title": "Renewal"}}]},
+            "additional_data": {"next_cursor": "eyJzZWFyY2giOjF9"},
+        },
+        "eyJzZWFyY2giOjF9",
+    ),
+    (
+        "zoom-list-recordings",
+        {
+            "from": "2026-11-01",
+            "to": "2026-11-30",
+            "page_size": 30,
+            "total_records": 45,
+            "next_page_token": "Tva2CuIdTgsv8wAnhyAdU3m06Y2HuLQtlh3",
+            "meetings": [{"uuid": "4444AAAiAAAAAiAiAiiAii==", "id": 85746065432}],
+        },
+        "Tva2CuIdTgsv8wAnhyAdU3m06Y2HuLQtlh3",
+    ),
+    (
+        "calendly-list-event-invitees",
+        {
+            "collection": [{"uri": "https://api.calendly.com/scheduled_events/ABC/invitees/DEF"}],
+            "pagination": {
+                "count": 1,
+                "next_page": "https://api.calendly.com/scheduled_events/ABC/invitees?count=1&page_token=sNjq4TvMDfUHEl7zHRR0k0E1PCEJWvdi",
+                "previous_page": None,
+                "next_page_token": "sNjq4TvMDfUHEl7zHRR0k0E1PCEJWvdi",
+                "previous_page_token": None,
+            },
+        },
+        "sNjq4TvMDfUHEl7zHRR0k0E1PCEJWvdi",
     ),
 ]
 

@@ -184,6 +184,10 @@ FUNCTIONS = {
         "intercom-send-message",
         "intercom-list-conversations",
         "intercom-reply-to-conversation",
+        "intercom-list-contacts",
+        "intercom-get-conversation",
+        "intercom-create-note",
+        "intercom-tag-contact",
     ],
     "pipedrive": [
         "pipedrive-add-a-person",
@@ -193,6 +197,11 @@ FUNCTIONS = {
         "pipedrive-update-a-deal",
         "pipedrive-get-all-organizations",
         "pipedrive-search-persons",
+        "pipedrive-get-a-deal",
+        "pipedrive-search-deals",
+        "pipedrive-add-an-organization",
+        "pipedrive-add-an-activity",
+        "pipedrive-add-a-note",
     ],
 }
 
@@ -625,11 +634,17 @@ PAGINATION = {
             "pipedrive-get-all-deals",
             "pipedrive-get-all-organizations",
             "pipedrive-search-persons",
+            "pipedrive-search-deals",
         )
     },
-    "intercom-list-conversations": Pagination(
-        cursor_param="starting_after", next_cursor="pages.next.starting_after", cursor_in="query"
-    ),
+    **{
+        name: Pagination(
+            cursor_param="starting_after",
+            next_cursor="pages.next.starting_after",
+            cursor_in="query",
+        )
+        for name in ("intercom-list-conversations", "intercom-list-contacts")
+    },
 }
 
 
@@ -680,6 +695,7 @@ def test_an_empty_cursor_is_the_first_page(catalog: Catalog, name: str) -> None:
         "slack-list-messages": {"channel": "C1234567890"},
         "slack-list-replies": {"channel": "C1234567890", "ts": "1234567890.123456"},
         "pipedrive-search-persons": {"term": "will"},
+        "pipedrive-search-deals": {"term": "renewal"},
     }.get(name, {})
     assert built(catalog, name, {**params, "next_page": ""}) == built(catalog, name, params)
 
