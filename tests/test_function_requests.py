@@ -2023,6 +2023,376 @@ REQUESTS += [
     ),
 ]
 
+# ------------------------------------------------ issue 17 item 2, second wave: Google Calendar
+# and Drive, Box, Dropbox, Outlook, Teams, Freshdesk, Zendesk, Mailchimp, Shopify, Salesforce.
+MEMBER = "62eeb292278cc15f5817cb78f7790b08"  # MD5 of "urist.mcvankab@freddiesjokes.com"
+SHOPIFY_PRODUCTS = (
+    "query Products($first: Int!, $after: String, $query: String) { products(first: $first,"
+    " after: $after, query: $query) { nodes { id title handle status vendor productType"
+    " totalInventory updatedAt } pageInfo { hasNextPage endCursor } } }"
+)
+REQUESTS += [
+    (
+        "google-calendar-list-calendars",
+        {"min_access_role": "writer", "max_results": 50},
+        req("GET", "users/me/calendarList", [("maxResults", "50"), ("minAccessRole", "writer")]),
+    ),
+    (
+        "google-calendar-get-event",
+        {"calendar_id": "primary", "event_id": "7cbh8rpc10lrc0ckih9tafss99"},
+        req("GET", "calendars/primary/events/7cbh8rpc10lrc0ckih9tafss99"),
+    ),
+    (
+        "google-calendar-update-event",
+        {
+            "calendar_id": "primary",
+            "event_id": "7cbh8rpc10lrc0ckih9tafss99",
+            "start": {"dateTime": "2026-05-28T09:00:00-07:00"},
+            "end": {"dateTime": "2026-05-28T17:00:00-07:00"},
+            "send_updates": "all",
+        },
+        req(
+            "PATCH",
+            "calendars/primary/events/7cbh8rpc10lrc0ckih9tafss99",
+            [("sendUpdates", "all")],
+            body={
+                "start": {"dateTime": "2026-05-28T09:00:00-07:00"},
+                "end": {"dateTime": "2026-05-28T17:00:00-07:00"},
+            },
+        ),
+    ),
+    (
+        "google-calendar-delete-event",
+        {
+            "calendar_id": "primary",
+            "event_id": "7cbh8rpc10lrc0ckih9tafss99",
+        },
+        req(
+            "DELETE",
+            "calendars/primary/events/7cbh8rpc10lrc0ckih9tafss99",
+        ),
+    ),
+    (
+        "google-drive-create-folder",
+        {"name": "Invoices", "parents": ["1Ab2Cd3Ef4Gh5Ij6Kl7Mn8Op9Qr"]},
+        req(
+            "POST",
+            "files",
+            [("fields", "id,name,webViewLink")],
+            body={
+                "name": "Invoices",
+                "mimeType": "application/vnd.google-apps.folder",
+                "parents": ["1Ab2Cd3Ef4Gh5Ij6Kl7Mn8Op9Qr"],
+            },
+        ),
+    ),
+    (
+        "google-drive-share-file",
+        {
+            "file_id": "1Ab2Cd3Ef4Gh5Ij6Kl7Mn8Op9Qr",
+            "role": "writer",
+            "type": "user",
+            "email_address": "lpage@example.com",
+            "send_notification_email": False,
+        },
+        req(
+            "POST",
+            "files/1Ab2Cd3Ef4Gh5Ij6Kl7Mn8Op9Qr/permissions",
+            [("sendNotificationEmail", "false")],
+            body={"role": "writer", "type": "user", "emailAddress": "lpage@example.com"},
+        ),
+    ),
+    (
+        "box-search",
+        {
+            "query": "sales",
+            "type": "file",
+            "file_extensions": "pdf,docx",
+            "limit": 100,
+            "offset": 100,
+        },
+        req(
+            "GET",
+            "search",
+            [
+                ("query", "sales"),
+                ("type", "file"),
+                ("file_extensions", "pdf,docx"),
+                ("limit", "100"),
+                ("offset", "100"),
+            ],
+        ),
+    ),
+    (
+        "box-create-folder",
+        {"name": "New Folder", "parent_id": "0"},
+        req("POST", "folders", body={"name": "New Folder", "parent": {"id": "0"}}),
+    ),
+    (
+        "dropbox-get-metadata",
+        {"path": "/Homework/math/Prime_Numbers.txt"},
+        req("POST", "files/get_metadata", body={"path": "/Homework/math/Prime_Numbers.txt"}),
+    ),
+    (
+        "dropbox-search",
+        {"query": "cat", "path": "/Folder", "max_results": 20},
+        req(
+            "POST",
+            "files/search_v2",
+            body={"query": "cat", "options": {"path": "/Folder", "max_results": 20}},
+        ),
+    ),
+    (
+        "dropbox-create-folder",
+        {"path": "/Homework/math", "autorename": False},
+        req(
+            "POST",
+            "files/create_folder_v2",
+            body={"path": "/Homework/math", "autorename": False},
+        ),
+    ),
+    (
+        "dropbox-create-shared-link",
+        {"path": "/Prime_Numbers.txt"},
+        req(
+            "POST",
+            "sharing/create_shared_link_with_settings",
+            body={"path": "/Prime_Numbers.txt"},
+        ),
+    ),
+    (
+        "microsoft-outlook-search-messages",
+        {"filter": "isRead eq false", "select": "subject,from", "top": 25, "skip": 25},
+        req(
+            "GET",
+            "me/messages",
+            [
+                ("$filter", "isRead eq false"),
+                ("$select", "subject,from"),
+                ("$top", "25"),
+                ("$skip", "25"),
+            ],
+        ),
+    ),
+    (
+        "microsoft-outlook-get-message",
+        {"id": "AAMkADhAAAW-VPeAAA=", "select": "subject,body"},
+        req("GET", "me/messages/AAMkADhAAAW-VPeAAA%3D", [("$select", "subject,body")]),
+    ),
+    (
+        "microsoft-outlook-reply-to-message",
+        {
+            "id": "AAMkADA1MTAAAAqldOAAA=",
+            "comment": "Samantha, Randi, would you name the group please?",
+        },
+        req(
+            "POST",
+            "me/messages/AAMkADA1MTAAAAqldOAAA%3D/reply",
+            body={"comment": "Samantha, Randi, would you name the group please?"},
+        ),
+    ),
+    (
+        "microsoft-outlook-create-event",
+        {
+            "subject": "Let's go for lunch",
+            "body": {"contentType": "HTML", "content": "Does noon work for you?"},
+            "start": {"dateTime": "2026-03-15T12:00:00", "timeZone": "Pacific Standard Time"},
+            "end": {"dateTime": "2026-03-15T14:00:00", "timeZone": "Pacific Standard Time"},
+            "location": {"displayName": "Harry's Bar"},
+            "attendees": [
+                {
+                    "emailAddress": {"address": "samanthab@contoso.com", "name": "Samantha Booth"},
+                    "type": "required",
+                }
+            ],
+        },
+        req(
+            "POST",
+            "me/events",
+            body={
+                "subject": "Let's go for lunch",
+                "body": {"contentType": "HTML", "content": "Does noon work for you?"},
+                "start": {"dateTime": "2026-03-15T12:00:00", "timeZone": "Pacific Standard Time"},
+                "end": {"dateTime": "2026-03-15T14:00:00", "timeZone": "Pacific Standard Time"},
+                "location": {"displayName": "Harry's Bar"},
+                "attendees": [
+                    {
+                        "emailAddress": {
+                            "address": "samanthab@contoso.com",
+                            "name": "Samantha Booth",
+                        },
+                        "type": "required",
+                    }
+                ],
+            },
+        ),
+    ),
+    ("microsoft-teams-list-joined-teams", {}, req("GET", "me/joinedTeams")),
+    (
+        "microsoft-teams-create-meeting",
+        {
+            "subject": "User Token Meeting",
+            "start_date_time": "2026-07-12T14:30:34.2444915-07:00",
+            "end_date_time": "2026-07-12T15:00:34.2464912-07:00",
+        },
+        req(
+            "POST",
+            "me/onlineMeetings",
+            body={
+                "subject": "User Token Meeting",
+                "startDateTime": "2026-07-12T14:30:34.2444915-07:00",
+                "endDateTime": "2026-07-12T15:00:34.2464912-07:00",
+            },
+        ),
+    ),
+    (
+        "freshdesk-reply-to-ticket",
+        {"id": 141, "body": "We are working on this issue. Will keep you posted."},
+        req(
+            "POST",
+            "tickets/141/reply",
+            body={"body": "We are working on this issue. Will keep you posted."},
+        ),
+    ),
+    (
+        "freshdesk-add-note",
+        {
+            "id": 3,
+            "body": "Hi tom, Still Angry",
+            "private": False,
+            "notify_emails": ["tom@yourcompany.com"],
+        },
+        req(
+            "POST",
+            "tickets/3/notes",
+            body={
+                "body": "Hi tom, Still Angry",
+                "private": False,
+                "notify_emails": ["tom@yourcompany.com"],
+            },
+        ),
+    ),
+    (
+        "freshdesk-create-contact",
+        {"name": "Super Man", "email": "superman@freshdesk.com"},
+        req("POST", "contacts", body={"name": "Super Man", "email": "superman@freshdesk.com"}),
+    ),
+    (
+        "freshdesk-search-tickets",
+        {"query": "priority:3 AND status:2", "page": 2},
+        req("GET", "search/tickets", [("query", '"priority:3 AND status:2"'), ("page", "2")]),
+    ),
+    (
+        "zendesk-list-ticket-comments",
+        {"ticket_id": 2, "sort": "-created_at"},
+        req("GET", "tickets/2/comments", [("page[size]", "100"), ("sort", "-created_at")]),
+    ),
+    ("zendesk-get-user", {"user_id": 35436}, req("GET", "users/35436")),
+    (
+        "zendesk-create-user",
+        {"name": "Roger Wilco", "email": "roge@example.org", "role": "end-user"},
+        req(
+            "POST",
+            "users",
+            body={"user": {"name": "Roger Wilco", "email": "roge@example.org", "role": "end-user"}},
+        ),
+    ),
+    (
+        "zendesk-list-organizations",
+        {"page_size": 50},
+        req("GET", "organizations", [("page[size]", "50")]),
+    ),
+    (
+        "mailchimp-list-audiences",
+        {"count": 100, "offset": 100, "fields": "lists.id,lists.name"},
+        req(
+            "GET", "lists", [("count", "100"), ("offset", "100"), ("fields", "lists.id,lists.name")]
+        ),
+    ),
+    (
+        "mailchimp-upsert-list-member",
+        {
+            "list_id": "57afe96172",
+            "subscriber_hash": MEMBER,
+            "email_address": "urist.mcvankab@freddiesjokes.com",
+            "status_if_new": "subscribed",
+            "merge_fields": {"FNAME": "Urist"},
+        },
+        req(
+            "PUT",
+            f"lists/57afe96172/members/{MEMBER}",
+            body={
+                "email_address": "urist.mcvankab@freddiesjokes.com",
+                "status_if_new": "subscribed",
+                "merge_fields": {"FNAME": "Urist"},
+            },
+        ),
+    ),
+    (
+        "mailchimp-update-member-tags",
+        {
+            "list_id": "57afe96172",
+            "subscriber_hash": MEMBER,
+            "tags": [{"name": "VIP", "status": "active"}, {"name": "Trial", "status": "inactive"}],
+        },
+        req(
+            "POST",
+            f"lists/57afe96172/members/{MEMBER}/tags",
+            body={
+                "tags": [
+                    {"name": "VIP", "status": "active"},
+                    {"name": "Trial", "status": "inactive"},
+                ]
+            },
+        ),
+    ),
+    (
+        "shopify-list-products",
+        {"query": "status:active", "first": 10},
+        req(
+            "POST",
+            "graphql.json",
+            body={"query": SHOPIFY_PRODUCTS, "variables": {"first": 10, "query": "status:active"}},
+        ),
+    ),
+    (
+        "shopify-list-orders",
+        {"query": "financial_status:paid"},
+        req(
+            "POST",
+            "graphql.json",
+            body={
+                "query": "query Orders($first: Int!, $after: String, $query: String) { orders(first:"
+                " $first, after: $after, query: $query, reverse: true) { nodes { id name createdAt"
+                " displayFinancialStatus displayFulfillmentStatus totalPriceSet { shopMoney { amount"
+                " currencyCode } } customer { id displayName } } pageInfo { hasNextPage endCursor } } }",
+                "variables": {"first": 50, "query": "financial_status:paid"},
+            },
+        ),
+    ),
+    (
+        "shopify-list-customers",
+        {"first": 100},
+        req(
+            "POST",
+            "graphql.json",
+            body={
+                "query": "query Customers($first: Int!, $after: String, $query: String) { customers("
+                "first: $first, after: $after, query: $query) { nodes { id displayName"
+                " defaultEmailAddress { emailAddress } numberOfOrders createdAt } pageInfo"
+                " { hasNextPage endCursor } } }",
+                "variables": {"first": 100},
+            },
+        ),
+    ),
+    (
+        "salesforce-delete-record",
+        {"sobject": "Account", "record_id": "001D000000INjVe"},
+        req("DELETE", "sobjects/Account/001D000000INjVe"),
+    ),
+    ("salesforce-describe-global", {}, req("GET", "sobjects")),
+]
+
 
 @pytest.mark.parametrize(
     ("name", "params", "expected"), REQUESTS, ids=[f"{r[0]}-{i}" for i, r in enumerate(REQUESTS)]
@@ -2077,6 +2447,10 @@ def test_every_param_is_described_and_every_list_paginates(catalog: Catalog) -> 
 NO_CURSOR: set[str] = {
     # Gmail returns every label in one response (users.labels.list has no pageToken).
     "gmail-list-labels",
+    # Microsoft Graph returns every joined team in one response (no @odata.nextLink).
+    "microsoft-teams-list-joined-teams",
+    # Mailchimp pages by offset/count; the response has no cursor (the function takes offset).
+    "mailchimp-list-audiences",
 }
 
 
@@ -2630,6 +3004,64 @@ RESPONSES += [
             },
         },
         "sNjq4TvMDfUHEl7zHRR0k0E1PCEJWvdi",
+    ),
+]
+
+RESPONSES += [
+    (
+        "google-calendar-list-calendars",
+        {
+            "kind": "calendar#calendarList",
+            "nextPageToken": "CkAKPjA",
+            "items": [{"kind": "calendar#calendarListEntry", "id": "primary"}],
+        },
+        "CkAKPjA",
+    ),
+    ("google-calendar-list-calendars", {"kind": "calendar#calendarList", "items": []}, None),
+    (
+        "zendesk-list-ticket-comments",
+        {
+            "comments": [{"id": 1274, "body": "Thanks for your help!", "public": True}],
+            "meta": {"has_more": True, "after_cursor": "xxx", "before_cursor": "yyy"},
+            "links": {
+                "next": "https://example.zendesk.com/api/v2/tickets/2/comments.json?page[after]=xxx"
+            },
+        },
+        "xxx",
+    ),
+    (
+        "zendesk-list-organizations",
+        {"organizations": [], "meta": {"has_more": False, "after_cursor": None}},
+        None,
+    ),
+    (
+        "shopify-list-products",
+        {
+            "data": {
+                "products": {
+                    "nodes": [{"id": "gid://shopify/Product/108828309", "title": "Draft"}],
+                    "pageInfo": {"hasNextPage": True, "endCursor": "eyJsYXN0X2lkIjoxMDg4MjgzMDl9"},
+                }
+            }
+        },
+        "eyJsYXN0X2lkIjoxMDg4MjgzMDl9",
+    ),
+    (
+        "shopify-list-orders",
+        {"data": {"orders": {"nodes": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}}},
+        None,
+    ),
+    (
+        "shopify-list-customers",
+        {
+            "data": {
+                "customers": {
+                    "nodes": [{"id": "gid://shopify/Customer/1"}],
+                    "pageInfo": {"hasNextPage": True, "endCursor": "eyJsYXN0X2lkIjoxfQ=="},
+                }
+            }
+        },
+        "eyJsYXN0X2lkIjoxfQ==",
     ),
 ]
 
