@@ -3146,6 +3146,42 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("notion-get-page", {"page_id": "not-a-page"}, "page_id", "does not match"),
     ("gmail-send-message", {"raw": "To: a@b.example"}, "raw", "does not match"),
     ("slack-get-user", {"user": "C123"}, "user", "does not match"),
+    # Issue 17 item 2, second wave.
+    (
+        "mailchimp-upsert-list-member",
+        {
+            "list_id": "57afe96172",
+            "subscriber_hash": "urist.mcvankab@freddiesjokes.com",
+            "email_address": "urist.mcvankab@freddiesjokes.com",
+            "status_if_new": "subscribed",
+        },
+        "subscriber_hash",
+        "does not match",
+    ),
+    (
+        "stripe-connect-create-refund",
+        {"payment_intent": "pi_1", "charge": "ch_1"},
+        "",
+        "is valid under each of",
+    ),
+    ("stripe-connect-get-invoice", {"invoice_id": "../customers"}, "invoice_id", "does not match"),
+    ("github-request-reviewers", {"owner": "o", "repo": "r", "pull_number": 1}, "", "any of"),
+    (
+        "jira-transition-issue",
+        {"cloud_id": CLOUD, "issue": "HSP-1", "transition_id": "Done"},
+        "transition_id",
+        "does not match",
+    ),
+    ("gmail-modify-labels", {"id": "18c5f1a2b3d4e5f6"}, "", "any of"),
+    ("zoom-update-meeting", {"meeting_id": 85746065432}, "", "does not have enough properties"),
+    (
+        "airtable-delete-record",
+        {"base_id": "appLkNDICXNqxSDhG", "table": "Tasks", "record_id": "recX/../../x"},
+        "record_id",
+        "does not match",
+    ),
+    ("freshdesk-search-tickets", {"query": 'status:2" OR "1'}, "query", "does not match"),
+    ("dropbox-create-folder", {"path": "Homework"}, "path", "does not match"),
 ]
 
 
