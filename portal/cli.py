@@ -249,6 +249,120 @@ def validate_files(targets: list[Path]) -> tuple[int, list[str]]:
     return len(files), problems
 
 
+@apps_group.command("crosscheck", with_appcontext=False)
+@click.option("--all", "show_all", is_flag=True, help="Every comparison, agreeing ones too.")
+@click.option(
+    "--unexplained", is_flag=True, help="Exit with status 1 if a difference has no explanation."
+)
+def apps_crosscheck(show_all: bool, unexplained: bool) -> None:
+    """Compare the catalog's OAuth 2.0 authorize and token URLs with two open catalogs
+    (simov/grant, amp-labs/connectors; MIT), from the offline snapshot in scripts/data/.
+
+    Runs ``scripts/crosscheck.py`` of the source checkout (dev tooling: the snapshot is not
+    part of the installed package); prints a difference, its explanation (``# crosscheck:``
+    comment in the app file) and a summary.
+    """
+    module = _crosscheck_module()
+    rows = module.crosscheck()
+    for line in module.report(rows, show_all=show_all):
+        click.echo(line)
+    if unexplained and any(r.status == "differs" and not r.explanation for r in rows):
+        raise SystemExit(1)
+
+
+def _crosscheck_module() -> Any:
+    """``scripts/crosscheck.py`` of the source checkout, imported by file path.
+
+    :raises click.ClickException: when the package runs from an install without ``scripts/``.
+    """
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "crosscheck.py"
+    spec = importlib.util.spec_from_file_location("portal_scripts_crosscheck", path)
+    if not path.is_file() or spec is None or spec.loader is None:
+        raise click.ClickException(
+            f"{path} is not there: the crosscheck is dev tooling of the source checkout"
+        )
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+        spec.loader.exec_module(module)
+    return module
+
+
+@portal_cli.group("functions")
+def functions_group() -> None:
+    """The catalog's functions (typed actions of an app)."""
+
+
+@functions_group.command("list")
+@click.option("--app", "slug", default=None, help="Only the functions of this app (its slug).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of signatures.")
+@with_appcontext
+def functions_list(slug: str | None, as_json: bool) -> None:
+    """List every function of the catalog: name, method, path, whether it is paginated and
+    whether it changes something (``write``) or only reads (``read``)."""
+    import json
+
+    from .functions import signature
+
+    catalog = current_portal.catalog
+    if slug is not None and catalog.get(slug) is None:
+        raise click.ClickException(
+            f"there is no app called {slug!r} (see `flask portal apps list`)"
+        )
+    functions = [f for app in catalog if slug in (None, app.slug) for f in app.functions]
+    if as_json:
+        rows = [
+            {**signature(f), "method": f.method, "path": f.path, "destructive": f.destructive}
+            for f in functions
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for f in functions:
+        flags = ("paginated " if f.pagination else "") + ("write" if f.destructive else "read")
+        click.echo(f"{f.name:44} {f.method:6} {f.path:56} {flags}")
+    click.echo(f"{len(functions)} function(s)")
+
+
+@functions_group.command("show")
+@click.argument("name")
+@with_appcontext
+def functions_show(name: str) -> None:
+    """Everything about function NAME: its request, pagination, output and params schema."""
+    import json
+
+    fn = current_portal.catalog.function(name)
+    if fn is None:
+        raise click.ClickException(
+            f"there is no function called {name!r} (see `flask portal functions list`)"
+        )
+    lines = [
+        f"{fn.title} ({fn.name})",
+        f"  app:         {fn.app}",
+        f"  description: {fn.description}",
+        f"  request:     {fn.method} {fn.path}",
+        f"  changes:     {'yes (destructive)' if fn.destructive else 'no (read only)'}",
+        f"  output:      {fn.output or '(the whole response body)'}",
+    ]
+    if fn.query:
+        lines.append(f"  query:       {json.dumps(dict(fn.query))}")
+    if fn.body is not None:
+        lines.append(f"  body ({fn.body_format}): {json.dumps(fn.body)}")
+    if fn.pagination is not None:
+        p = fn.pagination
+        lines.append(
+            f"  pagination:  params.next_page -> {p.cursor_in} {p.cursor_param};"
+            f" next cursor <- {p.next_cursor}"
+        )
+    lines.append("  params:")
+    lines += ["    " + line for line in json.dumps(dict(fn.params), indent=2).splitlines()]
+    for line in lines:
+        click.echo(line)
+
+
 @portal_cli.command("function-calls")
 @click.option("--limit", default=50, show_default=True, help="How many of the newest calls.")
 @click.option("--function", "name", default=None, help="Only calls of this function.")

@@ -1458,6 +1458,941 @@ REQUESTS += [
     ),
 ]
 
+# ------------------------------------------------ issue 17 item 2, second wave: Slack, HubSpot,
+# GitHub, Jira, Gmail, Google Sheets, Notion. Values follow each source page's examples.
+REQUESTS += [
+    (
+        "slack-list-replies",
+        {"channel": "C123ABC456", "ts": "1234567890.123456", "limit": 20},
+        req(
+            "GET",
+            "conversations.replies",
+            [("channel", "C123ABC456"), ("ts", "1234567890.123456"), ("limit", "20")],
+        ),
+    ),
+    (
+        "slack-add-reaction",
+        {"channel": "C123ABC456", "timestamp": "1234567890.123456", "name": "thumbsup"},
+        req(
+            "POST",
+            "reactions.add",
+            body={"channel": "C123ABC456", "timestamp": "1234567890.123456", "name": "thumbsup"},
+        ),
+    ),
+    (
+        "slack-delete-message",
+        {"channel": "C123ABC456", "ts": "1401383885.000061"},
+        req("POST", "chat.delete", body={"channel": "C123ABC456", "ts": "1401383885.000061"}),
+    ),
+    (
+        "slack-create-channel",
+        {"name": "endeavor", "is_private": False},
+        req("POST", "conversations.create", body={"name": "endeavor", "is_private": False}),
+    ),
+    (
+        "slack-invite-to-channel",
+        {"channel": "C012AB3CD", "users": "W1234567890,U2345678901"},
+        req(
+            "POST",
+            "conversations.invite",
+            body={"channel": "C012AB3CD", "users": "W1234567890,U2345678901"},
+        ),
+    ),
+    (
+        "hubspot-get-company",
+        {"company_id": "512", "properties": "name,domain", "associations": "contacts"},
+        req(
+            "GET",
+            "crm/v3/objects/companies/512",
+            [("properties", "name,domain"), ("associations", "contacts")],
+        ),
+    ),
+    (
+        "hubspot-update-company",
+        {"company_id": "512", "properties": {"industry": "COMPUTER_SOFTWARE"}},
+        req(
+            "PATCH",
+            "crm/v3/objects/companies/512",
+            body={"properties": {"industry": "COMPUTER_SOFTWARE"}},
+        ),
+    ),
+    (
+        "hubspot-search-companies",
+        {
+            "filter_groups": [
+                {"filters": [{"propertyName": "domain", "operator": "EQ", "value": "hubspot.com"}]}
+            ],
+            "limit": 10,
+        },
+        req(
+            "POST",
+            "crm/v3/objects/companies/search",
+            body={
+                "filterGroups": [
+                    {
+                        "filters": [
+                            {"propertyName": "domain", "operator": "EQ", "value": "hubspot.com"}
+                        ]
+                    }
+                ],
+                "limit": 10,
+            },
+        ),
+    ),
+    (
+        "hubspot-get-deal",
+        {"deal_id": "1001", "properties": "dealname,amount"},
+        req("GET", "crm/v3/objects/deals/1001", [("properties", "dealname,amount")]),
+    ),
+    (
+        "hubspot-update-deal",
+        {"deal_id": "1001", "properties": {"dealstage": "closedwon", "amount": "1500.00"}},
+        req(
+            "PATCH",
+            "crm/v3/objects/deals/1001",
+            body={"properties": {"dealstage": "closedwon", "amount": "1500.00"}},
+        ),
+    ),
+    (
+        "hubspot-search-deals",
+        {"query": "renewal", "properties": ["dealname", "amount"]},
+        req(
+            "POST",
+            "crm/v3/objects/deals/search",
+            body={"query": "renewal", "properties": ["dealname", "amount"], "limit": 100},
+        ),
+    ),
+    (
+        "github-search-issues",
+        {"q": "repo:octocat/Hello-World is:issue is:open label:bug", "sort": "created", "page": 2},
+        req(
+            "GET",
+            "search/issues",
+            [
+                ("q", "repo:octocat/Hello-World is:issue is:open label:bug"),
+                ("sort", "created"),
+                ("page", "2"),
+            ],
+        ),
+    ),
+    (
+        "github-get-repository",
+        {"owner": "octocat", "repo": "Hello-World"},
+        req("GET", "repos/octocat/Hello-World"),
+    ),
+    (
+        "github-add-labels",
+        {"owner": "octocat", "repo": "Hello-World", "issue_number": 1347, "labels": ["bug"]},
+        req("POST", "repos/octocat/Hello-World/issues/1347/labels", body={"labels": ["bug"]}),
+    ),
+    (
+        "github-request-reviewers",
+        {
+            "owner": "octocat",
+            "repo": "Hello-World",
+            "pull_number": 1347,
+            "reviewers": ["octocat", "hubot", "other_user"],
+            "team_reviewers": ["justice-league"],
+        },
+        req(
+            "POST",
+            "repos/octocat/Hello-World/pulls/1347/requested_reviewers",
+            body={
+                "reviewers": ["octocat", "hubot", "other_user"],
+                "team_reviewers": ["justice-league"],
+            },
+        ),
+    ),
+    (
+        "github-merge-pull-request",
+        {
+            "owner": "octocat",
+            "repo": "Hello-World",
+            "pull_number": 1347,
+            "commit_title": "Expand enum",
+            "commit_message": "Add a new value to the merge_method enum",
+            "merge_method": "squash",
+        },
+        req(
+            "PUT",
+            "repos/octocat/Hello-World/pulls/1347/merge",
+            body={
+                "commit_title": "Expand enum",
+                "commit_message": "Add a new value to the merge_method enum",
+                "merge_method": "squash",
+            },
+        ),
+    ),
+    (
+        "jira-get-transitions",
+        {"cloud_id": CLOUD, "issue": "HSP-1"},
+        req("GET", f"ex/jira/{CLOUD}/rest/api/3/issue/HSP-1/transitions"),
+    ),
+    (
+        "jira-transition-issue",
+        {
+            "cloud_id": CLOUD,
+            "issue": "HSP-1",
+            "transition_id": "5",
+            "fields": {"resolution": {"name": "Fixed"}},
+        },
+        req(
+            "POST",
+            f"ex/jira/{CLOUD}/rest/api/3/issue/HSP-1/transitions",
+            body={"transition": {"id": "5"}, "fields": {"resolution": {"name": "Fixed"}}},
+        ),
+    ),
+    (
+        "jira-assign-issue",
+        {"cloud_id": CLOUD, "issue": "10000", "account_id": "5b10ac8d82e05b22cc7d4ef5"},
+        req(
+            "PUT",
+            f"ex/jira/{CLOUD}/rest/api/3/issue/10000/assignee",
+            body={"accountId": "5b10ac8d82e05b22cc7d4ef5"},
+        ),
+    ),
+    (
+        "jira-get-comments",
+        {"cloud_id": CLOUD, "issue": "HSP-1", "start_at": 50, "max_results": 50},
+        req(
+            "GET",
+            f"ex/jira/{CLOUD}/rest/api/3/issue/HSP-1/comment",
+            [("startAt", "50"), ("maxResults", "50")],
+        ),
+    ),
+    (
+        "gmail-list-threads",
+        {"q": "subject:invoice is:unread", "max_results": 50},
+        req("GET", "users/me/threads", [("q", "subject:invoice is:unread"), ("maxResults", "50")]),
+    ),
+    ("gmail-list-labels", {}, req("GET", "users/me/labels")),
+    (
+        "gmail-modify-labels",
+        {"id": "18c5f1a2b3d4e5f6", "remove_label_ids": ["UNREAD", "INBOX"]},
+        req(
+            "POST",
+            "users/me/messages/18c5f1a2b3d4e5f6/modify",
+            body={"removeLabelIds": ["UNREAD", "INBOX"]},
+        ),
+    ),
+    (
+        "gmail-trash-message",
+        {"id": "18c5f1a2b3d4e5f6"},
+        req("POST", "users/me/messages/18c5f1a2b3d4e5f6/trash"),
+    ),
+    (
+        "gmail-create-draft",
+        {"raw": "VG86IGFAYi5leGFtcGxlDQpTdWJqZWN0OiBIaQ0KDQpIZWxsbw"},
+        req(
+            "POST",
+            "users/me/drafts",
+            body={"message": {"raw": "VG86IGFAYi5leGFtcGxlDQpTdWJqZWN0OiBIaQ0KDQpIZWxsbw"}},
+        ),
+    ),
+    (
+        "google-sheets-clear-values",
+        {"spreadsheet_id": SHEET, "range": "Sheet1!A2:D"},
+        req("POST", f"spreadsheets/{SHEET}/values/Sheet1%21A2%3AD:clear", body={}),
+    ),
+    (
+        "google-sheets-create-spreadsheet",
+        {"title": "Sales 2026", "time_zone": "America/New_York"},
+        req(
+            "POST",
+            "spreadsheets",
+            body={"properties": {"title": "Sales 2026", "timeZone": "America/New_York"}},
+        ),
+    ),
+    (
+        "notion-append-blocks",
+        {
+            "block_id": PAGE,
+            "children": [
+                {
+                    "object": "block",
+                    "type": "paragraph",
+                    "paragraph": {"rich_text": [{"type": "text", "text": {"content": "Hello"}}]},
+                }
+            ],
+        },
+        req(
+            "PATCH",
+            f"blocks/{PAGE}/children",
+            body={
+                "children": [
+                    {
+                        "object": "block",
+                        "type": "paragraph",
+                        "paragraph": {
+                            "rich_text": [{"type": "text", "text": {"content": "Hello"}}]
+                        },
+                    }
+                ]
+            },
+        ),
+    ),
+    ("notion-list-users", {"page_size": 50}, req("GET", "users", [("page_size", "50")])),
+    (
+        "notion-create-comment",
+        {"page_id": PAGE, "text": "Hello world"},
+        req(
+            "POST",
+            "comments",
+            body={
+                "parent": {"page_id": PAGE},
+                "rich_text": [{"type": "text", "text": {"content": "Hello world"}}],
+            },
+        ),
+    ),
+    ("notion-get-data-source", {"data_source_id": PAGE}, req("GET", f"data_sources/{PAGE}")),
+]
+
+# ------------------------------------------------ issue 17 item 2, second wave: Stripe, Airtable,
+# Asana, Linear, Intercom, Pipedrive, Zoom, Calendly.
+BASE = "appLkNDICXNqxSDhG"
+CAL_EVENT = "ABCDABCDABCDABCD"
+REQUESTS += [
+    (
+        "stripe-connect-search-charges",
+        {"query": "amount>999 AND metadata['order_id']:'6735'", "limit": 20},
+        req(
+            "GET",
+            "charges/search",
+            [("query", "amount>999 AND metadata['order_id']:'6735'"), ("limit", "20")],
+        ),
+    ),
+    (
+        "stripe-connect-search-subscriptions",
+        {"query": "status:'active' AND metadata['order_id']:'6735'"},
+        req(
+            "GET",
+            "subscriptions/search",
+            [("query", "status:'active' AND metadata['order_id']:'6735'")],
+        ),
+    ),
+    (
+        "stripe-connect-search-products",
+        {"query": "active:'true' AND metadata['order_id']:'6735'"},
+        req("GET", "products/search", [("query", "active:'true' AND metadata['order_id']:'6735'")]),
+    ),
+    (
+        "stripe-connect-get-invoice",
+        {"invoice_id": "in_1MtHbELkdIwHu7ixl4OzzPMv"},
+        req("GET", "invoices/in_1MtHbELkdIwHu7ixl4OzzPMv"),
+    ),
+    (
+        "stripe-connect-create-invoice-item",
+        {
+            "customer": "cus_NeZwdNtLEOXuvB",
+            "amount": 1099,
+            "currency": "usd",
+            "description": "Setup fee",
+        },
+        req(
+            "POST",
+            "invoiceitems",
+            body=[
+                ("customer", "cus_NeZwdNtLEOXuvB"),
+                ("amount", "1099"),
+                ("currency", "usd"),
+                ("description", "Setup fee"),
+            ],
+        ),
+    ),
+    (
+        "stripe-connect-create-invoice",
+        {
+            "customer": "cus_NeZwdNtLEOXuvB",
+            "collection_method": "send_invoice",
+            "days_until_due": 30,
+            "auto_advance": "false",
+        },
+        req(
+            "POST",
+            "invoices",
+            body=[
+                ("customer", "cus_NeZwdNtLEOXuvB"),
+                ("collection_method", "send_invoice"),
+                ("days_until_due", "30"),
+                ("auto_advance", "false"),
+            ],
+        ),
+    ),
+    (
+        "stripe-connect-finalize-invoice",
+        {"invoice_id": "in_1MtGmCLkdIwHu7ix6PgS6g8S"},
+        req("POST", "invoices/in_1MtGmCLkdIwHu7ix6PgS6g8S/finalize"),
+    ),
+    (
+        "stripe-connect-send-invoice",
+        {"invoice_id": "in_1MtGmCLkdIwHu7ix6PgS6g8S"},
+        req("POST", "invoices/in_1MtGmCLkdIwHu7ix6PgS6g8S/send"),
+    ),
+    (
+        "stripe-connect-get-payment-intent",
+        {"payment_intent_id": "pi_3MtwBwLkdIwHu7ix28a3tqPa"},
+        req("GET", "payment_intents/pi_3MtwBwLkdIwHu7ix28a3tqPa"),
+    ),
+    (
+        "stripe-connect-create-refund",
+        {"charge": "ch_1NirD82eZvKYlo2CIvbtLWuY", "reason": "requested_by_customer"},
+        req(
+            "POST",
+            "refunds",
+            body=[("charge", "ch_1NirD82eZvKYlo2CIvbtLWuY"), ("reason", "requested_by_customer")],
+        ),
+    ),
+    ("airtable-list-bases", {}, req("GET", "meta/bases")),
+    (
+        "airtable-get-base-schema",
+        {"base_id": BASE},
+        req("GET", f"meta/bases/{BASE}/tables"),
+    ),
+    (
+        "airtable-delete-record",
+        {"base_id": BASE, "table": "Tasks", "record_id": "rec560UJdUtocSouk"},
+        req("DELETE", f"{BASE}/Tasks/rec560UJdUtocSouk"),
+    ),
+    (
+        "asana-list-projects",
+        {"workspace": "1331", "archived": False, "opt_fields": "name,owner.name"},
+        req(
+            "GET",
+            "projects",
+            [
+                ("workspace", "1331"),
+                ("archived", "false"),
+                ("opt_fields", "name,owner.name"),
+                ("limit", "50"),
+            ],
+        ),
+    ),
+    ("asana-list-workspaces", {"limit": 10}, req("GET", "workspaces", [("limit", "10")])),
+    (
+        "asana-create-project",
+        {"name": "Stuff to buy", "workspace": "1331", "team": "14916", "due_on": "2026-09-15"},
+        req(
+            "POST",
+            "projects",
+            body={
+                "data": {
+                    "name": "Stuff to buy",
+                    "workspace": "1331",
+                    "team": "14916",
+                    "due_on": "2026-09-15",
+                }
+            },
+        ),
+    ),
+    (
+        "linear-update-issue",
+        {"id": "BLA-123", "title": "New Issue Title"},
+        req(
+            "POST",
+            "graphql",
+            body={
+                "query": "mutation IssueUpdate($id: String!, $input: IssueUpdateInput!) "
+                "{ issueUpdate(id: $id, input: $input) { success issue { id identifier title url"
+                " state { name } } } }",
+                "variables": {"id": "BLA-123", "input": {"title": "New Issue Title"}},
+            },
+        ),
+    ),
+    (
+        "linear-list-teams",
+        {"first": 20},
+        req(
+            "POST",
+            "graphql",
+            body={
+                "query": "query Teams($first: Int, $after: String) { teams(first: $first, after:"
+                " $after) { nodes { id key name states { nodes { id name type } } } pageInfo"
+                " { hasNextPage endCursor } } }",
+                "variables": {"first": 20},
+            },
+        ),
+    ),
+    ("intercom-list-contacts", {"per_page": 25}, req("GET", "contacts", [("per_page", "25")])),
+    (
+        "intercom-get-conversation",
+        {"id": "1295", "display_as": "plaintext"},
+        req("GET", "conversations/1295", [("display_as", "plaintext")]),
+    ),
+    (
+        "intercom-create-note",
+        {"id": "6762f0dd1bb69f9f2193bb83", "body": "New note", "admin_id": "123"},
+        req(
+            "POST",
+            "contacts/6762f0dd1bb69f9f2193bb83/notes",
+            body={"body": "New note", "admin_id": "123"},
+        ),
+    ),
+    (
+        "intercom-tag-contact",
+        {"contact_id": "63a07ddf05a32042dffac965", "tag_id": "7522907"},
+        req("POST", "contacts/63a07ddf05a32042dffac965/tags", body={"id": "7522907"}),
+    ),
+    ("pipedrive-get-a-deal", {"id": 42}, req("GET", "api/v2/deals/42")),
+    (
+        "pipedrive-search-deals",
+        {"term": "renewal", "fields": "title,notes", "status": "open", "limit": 50},
+        req(
+            "GET",
+            "api/v2/deals/search",
+            [("term", "renewal"), ("fields", "title,notes"), ("status", "open"), ("limit", "50")],
+        ),
+    ),
+    (
+        "pipedrive-add-an-organization",
+        {"name": "Acme", "owner_id": 7},
+        req("POST", "api/v2/organizations", body={"name": "Acme", "owner_id": 7}),
+    ),
+    (
+        "pipedrive-add-an-activity",
+        {
+            "subject": "Discuss revenue with John",
+            "type": "lunch",
+            "due_date": "2026-12-05",
+            "due_time": "12:30",
+            "deal_id": 42,
+            "person_id": 7,
+        },
+        req(
+            "POST",
+            "v1/activities",
+            body={
+                "subject": "Discuss revenue with John",
+                "type": "lunch",
+                "due_date": "2026-12-05",
+                "due_time": "12:30",
+                "deal_id": 42,
+                "person_id": 7,
+            },
+        ),
+    ),
+    (
+        "pipedrive-add-a-note",
+        {"content": "Called, will call back Monday", "deal_id": 42, "pinned_to_deal_flag": 1},
+        req(
+            "POST",
+            "v1/notes",
+            body={
+                "content": "Called, will call back Monday",
+                "deal_id": 42,
+                "pinned_to_deal_flag": 1,
+            },
+        ),
+    ),
+    (
+        "zoom-update-meeting",
+        {"meeting_id": 85746065432, "topic": "My Meeting", "duration": 60},
+        req("PATCH", "meetings/85746065432", body={"topic": "My Meeting", "duration": 60}),
+    ),
+    (
+        "zoom-delete-meeting",
+        {"meeting_id": 85746065432, "cancel_meeting_reminder": True},
+        req("DELETE", "meetings/85746065432", [("cancel_meeting_reminder", "true")]),
+    ),
+    (
+        "zoom-list-recordings",
+        {"from": "2026-11-01", "to": "2026-11-30", "page_size": 30},
+        req(
+            "GET",
+            "users/me/recordings",
+            [("from", "2026-11-01"), ("to", "2026-11-30"), ("page_size", "30")],
+        ),
+    ),
+    ("calendly-get-current-user", {}, req("GET", "users/me")),
+    (
+        "calendly-list-event-invitees",
+        {"event_uuid": CAL_EVENT, "status": "active", "count": 20},
+        req(
+            "GET",
+            f"scheduled_events/{CAL_EVENT}/invitees",
+            [("status", "active"), ("count", "20")],
+        ),
+    ),
+    (
+        "calendly-cancel-event",
+        {"event_uuid": CAL_EVENT, "reason": "Schedule conflict"},
+        req(
+            "POST",
+            f"scheduled_events/{CAL_EVENT}/cancellation",
+            body={"reason": "Schedule conflict"},
+        ),
+    ),
+]
+
+# ------------------------------------------------ issue 17 item 2, second wave: Google Calendar
+# and Drive, Box, Dropbox, Outlook, Teams, Freshdesk, Zendesk, Mailchimp, Shopify, Salesforce.
+MEMBER = "62eeb292278cc15f5817cb78f7790b08"  # MD5 of "urist.mcvankab@freddiesjokes.com"
+SHOPIFY_PRODUCTS = (
+    "query Products($first: Int!, $after: String, $query: String) { products(first: $first,"
+    " after: $after, query: $query) { nodes { id title handle status vendor productType"
+    " totalInventory updatedAt } pageInfo { hasNextPage endCursor } } }"
+)
+REQUESTS += [
+    (
+        "google-calendar-list-calendars",
+        {"min_access_role": "writer", "max_results": 50},
+        req("GET", "users/me/calendarList", [("maxResults", "50"), ("minAccessRole", "writer")]),
+    ),
+    (
+        "google-calendar-get-event",
+        {"calendar_id": "primary", "event_id": "7cbh8rpc10lrc0ckih9tafss99"},
+        req("GET", "calendars/primary/events/7cbh8rpc10lrc0ckih9tafss99"),
+    ),
+    (
+        "google-calendar-update-event",
+        {
+            "calendar_id": "primary",
+            "event_id": "7cbh8rpc10lrc0ckih9tafss99",
+            "start": {"dateTime": "2026-05-28T09:00:00-07:00"},
+            "end": {"dateTime": "2026-05-28T17:00:00-07:00"},
+            "send_updates": "all",
+        },
+        req(
+            "PATCH",
+            "calendars/primary/events/7cbh8rpc10lrc0ckih9tafss99",
+            [("sendUpdates", "all")],
+            body={
+                "start": {"dateTime": "2026-05-28T09:00:00-07:00"},
+                "end": {"dateTime": "2026-05-28T17:00:00-07:00"},
+            },
+        ),
+    ),
+    (
+        "google-calendar-delete-event",
+        {
+            "calendar_id": "primary",
+            "event_id": "7cbh8rpc10lrc0ckih9tafss99",
+        },
+        req(
+            "DELETE",
+            "calendars/primary/events/7cbh8rpc10lrc0ckih9tafss99",
+        ),
+    ),
+    (
+        "google-drive-create-folder",
+        {"name": "Invoices", "parents": ["1Ab2Cd3Ef4Gh5Ij6Kl7Mn8Op9Qr"]},
+        req(
+            "POST",
+            "files",
+            [("fields", "id,name,webViewLink")],
+            body={
+                "name": "Invoices",
+                "mimeType": "application/vnd.google-apps.folder",
+                "parents": ["1Ab2Cd3Ef4Gh5Ij6Kl7Mn8Op9Qr"],
+            },
+        ),
+    ),
+    (
+        "google-drive-share-file",
+        {
+            "file_id": "1Ab2Cd3Ef4Gh5Ij6Kl7Mn8Op9Qr",
+            "role": "writer",
+            "type": "user",
+            "email_address": "lpage@example.com",
+            "send_notification_email": False,
+        },
+        req(
+            "POST",
+            "files/1Ab2Cd3Ef4Gh5Ij6Kl7Mn8Op9Qr/permissions",
+            [("sendNotificationEmail", "false")],
+            body={"role": "writer", "type": "user", "emailAddress": "lpage@example.com"},
+        ),
+    ),
+    (
+        "box-search",
+        {
+            "query": "sales",
+            "type": "file",
+            "file_extensions": "pdf,docx",
+            "limit": 100,
+            "offset": 100,
+        },
+        req(
+            "GET",
+            "search",
+            [
+                ("query", "sales"),
+                ("type", "file"),
+                ("file_extensions", "pdf,docx"),
+                ("limit", "100"),
+                ("offset", "100"),
+            ],
+        ),
+    ),
+    (
+        "box-create-folder",
+        {"name": "New Folder", "parent_id": "0"},
+        req("POST", "folders", body={"name": "New Folder", "parent": {"id": "0"}}),
+    ),
+    (
+        "dropbox-get-metadata",
+        {"path": "/Homework/math/Prime_Numbers.txt"},
+        req("POST", "files/get_metadata", body={"path": "/Homework/math/Prime_Numbers.txt"}),
+    ),
+    (
+        "dropbox-search",
+        {"query": "cat", "path": "/Folder", "max_results": 20},
+        req(
+            "POST",
+            "files/search_v2",
+            body={"query": "cat", "options": {"path": "/Folder", "max_results": 20}},
+        ),
+    ),
+    (
+        "dropbox-create-folder",
+        {"path": "/Homework/math", "autorename": False},
+        req(
+            "POST",
+            "files/create_folder_v2",
+            body={"path": "/Homework/math", "autorename": False},
+        ),
+    ),
+    (
+        "dropbox-create-shared-link",
+        {"path": "/Prime_Numbers.txt"},
+        req(
+            "POST",
+            "sharing/create_shared_link_with_settings",
+            body={"path": "/Prime_Numbers.txt"},
+        ),
+    ),
+    (
+        "microsoft-outlook-search-messages",
+        {"filter": "isRead eq false", "select": "subject,from", "top": 25, "skip": 25},
+        req(
+            "GET",
+            "me/messages",
+            [
+                ("$filter", "isRead eq false"),
+                ("$select", "subject,from"),
+                ("$top", "25"),
+                ("$skip", "25"),
+            ],
+        ),
+    ),
+    (
+        "microsoft-outlook-get-message",
+        {"id": "AAMkADhAAAW-VPeAAA=", "select": "subject,body"},
+        req("GET", "me/messages/AAMkADhAAAW-VPeAAA%3D", [("$select", "subject,body")]),
+    ),
+    (
+        "microsoft-outlook-reply-to-message",
+        {
+            "id": "AAMkADA1MTAAAAqldOAAA=",
+            "comment": "Samantha, Randi, would you name the group please?",
+        },
+        req(
+            "POST",
+            "me/messages/AAMkADA1MTAAAAqldOAAA%3D/reply",
+            body={"comment": "Samantha, Randi, would you name the group please?"},
+        ),
+    ),
+    (
+        "microsoft-outlook-create-event",
+        {
+            "subject": "Let's go for lunch",
+            "body": {"contentType": "HTML", "content": "Does noon work for you?"},
+            "start": {"dateTime": "2026-03-15T12:00:00", "timeZone": "Pacific Standard Time"},
+            "end": {"dateTime": "2026-03-15T14:00:00", "timeZone": "Pacific Standard Time"},
+            "location": {"displayName": "Harry's Bar"},
+            "attendees": [
+                {
+                    "emailAddress": {"address": "samanthab@contoso.com", "name": "Samantha Booth"},
+                    "type": "required",
+                }
+            ],
+        },
+        req(
+            "POST",
+            "me/events",
+            body={
+                "subject": "Let's go for lunch",
+                "body": {"contentType": "HTML", "content": "Does noon work for you?"},
+                "start": {"dateTime": "2026-03-15T12:00:00", "timeZone": "Pacific Standard Time"},
+                "end": {"dateTime": "2026-03-15T14:00:00", "timeZone": "Pacific Standard Time"},
+                "location": {"displayName": "Harry's Bar"},
+                "attendees": [
+                    {
+                        "emailAddress": {
+                            "address": "samanthab@contoso.com",
+                            "name": "Samantha Booth",
+                        },
+                        "type": "required",
+                    }
+                ],
+            },
+        ),
+    ),
+    ("microsoft-teams-list-joined-teams", {}, req("GET", "me/joinedTeams")),
+    (
+        "microsoft-teams-create-meeting",
+        {
+            "subject": "User Token Meeting",
+            "start_date_time": "2026-07-12T14:30:34.2444915-07:00",
+            "end_date_time": "2026-07-12T15:00:34.2464912-07:00",
+        },
+        req(
+            "POST",
+            "me/onlineMeetings",
+            body={
+                "subject": "User Token Meeting",
+                "startDateTime": "2026-07-12T14:30:34.2444915-07:00",
+                "endDateTime": "2026-07-12T15:00:34.2464912-07:00",
+            },
+        ),
+    ),
+    (
+        "freshdesk-reply-to-ticket",
+        {"id": 141, "body": "We are working on this issue. Will keep you posted."},
+        req(
+            "POST",
+            "tickets/141/reply",
+            body={"body": "We are working on this issue. Will keep you posted."},
+        ),
+    ),
+    (
+        "freshdesk-add-note",
+        {
+            "id": 3,
+            "body": "Hi tom, Still Angry",
+            "private": False,
+            "notify_emails": ["tom@yourcompany.com"],
+        },
+        req(
+            "POST",
+            "tickets/3/notes",
+            body={
+                "body": "Hi tom, Still Angry",
+                "private": False,
+                "notify_emails": ["tom@yourcompany.com"],
+            },
+        ),
+    ),
+    (
+        "freshdesk-create-contact",
+        {"name": "Super Man", "email": "superman@freshdesk.com"},
+        req("POST", "contacts", body={"name": "Super Man", "email": "superman@freshdesk.com"}),
+    ),
+    (
+        "freshdesk-search-tickets",
+        {"query": "priority:3 AND status:2", "page": 2},
+        req("GET", "search/tickets", [("query", '"priority:3 AND status:2"'), ("page", "2")]),
+    ),
+    (
+        "zendesk-list-ticket-comments",
+        {"ticket_id": 2, "sort": "-created_at"},
+        req("GET", "tickets/2/comments", [("page[size]", "100"), ("sort", "-created_at")]),
+    ),
+    ("zendesk-get-user", {"user_id": 35436}, req("GET", "users/35436")),
+    (
+        "zendesk-create-user",
+        {"name": "Roger Wilco", "email": "roge@example.org", "role": "end-user"},
+        req(
+            "POST",
+            "users",
+            body={"user": {"name": "Roger Wilco", "email": "roge@example.org", "role": "end-user"}},
+        ),
+    ),
+    (
+        "zendesk-list-organizations",
+        {"page_size": 50},
+        req("GET", "organizations", [("page[size]", "50")]),
+    ),
+    (
+        "mailchimp-list-audiences",
+        {"count": 100, "offset": 100, "fields": "lists.id,lists.name"},
+        req(
+            "GET", "lists", [("count", "100"), ("offset", "100"), ("fields", "lists.id,lists.name")]
+        ),
+    ),
+    (
+        "mailchimp-upsert-list-member",
+        {
+            "list_id": "57afe96172",
+            "subscriber_hash": MEMBER,
+            "email_address": "urist.mcvankab@freddiesjokes.com",
+            "status_if_new": "subscribed",
+            "merge_fields": {"FNAME": "Urist"},
+        },
+        req(
+            "PUT",
+            f"lists/57afe96172/members/{MEMBER}",
+            body={
+                "email_address": "urist.mcvankab@freddiesjokes.com",
+                "status_if_new": "subscribed",
+                "merge_fields": {"FNAME": "Urist"},
+            },
+        ),
+    ),
+    (
+        "mailchimp-update-member-tags",
+        {
+            "list_id": "57afe96172",
+            "subscriber_hash": MEMBER,
+            "tags": [{"name": "VIP", "status": "active"}, {"name": "Trial", "status": "inactive"}],
+        },
+        req(
+            "POST",
+            f"lists/57afe96172/members/{MEMBER}/tags",
+            body={
+                "tags": [
+                    {"name": "VIP", "status": "active"},
+                    {"name": "Trial", "status": "inactive"},
+                ]
+            },
+        ),
+    ),
+    (
+        "shopify-list-products",
+        {"query": "status:active", "first": 10},
+        req(
+            "POST",
+            "graphql.json",
+            body={"query": SHOPIFY_PRODUCTS, "variables": {"first": 10, "query": "status:active"}},
+        ),
+    ),
+    (
+        "shopify-list-orders",
+        {"query": "financial_status:paid"},
+        req(
+            "POST",
+            "graphql.json",
+            body={
+                "query": "query Orders($first: Int!, $after: String, $query: String) { orders(first:"
+                " $first, after: $after, query: $query, reverse: true) { nodes { id name createdAt"
+                " displayFinancialStatus displayFulfillmentStatus totalPriceSet { shopMoney { amount"
+                " currencyCode } } customer { id displayName } } pageInfo { hasNextPage endCursor } } }",
+                "variables": {"first": 50, "query": "financial_status:paid"},
+            },
+        ),
+    ),
+    (
+        "shopify-list-customers",
+        {"first": 100},
+        req(
+            "POST",
+            "graphql.json",
+            body={
+                "query": "query Customers($first: Int!, $after: String, $query: String) { customers("
+                "first: $first, after: $after, query: $query) { nodes { id displayName"
+                " defaultEmailAddress { emailAddress } numberOfOrders createdAt } pageInfo"
+                " { hasNextPage endCursor } } }",
+                "variables": {"first": 100},
+            },
+        ),
+    ),
+    (
+        "salesforce-delete-record",
+        {"sobject": "Account", "record_id": "001D000000INjVe"},
+        req("DELETE", "sobjects/Account/001D000000INjVe"),
+    ),
+    ("salesforce-describe-global", {}, req("GET", "sobjects")),
+]
+
 
 @pytest.mark.parametrize(
     ("name", "params", "expected"), REQUESTS, ids=[f"{r[0]}-{i}" for i, r in enumerate(REQUESTS)]
@@ -1509,7 +2444,14 @@ def test_every_param_is_described_and_every_list_paginates(catalog: Catalog) -> 
 
 
 #: List functions whose provider has no cursor the function format can follow.
-NO_CURSOR: set[str] = set()
+NO_CURSOR: set[str] = {
+    # Gmail returns every label in one response (users.labels.list has no pageToken).
+    "gmail-list-labels",
+    # Microsoft Graph returns every joined team in one response (no @odata.nextLink).
+    "microsoft-teams-list-joined-teams",
+    # Mailchimp pages by offset/count; the response has no cursor (the function takes offset).
+    "mailchimp-list-audiences",
+}
 
 
 # (function, a response as the provider documents it, the next cursor in it). The last page of
@@ -1899,6 +2841,230 @@ RESPONSES += [
     ),
 ]
 
+# Issue 17 item 2, second wave.
+RESPONSES += [
+    (
+        "slack-list-replies",
+        {
+            "ok": True,
+            "messages": [{"type": "message", "ts": "1482960137.003543", "reply_count": 3}],
+            "has_more": True,
+            "response_metadata": {"next_cursor": "bmV4dF90czoxNDg0Njc4MjkwNTE3MDkx"},
+        },
+        "bmV4dF90czoxNDg0Njc4MjkwNTE3MDkx",
+    ),
+    (
+        "hubspot-search-companies",
+        {"total": 2, "results": [{"id": "512"}], "paging": {"next": {"after": "1"}}},
+        "1",
+    ),
+    ("hubspot-search-deals", {"total": 0, "results": []}, None),
+    (
+        "gmail-list-threads",
+        {
+            "threads": [{"id": "18c5f1a2b3d4e5f6", "snippet": "", "historyId": "1"}],
+            "nextPageToken": "09876543210",
+            "resultSizeEstimate": 201,
+        },
+        "09876543210",
+    ),
+    ("gmail-list-threads", {"resultSizeEstimate": 0}, None),
+    (
+        "notion-list-users",
+        {
+            "object": "list",
+            "results": [{"object": "user", "id": "d40e767c-d7af-4b18-a86d-55c61f1e39a4"}],
+            "next_cursor": "fe2cc560-036c-44cd-90e8-294d5a74cebc",
+            "has_more": True,
+            "type": "user",
+        },
+        "fe2cc560-036c-44cd-90e8-294d5a74cebc",
+    ),
+    (
+        "notion-list-users",
+        {"object": "list", "results": [], "next_cursor": None, "has_more": False},
+        None,
+    ),
+]
+
+RESPONSES += [
+    (
+        "stripe-connect-search-charges",
+        {
+            "object": "search_result",
+            "url": "/v1/charges/search",
+            "has_more": True,
+            "data": [{"id": "ch_3MrVHDLkdIwHu7ix1Ivmo8j9"}],
+            "next_page": "WzE2ODAyMDk1NjVd",
+        },
+        "WzE2ODAyMDk1NjVd",
+    ),
+    (
+        "stripe-connect-search-subscriptions",
+        {"object": "search_result", "has_more": False, "data": [], "next_page": None},
+        None,
+    ),
+    (
+        "stripe-connect-search-products",
+        {
+            "object": "search_result",
+            "has_more": True,
+            "data": [{"id": "prod_1"}],
+            "next_page": "p2",
+        },
+        "p2",
+    ),
+    (
+        "airtable-list-bases",
+        {
+            "bases": [
+                {
+                    "id": "appLkNDICXNqxSDhG",
+                    "name": "Apartment Hunting",
+                    "permissionLevel": "create",
+                }
+            ],
+            "offset": "itr23sEjsdfEr3282/appSW9R5uCNmRmfl6",
+        },
+        "itr23sEjsdfEr3282/appSW9R5uCNmRmfl6",
+    ),
+    ("airtable-list-bases", {"bases": []}, None),
+    (
+        "asana-list-projects",
+        {
+            "data": [{"gid": "12345", "resource_type": "project", "name": "Stuff to buy"}],
+            "next_page": {
+                "offset": "eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9",
+                "path": "/projects?limit=50&offset=eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9",
+                "uri": "https://app.asana.com/api/1.0/projects?limit=50&offset=eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9",
+            },
+        },
+        "eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9",
+    ),
+    ("asana-list-workspaces", {"data": [{"gid": "1331"}], "next_page": None}, None),
+    (
+        "linear-list-teams",
+        {
+            "data": {
+                "teams": {
+                    "nodes": [{"id": "x", "key": "ENG"}],
+                    "pageInfo": {"hasNextPage": True, "endCursor": "a3b0c1d2"},
+                }
+            }
+        },
+        "a3b0c1d2",
+    ),
+    (
+        "intercom-list-contacts",
+        {
+            "type": "list",
+            "data": [{"type": "contact", "id": "6762f0dd1bb69f9f2193bb83"}],
+            "total_count": 100,
+            "pages": {
+                "type": "pages",
+                "next": {"per_page": 25, "starting_after": "WzE3MzQ1MzUzNTkwMDAsIjY3NjJmMGRkIl0="},
+                "page": 1,
+                "per_page": 25,
+                "total_pages": 4,
+            },
+        },
+        "WzE3MzQ1MzUzNTkwMDAsIjY3NjJmMGRkIl0=",
+    ),
+    (
+        "pipedrive-search-deals",
+        {
+            "success": True,
+            "data": {"items": [{"result_score": 0.6, "item": {"id": 42, "title": "Renewal"}}]},
+            "additional_data": {"next_cursor": "eyJzZWFyY2giOjF9"},
+        },
+        "eyJzZWFyY2giOjF9",
+    ),
+    (
+        "zoom-list-recordings",
+        {
+            "from": "2026-11-01",
+            "to": "2026-11-30",
+            "page_size": 30,
+            "total_records": 45,
+            "next_page_token": "Tva2CuIdTgsv8wAnhyAdU3m06Y2HuLQtlh3",
+            "meetings": [{"uuid": "4444AAAiAAAAAiAiAiiAii==", "id": 85746065432}],
+        },
+        "Tva2CuIdTgsv8wAnhyAdU3m06Y2HuLQtlh3",
+    ),
+    (
+        "calendly-list-event-invitees",
+        {
+            "collection": [{"uri": "https://api.calendly.com/scheduled_events/ABC/invitees/DEF"}],
+            "pagination": {
+                "count": 1,
+                "next_page": "https://api.calendly.com/scheduled_events/ABC/invitees?count=1&page_token=sNjq4TvMDfUHEl7zHRR0k0E1PCEJWvdi",
+                "previous_page": None,
+                "next_page_token": "sNjq4TvMDfUHEl7zHRR0k0E1PCEJWvdi",
+                "previous_page_token": None,
+            },
+        },
+        "sNjq4TvMDfUHEl7zHRR0k0E1PCEJWvdi",
+    ),
+]
+
+RESPONSES += [
+    (
+        "google-calendar-list-calendars",
+        {
+            "kind": "calendar#calendarList",
+            "nextPageToken": "CkAKPjA",
+            "items": [{"kind": "calendar#calendarListEntry", "id": "primary"}],
+        },
+        "CkAKPjA",
+    ),
+    ("google-calendar-list-calendars", {"kind": "calendar#calendarList", "items": []}, None),
+    (
+        "zendesk-list-ticket-comments",
+        {
+            "comments": [{"id": 1274, "body": "Thanks for your help!", "public": True}],
+            "meta": {"has_more": True, "after_cursor": "xxx", "before_cursor": "yyy"},
+            "links": {
+                "next": "https://example.zendesk.com/api/v2/tickets/2/comments.json?page[after]=xxx"
+            },
+        },
+        "xxx",
+    ),
+    (
+        "zendesk-list-organizations",
+        {"organizations": [], "meta": {"has_more": False, "after_cursor": None}},
+        None,
+    ),
+    (
+        "shopify-list-products",
+        {
+            "data": {
+                "products": {
+                    "nodes": [{"id": "gid://shopify/Product/108828309", "title": "Draft"}],
+                    "pageInfo": {"hasNextPage": True, "endCursor": "eyJsYXN0X2lkIjoxMDg4MjgzMDl9"},
+                }
+            }
+        },
+        "eyJsYXN0X2lkIjoxMDg4MjgzMDl9",
+    ),
+    (
+        "shopify-list-orders",
+        {"data": {"orders": {"nodes": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}}},
+        None,
+    ),
+    (
+        "shopify-list-customers",
+        {
+            "data": {
+                "customers": {
+                    "nodes": [{"id": "gid://shopify/Customer/1"}],
+                    "pageInfo": {"hasNextPage": True, "endCursor": "eyJsYXN0X2lkIjoxfQ=="},
+                }
+            }
+        },
+        "eyJsYXN0X2lkIjoxfQ==",
+    ),
+]
+
 
 @pytest.mark.parametrize(
     ("name", "document", "cursor"), RESPONSES, ids=[f"{r[0]}-{i}" for i, r in enumerate(RESPONSES)]
@@ -1980,6 +3146,42 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("notion-get-page", {"page_id": "not-a-page"}, "page_id", "does not match"),
     ("gmail-send-message", {"raw": "To: a@b.example"}, "raw", "does not match"),
     ("slack-get-user", {"user": "C123"}, "user", "does not match"),
+    # Issue 17 item 2, second wave.
+    (
+        "mailchimp-upsert-list-member",
+        {
+            "list_id": "57afe96172",
+            "subscriber_hash": "urist.mcvankab@freddiesjokes.com",
+            "email_address": "urist.mcvankab@freddiesjokes.com",
+            "status_if_new": "subscribed",
+        },
+        "subscriber_hash",
+        "does not match",
+    ),
+    (
+        "stripe-connect-create-refund",
+        {"payment_intent": "pi_1", "charge": "ch_1"},
+        "",
+        "is valid under each of",
+    ),
+    ("stripe-connect-get-invoice", {"invoice_id": "../customers"}, "invoice_id", "does not match"),
+    ("github-request-reviewers", {"owner": "o", "repo": "r", "pull_number": 1}, "", "any of"),
+    (
+        "jira-transition-issue",
+        {"cloud_id": CLOUD, "issue": "HSP-1", "transition_id": "Done"},
+        "transition_id",
+        "does not match",
+    ),
+    ("gmail-modify-labels", {"id": "18c5f1a2b3d4e5f6"}, "", "any of"),
+    ("zoom-update-meeting", {"meeting_id": 85746065432}, "", "does not have enough properties"),
+    (
+        "airtable-delete-record",
+        {"base_id": "appLkNDICXNqxSDhG", "table": "Tasks", "record_id": "recX/../../x"},
+        "record_id",
+        "does not match",
+    ),
+    ("freshdesk-search-tickets", {"query": 'status:2" OR "1'}, "query", "does not match"),
+    ("dropbox-create-folder", {"path": "Homework"}, "path", "does not match"),
 ]
 
 

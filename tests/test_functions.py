@@ -150,6 +150,11 @@ FUNCTIONS = {
         "slack-list-users",
         "slack-get-user",
         "slack-find-user-by-email",
+        "slack-list-replies",
+        "slack-add-reaction",
+        "slack-delete-message",
+        "slack-create-channel",
+        "slack-invite-to-channel",
     ],
     "hubspot": [
         "hubspot-create-contact",
@@ -164,6 +169,12 @@ FUNCTIONS = {
         "hubspot-list-owners",
         "hubspot-create-ticket",
         "hubspot-list-tickets",
+        "hubspot-get-company",
+        "hubspot-update-company",
+        "hubspot-search-companies",
+        "hubspot-get-deal",
+        "hubspot-update-deal",
+        "hubspot-search-deals",
     ],
     "intercom": [
         "intercom-create-contact",
@@ -173,6 +184,10 @@ FUNCTIONS = {
         "intercom-send-message",
         "intercom-list-conversations",
         "intercom-reply-to-conversation",
+        "intercom-list-contacts",
+        "intercom-get-conversation",
+        "intercom-create-note",
+        "intercom-tag-contact",
     ],
     "pipedrive": [
         "pipedrive-add-a-person",
@@ -182,6 +197,11 @@ FUNCTIONS = {
         "pipedrive-update-a-deal",
         "pipedrive-get-all-organizations",
         "pipedrive-search-persons",
+        "pipedrive-get-a-deal",
+        "pipedrive-search-deals",
+        "pipedrive-add-an-organization",
+        "pipedrive-add-an-activity",
+        "pipedrive-add-a-note",
     ],
 }
 
@@ -586,7 +606,7 @@ PAGINATION = {
         name: Pagination(
             cursor_param="cursor", next_cursor="response_metadata.next_cursor", cursor_in="query"
         )
-        for name in ("slack-list-messages", "slack-list-users")
+        for name in ("slack-list-messages", "slack-list-users", "slack-list-replies")
     },
     **{
         name: Pagination(cursor_param="after", next_cursor="paging.next.after", cursor_in="query")
@@ -598,9 +618,14 @@ PAGINATION = {
             "hubspot-list-tickets",
         )
     },
-    "hubspot-search-contacts": Pagination(
-        cursor_param="after", next_cursor="paging.next.after", cursor_in="body"
-    ),
+    **{
+        name: Pagination(cursor_param="after", next_cursor="paging.next.after", cursor_in="body")
+        for name in (
+            "hubspot-search-contacts",
+            "hubspot-search-companies",
+            "hubspot-search-deals",
+        )
+    },
     **{
         name: Pagination(
             cursor_param="cursor", next_cursor="additional_data.next_cursor", cursor_in="query"
@@ -609,11 +634,17 @@ PAGINATION = {
             "pipedrive-get-all-deals",
             "pipedrive-get-all-organizations",
             "pipedrive-search-persons",
+            "pipedrive-search-deals",
         )
     },
-    "intercom-list-conversations": Pagination(
-        cursor_param="starting_after", next_cursor="pages.next.starting_after", cursor_in="query"
-    ),
+    **{
+        name: Pagination(
+            cursor_param="starting_after",
+            next_cursor="pages.next.starting_after",
+            cursor_in="query",
+        )
+        for name in ("intercom-list-conversations", "intercom-list-contacts")
+    },
 }
 
 
@@ -659,8 +690,12 @@ def test_an_empty_cursor_is_the_first_page(catalog: Catalog, name: str) -> None:
     params: dict[str, Any] = {
         "intercom-search-contacts": {"query": {"field": "role", "operator": "=", "value": "user"}},
         "hubspot-search-contacts": {"query": "jane"},
+        "hubspot-search-companies": {"query": "hubspot"},
+        "hubspot-search-deals": {"query": "renewal"},
         "slack-list-messages": {"channel": "C1234567890"},
+        "slack-list-replies": {"channel": "C1234567890", "ts": "1234567890.123456"},
         "pipedrive-search-persons": {"term": "will"},
+        "pipedrive-search-deals": {"term": "renewal"},
     }.get(name, {})
     assert built(catalog, name, {**params, "next_page": ""}) == built(catalog, name, params)
 

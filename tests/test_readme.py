@@ -378,7 +378,8 @@ def test_schema_modeline_keeps_the_file_valid(tmp_path: Path) -> None:
 @pytest.mark.readme("Writing your own app file", 1)
 def test_console_session_as_shown(tmp_path: Path) -> None:
     """Each ``$`` line of the console block, run: ``validate`` reports the shown problem for
-    the shown mistake, then ``show`` and ``list`` work with ``portal.service:create_app``."""
+    the shown mistake, then ``show``, ``list``, ``crosscheck`` and the ``functions`` commands
+    work with ``portal.service:create_app``."""
     console = block("Writing your own app file", 1).code
     commands = [
         line[2:].split("  #", 1)[0].strip()
@@ -389,6 +390,9 @@ def test_console_session_as_shown(tmp_path: Path) -> None:
         ["flask", "portal", "apps", "validate"],
         ["flask", "portal", "apps", "show"],
         ["flask", "portal", "apps", "list"],
+        ["flask", "portal", "apps", "crosscheck"],
+        ["flask", "portal", "functions", "list"],
+        ["flask", "portal", "functions", "show"],
     ]
     path = _acme(tmp_path)
     good = path.read_text("utf-8")
@@ -422,6 +426,15 @@ def test_console_session_as_shown(tmp_path: Path) -> None:
     listed = sh(commands[2], tmp_path, env)
     assert listed.returncode == 0, listed.stderr
     assert re.search(r"^\s*acme\b.*ready", listed.stdout, re.M), listed.stdout
+    crosscheck = sh(commands[3], tmp_path, env)
+    assert crosscheck.returncode == 0, crosscheck.stderr
+    assert "unexplained differences: none" in crosscheck.stdout.splitlines()[-1]
+    functions = sh(commands[4], tmp_path, env)
+    assert functions.returncode == 0, functions.stderr
+    assert re.search(r"^github-create-issue\s+POST\s+/repos/", functions.stdout, re.M)
+    shown_fn = sh(commands[5], tmp_path, env)
+    assert shown_fn.returncode == 0, shown_fn.stderr
+    assert shown_fn.stdout.startswith("Transition an issue (jira-transition-issue)\n")
 
 
 @pytest.mark.readme("Writing your own app file", 2)
