@@ -153,7 +153,7 @@ def sandbox_config(sandbox_url: str, portal_url: str, **overrides: Any) -> dict[
                 "redirect_uris": [
                     f"{portal_url}/portal/oauth/{slug}/callback" for slug in DEMO_OAUTH_APPS
                 ],
-                "scope": "openid profile contacts.read contacts.write",
+                "scope": "openid profile contacts.read contacts.write contacts.delete",
                 "token_endpoint_auth_method": "client_secret_basic",
             },
             {
@@ -161,7 +161,7 @@ def sandbox_config(sandbox_url: str, portal_url: str, **overrides: Any) -> dict[
                 "client_secret": DEMO_POST_CLIENT_SECRET,
                 "client_name": "Connect Portal demo (form-body client)",
                 "redirect_uris": [f"{portal_url}/portal/oauth/sandbox-post/callback"],
-                "scope": "openid profile contacts.read contacts.write",
+                "scope": "openid profile contacts.read contacts.write contacts.delete",
                 "token_endpoint_auth_method": "client_secret_post",
             },
             *(
