@@ -408,3 +408,53 @@ def test_failed_link_connect_without_error_url_never_goes_to_success_url(
     assert "Couldn't connect to Sandbox CRM" in result.text
     assert "Ask for a new one" in result.text
     assert result_payload(result.text)["status"] == "failed"
+
+
+# --------------------------------------------------------------------------- README
+
+README_SECTION = "Scopes per connect (incremental authorization)"
+
+
+@pytest.mark.readme(README_SECTION, 0)
+def test_readme_scopes_yaml_is_what_the_sandbox_app_ships(stack: DemoStack) -> None:
+    import yaml
+    from readme_blocks import block
+
+    doc = yaml.safe_load(block(README_SECTION, 0).code)
+    app = catalog_of(stack).get("sandbox")
+    assert app is not None and app.oauth2 is not None
+    assert tuple(doc["auth"]["scopes"]) == app.oauth2.scopes
+    assert tuple(doc["auth"]["optional_scopes"]) == app.oauth2.optional_scopes
+    [function] = doc["functions"]
+    shipped = next(f for f in app.functions if f.name == function["name"])
+    assert tuple(function["required_scopes"]) == shipped.required_scopes
+
+
+@pytest.mark.readme(README_SECTION, 1)
+def test_readme_insufficient_scope_python_as_written(stack: DemoStack, sandbox: str) -> None:
+    import uuid
+
+    from conftest import new_session
+    from readme_blocks import block, fill
+
+    user = f"readme-scopes-{uuid.uuid4().hex[:8]}"
+    api = new_session(stack, user)
+    _, account_id = connect(api)
+    created = invoke(api, "sandbox-create-contact", {"name": "Ada", "email": "a@example.test"})
+    namespace: dict[str, Any] = {
+        "APP_SECRET": DEMO_APP_SECRET,
+        "contact_id": str(created.json()["output"]["id"]),
+    }
+    code = fill(
+        block(README_SECTION, 1).code,
+        {
+            "https://portal.example/portal/api/v1": f"{stack.portal.url}{PREFIX}",
+            '"u-42"': repr(user),
+        },
+    )
+    exec(compile(code, "README.md (scopes)", "exec"), namespace)
+    assert namespace["hint"]["missing_scopes"] == ["contacts.delete"]
+    authorize, result = run_ticket(namespace["ticket"])
+    assert result.status_code == 200, result.text[:500]
+    assert asked_scopes(authorize) == [*DEFAULT, "contacts.delete"]
+    assert result_payload(result.text)["payload"]["connectedAccountId"] == account_id
