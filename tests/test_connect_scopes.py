@@ -339,6 +339,7 @@ def test_marketplace_pick_needs_the_csrf_token_and_the_opening_browser(
     assert pick(browser, page, "sandbox").status_code == 200
 
 
+@pytest.mark.security("Projects are tenants")
 def test_marketplace_link_connects_for_its_own_project(make_app: Any, stack: DemoStack) -> None:
     app: Flask = make_app(
         PORTAL_APP_KEYS={"proj-a": ["secret-a"], "proj-b": ["secret-b"]},
