@@ -296,9 +296,7 @@ def test_lone_surrogate_user_id_in_session_bodies_is_400(stack: DemoStack) -> No
     json_headers = {"Content-Type": "application/json"}
     browser = requests.post(
         url,
-        data=_raw_json(
-            f'{{"appKey": "{DEMO_APP_KEY}", "userId": "\\ud800", "hash": "{"0" * 64}"}}'
-        ),
+        data=_raw_json(f'{{"appKey": "{DEMO_APP_KEY}", "userId": "\\ud800", "hash": "{"0" * 64}"}}'),
         headers={**json_headers, "Origin": stack.host.url},
         timeout=10,
     )
@@ -320,7 +318,9 @@ def test_lone_surrogate_user_id_from_host_backend_is_400(stack: DemoStack) -> No
     for query in ("user_id=%ED%A0%80", "user_id=a%ED%B0%80", "user_id=%FF"):
         _assert_invalid_user_id(requests.get(f"{url}?{query}", headers=bearer, timeout=10))
     # The same bytes raw in the header (requests sends bytes values unchanged).
-    raw = requests.get(url, headers={**bearer, "X-Portal-User-Id": b"\xed\xa0\x80"}, timeout=10)
+    raw = requests.get(
+        url, headers={**bearer, "X-Portal-User-Id": b"\xed\xa0\x80"}, timeout=10
+    )
     _assert_invalid_user_id(raw)
     # Valid ids still work on both channels: UTF-8 in the query, printable ASCII in the header.
     assert requests.get(f"{url}?user_id=%C3%A9", headers=bearer, timeout=10).status_code == 200

@@ -268,12 +268,7 @@ def test_catalog_url_that_is_not_https_is_refused_naming_file_and_field(
 
 @pytest.mark.parametrize(
     "value",
-    [
-        "https://urls.example/x",
-        "http://127.0.0.1:5002/x",
-        "http://localhost:8080/x",
-        "http://[::1]/x",
-    ],
+    ["https://urls.example/x", "http://127.0.0.1:5002/x", "http://localhost:8080/x", "http://[::1]/x"],
 )
 @pytest.mark.parametrize("field", URL_FIELDS)
 @pytest.mark.security("Catalog URLs (`docs_url`, icons, endpoints) with `javascript:` or `data:`")

@@ -353,14 +353,11 @@ def test_callback_without_iss_is_refused_when_metadata_advertises_it(
             select(ConnectAttempt).where(ConnectAttempt.user_id == "u-iss-missing")
         ).one()
         assert (attempt.status, attempt.error_code) == ("failed", "invalid_issuer")
-        assert (
-            db.scalar(
-                select(func.count())
-                .select_from(ConnectedAccount)
-                .where(ConnectedAccount.user_id == "u-iss-missing")
+        assert db.scalar(
+            select(func.count()).select_from(ConnectedAccount).where(
+                ConnectedAccount.user_id == "u-iss-missing"
             )
-            == 0
-        )
+        ) == 0
 
 
 @pytest.mark.parametrize(

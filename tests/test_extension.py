@@ -645,9 +645,7 @@ def test_account_disconnected_signal(stack: DemoStack, sandbox: str, api: Api) -
 # --------------------------------------------------------------------------- start-up warnings
 
 
-@pytest.mark.parametrize(
-    "placeholder", ["…", "...", "<client id>", "your-client-id", "CHANGEME", ""]
-)
+@pytest.mark.parametrize("placeholder", ["…", "...", "<client id>", "your-client-id", "CHANGEME", ""])
 def test_placeholder_client_id_is_not_configured(tmp_path: Path, placeholder: str) -> None:
     """A client id copied from a README (``"…"``) does not make the app "ready"."""
     app = host_flask(

@@ -578,9 +578,7 @@ def test_flask_run_console_carries_no_query_secret(tmp_path: Path) -> None:
         "PORTAL_ENCRYPTION_KEYS": [DEMO_ENCRYPTION_KEY],
     }
     # Port 0: the OS picks a free loopback port; Werkzeug prints the one it got.
-    proc: Proc = flask_command(
-        config, ["run", "--host", "127.0.0.1", "--port", "0"], tmp_path, "run"
-    )
+    proc: Proc = flask_command(config, ["run", "--host", "127.0.0.1", "--port", "0"], tmp_path, "run")
     try:
         started = _wait_for_output(proc, "Running on http://127.0.0.1:")
         url = re.search(r"Running on (http://127\.0\.0\.1:\d+)", started)

@@ -188,9 +188,8 @@ def _current_count(store: Store, sealer: Sealer) -> int:
         )
 
 
-def _wait_for(
-    done: Callable[[], bool], what: str, failures: list[str], timeout: float = 120
-) -> None:
+
+def _wait_for(done: Callable[[], bool], what: str, failures: list[str], timeout: float = 120) -> None:
     """Wait until ``done()`` (polled every 10 ms); fail naming ``what`` and the first failures
     after ``timeout`` seconds (a bound for a stuck server, not a speed requirement)."""
     deadline = time.monotonic() + timeout
