@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -136,7 +136,8 @@ def start(
     return_to: str | None,
 ) -> None:
     """Insert the ``started`` attempt of ``claims`` (id: the ticket's nonce) for app ``app``.
-    A reconnect ticket's account id is stored in ``account_id`` at once (see :func:`finish`).
+    A reconnect ticket's account id is stored in ``account_id`` at once (see :func:`finish`),
+    its extra scopes in ``scopes`` (see :func:`exchange`).
 
     :raises InvalidConnectAttempt: ``ticket_used``, the ticket already started an attempt.
     """
@@ -151,6 +152,7 @@ def start(
         host_origin=claims.host_origin,
         opener_origin=claims.opener_origin,
         return_to=return_to,
+        scopes=list(claims.scopes) or None,
         # A reconnect names its account from the start; finish() re-authorizes that one.
         account_id=claims.reconnect_account_id,
         created_at=now,
@@ -257,8 +259,8 @@ def finish(
     identity: tuple[str, str] | None = None,
 ) -> Connected:
     """Identity lookup (unless ``identity`` is already known), then account upsert, attempt
-    ``connected`` and the ``account.connected``/``account.reconnected`` webhook in one
-    transaction; then :data:`portal.signals.account_connected`. ``app`` is resolved for the
+    ``connected`` and the ``account.connected``/``account.reconnected`` webhook (and
+    ``account.recovered`` when the account was ``needs_reauth``) in one transaction; then :data:`portal.signals.account_connected`. ``app`` is resolved for the
     account; ``ref`` is its ``{name, title, icon_url}``.
 
     A reconnect attempt (``attempt.account_id`` set by :func:`start`) re-authorizes that
@@ -281,6 +283,7 @@ def finish(
     )
     try:
         with state.store.session() as db:
+            previous = _status_before(db, attempt, app, external_id)
             if attempt.account_id is not None:
                 account = _reconnect(
                     state, db, attempt, app, external_id, label, scopes, credentials, expires_at
@@ -322,6 +325,21 @@ def finish(
                 project=attempt.project,
                 state=state,
             )
+            if previous == "needs_reauth" and not created:
+                # The same webhook as a health check that passes again (portal.health).
+                webhooks.enqueue(
+                    db,
+                    "account.recovered",
+                    {
+                        "user_id": attempt.user_id,
+                        "app": app.slug,
+                        "account": public,
+                        "reason": None,
+                    },
+                    account.id,
+                    project=attempt.project,
+                    state=state,
+                )
     except SQLAlchemyError as exc:
         log.exception("could not store the connected account for %s", app.slug)
         raise AttemptFailed(
@@ -344,6 +362,22 @@ def finish(
         extra={"app": app.slug, "account_id": public["id"]},
     )
     return Connected(public, created, payload)
+
+
+def _status_before(db: Session, attempt: ConnectAttempt, app: App, external_id: str) -> str | None:
+    """The status of the account this attempt is about to update (the reconnected one, or the
+    same external account connected again), row locked; ``None`` when it adds one."""
+    query = select(ConnectedAccount.status).where(
+        ConnectedAccount.project == attempt.project,
+        ConnectedAccount.user_id == attempt.user_id,
+        ConnectedAccount.app == app.slug,
+    )
+    if attempt.account_id is not None:
+        query = query.where(ConnectedAccount.id == attempt.account_id)
+    else:
+        query = query.where(ConnectedAccount.external_id == external_id)
+    status: str | None = db.scalar(account_service.for_update(db, query))
+    return status
 
 
 def _reconnect(
@@ -432,13 +466,18 @@ def status(
 
 
 def exchange(
-    state: PortalState, definition: App, resolved: App, fields: dict[str, str]
+    state: PortalState,
+    definition: App,
+    resolved: App,
+    fields: dict[str, str],
+    extra_scopes: Sequence[str] = (),
 ) -> Exchanged:
     """The ``exchanging`` step of a claimed OAuth attempt: exchange the code of this request's
     authorization response (RFC 6749 §4.1.3, PKCE RFC 7636 §4.5, via
     :meth:`portal.oauth.OAuthClients.exchange_code`), then look up the identity when the
     identity response fills account fields. ``resolved`` is ``definition`` resolved with
-    ``fields`` (the account fields known so far).
+    ``fields`` (the account fields known so far); ``extra_scopes`` are the ones the attempt
+    asked for on top of the app's (granted when the token response has no ``scope``).
 
     :raises AttemptFailed: the provider failed (502; a nonce that is not this attempt's: 400)
         or sent unusable or incomplete account details (502 ``invalid_response``).
@@ -490,7 +529,9 @@ def exchange(
             f"{definition.title} did not send every account detail this app needs.",
             502,
         )
-    return Exchanged(credentials, granted_scopes(definition, token), resolved, fields, identity)
+    return Exchanged(
+        credentials, granted_scopes(definition, token, extra_scopes), resolved, fields, identity
+    )
 
 
 def check_credentials(

@@ -236,6 +236,8 @@ class TicketClaims:
     ticket was issued to: the attempt, and the account it connects, belong to it (``None`` in a
     ticket signed before projects existed). ``reconnect_account_id`` names the account a
     reconnect ticket re-authorizes (``POST /connected-accounts/<id>/reconnect``), else ``None``.
+    ``scopes`` are the extra scopes the connect asks for (checked against the app's
+    ``optional_scopes`` when the ticket was issued), ``()`` for none.
     """
 
     attempt_id: str
@@ -245,6 +247,7 @@ class TicketClaims:
     opener_origin: str
     project: str | None = None
     reconnect_account_id: str | None = None
+    scopes: tuple[str, ...] = ()
 
 
 class TokenService:
@@ -309,12 +312,14 @@ class TokenService:
         *,
         project: str,
         reconnect: str | None = None,
+        scopes: Sequence[str] = (),
     ) -> tuple[str, str, int]:
         """A new connect ticket for ``user_id`` of ``project`` (an app key):
         ``(ticket, attempt_id, expires_at)``. With ``reconnect`` (an account id) the ticket
-        re-authorizes that account instead of adding one."""
+        re-authorizes that account instead of adding one; ``scopes`` are extra scopes to ask
+        for (already checked: :func:`portal.oauth.extra_scopes`)."""
         attempt_id = secrets.token_urlsafe(24)
-        data = {
+        data: dict[str, Any] = {
             "n": attempt_id,
             "u": user_id,
             "a": app,
@@ -324,6 +329,8 @@ class TokenService:
         }
         if reconnect is not None:
             data["r"] = reconnect
+        if scopes:
+            data["s"] = list(scopes)
         ticket = self._tickets.dumps(data)
         return ticket, attempt_id, int(time.time()) + self.ticket_ttl
 
@@ -353,6 +360,7 @@ class TokenService:
             opener_origin=data["p"],
             project=data.get("k"),
             reconnect_account_id=data.get("r"),
+            scopes=tuple(str(s) for s in data.get("s") or ()),
         )
 
 

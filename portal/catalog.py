@@ -134,6 +134,9 @@ class OAuth2Settings:
     issuer: str | None
     scopes: tuple[str, ...]
     scope_separator: str = " "
+    #: Scopes a connect may ask for on top of ``scopes`` (incremental authorization: catalog
+    #: ``auth.optional_scopes``); any other extra scope is refused.
+    optional_scopes: tuple[str, ...] = ()
     pkce: bool = True
     #: With ``pkce=False`` only: the provider's document that rejects PKCE for this client
     #: (catalog ``auth.pkce_unsupported_source``, an https URL; required by the schema).
@@ -265,6 +268,9 @@ class Function:
     #: send, spend); ``False`` for reads. YAML ``destructive:``; default: any method but GET.
     #: Served as the MCP tool annotations ``destructiveHint``/``readOnlyHint``.
     destructive: bool = True
+    #: Scopes the account must have been granted (YAML ``required_scopes:``); without them the
+    #: call answers 403 ``insufficient_scope`` (RFC 6750 §3.1) with a reconnect hint.
+    required_scopes: tuple[str, ...] = ()
 
 
 #: Signature schemes of provider webhooks (:data:`portal.webhook_schemes.SCHEMES` implements
@@ -1056,6 +1062,7 @@ def _oauth2(
         jwks_uri=url(auth.get("jwks_uri"), "auth.jwks_uri"),
         scopes=tuple(scopes),
         scope_separator=auth.get("scope_separator", " "),
+        optional_scopes=tuple(auth.get("optional_scopes", ())),
         pkce=auth.get("pkce", True),
         pkce_unsupported_source=auth.get("pkce_unsupported_source"),
         token_endpoint_auth_method=auth.get("token_endpoint_auth_method", "client_secret_basic"),
@@ -1260,6 +1267,7 @@ def _functions(path: Path, slug: str, entries: list[dict[str, Any]]) -> tuple[Fu
             output=f.get("output", ""),
             pagination=Pagination(**f["pagination"]) if f.get("pagination") else None,
             destructive=bool(f.get("destructive", f["method"] != "GET")),
+            required_scopes=tuple(f.get("required_scopes", ())),
         )
         for f in entries
     )

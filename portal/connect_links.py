@@ -2,10 +2,14 @@
 
 ``POST /api/v1/connect-links`` (app secret) calls :func:`create`; the URL it answers,
 ``<portal>/link?token=…``, opens the connect flow of one app on the portal's own origin with no
-host page. The link is single-use (:func:`spend` spends it in one conditional update),
+host page, or, for a link without an app, a hosted marketplace where the user picks one
+(:func:`pick` binds the pick to the link once). A link may carry extra ``scopes`` (from its
+app's ``optional_scopes``). The link is single-use (:func:`spend` spends it in one conditional update),
 expires (``expiresIn`` seconds, :data:`DEFAULT_TTL` by default, at most :data:`MAX_TTL`) and
 can be revoked (:func:`revoke`). After the connect the browser goes to ``successUrl`` or
 ``errorUrl`` (both on ``PORTAL_ALLOWED_ORIGINS``) with the attempt id only, like redirect mode.
+A failed connect never goes to ``successUrl``: without an ``errorUrl`` the portal's own result
+page says what failed (:func:`error_url`).
 
 The token travels in the query string: the portal's access line logs the path only, and the
 development server's access line masks ``token=`` (:mod:`portal.logs`). Only its SHA-256 is
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -51,8 +56,10 @@ class Opened:
     id: str
     project: str
     user_id: str
-    app: str
+    #: ``None``: a marketplace link (the user picks the app).
+    app: str | None
     success_url: str | None
+    scopes: tuple[str, ...] = ()
 
 
 def hash_token(token: str) -> str:
@@ -99,13 +106,15 @@ def create(
     *,
     project: str,
     user_id: str,
-    app: str,
+    app: str | None,
     expires_in: int,
     success_url: str | None,
     error_url: str | None,
+    scopes: Sequence[str] = (),
 ) -> Created:
-    """Store a new link for ``user_id`` of ``project`` to connect ``app`` (arguments already
-    checked: :func:`allowed_url`, :func:`ttl`)."""
+    """Store a new link for ``user_id`` of ``project`` to connect ``app`` (``None``: any app of
+    the marketplace) asking for the extra ``scopes`` (arguments already checked:
+    :func:`allowed_url`, :func:`ttl`, :func:`portal.oauth.extra_scopes`)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     link = ConnectLink(
@@ -113,6 +122,7 @@ def create(
         project=project,
         user_id=user_id,
         app=app,
+        scopes=list(scopes) or None,
         token_hash=hash_token(token),
         success_url=success_url,
         error_url=error_url,
@@ -160,12 +170,15 @@ def peek(state: PortalState, token: str | None) -> Opened:
         raise InvalidConnectAttempt(
             "This connect link has expired. Ask for a new one.", code="link_expired"
         )
-    return Opened(link.id, link.project, link.user_id, link.app, link.success_url)
+    return Opened(
+        link.id, link.project, link.user_id, link.app, link.success_url, tuple(link.scopes or ())
+    )
 
 
-def spend(state: PortalState, link_id: str, attempt_id: str) -> None:
-    """Mark link ``link_id`` used by connect attempt ``attempt_id``: one conditional update, so
-    of two browsers opening it at once only one goes on.
+def spend(state: PortalState, link_id: str, attempt_id: str | None) -> None:
+    """Mark link ``link_id`` used by connect attempt ``attempt_id`` (``None`` for a marketplace
+    link, whose attempt :func:`pick` names later): one conditional update, so of two browsers
+    opening it at once only one goes on.
 
     :raises InvalidConnectAttempt: ``invalid_link``, it was used, revoked or expired meanwhile.
     """
@@ -191,10 +204,68 @@ def spend(state: PortalState, link_id: str, attempt_id: str) -> None:
             )
 
 
-def error_url(state: PortalState, attempt_id: str) -> str | None:
-    """The ``errorUrl`` of the link that started attempt ``attempt_id``, if any."""
-    with state.store.read() as db:
-        value: str | None = db.scalar(
-            select(ConnectLink.error_url).where(ConnectLink.attempt_id == attempt_id)
+def opened_marketplace(state: PortalState, link_id: str | None) -> Opened:
+    """The marketplace link ``link_id`` this browser opened (:func:`spend`), still waiting for
+    its app: not picked, not revoked, opened at most ``PORTAL_TICKET_TTL`` seconds ago.
+
+    :raises InvalidConnectAttempt: ``invalid_link`` otherwise (the end user reads it on a page).
+    """
+    link = None
+    if link_id:
+        with state.store.read() as db:
+            link = db.get(ConnectLink, link_id)
+    ttl = timedelta(seconds=state.config["PORTAL_TICKET_TTL"])
+    if (
+        link is None
+        or link.app is not None
+        or link.used_at is None
+        or link.attempt_id is not None
+        or link.revoked_at is not None
+        or link.used_at + ttl < utcnow()
+    ):
+        raise InvalidConnectAttempt(
+            "This connect link is not valid any more. Ask for a new one.", code="invalid_link"
         )
-        return value
+    return Opened(link.id, link.project, link.user_id, None, link.success_url)
+
+
+def pick(state: PortalState, link_id: str, app: str, attempt_id: str) -> None:
+    """Bind the marketplace link ``link_id`` (opened, :func:`spend`) to the connect attempt
+    ``attempt_id`` of the app the user picked: one conditional update, so a link connects one
+    app only, once.
+
+    :raises InvalidConnectAttempt: ``invalid_link``, the link already named its attempt (a
+        second pick, from another tab or the back button) or was revoked meanwhile.
+    """
+    with state.store.session() as db:
+        result = cast(
+            "CursorResult[Any]",
+            db.execute(
+                update(ConnectLink)
+                .where(
+                    ConnectLink.id == link_id,
+                    ConnectLink.app.is_(None),
+                    ConnectLink.used_at.is_not(None),
+                    ConnectLink.attempt_id.is_(None),
+                    ConnectLink.revoked_at.is_(None),
+                )
+                .values(attempt_id=attempt_id, app=app)
+            ),
+        )
+        if not result.rowcount:
+            raise InvalidConnectAttempt(
+                "This connect link was already used. Ask for a new one.", code="invalid_link"
+            )
+
+
+def error_url(state: PortalState, attempt_id: str) -> tuple[bool, str | None]:
+    """Whether a link started attempt ``attempt_id``, and that link's ``errorUrl`` (``None``
+    when it has none: the failed connect then ends on the portal's result page, never on the
+    link's ``successUrl``)."""
+    with state.store.read() as db:
+        row = db.execute(
+            select(ConnectLink.error_url).where(ConnectLink.attempt_id == attempt_id)
+        ).first()
+    if row is None:
+        return False, None
+    return True, row[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -153,7 +154,7 @@ def sandbox_config(sandbox_url: str, portal_url: str, **overrides: Any) -> dict[
                 "redirect_uris": [
                     f"{portal_url}/portal/oauth/{slug}/callback" for slug in DEMO_OAUTH_APPS
                 ],
-                "scope": "openid profile contacts.read contacts.write",
+                "scope": "openid profile contacts.read contacts.write contacts.delete",
                 "token_endpoint_auth_method": "client_secret_basic",
             },
             {
@@ -161,7 +162,7 @@ def sandbox_config(sandbox_url: str, portal_url: str, **overrides: Any) -> dict[
                 "client_secret": DEMO_POST_CLIENT_SECRET,
                 "client_name": "Connect Portal demo (form-body client)",
                 "redirect_uris": [f"{portal_url}/portal/oauth/sandbox-post/callback"],
-                "scope": "openid profile contacts.read contacts.write",
+                "scope": "openid profile contacts.read contacts.write contacts.delete",
                 "token_endpoint_auth_method": "client_secret_post",
             },
             *(
@@ -186,11 +187,16 @@ def create_host_app(
     app_key: str = DEMO_APP_KEY,
     app_secret: str = DEMO_APP_SECRET,
     jwt_private_key: str | None = None,
+    *,
+    sandbox_url: str | None = None,
+    run_health_checks: Callable[[], int] | None = None,
 ) -> Flask:
     """The demo host app: one page showing the three ways to embed the portal.
 
     Its backend computes the user ``hash`` (script-tag mode) and mints an embed token
-    server-to-server (iframe mode), exactly as a real host backend would.
+    server-to-server (iframe mode), exactly as a real host backend would. The connection
+    lifecycle card uses the server API the same way (:func:`_add_lifecycle_routes`); with
+    ``sandbox_url`` and ``run_health_checks`` it also gets the demo-only fault switch.
     """
     app = Flask(
         "portal.demo_host",
@@ -232,6 +238,8 @@ def create_host_app(
             timeout=5,
         )
         return response.json(), response.status_code
+
+    _add_lifecycle_routes(app, portal_url, app_secret, sandbox_url, run_health_checks)
 
     @app.get(DEMO_WEBHOOK_PATH)
     def list_webhooks() -> Any:
@@ -285,6 +293,77 @@ def create_host_app(
     return app
 
 
+def _demo_user(value: Any) -> str:
+    """``value`` when it is a demo user, else a 400."""
+    if value not in DEMO_USERS:
+        abort(400)
+    return str(value)
+
+
+def _add_lifecycle_routes(
+    app: Flask,
+    portal_url: str,
+    app_secret: str,
+    sandbox_url: str | None,
+    run_health_checks: Callable[[], int] | None,
+) -> None:
+    """The host backend of the demo's connection-lifecycle card, over the portal's server API
+    with the app secret (as a real host backend would):
+
+    * ``POST /demo/connect-link`` ``{user, app?}``: a hosted connect link (no ``app``: the
+      marketplace) that comes back to this page; answers the portal's ``{id, url, expires_at}``;
+    * ``GET /demo/accounts?user=``: the user's accounts, each with the reason of an unhealthy
+      one (``GET /admin/unhealthy-accounts``);
+    * ``POST /demo/sandbox-fault`` ``{on}``: demo only, the sandbox's ``reject_credentials``
+      fault on or off; on, then a health check of every account right away (the worker would
+      take up to a day), so an API-key account turns ``needs_reauth`` with its reason.
+    """
+    server = {"Authorization": f"Bearer {app_secret}"}
+
+    @app.post("/demo/connect-link")
+    def demo_connect_link() -> Any:
+        body = request.get_json(silent=True) or {}
+        user_id = _demo_user(body.get("user"))
+        wanted = {"userId": user_id, "successUrl": f"{request.host_url}?user={user_id}"}
+        if body.get("app"):
+            wanted["app"] = str(body["app"])
+        response = requests.post(
+            f"{portal_url}/portal/api/v1/connect-links", json=wanted, headers=server, timeout=5
+        )
+        return response.json(), response.status_code
+
+    @app.get("/demo/accounts")
+    def demo_accounts() -> Any:
+        user_id = _demo_user(request.args.get("user"))
+        listed = requests.get(
+            f"{portal_url}/portal/api/v1/connected-accounts",
+            headers={**server, "X-Portal-User-Id": user_id},
+            timeout=5,
+        )
+        unhealthy = requests.get(
+            f"{portal_url}/portal/api/v1/admin/unhealthy-accounts", headers=server, timeout=5
+        )
+        if listed.status_code != 200 or unhealthy.status_code != 200:
+            return {"error": "portal_unavailable"}, 502
+        reasons = {a["id"]: a.get("reason") for a in unhealthy.json()["accounts"]}
+        accounts = [
+            {**a, "reason": reasons.get(a["id"])} for a in listed.json()["connected_accounts"]
+        ]
+        return {"accounts": accounts}
+
+    @app.post("/demo/sandbox-fault")
+    def demo_sandbox_fault() -> Any:
+        if sandbox_url is None or run_health_checks is None:
+            abort(404)
+        on = bool((request.get_json(silent=True) or {}).get("on"))
+        requests.post(
+            f"{sandbox_url}/_sandbox/faults",
+            json={"api": "reject_credentials" if on else None},
+            timeout=5,
+        ).raise_for_status()
+        return {"fault": on, "checked": run_health_checks() if on else 0}
+
+
 class DemoStack:
     """The three demo servers, started together; used by ``make demo`` and the e2e tests.
 
@@ -324,7 +403,12 @@ class DemoStack:
             portal_config(self.portal.url, self.sandbox.url, [self.host.url], **overrides)
         )
         self.sandbox_app = create_sandbox(sandbox_config(self.sandbox.url, self.portal.url))
-        self.host_app = create_host_app(self.portal.url, jwt_private_key=self.jwt_private_key)
+        self.host_app = create_host_app(
+            self.portal.url,
+            jwt_private_key=self.jwt_private_key,
+            sandbox_url=self.sandbox.url,
+            run_health_checks=self.run_health_checks,
+        )
         self.worker = Worker(self.portal_app) if worker else None
 
     def start(self) -> DemoStack:
@@ -335,6 +419,18 @@ class DemoStack:
         if self.worker is not None:
             self.worker.start()
         return self
+
+    def run_health_checks(self) -> int:
+        """Check every account's health now (demo only: as if a day had passed, so each one is
+        due); returns how many were checked (:func:`portal.health.check_due`)."""
+        from datetime import timedelta
+
+        from .health import check_due
+        from .store import utcnow
+
+        with self.portal_app.app_context():
+            state = self.portal_app.extensions["portal"]
+            return check_due(state, utcnow() + timedelta(days=2), limit=500)
 
     @property
     def mcp_url(self) -> str:

@@ -73,6 +73,13 @@ class AuthenticationFailed(PortalHTTPError, Unauthorized):
     error_code = "unauthorized"
 
 
+class InsufficientScope(PortalHTTPError, Forbidden):
+    """403: the connected account was not granted a scope the call needs (RFC 6750 §3.1
+    ``insufficient_scope``); ``error_details`` name the missing scopes and how to reconnect."""
+
+    error_code = "insufficient_scope"
+
+
 class OriginNotAllowed(PortalHTTPError, Forbidden):
     """403: the request comes from an origin the portal is not configured to serve."""
 

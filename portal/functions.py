@@ -20,7 +20,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -28,8 +28,8 @@ from jsonschema import Draft202012Validator
 
 from . import oplog
 from .accounts import list_accounts
-from .catalog import Function, dotted
-from .errors import InvalidRequest, ResourceNotFound
+from .catalog import App, Function, dotted
+from .errors import InsufficientScope, InvalidRequest, ResourceNotFound
 from .proxy import account_app, build_url, forward
 from .store import FunctionCall, utcnow
 
@@ -171,6 +171,41 @@ def not_executed(summary: str, details: list[dict[str, str]] | None = None) -> d
     return {"error": summary, "error_details": details or []}
 
 
+def check_scopes(function: Function, app: App, account_id: str, granted: Sequence[str]) -> None:
+    """Refuse a call of ``function`` (of ``app``) with account ``account_id`` whose ``granted``
+    scopes lack one of the function's ``required_scopes`` (nothing is sent upstream). The
+    reconnect hint asks for the missing ones that are ``app``'s ``optional_scopes`` (the
+    default scopes are asked for by every connect anyway).
+
+    :raises InsufficientScope: 403 ``insufficient_scope`` (RFC 6750 §3.1): the message names
+        the missing scopes; ``error_details`` hold one entry ``{field: "scopes", message,
+        missing_scopes, connectedAccountId, reconnect: {method, path, body}}`` saying how to
+        get them: a reconnect asking for them (``reconnectApp(app, id, {scopes})``).
+    """
+    missing = [s for s in function.required_scopes if s not in granted]
+    if not missing:
+        return
+    names = " ".join(missing)
+    optional = app.oauth2.optional_scopes if app.oauth2 is not None else ()
+    raise InsufficientScope(
+        f"This account was not granted the scopes {function.name} needs: {names}. "
+        "Reconnect it asking for them.",
+        details=[
+            {
+                "field": "scopes",
+                "message": f"Missing scopes: {names}.",
+                "missing_scopes": missing,
+                "connectedAccountId": account_id,
+                "reconnect": {
+                    "method": "POST",
+                    "path": f"/api/v1/connected-accounts/{account_id}/reconnect",
+                    "body": {"scopes": [s for s in missing if s in optional]},
+                },
+            }
+        ],
+    )
+
+
 def invoke(
     state: PortalState,
     function: Function,
@@ -190,7 +225,8 @@ def invoke(
     :raises proxy.UpstreamTimeout: 504; :raises proxy.UpstreamError: 502 (recorded with
         status 0); :raises proxy.UpstreamRefused: 403 when the account's end-user-chosen host
         resolves to a non-public address (nothing sent; see :mod:`portal.outbound`);
-        :raises credentials.NeedsReauth: 409.
+        :raises credentials.NeedsReauth: 409; :raises InsufficientScope: 403, the account
+        lacks one of the function's ``required_scopes`` (:func:`check_scopes`; not recorded).
     """
     app = state.app(function.app)
     if app is None:
@@ -199,13 +235,18 @@ def invoke(
     if details:
         return 400, not_executed("Invalid params.", details)
     with state.store.read() as db:
-        accounts = [a.id for a in list_accounts(db, user_id, app.slug, project=project)]
+        granted = {
+            a.id: list(a.scopes or [])
+            for a in list_accounts(db, user_id, app.slug, project=project)
+        }
+    accounts = list(granted)
     if connected_account_id is None:
         if not accounts:
             return 404, not_executed(f"No {app.title} account is connected.")
         connected_account_id = accounts[0]
     elif connected_account_id not in accounts:
         return 404, not_executed("No such connected account.")
+    check_scopes(function, app, connected_account_id, granted[connected_account_id])
     try:
         spec = build_request(function, params)
         # The proxy's SSRF guard, before recording, on the account's own base URL.

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -66,7 +66,7 @@ from .catalog import (
     requested_scopes,
     validate_token_field,
 )
-from .errors import ProviderError
+from .errors import InvalidRequest, ProviderError
 from .outbound import HostRefused, Outbound, refused_message, user_chosen
 
 log = logging.getLogger(__name__)
@@ -164,10 +164,13 @@ class OAuthClients:
             )
         return self._build(app)
 
-    def authorize_redirect(self, app: App, redirect_uri: str, state: str) -> Response:
+    def authorize_redirect(
+        self, app: App, redirect_uri: str, state: str, extra_scopes: Sequence[str] = ()
+    ) -> Response:
         """302 to the provider's authorization endpoint, storing state + PKCE verifier (and
         the account field values ``app`` was resolved with) in the Flask session
-        (RFC 6749 §4.1.1, RFC 7636 §4.3).
+        (RFC 6749 §4.1.1, RFC 7636 §4.3). ``extra_scopes`` (already checked by
+        :func:`extra_scopes`) are asked for on top of the app's ``scopes`` (RFC 6749 §3.3).
 
         :raises ProviderError: server metadata (RFC 8414) could not be fetched.
         """
@@ -175,6 +178,10 @@ class OAuthClients:
         if app.oauth2 is not None and app.oauth2.redirect_uri_value:
             redirect_uri = app.oauth2.redirect_uri_value
         extra: dict[str, str] = {}
+        if extra_scopes and app.oauth2 is not None:
+            asked = requested_scopes(app.oauth2)
+            asked += [s for s in extra_scopes if s not in asked]
+            extra["scope"] = app.oauth2.scope_separator.join(asked)
         if app.oauth2 is not None and "openid" in requested_scopes(app.oauth2):
             # Authlib adds a nonce by itself only when the scope string splits on spaces; a
             # `,`-joined scope would go without one (OpenID Connect Core §3.1.2.1).
@@ -188,7 +195,7 @@ class OAuthClients:
                 "temporarily_unavailable",
                 f"{app.title} could not be reached ({type(exc).__name__}).",
             ) from exc
-        if extra:
+        if "nonce" in extra:
             rv.setdefault("nonce", extra["nonce"])
         client.save_authorize_data(
             redirect_uri=redirect_uri, account_fields=dict(app.resolved_fields), **rv
@@ -469,9 +476,11 @@ def token_expiry(token: dict[str, Any]) -> datetime | None:
         return None
 
 
-def granted_scopes(app: App, token: dict[str, Any]) -> list[str]:
-    """Scopes the provider granted (RFC 6749 §5.1 ``scope``, split on the app's
-    ``scope_separator``), else the ones requested."""
+def granted_scopes(app: App, token: dict[str, Any], extra_scopes: Sequence[str] = ()) -> list[str]:
+    """Scopes the provider granted: the token response's ``scope`` (RFC 6749 §5.1, split on the
+    app's ``scope_separator``), else the ones requested, which RFC 6749 §3.3 says were granted
+    when the response omits ``scope``: the app's ``scopes`` plus ``extra_scopes`` (those a
+    connect asked for on top, :func:`extra_scopes`)."""
     settings = app.oauth2 or app.client_credentials
     separator = settings.scope_separator if settings else " "
     scope = token.get("scope")
@@ -480,7 +489,48 @@ def granted_scopes(app: App, token: dict[str, Any]) -> list[str]:
     if isinstance(scope, str) and scope.strip():
         parts = scope.split(separator) if separator.strip() else scope.split()
         return [s.strip() for s in parts if s.strip()]
-    return list(settings.scopes) if settings else []
+    requested = list(settings.scopes) if settings else []
+    return requested + [s for s in extra_scopes if s not in requested]
+
+
+#: The most extra scopes one connect may ask for.
+MAX_EXTRA_SCOPES = 50
+
+
+def extra_scopes(app: App, value: Any) -> tuple[str, ...]:
+    """The extra scopes of a connect request body's ``scopes`` (incremental authorization):
+    ``()`` when absent or empty, else a list of scope strings, each one of ``app``'s
+    ``optional_scopes`` (catalog ``auth.optional_scopes``), duplicates dropped, order kept.
+
+    :raises InvalidRequest: 400 ``invalid_scope`` (the RFC 6749 §4.1.2.1 word), not a list of
+        strings, more than :data:`MAX_EXTRA_SCOPES`, or a scope ``app`` does not declare
+        optional (the message and ``error_details`` name each one and the allowed ones).
+    """
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_EXTRA_SCOPES
+        or not all(isinstance(s, str) and 0 < len(s) <= 200 for s in value)
+    ):
+        raise InvalidRequest(
+            f"`scopes` must be a list of at most {MAX_EXTRA_SCOPES} scope names.",
+            code="invalid_scope",
+        )
+    allowed = app.oauth2.optional_scopes if app.oauth2 is not None else ()
+    refused = [s for s in value if s not in allowed]
+    if refused:
+        offer = ", ".join(allowed) if allowed else "none"
+        raise InvalidRequest(
+            f"{app.title} does not offer these scopes per connect: {', '.join(refused)}. "
+            f"Its optional scopes: {offer}.",
+            code="invalid_scope",
+            details=[
+                {"field": "scopes", "message": f"'{s}' is not an optional scope of {app.slug}."}
+                for s in refused
+            ],
+        )
+    return tuple(dict.fromkeys(value))
 
 
 @contextmanager

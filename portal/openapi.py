@@ -498,6 +498,16 @@ def _app_paths(api: str) -> dict[str, Schema]:
     }
 
 
+#: ``scopes`` of a connect ticket, reconnect or connect link request (incremental authorization).
+_EXTRA_SCOPES: Schema = {
+    "type": "array",
+    "items": {"type": "string"},
+    "maxItems": 50,
+    "description": "Extra scopes to ask for, each one of the app's optional_scopes (catalog);"
+    " any other is refused with 400 invalid_scope.",
+}
+
+
 def _account_paths(api: str) -> dict[str, Schema]:
     """Connected accounts: list, read, revoke and delete, reconnect."""
     string = {"type": "string"}
@@ -514,7 +524,8 @@ def _account_paths(api: str) -> dict[str, Schema]:
         connectedAccountId=string,
     )
     reconnect_request = _object(
-        opener={"type": "string", "enum": ["host", "frame"], "default": "host"}
+        opener={"type": "string", "enum": ["host", "frame"], "default": "host"},
+        scopes=_EXTRA_SCOPES,
     )
     return {
         f"{api}/connected-accounts": {
@@ -572,10 +583,11 @@ def _account_paths(api: str) -> dict[str, Schema]:
             "post": _op(
                 "A single-use connect ticket that re-authorizes this account: it keeps its id,"
                 " label and flows, its credentials are replaced (webhook account.reconnected)."
-                " Signing in as another external account fails the attempt with wrong_account.",
+                " Signing in as another external account fails the attempt with wrong_account."
+                " A needs_reauth account that reconnects also sends account.recovered.",
                 {
                     "201": _json(reconnect_ticket, "The ticket."),
-                    "400": _error("Invalid body."),
+                    "400": _error("Invalid body, or a scope outside optional_scopes."),
                     "404": _error("Not found (another user's or project's id too)."),
                     "413": _error("Body too large."),
                     **_UNAUTHORIZED,
@@ -604,6 +616,7 @@ def _connect_paths(api: str) -> dict[str, Schema]:
         "app",
         app=string,
         opener={"type": "string", "enum": ["host", "frame"], "default": "host"},
+        scopes=_EXTRA_SCOPES,
     )
     status = _object(
         "status",
@@ -619,7 +632,7 @@ def _connect_paths(api: str) -> dict[str, Schema]:
                 "A single-use connect ticket for the popup.",
                 {
                     "201": _json(ticket, "The ticket."),
-                    "400": _error("Invalid body."),
+                    "400": _error("Invalid body, or a scope outside optional_scopes."),
                     "404": _error("No such app."),
                     "413": _error("Body too large."),
                     **_UNAUTHORIZED,
@@ -645,9 +658,9 @@ def _connect_link_paths(api: str) -> dict[str, Schema]:
     link = _object("id", "url", "expires_at", id=string, url=url, expires_at=_ISO)
     link_request = _object(
         "userId",
-        "app",
         userId=string,
-        app=string,
+        app={**string, "description": "Without it the link opens the marketplace."},
+        scopes=_EXTRA_SCOPES,
         expiresIn={"type": "integer", "minimum": 60, "maximum": 604800, "default": 1800},
         successUrl=url,
         errorUrl=url,
@@ -656,12 +669,17 @@ def _connect_link_paths(api: str) -> dict[str, Schema]:
     return {
         f"{api}/connect-links": {
             "post": _op(
-                "A single-use, expiring hosted connect link for one end user and app: the URL"
-                " opens the connect flow on the portal's origin, then goes to successUrl or"
-                " errorUrl (allowed origins only) with the attempt id.",
+                "A single-use, expiring hosted connect link for one end user and app (or, without"
+                " app, the marketplace: the user picks one app): the URL opens the connect flow"
+                " on the portal's origin, then goes to successUrl or errorUrl (allowed origins"
+                " only) with the attempt id. A failed connect without errorUrl ends on the"
+                " portal's result page, never on successUrl.",
                 {
                     "201": _json(link, "The link (its token is in url, shown once)."),
-                    "400": _error("Invalid body, successUrl/errorUrl or expiresIn."),
+                    "400": _error(
+                        "Invalid body, successUrl/errorUrl, expiresIn, or a scope outside"
+                        " optional_scopes."
+                    ),
                     "401": _error("Missing or unknown app secret."),
                     "404": _error("No such app."),
                     "413": _error("Body too large."),
@@ -757,7 +775,12 @@ def _function_paths(api: str) -> dict[str, Schema]:
                         _ref("FunctionNotExecuted"), "No account connected: not executed."
                     ),
                     "409": _error("The account needs the end user to reconnect."),
-                    "403": _error("The account's self-hosted API host is a private address."),
+                    "403": _error(
+                        "insufficient_scope (RFC 6750 §3.1): the account lacks the function's"
+                        " required_scopes (error_details: missing_scopes and the reconnect to"
+                        " ask for them); or the account's self-hosted API host is a private"
+                        " address."
+                    ),
                     "413": _error("Body too large."),
                     "502": _error("The app's API could not be reached."),
                     "504": _error("The app's API did not answer in time."),

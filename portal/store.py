@@ -198,6 +198,8 @@ class ConnectAttempt(Base):
     opener_origin: Mapped[str] = mapped_column(String(255))
     return_to: Mapped[str | None] = mapped_column(Text, nullable=True)
     account_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    #: Extra scopes this connect asked for (from the app's ``optional_scopes``), or ``None``.
+    scopes: Mapped[list[str] | None] = mapped_column(JSONText, nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -220,7 +222,10 @@ class ConnectLink(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     project: Mapped[str] = mapped_column(String(255))
     user_id: Mapped[str] = mapped_column(String(1024))
-    app: Mapped[str] = mapped_column(String(64))
+    #: The app it connects; ``None``: the link opens the marketplace and the user picks one.
+    app: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Extra scopes the connect asks for (from the app's ``optional_scopes``), or ``None``.
+    scopes: Mapped[list[str] | None] = mapped_column(JSONText, nullable=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     success_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_url: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -96,6 +96,104 @@
       .then(function (receipt) { followRuns(receipt, 40); }, paragonFailed);
   });
 
+  // 5 · Connection lifecycle: a hosted connect link, the accounts (reconnect each, an
+  // unhealthy one shows its reason), scopes per connect, and the sandbox's fault switch.
+  const user = encodeURIComponent(body.dataset.userId);
+  const lifeStatus = document.getElementById('lifecycle-status');
+  const accountsList = document.getElementById('lifecycle-accounts');
+  const lifeFailed = function (err) {
+    lifeStatus.textContent = (err.type ? err.type + ': ' : '') + err.message;
+  };
+  const postJson = function (url, data) {
+    return fetch(url, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(data),
+    }).then(function (res) {
+      return res.json().then(function (json) {
+        if (!res.ok) throw { type: json.error, message: json.message || res.statusText };
+        return json;
+      });
+    });
+  };
+  function accountItem(a) {
+    const li = document.createElement('li');
+    li.className = 'demo-account';
+    li.dataset.accountId = a.id;
+    li.dataset.status = a.status;
+    const who = document.createElement('span');
+    who.className = 'demo-account__who';
+    const name = document.createElement('strong');
+    name.textContent = a.app + ' · ' + (a.label || a.external_id);
+    const badge = document.createElement('span');
+    badge.className = 'demo-badge demo-badge--' + a.status;
+    badge.textContent = a.status;
+    const meta = document.createElement('span');
+    meta.className = 'demo-account__meta';
+    meta.textContent = 'scopes: ' + (a.scopes.length ? a.scopes.join(' ') : '(none)');
+    who.append(name, badge, meta);
+    if (a.reason) {
+      const reason = document.createElement('span');
+      reason.className = 'demo-account__reason';
+      reason.textContent = a.reason;
+      who.append(reason);
+    }
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'demo-button demo-button--secondary';
+    button.textContent = 'Reconnect';
+    button.addEventListener('click', function () {
+      portal.reconnectApp(a.app, a.id).then(function (id) {
+        lifeStatus.textContent = 'reconnectApp resolved with ' + id + ' (same id).';
+        loadAccounts();
+      }, lifeFailed);
+    });
+    li.append(who, button);
+    return li;
+  }
+  function loadAccounts() {
+    return fetch('/demo/accounts?user=' + user).then(function (res) { return res.json(); })
+      .then(function (data) {
+        accountsList.replaceChildren();
+        (data.accounts || []).forEach(function (a) { accountsList.append(accountItem(a)); });
+        if (!accountsList.children.length) {
+          const empty = document.createElement('li');
+          empty.className = 'demo-log__empty';
+          empty.textContent = 'No account yet: connect one above.';
+          accountsList.append(empty);
+        }
+      }, lifeFailed);
+  }
+  ['app-connected', 'app-disconnected'].forEach(function (type) {
+    portal.eventEmitter.on(type, loadAccounts);
+  });
+  loadAccounts();
+  document.getElementById('make-link').addEventListener('click', function () {
+    const app = document.getElementById('link-app').value;
+    postJson('/demo/connect-link', { user: body.dataset.userId, app: app || null }).then(function (link) {
+      const out = document.getElementById('link-output');
+      const a = document.createElement('a');
+      a.href = link.url;
+      a.id = 'connect-link-url';
+      a.textContent = link.url;
+      out.replaceChildren('Send this link (single use, until ' + link.expires_at + '): ', a);
+    }, lifeFailed);
+  });
+  document.getElementById('connect-scopes').addEventListener('click', function () {
+    portal.connectApp('sandbox', { scopes: ['contacts.delete'] }).then(function (id) {
+      lifeStatus.textContent = 'connectApp with scopes resolved with ' + id;
+      loadAccounts();
+    }, lifeFailed);
+  });
+  [['fault-on', true], ['fault-off', false]].forEach(function (pair) {
+    document.getElementById(pair[0]).addEventListener('click', function () {
+      postJson('/demo/sandbox-fault', { on: pair[1] }).then(function (r) {
+        lifeStatus.textContent = r.fault
+          ? 'API keys refused; health checks run: ' + r.checked + '.'
+          : 'API keys work again: reconnect the account to recover it.';
+        return loadAccounts();
+      }, lifeFailed);
+    });
+  });
+
   // Plain iframe embed: no SDK, so the host checks origin and source itself.
   const frame = document.getElementById('embed-frame');
   window.addEventListener('message', function (event) {

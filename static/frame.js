@@ -807,14 +807,17 @@
         throw err;
       }
     },
-    // With an account id: a ticket that re-authorizes that account (it keeps its id).
-    ticket(c, app, accountId) {
+    // With an account id: a ticket that re-authorizes that account (it keeps its id). o.scopes:
+    // extra scopes from the app's optional_scopes (the server refuses others: invalid_scope).
+    ticket(c, app, accountId, o) {
       need(app, 'appName');
+      const body = { opener: 'host' };
+      if (o && o.scopes != null) body.scopes = o.scopes;
       if (accountId != null) {
         need(accountId, 'connectedAccountId');
-        return http(c.token, 'POST', '/connected-accounts/' + enc(accountId) + '/reconnect', { opener: 'host' });
+        return http(c.token, 'POST', '/connected-accounts/' + enc(accountId) + '/reconnect', body);
       }
-      return http(c.token, 'POST', '/connect-tickets', { app, opener: 'host' });
+      return http(c.token, 'POST', '/connect-tickets', { app, ...body });
     },
     // The connect attempt's outcome, polled by the SDK (the popup may lose window.opener to COOP
     // on the provider's pages) and looked up at once when the popup says it is done: null while

@@ -298,9 +298,10 @@ declare class ConnectPortal {
   /** Turns a flow on or off and saves its settings (PUT api/v1/flows/<app>/<flow>); resolves with the saved flow. */
   setFlow(appName: string, flowName: string, options: ConnectPortal.FlowUpdate): Promise<ConnectPortal.Flow>;
   /** Call from a click handler: it opens the connect popup synchronously. Resolves with the connectedAccountId. */
-  connectApp(appName: string): Promise<string>;
+  /** `scopes`: extra scopes from the app's `optional_scopes` (others reject with `invalid_scope`). */
+  connectApp(appName: string, options?: { scopes?: string[] }): Promise<string>;
   /** Call from a click handler: re-authorizes this account in the popup; it keeps its id (the resolved value). Signing in as another account rejects with type 'wrong_account'. */
-  reconnectApp(appName: string, connectedAccountId: string): Promise<string>;
+  reconnectApp(appName: string, connectedAccountId: string, options?: { scopes?: string[] }): Promise<string>;
   /** connectedAccountId may be omitted when the user has exactly one account of the app. */
   disconnectApp(appName: string, connectedAccountId?: string): Promise<void>;
   isAppConnected(appName: string): Promise<boolean>;

@@ -311,12 +311,12 @@
     }
   }
 
-  // connectApp, and reconnectApp with the account id.
-  function startConnect(s, appName, accountId) {
+  // connectApp, and reconnectApp with the account id; o: {scopes} (extra optional scopes).
+  function startConnect(s, appName, accountId, o) {
     if (!appName || typeof appName !== 'string') return Promise.reject(invalid('appName is required'));
     // Popup blockers honour window.open only inside the user's click, so no await before it.
     const popup = open('about:blank', 'connect-portal-' + appName, 'width=520,height=700');
-    const ticket = () => call(s, 'ticket', [appName, accountId]);
+    const ticket = () => call(s, 'ticket', [appName, accountId, o]);
     if (popup) return connectInPopup(s, appName, popup, ticket);
     const err = report(s, portalError('popup_blocked', 'Popup blocked'));
     if (s._redirect) {
@@ -424,16 +424,16 @@
       await show(privates.get(this), 'apps/' + enc(appName), renderMode, containerId, layout);
     }
 
-    connectApp(appName) {
-      return startConnect(privates.get(this), appName);
+    connectApp(appName, options) {
+      return startConnect(privates.get(this), appName, null, options);
     }
 
     // Re-authorizes one account in the popup: it keeps its id (the promise resolves with it);
     // signing in as another account at the provider rejects with 'wrong_account'.
     // async runs synchronously up to its first await: the popup still opens inside the click.
-    async reconnectApp(appName, connectedAccountId) {
+    async reconnectApp(appName, connectedAccountId, options) {
       need(connectedAccountId, 'connectedAccountId');
-      return startConnect(privates.get(this), appName, connectedAccountId);
+      return startConnect(privates.get(this), appName, connectedAccountId, options);
     }
 
     // Resolves with the params the user submitted; rejects 'cancelled' when the form is closed.

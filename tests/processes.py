@@ -63,7 +63,7 @@ def start_provider(portal_urls: list[str], **overrides: Any) -> RunningSandbox:
                     "client_id": DEMO_CLIENT_ID,
                     "client_secret": DEMO_CLIENT_SECRET,
                     "redirect_uris": [f"{u}/portal/oauth/sandbox/callback" for u in portal_urls],
-                    "scope": "profile contacts.read contacts.write",
+                    "scope": "profile contacts.read contacts.write contacts.delete",
                 }
             ],
         }

@@ -37,6 +37,7 @@ def test_destructive_defaults_to_every_method_but_get(tmp_path: Path) -> None:
     assert {f.name: f.destructive for f in app.functions} == {
         "sandbox-list-contacts": False,
         "sandbox-create-contact": True,
+        "sandbox-delete-contact": True,
         "sandbox-get-contact": False,
     }
     # The shipped reads that POST say so themselves.

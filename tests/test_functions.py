@@ -976,6 +976,7 @@ def test_get_function_signature(api: Api, catalog: Catalog) -> None:
     assert [f["name"] for f in listed] == [
         "sandbox-list-contacts",
         "sandbox-create-contact",
+        "sandbox-delete-contact",
         "sandbox-get-contact",
     ]
 

@@ -881,7 +881,7 @@ def test_metadata_document(sandbox_server: RunningSandbox) -> None:
     assert oauth["code_challenge_methods_supported"] == ["S256"]
     assert oauth["response_types_supported"] == ["code"]
     assert set(oauth["grant_types_supported"]) == {"authorization_code", "refresh_token"}
-    assert set(oauth["scopes_supported"]) == {"openid", *ALL_SCOPES.split()}
+    assert set(oauth["scopes_supported"]) == {"openid", *ALL_SCOPES.split(), "contacts.delete"}
     assert oauth["jwks_uri"] == f"{base}/oauth/jwks"
     assert oauth["id_token_signing_alg_values_supported"] == ["RS256"]
     assert oauth["authorization_response_iss_parameter_supported"] is True

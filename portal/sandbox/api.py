@@ -30,6 +30,7 @@ from .resources import (
     InvalidCursor,
     contact_json,
     create_contact,
+    delete_contact,
     get_contact,
     list_contacts,
     profile_json,
@@ -115,6 +116,16 @@ def contact(contact_id: int) -> Response:
     if found is None:
         return api_error(404, "not_found", "No such contact.")
     return jsonify(contact_json(found))
+
+
+@bp.delete("/contacts/<int:contact_id>")
+@require_token("contacts.delete", allow_credentials=True)
+def remove_contact(contact_id: int) -> Response:
+    """Delete one of the user's contacts (scope ``contacts.delete``): 204; 404 for unknown ids
+    and other users' contacts alike."""
+    if not delete_contact(db_session(), current_user(), contact_id):
+        return api_error(404, "not_found", "No such contact.")
+    return Response(status=204)
 
 
 @identity_bp.get("/apikey/me")

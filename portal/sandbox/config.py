@@ -15,6 +15,7 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     "profile": "See your name, username and email address",
     "contacts.read": "Read your contacts",
     "contacts.write": "Create contacts on your behalf",
+    "contacts.delete": "Delete your contacts",
 }
 
 #: Client authentication methods at the token and revocation endpoints (RFC 7591 §2 names).
@@ -56,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
             "client_secret": "sandbox-demo-secret",
             "client_name": "Connect Portal demo",
             "redirect_uris": ["http://127.0.0.1:5001/portal/oauth/sandbox/callback"],
-            "scope": "profile contacts.read contacts.write",
+            "scope": "profile contacts.read contacts.write contacts.delete",
             "token_endpoint_auth_method": "client_secret_basic",
         }
     ],

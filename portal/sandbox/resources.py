@@ -238,6 +238,17 @@ def get_contact(session: Session, user: User, contact_id: int) -> Contact | None
     )
 
 
+def delete_contact(session: Session, user: User, contact_id: int) -> bool:
+    """Remove ``user``'s contact with this id and commit; ``False`` when there is none (another
+    user's contact is none too: no existence leak)."""
+    found = get_contact(session, user, contact_id)
+    if found is None:
+        return False
+    session.delete(found)
+    session.commit()
+    return True
+
+
 def create_contact(session: Session, user: User, name: str, email: str) -> Contact:
     """Add a contact to ``user``'s address book and commit."""
     contact = Contact(user_id=user.id, name=name, email=email)

@@ -9,7 +9,7 @@ from .._paths import STATIC_DIR, TEMPLATES_DIR
 
 def create_blueprint() -> Blueprint:
     """A fresh ``portal`` blueprint with every route, hook and error handler registered."""
-    from . import admin, api, common, connect, functions, provider_webhooks, proxy, ui
+    from . import admin, api, common, connect, functions, links, provider_webhooks, proxy, ui
     from . import agents as agent_views
     from . import events as app_events
     from . import flows as flow_views
@@ -25,6 +25,7 @@ def create_blueprint() -> Blueprint:
     api.register(bp)
     ui.register(bp)
     connect.register(bp)
+    links.register(bp)
     proxy.register(bp)
     functions.register(bp)
     app_events.register(bp)

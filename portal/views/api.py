@@ -30,6 +30,7 @@ from ..errors import (
     OriginNotAllowed,
     ResourceNotFound,
 )
+from ..oauth import extra_scopes
 from ..state import current_portal
 from .common import app_ref, app_summary, current_caller, own_origin, request_origin
 
@@ -311,10 +312,12 @@ def delete_connected_account(account_id: str) -> Response:
 
 
 def create_connect_ticket() -> tuple[Response, int]:
-    """``POST /api/v1/connect-tickets`` ``{app, opener}``: a single-use ticket for the popup.
+    """``POST /api/v1/connect-tickets`` ``{app, opener, scopes?}``: a single-use ticket for the
+    popup.
 
     ``opener`` is ``"frame"`` (the portal iframe opens the popup; results go to the portal's
-    own origin) or ``"host"`` (portal.js on the host page opens it).
+    own origin) or ``"host"`` (portal.js on the host page opens it). ``scopes`` are extra
+    scopes to ask for, each one of the app's ``optional_scopes`` (else 400 ``invalid_scope``).
 
     :returns: 201 ``{ticket, connect_url, attempt_id, expires_at}``.
     """
@@ -327,11 +330,17 @@ def create_connect_ticket() -> tuple[Response, int]:
     opener = body.get("opener", "host")
     if opener not in ("host", "frame"):
         raise InvalidRequest("`opener` must be 'host' or 'frame'.")
+    scopes = extra_scopes(definition, body.get("scopes"))
     # A JWT bearer sent without a browser Origin has no host origin: the portal's own stands in.
     host_origin = caller.host_origin or own_origin()
     opener_origin = host_origin if opener == "host" else own_origin()
     ticket, attempt_id, expires_at = current_portal.tokens.issue_ticket(
-        caller.user_id, definition.slug, host_origin, opener_origin, project=caller.project
+        caller.user_id,
+        definition.slug,
+        host_origin,
+        opener_origin,
+        project=caller.project,
+        scopes=scopes,
     )
     connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
     result = {
@@ -344,11 +353,13 @@ def create_connect_ticket() -> tuple[Response, int]:
 
 
 def reconnect_connected_account(account_id: str) -> tuple[Response, int]:
-    """``POST /api/v1/connected-accounts/<id>/reconnect`` ``{opener?}``: a single-use connect
-    ticket that re-authorizes this account (same id, label and flows; new credentials). The
-    end user must sign in as the same external account, else the attempt fails with
+    """``POST /api/v1/connected-accounts/<id>/reconnect`` ``{opener?, scopes?}``: a single-use
+    connect ticket that re-authorizes this account (same id, label and flows; new credentials).
+    The end user must sign in as the same external account, else the attempt fails with
     ``wrong_account`` and the account is left as it was. Another user's or another project's
-    account id is a 404.
+    account id is a 404. ``scopes`` are extra scopes to ask for (the app's ``optional_scopes``
+    only, else 400 ``invalid_scope``): how an account lacking a function's
+    ``required_scopes`` gets them.
 
     :returns: 201 ``{ticket, connect_url, attempt_id, expires_at, connectedAccountId}``.
     """
@@ -361,6 +372,7 @@ def reconnect_connected_account(account_id: str) -> tuple[Response, int]:
         current_portal.store, caller.user_id, account_id, project=caller.project
     )
     definition = _app_or_404(account.app)
+    scopes = extra_scopes(definition, body.get("scopes"))
     host_origin = caller.host_origin or own_origin()
     opener_origin = host_origin if opener == "host" else own_origin()
     ticket, attempt_id, expires_at = current_portal.tokens.issue_ticket(
@@ -370,6 +382,7 @@ def reconnect_connected_account(account_id: str) -> tuple[Response, int]:
         opener_origin,
         project=caller.project,
         reconnect=account.id,
+        scopes=scopes,
     )
     connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
     result = {
@@ -399,9 +412,11 @@ def _server_project() -> str:
 
 
 def create_connect_link() -> tuple[Response, int]:
-    """``POST /api/v1/connect-links`` ``{userId, app, expiresIn?, successUrl?, errorUrl?}``
-    (app secret): a single-use, expiring, revocable hosted connect link
-    (:mod:`portal.connect_links`). ``successUrl``/``errorUrl`` must be on
+    """``POST /api/v1/connect-links`` ``{userId, app?, scopes?, expiresIn?, successUrl?,
+    errorUrl?}`` (app secret): a single-use, expiring, revocable hosted connect link
+    (:mod:`portal.connect_links`). Without ``app`` the link opens the marketplace (the user
+    picks the app). ``scopes`` (with ``app`` only) are extra scopes from its
+    ``optional_scopes`` (else 400 ``invalid_scope``). ``successUrl``/``errorUrl`` must be on
     ``PORTAL_ALLOWED_ORIGINS`` (else 400 ``invalid_redirect``); ``expiresIn`` is in seconds
     (default 1800, at most 604800).
 
@@ -412,9 +427,18 @@ def create_connect_link() -> tuple[Response, int]:
     state = current_portal
     user_id = check_user_id(body.get("userId"), state.config["PORTAL_USER_ID_MAX_LENGTH"])
     slug = body.get("app")
-    if not isinstance(slug, str):
-        raise InvalidRequest("`app` is required.", code="invalid_app")
-    definition = _app_or_404(slug)
+    definition: App | None = None
+    if slug is not None:
+        if not isinstance(slug, str):
+            raise InvalidRequest("`app` must be an app name.", code="invalid_app")
+        definition = _app_or_404(slug)
+        scopes = extra_scopes(definition, body.get("scopes"))
+    elif body.get("scopes") is not None:
+        raise InvalidRequest(
+            "`scopes` needs `app`: optional scopes belong to one app.", code="invalid_scope"
+        )
+    else:
+        scopes = ()
     expires_in = connect_links.ttl(body.get("expiresIn"))
     success_url = connect_links.allowed_url(state, body.get("successUrl"), "successUrl")
     error_url = connect_links.allowed_url(state, body.get("errorUrl"), "errorUrl")
@@ -422,7 +446,8 @@ def create_connect_link() -> tuple[Response, int]:
         state,
         project=project,
         user_id=user_id,
-        app=definition.slug,
+        app=definition.slug if definition else None,
+        scopes=scopes,
         expires_in=expires_in,
         success_url=success_url,
         error_url=error_url,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -46,6 +46,8 @@ from .connect_form import asked_fields, form_fields, form_for
 log = logging.getLogger("portal.connect")
 
 _FORM_SESSION_KEY = "_portal_form_attempts"
+#: Flask-session key of the marketplace connect link this browser opened (its id only).
+LINK_SESSION_KEY = "_portal_link"
 
 
 def callback_uri(app: App) -> str:
@@ -101,8 +103,13 @@ def _result(
 ) -> tuple[str, int]:
     connected = error is None
     return_to = attempt.return_to
-    if not connected:  # a hosted connect link's errorUrl, when it has one
-        return_to = connect_links.error_url(current_portal, attempt.id) or return_to
+    hosted = False
+    if not connected:
+        # A hosted connect link's failure goes to its errorUrl; without one, to this result
+        # page (no opener to close back to), never to its successUrl as if it had worked.
+        hosted, error_url = connect_links.error_url(current_portal, attempt.id)
+        if hosted:
+            return_to = error_url
     if return_to:
         # Redirect mode: back to the host page. Not a 303: the navigation that reaches the
         # callback began as a form POST on the provider's consent page, and browsers apply that
@@ -147,6 +154,7 @@ def _result(
         app=app_summary(app, 0),
         account=account,
         error=error,
+        hosted=hosted,
         result_json={"targetOrigin": attempt.opener_origin, "message": message},
         **page_context("connect-done"),
     )
@@ -208,7 +216,13 @@ def _bound_attempt(claims: TicketClaims, definition: App, return_to: str | None)
 
 
 def _redirect_to_provider(
-    attempt_id: str, definition: App, resolved: App, state_value: str, *, via_page: bool = False
+    attempt_id: str,
+    definition: App,
+    resolved: App,
+    state_value: str,
+    *,
+    via_page: bool = False,
+    scopes: Sequence[str] = (),
 ) -> ResponseReturnValue:
     """The way to the provider's authorization endpoint (RFC 6749 §4.1.1), state and PKCE
     verifier stored first: a 302, or with ``via_page`` (the answer to a form POST) a 200 page
@@ -216,10 +230,11 @@ def _redirect_to_provider(
     ``form-action`` to redirects after a form submission (CSP Level 3 §6.4.1), and the
     provider's origin may depend on what the user typed, so no allow-list could cover it; a
     meta refresh is a new navigation. The state/PKCE data are already in the session cookie of
-    this answer either way. A refused or unreachable provider ends the attempt (result page)."""
+    this answer either way. ``scopes`` are the attempt's extra scopes. A refused or
+    unreachable provider ends the attempt (result page)."""
     try:
         response = current_portal.oauth.authorize_redirect(
-            resolved, callback_uri(definition), state_value
+            resolved, callback_uri(definition), state_value, scopes
         )
     except ProviderError as exc:
         attempt = attempts.get(current_portal, attempt_id)
@@ -258,7 +273,9 @@ def connect(app: str) -> ResponseReturnValue:
             current_portal, claims, definition.slug, attempts.hash_state(state_value), return_to
         )
         log.info("connect to %s started (OAuth 2.0)", definition.slug)
-        return _redirect_to_provider(claims.attempt_id, definition, definition, state_value)
+        return _redirect_to_provider(
+            claims.attempt_id, definition, definition, state_value, scopes=claims.scopes
+        )
 
     attempt = _bound_attempt(claims, definition, return_to)
     if attempts.expired(current_portal, attempt):
@@ -309,7 +326,14 @@ def _submit(attempt: ConnectAttempt, definition: App, form: FlaskForm) -> Respon
         state_value = secrets.token_urlsafe(32)
         if not attempts.bind_state(current_portal, attempt.id, state_value):
             raise InvalidConnectAttempt("This connect link was already used.", code="ticket_used")
-        return _redirect_to_provider(attempt.id, definition, resolved, state_value, via_page=True)
+        return _redirect_to_provider(
+            attempt.id,
+            definition,
+            resolved,
+            state_value,
+            via_page=True,
+            scopes=attempt.scopes or (),
+        )
     checked = attempts.check_credentials(current_portal, definition, resolved, form.data, fields)
     if not attempts.claim(current_portal, attempt.id):
         raise InvalidConnectAttempt("This connect link was already used.", code="ticket_used")
@@ -338,7 +362,7 @@ def oauth_callback(app: str) -> ResponseReturnValue:
             raise InvalidConnectAttempt(
                 "This sign-in response was already used.", code="invalid_state"
             )
-        done = attempts.exchange(current_portal, definition, resolved, fields)
+        done = attempts.exchange(current_portal, definition, resolved, fields, attempt.scopes or ())
     except AttemptFailed as exc:
         return _fail(attempt, definition, exc.code, exc.message, exc.status_code)
     if done.fields:
@@ -461,14 +485,20 @@ def _redirect_fields(definition: App) -> dict[str, str]:
 def connect_link() -> ResponseReturnValue:
     """``GET /link?token=…``: a hosted connect link (:mod:`portal.connect_links`), opened
     from an e-mail, SMS or chat with no host page. Spends the link and goes on (302) to the
-    connect flow of its app on the portal's own origin, in redirect mode towards its
-    ``successUrl`` when it has one. A used, revoked, expired or unknown link is a page that
-    says so (400)."""
+    connect flow of its app (asking for the link's extra scopes) on the portal's own origin, in
+    redirect mode towards its ``successUrl`` when it has one; a link without an app goes to the
+    hosted marketplace (:func:`portal.views.links.link_apps`). A used, revoked, expired or
+    unknown link is a page that says so (400)."""
     link = connect_links.peek(current_portal, request.args.get("token"))
+    if link.app is None:
+        connect_links.spend(current_portal, link.id, None)
+        log.info("connect link %s opened (marketplace)", link.id)
+        session[LINK_SESSION_KEY] = link.id
+        return redirect(url_for("portal.link_apps"), 303)
     definition = _app_or_404(link.app)
     own = own_origin()
     ticket, attempt_id, _ = current_portal.tokens.issue_ticket(
-        link.user_id, definition.slug, own, own, project=link.project
+        link.user_id, definition.slug, own, own, project=link.project, scopes=link.scopes
     )
     connect_links.spend(current_portal, link.id, attempt_id)
     log.info("connect link %s opened for %s", link.id, definition.slug)
