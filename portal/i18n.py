@@ -231,7 +231,6 @@ def frame_strings() -> dict[str, str]:
         "http_error": _("Something went wrong (HTTP %s). Please try again."),
         "unreachable": _("The portal could not be reached. Please try again."),
         "not_loaded": _("The portal could not be loaded; reload the page."),
-        "popup_blocked": _("The browser blocked the connect window; continuing in this window."),
         "waiting": _("Waiting for %s…"),
         "failed": _("Connecting %s failed."),
         "confirm_disconnect": _("Confirm disconnect"),
