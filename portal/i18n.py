@@ -163,7 +163,8 @@ def requested_language() -> str | None:
 def page_language() -> str:
     """The current locale's name (``"pt_BR"``), for links that open a page of their own (the
     connect popup) so it speaks the language of the page that opened it."""
-    return str(current_locale())
+    locale = current_locale()
+    return f"{locale.language}_{locale.territory}" if locale.territory else locale.language
 
 
 def select_locale() -> str:
@@ -191,7 +192,8 @@ def current_locale() -> Locale:
 
 def html_lang() -> str:
     """The BCP 47 tag of the current locale for ``<html lang>``: ``"pt-BR"``, ``"ar"``."""
-    return str(current_locale()).replace("_", "-")
+    locale = current_locale()
+    return f"{locale.language}-{locale.territory}" if locale.territory else locale.language
 
 
 def text_direction() -> str:
