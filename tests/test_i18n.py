@@ -17,6 +17,7 @@ from babel.messages.frontend import CommandLineInterface
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 from flask import Flask
+from readme_blocks import block
 
 from portal.catalog import load_catalog
 from portal.config import DEFAULTS
@@ -278,3 +279,15 @@ def test_portal_css_uses_logical_properties() -> None:
     asymmetric = re.compile(r"^[ \t]*(?:margin|padding):[ \t]*(\S+) (\S+) (\S+) (\S+);", re.M)
     lopsided = [m.group(0).strip() for m in asymmetric.finditer(css) if m.group(2) != m.group(4)]
     assert lopsided == []
+
+
+@pytest.mark.readme("Languages", 0)
+def test_readme_language_config_as_written(make_app: Any) -> None:
+    """The README's PORTAL_LANGUAGES / PORTAL_DEFAULT_LANGUAGE block, run on a portal app."""
+    app = make_app()
+    exec(block("Languages", 0).code, {"app": app})
+    assert 'lang="fr"' in _html_tag(_get(app, "/portal/embed/apps", "ja"))
+    assert 'lang="de"' in _html_tag(_get(app, "/portal/embed/apps?lang=de", "ja"))
+    assert 'dir="rtl"' in _html_tag(_get(app, "/portal/embed/apps", "ar-EG"))
+    # Spanish is shipped but not enabled: the default.
+    assert 'lang="fr"' in _html_tag(_get(app, "/portal/embed/apps?lang=es", "es"))
