@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from babel import Locale
 from babel.messages.catalog import Catalog
 from babel.messages.frontend import CommandLineInterface
@@ -291,3 +292,32 @@ def test_readme_language_config_as_written(make_app: Any) -> None:
     assert 'dir="rtl"' in _html_tag(_get(app, "/portal/embed/apps", "ar-EG"))
     # Spanish is shipped but not enabled: the default.
     assert 'lang="fr"' in _html_tag(_get(app, "/portal/embed/apps?lang=es", "es"))
+
+
+def test_connect_popup_keeps_the_language_across_the_providers_redirect(
+    stack: Any, api: Any
+) -> None:
+    """The app page's connect link carries its language; the popup stores it in its session,
+    so the result page after the provider's redirect (which has no ?lang=) speaks it too."""
+    from conftest import Browser
+
+    page = requests.get(
+        f"{stack.portal.url}/portal/ui/apps/sandbox",
+        params={"mode": "modal", "layout": "wide"},
+        headers={**api.headers, "Accept-Language": "ja"},
+        timeout=10,
+    )
+    assert page.status_code == 200, page.text[:300]
+    link = re.search(r'data-portal-connect-url="([^"]+)"', page.text)
+    assert link and "lang=ja" in link.group(1)
+    assert "接続済みアカウント" in page.text  # "Connected accounts": Accept-Language chose ja
+
+    browser = Browser()
+    ticket = api.ticket("sandbox")
+    started = browser.start(ticket["connect_url"] + "&lang=ja")
+    assert started.status_code == 302, started.text[:300]
+    consent = browser.consent(started.headers["Location"], decision="deny")
+    assert "lang=" not in consent.callback_url
+    result = browser.callback(consent.callback_url)
+    assert 'lang="ja"' in _html_tag(result.text)
+    assert "を接続しないことを選びました。" in result.text  # access_denied, in Japanese
