@@ -118,6 +118,13 @@ DEFAULTS: dict[str, Any] = {
     #: Default colour theme of portal pages: ``"auto"`` (follows the browser), ``"light"`` or
     #: ``"dark"``. Default ``"auto"``.
     "PORTAL_THEME": "auto",
+    #: Languages the portal's pages speak, as gettext locale names (``portal/translations/``):
+    #: the ``lang`` an SDK or session asks for and the browser's Accept-Language are matched
+    #: against this list only. Default: every shipped catalog.
+    "PORTAL_LANGUAGES": ["en", "fr", "de", "es", "ja", "pt_BR", "it", "zh_CN", "ar"],
+    #: Language of a page when neither ``lang`` nor Accept-Language names a supported one; must
+    #: be one of ``PORTAL_LANGUAGES``. Default ``"en"``.
+    "PORTAL_DEFAULT_LANGUAGE": "en",
     #: Redis URL shared by every process of a deployment, e.g. ``"redis://127.0.0.1:6379/0"``;
     #: rate-limit counters live there. ``None`` (default): counters in process memory.
     "PORTAL_REDIS_URL": None,

@@ -12,34 +12,39 @@ host page's ``error`` event payload (``type``), unchanged.
 
 from __future__ import annotations
 
-#: Code -> sentence; ``{app}`` is the app's title.
+from .i18n import N_
+from .i18n import gettext as _
+
+#: Code -> sentence (English; translated when it is shown); ``{app}`` is the app's title.
 MESSAGES: dict[str, str] = {
-    "access_denied": "You chose not to connect {app}.",
-    "invalid_scope": "{app} did not allow the access this app asks for.",
-    "unauthorized_client": "{app} does not let this app connect accounts right now.",
-    "unsupported_response_type": "{app} does not let this app connect accounts right now.",
-    "invalid_request": "{app} could not start the sign-in. Please try again.",
-    "server_error": "{app} reported a problem. Please try again.",
-    "temporarily_unavailable": "{app} is not available right now. Please try again in a moment.",
-    "invalid_issuer": (
+    "access_denied": N_("You chose not to connect {app}."),
+    "invalid_scope": N_("{app} did not allow the access this app asks for."),
+    "unauthorized_client": N_("{app} does not let this app connect accounts right now."),
+    "unsupported_response_type": N_("{app} does not let this app connect accounts right now."),
+    "invalid_request": N_("{app} could not start the sign-in. Please try again."),
+    "server_error": N_("{app} reported a problem. Please try again."),
+    "temporarily_unavailable": N_(
+        "{app} is not available right now. Please try again in a moment."
+    ),
+    "invalid_issuer": N_(
         "The sign-in answer did not come from {app}, so it was not used. Please try again."
     ),
-    "invalid_nonce": (
+    "invalid_nonce": N_(
         "The sign-in answer was not meant for this connection, so it was not used. "
         "Please try again."
     ),
-    "upstream_refused": (
+    "upstream_refused": N_(
         "{app} was not contacted: the host of this account points to a private network address."
     ),
-    "expired": "The connection took too long and expired. Please try again.",
-    "window_closed": "The window was closed before the connection finished.",
+    "expired": N_("The connection took too long and expired. Please try again."),
+    "window_closed": N_("The window was closed before the connection finished."),
     # The token endpoint's codes (RFC 6749 §5.2), met when the callback exchanges the code.
-    "invalid_grant": (
+    "invalid_grant": N_(
         "{app} did not accept this sign-in: it may have expired or been used already. "
         "Please try again."
     ),
-    "invalid_client": "{app} does not let this app connect accounts right now.",
-    "unsupported_grant_type": "{app} does not let this app connect accounts right now.",
+    "invalid_client": N_("{app} does not let this app connect accounts right now."),
+    "unsupported_grant_type": N_("{app} does not let this app connect accounts right now."),
 }
 
 #: Provider codes whose ``error_description`` is worth showing (after "{app} reported a
@@ -71,10 +76,10 @@ def provider_error_message(code: str, app_title: str, description: str | None = 
     description. Never raises."""
     detail = " ".join((description or "").split())[:300]
     if code in MESSAGES and (code not in _DESCRIBED or not detail):
-        return MESSAGES[code].format(app=app_title)
+        return _(MESSAGES[code]).format(app=app_title)
     if detail:
-        return f"{app_title} reported a problem: {detail}"
-    return f"{app_title} reported a problem. Please try again."
+        return _("%(app)s reported a problem: %(detail)s", app=app_title, detail=detail)
+    return _("%(app)s reported a problem. Please try again.", app=app_title)
 
 
 def failure_message(code: str, app_title: str) -> str:
@@ -83,8 +88,8 @@ def failure_message(code: str, app_title: str) -> str:
     :data:`MESSAGES`, or "Connecting <App> did not work. Please try again." for any other code.
     Never raises."""
     if code in MESSAGES:
-        return MESSAGES[code].format(app=app_title)
-    return f"Connecting {app_title} did not work. Please try again."
+        return _(MESSAGES[code]).format(app=app_title)
+    return _("Connecting %(app)s did not work. Please try again.", app=app_title)
 
 
 def portal_error_message(code: str, app_title: str, message: str) -> str:
@@ -94,5 +99,5 @@ def portal_error_message(code: str, app_title: str, message: str) -> str:
     ``unsupported_grant_type`` (RFC 6749 §5.2, whose ``error_description`` is developer text),
     else ``message`` (already written for people). Never raises."""
     if code in _PORTAL_MAPPED:
-        return MESSAGES[code].format(app=app_title)
+        return _(MESSAGES[code]).format(app=app_title)
     return message

@@ -27,6 +27,7 @@ from .config import DEFAULTS
 from .crypto import Sealer
 from .errors import ConfigurationError
 from .flows import load_for as load_flows_for
+from .i18n import init_babel
 from .oauth import OAuthClients
 from .outbound import Outbound
 from .ratelimit import create_limiter, install
@@ -124,6 +125,7 @@ class ConnectPortal:
             raise ConfigurationError("SECRET_KEY must be set: it signs session tokens and tickets.")
         try:
             logs.configure(app, explicit_log_format)
+            init_babel(app)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
 

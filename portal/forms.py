@@ -40,6 +40,8 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from .i18n import gettext, lazy_gettext, ngettext
+
 Kind = Literal["string", "integer", "number", "boolean", "enum", "json"]
 
 #: Longest ``?params=`` value accepted (base64url characters).
@@ -54,12 +56,12 @@ _INTEGER = re.compile(r"[+-]?\d+")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 _OMIT = object()
 _TYPE_NAMES = {
-    "array": "a JSON array",
-    "object": "a JSON object",
-    "string": "text",
-    "integer": "a whole number",
-    "number": "a number",
-    "boolean": "true or false",
+    "array": lazy_gettext("a JSON array"),
+    "object": lazy_gettext("a JSON object"),
+    "string": lazy_gettext("text"),
+    "integer": lazy_gettext("a whole number"),
+    "number": lazy_gettext("a number"),
+    "boolean": lazy_gettext("true or false"),
 }
 
 
@@ -106,10 +108,10 @@ class FormField:
             return ""
         concrete = [t for t in self.types if t != "null"]
         if concrete == ["array"]:
-            return "A JSON array."
+            return gettext("A JSON array.")
         if concrete == ["object"]:
-            return "A JSON object."
-        return "Text, or JSON." if "string" in concrete else "JSON."
+            return gettext("A JSON object.")
+        return gettext("Text, or JSON.") if "string" in concrete else gettext("JSON.")
 
     @property
     def help_id(self) -> str:
@@ -346,40 +348,50 @@ def values_from_form(fields: Iterable[FormField], form: Mapping[str, str]) -> di
 # --------------------------------------------------------------------------- error messages
 
 
-def _plural(n: Any, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def _wording(field: FormField, keyword: str, expected: Any) -> str | None:
     if keyword in ("pattern", "format") and field.format == "email":
-        return "Enter a valid e-mail address."
+        return gettext("Enter a valid e-mail address.")
     if keyword in ("pattern", "format") and field.format in ("uri", "url"):
-        return "Enter a valid URL."
+        return gettext("Enter a valid URL.")
     if keyword == "type":
         if field.kind == "integer":
-            return "Enter a whole number."
+            return gettext("Enter a whole number.")
         if field.kind == "number":
-            return "Enter a number."
+            return gettext("Enter a number.")
         if field.kind == "json":
-            names = [_TYPE_NAMES.get(t, t) for t in field.types if t != "null"]
-            return f"Enter {' or '.join(names)}." if names else "Enter valid JSON."
+            names = [str(_TYPE_NAMES.get(t, t)) for t in field.types if t != "null"]
+            return (
+                gettext("Enter %(types)s.", types=gettext(" or ").join(names))
+                if names
+                else gettext("Enter valid JSON.")
+            )
         return None
+    if keyword in ("pattern", "format"):
+        return gettext("Enter a value in the expected format.")
+    if keyword in ("enum", "const"):
+        return gettext("Choose one of the options.")
+    n = expected if isinstance(expected, int) else 0
     messages = {
-        "pattern": "Enter a value in the expected format.",
-        "format": "Enter a value in the expected format.",
-        "enum": "Choose one of the options.",
-        "const": "Choose one of the options.",
-        "minLength": f"Enter at least {_plural(expected, 'character')}.",
-        "maxLength": f"Enter at most {_plural(expected, 'character')}.",
-        "minimum": f"Enter {expected} or more.",
-        "maximum": f"Enter {expected} or less.",
-        "exclusiveMinimum": f"Enter a number greater than {expected}.",
-        "exclusiveMaximum": f"Enter a number less than {expected}.",
-        "multipleOf": f"Enter a multiple of {expected}.",
-        "minItems": f"Add at least {_plural(expected, 'item')}.",
-        "maxItems": f"Add at most {_plural(expected, 'item')}.",
+        "minLength": lambda: ngettext(
+            "Enter at least %(num)d character.", "Enter at least %(num)d characters.", n
+        ),
+        "maxLength": lambda: ngettext(
+            "Enter at most %(num)d character.", "Enter at most %(num)d characters.", n
+        ),
+        "minimum": lambda: gettext("Enter %(value)s or more.", value=expected),
+        "maximum": lambda: gettext("Enter %(value)s or less.", value=expected),
+        "exclusiveMinimum": lambda: gettext(
+            "Enter a number greater than %(value)s.", value=expected
+        ),
+        "exclusiveMaximum": lambda: gettext("Enter a number less than %(value)s.", value=expected),
+        "multipleOf": lambda: gettext("Enter a multiple of %(value)s.", value=expected),
+        "minItems": lambda: ngettext(
+            "Add at least %(num)d item.", "Add at least %(num)d items.", n
+        ),
+        "maxItems": lambda: ngettext("Add at most %(num)d item.", "Add at most %(num)d items.", n),
     }
-    return messages.get(keyword)
+    make = messages.get(keyword)
+    return make() if make else None
 
 
 def _friendly(field: FormField, value: Any, message: str) -> str:
@@ -419,7 +431,7 @@ def field_errors(
         if field is None:
             general.append(f"{path}: {message}" if path else message)
         elif field.name not in params:
-            per_field.setdefault(top, []).append("This field is required.")
+            per_field.setdefault(top, []).append(gettext("This field is required."))
         elif rest:
             per_field.setdefault(top, []).append(f"{rest}: {message}")
         else:

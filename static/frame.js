@@ -5,12 +5,17 @@
 
   const SOURCE = 'connect-portal';
   const POPUP_FEATURES = 'popup,width=520,height=700';
-  const EXPIRED = 'Your session has expired; reload the page.';
+  // The page's few sentences of our own, in its language: JSON data in base.html (no code, so
+  // the CSP holds; portal/i18n.py frame_strings). English when a page has none (rpc.html).
+  const stringsEl = document.getElementById('portal-strings');
+  const L = stringsEl ? JSON.parse(stringsEl.textContent) : {};
+  const t = (key, english, arg) => (L[key] || english).replace('%s', arg);
+  const EXPIRED = t('expired', 'Your session has expired; reload the page.');
   // A token that was never valid (wrong, cut short, from another portal, or missing) is not an
   // expired session: say what happened (GET /session answers 401 invalid_token).
   const TOKEN_ERRORS = {
-    invalid_token: ['invalid_token', 'This page could not be opened: its access link is missing or not valid. ' +
-      'Reload the page; if it happens again, contact the support of the site you are on.'],
+    invalid_token: ['invalid_token', t('invalid_token', 'This page could not be opened: its access link is missing or not valid. ' +
+      'Reload the page; if it happens again, contact the support of the site you are on.')],
   };
   const FOCUSABLE = 'a[href], area[href], button, input:not([type="hidden"]), select, textarea, iframe, ' +
     '[tabindex], [contenteditable="true"]';
@@ -171,7 +176,7 @@
   // --- Connect failures: a plain-language message and Retry in the app page ------------------
 
   const FAILURE_KEY = 'connect-portal:connect-failure';
-  const WINDOW_CLOSED = 'The window was closed before the connection finished.';
+  const WINDOW_CLOSED = t('window_closed', 'The window was closed before the connection finished.');
 
   function showFailure(text) {
     const old = document.querySelector('[data-portal-connect-failure]');
@@ -187,7 +192,7 @@
     retry.type = 'button';
     retry.className = 'portal-button portal-button--secondary portal-connect-failure__retry';
     retry.dataset.portalRetry = '';
-    retry.textContent = 'Retry';
+    retry.textContent = t('retry', 'Retry');
     alert.append(span, retry);
     box.before(alert);
     if (document.hasFocus()) retry.focus();
@@ -219,6 +224,8 @@
     if (!sameOrigin(d.path)) return; // never hand the token to anyone else
     if (token) d.headers.Authorization = 'Bearer ' + token;
     if (mounted) d.headers['X-CSRFToken'] = csrf;
+    // The fragment speaks the page's language (chosen by ?lang=, portal/i18n.py).
+    if (document.documentElement.lang) d.headers['Accept-Language'] = document.documentElement.lang;
   });
 
   body.addEventListener('htmx:afterSwap', (e) => {
@@ -249,14 +256,14 @@
       else request('GET', '/session').then(done, done);
     }
     else if (mainEl && d.target === mainEl) {
-      mainEl.replaceChildren(notice('Something went wrong (HTTP ' + d.xhr.status + '). Please try again.',
+      mainEl.replaceChildren(notice(t('http_error', 'Something went wrong (HTTP %s). Please try again.', d.xhr.status),
         'portal-alert portal-alert--error'));
     }
   });
 
   body.addEventListener('htmx:sendError', (e) => {
     if (mainEl && e.detail.target === mainEl) {
-      mainEl.replaceChildren(notice('The portal could not be reached. Please try again.',
+      mainEl.replaceChildren(notice(t('unreachable', 'The portal could not be reached. Please try again.'),
         'portal-alert portal-alert--error'));
     }
   });
@@ -312,7 +319,7 @@
     const label = btn.textContent;
     btn.disabled = true;
     btn.setAttribute('aria-busy', 'true');
-    btn.textContent = 'Waiting for ' + (btn.dataset.portalAppTitle || app) + '…';
+    btn.textContent = t('waiting', 'Waiting for %s…', btn.dataset.portalAppTitle || app);
     let done = false;
     let polling = false;
 
@@ -341,7 +348,7 @@
       // The ticket in the page is single-use: fetch the page again for a fresh one (and say
       // why nothing was connected, with a Retry that uses it).
       if (result.status !== 'connected' && result.error) {
-        failed(result.error.message || 'Connecting ' + (btn.dataset.portalAppTitle || app) + ' failed.');
+        failed(result.error.message || t('failed', 'Connecting %s failed.', btn.dataset.portalAppTitle || app));
       } else {
         reload();
       }
@@ -415,7 +422,7 @@
       btn.setAttribute('aria-live', 'polite');
       // With a Cancel the question waits for the user; without one it lapses after 5 s.
       confirming.set(btn, { label: btn.textContent, timer: cancel ? null : setTimeout(() => unconfirm(btn, false), 5000) });
-      btn.textContent = 'Confirm disconnect';
+      btn.textContent = t('confirm_disconnect', 'Confirm disconnect');
       btn.dataset.portalConfirming = '';
       if (cancel) cancel.hidden = false;
       return;
@@ -423,7 +430,7 @@
     unconfirm(btn, false);
     btn.disabled = true;
     btn.setAttribute('aria-busy', 'true');
-    btn.textContent = 'Disconnecting…';
+    btn.textContent = t('disconnecting', 'Disconnecting…');
     const row = btn.closest('[data-portal-account]') || btn.parentNode;
     const old = row && row.querySelector('[data-portal-inline-error]');
     if (old) old.remove();
@@ -651,7 +658,7 @@
       scheduleResize(true);
     }).catch((err) => {
       if (!expired && mainEl) {
-        mainEl.replaceChildren(notice(err.message || 'The portal could not be loaded; reload the page.',
+        mainEl.replaceChildren(notice(err.message || t('not_loaded', 'The portal could not be loaded; reload the page.'),
           'portal-alert portal-alert--error'));
       }
     });

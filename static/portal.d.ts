@@ -24,6 +24,8 @@ declare namespace ConnectPortal {
      * comes back with `portal_attempt=<id>`, whose outcome the SDK asks the portal for. Default true.
      */
     redirectOnPopupBlocked?: boolean;
+    /** The portal's language, e.g. "fr", "pt-BR", "ar" (one of PORTAL_LANGUAGES; anything else is ignored). Default: the browser's. */
+    lang?: string;
   }
 
   /** A connected account. Times are ISO-8601 UTC strings ending in "Z". Never carries a credential. */

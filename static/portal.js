@@ -289,7 +289,7 @@
     if (mode === 'inline' && !container) throw invalid('No element with id ' + containerId);
     const frame = create('iframe');
     // The token travels in the fragment: never sent to the server, never in a Referer.
-    frame.src = s._base + '/embed/' + path + '?mode=' + mode + '&layout=' + layout + (x.query || '') +
+    frame.src = s._base + '/embed/' + path + '?mode=' + mode + '&layout=' + layout + (x.query || '') + (s._lang ? '&lang=' + enc(s._lang) : '') +
       '#token=' + enc(await sessionToken(s));
     frame.style.cssText = 'display:block;width:100%;height:480px;border:0';
     frame.title = x.title || 'Connect apps';
@@ -362,7 +362,7 @@
       const o = options || {};
       const s = {
         _listeners: new Map(), _inline: new Set(), _popups: new Map(), _functions: new Map(), _calls: new Map(),
-        _redirect: o.redirectOnPopupBlocked !== false, _redirectResult: /[?&]portal_attempt=/.test(location.search) && location.search,
+        _redirect: o.redirectOnPopupBlocked !== false, _lang: o.lang, _redirectResult: /[?&]portal_attempt=/.test(location.search) && location.search,
       };
       privates.set(this, s);
       addEventListener('message', (event) => onMessage(s, event));

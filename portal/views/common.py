@@ -26,6 +26,7 @@ from ..callers import request_origin as request_origin
 from ..callers import require_same_origin as require_same_origin
 from ..catalog import App
 from ..errors import PortalHTTPError, RateLimited
+from ..i18n import gettext
 from ..proxy import RESPONSE_SECURITY_HEADERS
 from ..ratelimit import retry_after
 from ..state import current_portal
@@ -66,7 +67,7 @@ def error_response(exc: HTTPException) -> tuple[Response | str, int]:
         "portal/error.html",
         status=status,
         title=exc.name,
-        message=message,
+        message=gettext(message) if message else message,
         **page_context("error"),
     )
     return page, status

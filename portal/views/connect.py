@@ -38,6 +38,7 @@ from ..catalog import (
 )
 from ..connect_errors import failure_message, provider_error_message
 from ..errors import CatalogError, InvalidConnectAttempt, ProviderError, ResourceNotFound
+from ..i18n import N_, SESSION_KEY, requested_language
 from ..state import current_portal
 from ..store import ConnectAttempt
 from .common import app_ref, app_summary, own_origin, page_context
@@ -83,7 +84,7 @@ def _check_ticket_user(claims: TicketClaims) -> None:
     if portal.has_user_loader:
         user = portal.load_user()
         if user is not None and user != claims.user_id:
-            raise InvalidConnectAttempt("This connect link belongs to another user.")
+            raise InvalidConnectAttempt(N_("This connect link belongs to another user."))
 
 
 # --------------------------------------------------------------------------- result page
@@ -197,7 +198,7 @@ def _bound_attempt(claims: TicketClaims, definition: App, return_to: str | None)
     attempt = attempts.get(current_portal, claims.attempt_id)
     if attempt is None:
         if request.method != "GET":
-            raise InvalidConnectAttempt("Open the connect link first.")
+            raise InvalidConnectAttempt(N_("Open the connect link first."))
         attempts.start(current_portal, claims, definition.slug, None, return_to)
         log.info("connect to %s started (form)", definition.slug)
         session[_FORM_SESSION_KEY] = [*bound[-4:], claims.attempt_id]
@@ -209,7 +210,7 @@ def _bound_attempt(claims: TicketClaims, definition: App, return_to: str | None)
         or claims.attempt_id not in bound
     ):
         raise InvalidConnectAttempt(
-            "This connect link was already used. Close this window and try again.",
+            N_("This connect link was already used. Close this window and try again."),
             code="ticket_used",
         )
     return attempt
@@ -264,10 +265,13 @@ def connect(app: str) -> ResponseReturnValue:
     claims = current_portal.tokens.read_ticket(request.values.get("ticket"), definition.slug)
     _check_ticket_user(claims)
     return_to = safe_return_to(request.values.get("return_to"))
+    lang = requested_language()
+    if lang:  # the popup's later pages (after the provider's redirect too) speak it
+        session[SESSION_KEY] = lang
 
     if definition.oauth2 is not None and not asked_fields(definition):
         if request.method != "GET":
-            raise InvalidConnectAttempt("OAuth apps are connected with GET.")
+            raise InvalidConnectAttempt(N_("OAuth apps are connected with GET."))
         state_value = secrets.token_urlsafe(32)
         attempts.start(
             current_portal, claims, definition.slug, attempts.hash_state(state_value), return_to
@@ -279,7 +283,7 @@ def connect(app: str) -> ResponseReturnValue:
 
     attempt = _bound_attempt(claims, definition, return_to)
     if attempts.expired(current_portal, attempt):
-        return _fail(attempt, definition, "expired", "This connect link has expired.", 400)
+        return _fail(attempt, definition, "expired", N_("This connect link has expired."), 400)
 
     form = form_for(definition)
     error = None
@@ -303,6 +307,7 @@ def connect(app: str) -> ResponseReturnValue:
             app=definition.slug,
             ticket=request.values.get("ticket"),
             return_to=return_to,
+            lang=lang,
         ),
         **page_context("connect-form"),
     ), (400 if request.method == "POST" else 200)
@@ -321,11 +326,11 @@ def _submit(attempt: ConnectAttempt, definition: App, form: FlaskForm) -> Respon
     try:
         resolved = definition.resolve(fields)
     except CatalogError as exc:  # cannot happen with validated values; refuse anyway
-        raise InvalidConnectAttempt("These account details cannot be used.") from exc
+        raise InvalidConnectAttempt(N_("These account details cannot be used.")) from exc
     if definition.oauth2 is not None:
         state_value = secrets.token_urlsafe(32)
         if not attempts.bind_state(current_portal, attempt.id, state_value):
-            raise InvalidConnectAttempt("This connect link was already used.", code="ticket_used")
+            raise InvalidConnectAttempt(N_("This connect link was already used."), code="ticket_used")
         return _redirect_to_provider(
             attempt.id,
             definition,
@@ -336,7 +341,7 @@ def _submit(attempt: ConnectAttempt, definition: App, form: FlaskForm) -> Respon
         )
     checked = attempts.check_credentials(current_portal, definition, resolved, form.data, fields)
     if not attempts.claim(current_portal, attempt.id):
-        raise InvalidConnectAttempt("This connect link was already used.", code="ticket_used")
+        raise InvalidConnectAttempt(N_("This connect link was already used."), code="ticket_used")
     return _finish(attempt, checked.resolved, checked.credentials, checked.scopes, checked.identity)
 
 
@@ -352,7 +357,7 @@ def oauth_callback(app: str) -> ResponseReturnValue:
         raise ResourceNotFound(f"There is no OAuth app called “{app}”.")
     state_value = request.args.get("state")
     if not state_value or len(state_value) > 512:
-        raise InvalidConnectAttempt("The sign-in response has no state.", code="invalid_state")
+        raise InvalidConnectAttempt(N_("The sign-in response has no state."), code="invalid_state")
     attempt = _callback_attempt(definition, state_value)
     fields, resolved = _callback_fields(attempt, definition, state_value)
     try:
@@ -360,7 +365,7 @@ def oauth_callback(app: str) -> ResponseReturnValue:
         fields.update(_redirect_fields(definition))
         if not attempts.claim(current_portal, attempt.id):
             raise InvalidConnectAttempt(
-                "This sign-in response was already used.", code="invalid_state"
+                N_("This sign-in response was already used."), code="invalid_state"
             )
         done = attempts.exchange(current_portal, definition, resolved, fields, attempt.scopes or ())
     except AttemptFailed as exc:
@@ -380,18 +385,22 @@ def _callback_attempt(definition: App, state_value: str) -> ConnectAttempt:
     attempt = attempts.for_state(current_portal, state_value)
     if attempt is None:
         raise InvalidConnectAttempt(
-            "The sign-in response does not match any connect attempt.", code="invalid_state"
+            N_("The sign-in response does not match any connect attempt."), code="invalid_state"
         )
     if attempt.app != definition.slug:
         raise InvalidConnectAttempt(
-            "The sign-in response was sent to the wrong app.", code="invalid_state"
+            N_("The sign-in response was sent to the wrong app."), code="invalid_state"
         )
     if attempt.status != "started":
-        raise InvalidConnectAttempt("This sign-in response was already used.", code="invalid_state")
+        raise InvalidConnectAttempt(
+            N_("This sign-in response was already used."), code="invalid_state"
+        )
     if not current_portal.oauth.has_state(definition, state_value):
         raise InvalidConnectAttempt(
-            "This sign-in was started in another browser or its session was lost. "
-            "Start again from the app.",
+            N_(
+                "This sign-in was started in another browser or its session was lost. "
+                "Start again from the app."
+            ),
             code="invalid_state",
         )
     if attempts.expired(current_portal, attempt):
@@ -426,7 +435,7 @@ def _callback_fields(
             failure_message("invalid_request", definition.title),
         )
         raise InvalidConnectAttempt(
-            "The account details of this sign-in are missing. Start again.",
+            N_("The account details of this sign-in are missing. Start again."),
             code="invalid_state",
         ) from None
 

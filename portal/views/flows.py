@@ -27,6 +27,7 @@ from .. import flows as flow_service
 from .. import forms
 from .. import functions as function_service
 from ..errors import InvalidRequest, PortalHTTPError, ResourceNotFound
+from ..i18n import gettext as _
 from ..state import current_portal
 from .common import (
     current_caller,
@@ -198,11 +199,11 @@ def ui_flow_submit(app: str, flow: str) -> str:
         errors, general = forms.field_errors(fields, settings, exc.details)
         if exc.error_code == "needs_account":
             title = _app_or_404(app).title
-            general = [f"Connect a {title} account above before turning this flow on."]
+            general = [_("Connect a %(app)s account above before turning this flow on.", app=title)]
         elif exc.error_code == "unknown_account":
-            general = ["That account is not connected any more; choose another."]
+            general = [_("That account is not connected any more; choose another.")]
         elif enabled and errors:
-            general = [*general, "Fill in the settings marked below to turn this flow on."]
+            general = [*general, _("Fill in the settings marked below to turn this flow on.")]
         context = flow_card(
             current,
             accounts,
@@ -262,7 +263,7 @@ def embed_accounts(app: str) -> str:
         "portal/embed.html",
         content_url=url_for("portal.ui_accounts", app=definition.slug, mode=mode, layout=layout),
         content=None,
-        heading=f"{definition.title} accounts",
+        heading=_("%(app)s accounts", app=definition.title),
         **page_context("shell", mode, layout),
     )
 
@@ -278,7 +279,7 @@ def accounts_page(app: str) -> str:
         "portal/embed.html",
         content_url=url_for("portal.ui_accounts", app=definition.slug, mode="page", layout="wide"),
         content=content,
-        heading=f"{definition.title} accounts",
+        heading=_("%(app)s accounts", app=definition.title),
         **mounted_page_context("shell"),
     )
 
@@ -342,7 +343,7 @@ def embed_functions() -> str:
         "portal/embed.html",
         content_url=_functions_url(mode, layout),
         content=None,
-        heading="Functions",
+        heading=_("Functions"),
         **page_context("shell", mode, layout),
     )
 
@@ -355,7 +356,7 @@ def functions_page() -> str:
         "portal/embed.html",
         content_url=_functions_url("page", "wide"),
         content=content,
-        heading="Functions",
+        heading=_("Functions"),
         **mounted_page_context("shell"),
     )
 

@@ -16,6 +16,10 @@ from .. import forms
 from .. import functions as function_service
 from ..catalog import App
 from ..errors import PortalHTTPError, ResourceNotFound
+from ..i18n import N_, page_language
+from ..i18n import gettext as _
+from ..i18n import lazy_gettext as _l
+from ..i18n import relative_time as relative_time
 from ..state import current_portal
 from .common import (
     app_logo,
@@ -43,20 +47,8 @@ def _mode_layout(default_mode: str = "modal") -> tuple[str, str]:
 def _app_or_404(slug: str) -> App:
     app = current_portal.app(slug)
     if app is None:
-        raise ResourceNotFound(f"There is no app called “{slug}”.")
+        raise ResourceNotFound(_("There is no app called “%(app)s”.", app=slug))
     return app
-
-
-def relative_time(value: datetime, now: datetime | None = None) -> str:
-    """``"just now"``, ``"5 minutes ago"``, ``"3 days ago"`` for an aware UTC time."""
-    seconds = int(((now or datetime.now(UTC)) - value).total_seconds())
-    if seconds < 60:
-        return "just now"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''} ago"
-    return "just now"
 
 
 #: Cards rendered per marketplace page; "Show more" fetches the next page (htmx) or, without
@@ -157,7 +149,7 @@ def _app_page(slug: str, mode: str, layout: str, *, reconnect_each: bool = False
             project=caller.project,
         )
         return {
-            "url": url_for("portal.connect", app=app.slug, ticket=ticket),
+            "url": url_for("portal.connect", app=app.slug, ticket=ticket, lang=page_language()),
             "attempt_id": attempt_id,
         }
 
@@ -206,7 +198,7 @@ def embed_apps() -> str:
         "portal/embed.html",
         content_url=url_for("portal.ui_apps", mode=mode, layout=layout),
         content=content,
-        heading="Connect apps",
+        heading=_("Connect apps"),
         lazy_htmx=True,  # frame.js loads htmx once the cards are painted
         **page_context("shell", mode, layout),
     )
@@ -231,7 +223,7 @@ def embed_rpc() -> str:
     return render_template("portal/rpc.html")
 
 
-PREFILL_UNREADABLE = (
+PREFILL_UNREADABLE = _l(
     "The pre-filled values could not be read, so the form starts with its defaults."
 )
 
@@ -268,7 +260,7 @@ def _function_form(
     ids = [a["id"] for a in accounts]
     account_error = None
     if account_id is not None and account_id not in ids:
-        account_error = "That account is not connected any more; choose another."
+        account_error = _("That account is not connected any more; choose another.")
         account_id = None
     if account_id is None and ids:
         account_id = ids[0]
@@ -302,7 +294,7 @@ def ui_function(name: str) -> str:
             layout,
             params=params or {},
             account_id=request.args.get("connectedAccountId") or None,
-            notice=PREFILL_UNREADABLE if params is None else None,
+            notice=str(PREFILL_UNREADABLE) if params is None else None,
         ),
     )
 
@@ -374,7 +366,7 @@ class SignInRequired(PortalHTTPError):
     code = 401
     error_code = "sign_in_required"
     name = "Sign in to continue"
-    description = "Sign in to your account first, then come back to connect your apps."
+    description = N_("Sign in to your account first, then come back to connect your apps.")
 
 
 def login_url() -> str | None:
@@ -415,7 +407,7 @@ def apps_page() -> str:
         "portal/embed.html",
         content_url=url_for("portal.ui_apps", mode="page", layout=layout),
         content=content,
-        heading="Connect apps",
+        heading=_("Connect apps"),
         **context,
     )
 
@@ -446,7 +438,7 @@ def function_page(name: str) -> str:
         "wide",
         params=params or {},
         account_id=request.args.get("connectedAccountId") or None,
-        notice=PREFILL_UNREADABLE if params is None else None,
+        notice=str(PREFILL_UNREADABLE) if params is None else None,
     )
     content = Markup(render_template("portal/_function_form.html", **context))
     return render_template(
