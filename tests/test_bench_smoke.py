@@ -105,8 +105,11 @@ def test_time_to_ready_runs() -> None:
 @pytest.mark.e2e
 def test_connect_cost_runs() -> None:
     rows = bench_in_subprocess("connect_cost")
-    # Every flow makes at least the protocol's four requests.
-    assert len(rows) == 4 and all(r.ratio is not None and r.ratio >= 1 for r in rows)
+    # Every flow makes at least the protocol's four requests (and their bytes).
+    flow = [r for r in rows if r.benchmark.startswith("6 ")]
+    assert len(flow) == 4 and all(r.ratio is not None and r.ratio >= 1 for r in flow)
+    # Issue 14 item 3's count rows, first visit and second connect.
+    assert [r.benchmark.startswith("14.3 ") for r in rows] == [False, False, True] * 2
 
 
 def test_run_prints_one_table() -> None:
