@@ -861,13 +861,16 @@
       return http(c.token, 'POST', '/connect-tickets', { app, opener: 'host' });
     },
     // The connect attempt's outcome, polled by the SDK (the popup may lose window.opener to COOP
-    // on the provider's pages) and looked up at once when the popup says it is done: null while
-    // pending; the account id, with 'app-connected', once connected (exactly once per attempt);
-    // rejects when it failed, or with final (the popup is closed) when it is still pending.
-    async attempt(c, attemptId, final, app) {
-      let r;
+    // on the provider's pages), or the one the popup's last page posted to the SDK (posted: its
+    // {status, attemptId, payload, error}, the server's outcome rendered into that portal page;
+    // it only ever reaches the host page that opened the popup, which these events are for):
+    // null while pending; the account id, with 'app-connected', once connected (exactly once
+    // per attempt); rejects when it failed, or with final (the popup is closed) when it is
+    // still pending.
+    async attempt(c, attemptId, final, app, posted) {
+      let r = posted && posted.attemptId === attemptId && posted.status !== 'pending' ? posted : null;
       try {
-        r = await http(c.token, 'GET', '/connect-attempts/' + enc(attemptId));
+        r = r || await http(c.token, 'GET', '/connect-attempts/' + enc(attemptId));
       } catch (err) {
         // Transient trouble is retried by the next poll; a 4xx will not heal.
         if (final || (err.status >= 400 && err.status < 500 && err.status !== 429)) throw err;

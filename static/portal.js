@@ -187,7 +187,7 @@
       return;
     }
     if (s._popups.has(source)) {
-      if (type === 'portal:connect-result') s._popups.get(source)();
+      if (type === 'portal:connect-result') s._popups.get(source)(0, payload);
       return;
     }
     if (s._rpcFrame && source === s._rpcFrame.contentWindow) {
@@ -288,8 +288,7 @@
     const container = mode === 'inline' && document.getElementById(containerId);
     if (mode === 'inline' && !container) throw invalid('No element with id ' + containerId);
     // A session already refused (or none started) rejects before anything opens.
-    const token = sessionToken(s);
-    if (!s._ready || s._fatal) await token;
+    if (!s._ready || s._fatal) await sessionToken(s);
     const frame = create('iframe');
     // The document loads at once, in parallel with the session request; the token follows by
     // postMessage once both are there (#token=post): never in a URL, a log or a Referer.
@@ -308,7 +307,7 @@
       openModal(s, frame, layout);
     }
     try {
-      send(frame, s, 'portal:token', (await Promise.all([token, loaded]))[0]);
+      send(frame, s, 'portal:token', (await Promise.all([sessionToken(s), loaded]))[0]);
     } catch (err) {
       if (isModal(s, frame)) closeModal(s);
       removeInline(s, frame);
@@ -335,9 +334,10 @@
     throw err;
   }
 
-  // The attempt's outcome, from the frame: polled every third second (a last time once the
-  // popup is closed), and at once when the popup posts that it is done (its message is only that
-  // signal: the outcome comes from the server).
+  // The attempt's outcome, from the frame: the result the popup's last page posts (that page is
+  // the portal's, the server's outcome rendered into it: checked here to come from the portal's
+  // origin and from this very popup), else polled every other second (a popup that lost its
+  // opener cannot post), and a last time once the popup is closed.
   async function connectInPopup(s, appName, popup, ticket) {
     try {
       const t = await ticket();
@@ -351,17 +351,17 @@
           if (err) reject(err);
           else resolve(id);
         };
-        const check = (closed) => call(s, 'attempt', [t.attempt_id, closed, appName]).then((id) => {
+        const check = (result, closed) => call(s, 'attempt', [t.attempt_id, closed, appName, result]).then((id) => {
           if (id != null) settle(null, id);
         }, settle);
-        s._popups.set(popup, (err) => (err ? settle(err) : check()));
-        // The server every third second (a popup that lost its opener cannot signal), and
-        // once more as soon as the popup is closed.
+        s._popups.set(popup, (err, result) => (err ? settle(err) : check(result)));
+        // The server every other second (a popup that lost its opener cannot post), and once
+        // more as soon as the popup is closed.
         let ticks = 0;
         const timer = setInterval(() => {
           const closed = popup.closed;
           if (closed) clearInterval(timer);
-          if (closed || ++ticks % 3 < 1) check(closed);
+          if (closed || ticks++ & 1) check(0, closed);
         }, 1000);
       });
     } catch (err) {

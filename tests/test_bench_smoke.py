@@ -43,10 +43,11 @@ def test_served_sdk_is_the_build_of_the_committed_source() -> None:
 
 
 #: A ceiling against growth of what the script tag loads (gzip -9 bytes): the size reached
-#: (3,923 B with the modal's loading state, phone sheet, focus hand-back, view refresh,
-#: origin_not_allowed, showConnectedAccounts, showFunctions, getFlows and setFlow) plus a small
-#: margin. Issue 14's target is 3,000 B (bench/sdk_size.py TARGET): not met yet.
-SDK_GZIP_CEILING = 3_975
+#: (3,958 B with the modal's loading state, phone sheet, focus hand-back, view refresh,
+#: origin_not_allowed, showConnectedAccounts, showFunctions, getFlows and setFlow, and the
+#: frame's navigation started before the session exists, its token following by postMessage)
+#: plus a small margin. Issue 14's target is 3,000 B (bench/sdk_size.py TARGET): not met yet.
+SDK_GZIP_CEILING = 3_960
 
 
 def test_sdk_size_does_not_grow() -> None:
@@ -99,7 +100,7 @@ def bench_in_subprocess(name: str) -> list[Any]:
 
 def test_time_to_ready_runs() -> None:
     rows = bench_in_subprocess("time_to_ready")
-    assert len(rows) == 5 and all(r.ratio and r.ratio > 0 for r in rows)
+    assert len(rows) == 8 and all(r.ratio and r.ratio > 0 for r in rows)
 
 
 @pytest.mark.e2e
