@@ -626,15 +626,63 @@
     else addEventListener('load', inject, { once: true });
   }
 
+  // The host origin a session token was issued to, read from the token itself: the portal
+  // signs it (itsdangerous: base64url JSON payload "o" = origin, timestamp, signature), and
+  // every API call checks that signature, so a forged token only ever gets errors back. A
+  // compressed payload (leading '.') or anything unreadable asks GET /session instead.
+  // Resolves with the exact origin; rejects when there is none.
+  async function tokenOrigin(t, ask) {
+    let origin = null;
+    try {
+      const b64 = t.split('.')[0].replace(/-/g, '+').replace(/_/g, '/');
+      origin = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)))).o;
+    } catch (err) { /* not readable here: ask the server */ }
+    if (typeof origin !== 'string') origin = (await ask('GET', '/session')).origin;
+    try {
+      return new URL(origin).origin;
+    } catch (err) {
+      throw new Error('The portal session has no valid host origin.');
+    }
+  }
+
+  // The token: in the fragment (#token=…), or, with #token=post (the SDK, which starts loading
+  // this document before its session exists), in a 'portal:token' message from window.parent,
+  // accepted only from the origin the token itself was issued to.
   function startShell() {
     const match = /[#&]token=([^&]*)/.exec(location.hash);
     // Out of the URL at once: history, a reload or a copied link must not carry the token.
     if (location.hash) history.replaceState(history.state, '', location.pathname + location.search);
+    let fragmentToken = null;
     try {
-      token = match && decodeURIComponent(match[1]);
-    } catch (err) {
-      token = null;
+      fragmentToken = match && decodeURIComponent(match[1]);
+    } catch (err) { /* not decodable: no token */ }
+    if (fragmentToken !== 'post') {
+      withToken(fragmentToken);
+      return;
     }
+    const onToken = (e) => {
+      const d = e.data;
+      const t = d && d.payload; // the token itself
+      if (e.source !== window.parent || !d || d.source !== SOURCE || d.version !== 1 || d.type !== 'portal:token' ||
+          typeof t !== 'string') return;
+      tokenOrigin(t, (method, path) => sessionRequest(t, path)).then((origin) => {
+        if (origin !== e.origin || token) return;
+        removeEventListener('message', onToken);
+        withToken(t, origin);
+      }, () => {});
+    };
+    addEventListener('message', onToken);
+  }
+
+  // GET <api><path> with a token that is not (yet) this frame's own.
+  async function sessionRequest(t, path) {
+    const res = await fetch(api + path, { headers: { Authorization: 'Bearer ' + t }, credentials: 'omit' });
+    if (!res.ok) throw new Error('HTTP ' + res.status);
+    return res.json();
+  }
+
+  function withToken(t, knownOrigin) {
+    token = t;
     if (!token) {
       sessionExpired('invalid_token');
       booted();
@@ -648,12 +696,8 @@
       reload();
       booted();
     }
-    request('GET', '/session').then((session) => {
-      try {
-        hostOrigin = new URL(session.origin).origin;
-      } catch (err) {
-        throw new Error('The portal session has no valid host origin.');
-      }
+    (knownOrigin ? Promise.resolve(knownOrigin) : tokenOrigin(token, request)).then((origin) => {
+      hostOrigin = origin;
       post('ready', { isReady: true });
       scheduleResize(true);
     }).catch((err) => {
@@ -827,13 +871,16 @@
       return http(c.token, 'POST', '/connect-tickets', { app, ...body });
     },
     // The connect attempt's outcome, polled by the SDK (the popup may lose window.opener to COOP
-    // on the provider's pages) and looked up at once when the popup says it is done: null while
-    // pending; the account id, with 'app-connected', once connected (exactly once per attempt);
-    // rejects when it failed, or with final (the popup is closed) when it is still pending.
-    async attempt(c, attemptId, final, app) {
-      let r;
+    // on the provider's pages), or the one the popup's last page posted to the SDK (posted: its
+    // {status, attemptId, payload, error}, the server's outcome rendered into that portal page;
+    // it only ever reaches the host page that opened the popup, which these events are for):
+    // null while pending; the account id, with 'app-connected', once connected (exactly once
+    // per attempt); rejects when it failed, or with final (the popup is closed) when it is
+    // still pending.
+    async attempt(c, attemptId, final, app, posted) {
+      let r = posted && posted.attemptId === attemptId && posted.status !== 'pending' ? posted : null;
       try {
-        r = await http(c.token, 'GET', '/connect-attempts/' + enc(attemptId));
+        r = r || await http(c.token, 'GET', '/connect-attempts/' + enc(attemptId));
       } catch (err) {
         // Transient trouble is retried by the next poll; a 4xx will not heal.
         if (final || (err.status >= 400 && err.status < 500 && err.status !== 429)) throw err;
@@ -895,7 +942,7 @@
     window.parent.postMessage({ source: SOURCE, version: 1, type: 'portal:return', payload: reply }, origin);
   }
 
-  // Each token's verified host origin (GET /session), as a promise of the origin or null.
+  // Each token's host origin (tokenOrigin), as a promise of the origin or null.
   const tokenOrigins = new Map();
 
   function startRpc() {
@@ -906,8 +953,8 @@
       if (e.source !== window.parent || !d || d.source !== SOURCE || d.version !== 1 || d.type !== 'portal:call' ||
           !call || typeof call.token !== 'string') return;
       if (!tokenOrigins.has(call.token)) {
-        tokenOrigins.set(call.token, http(call.token, 'GET', '/session')
-          .then((session) => new URL(session.origin).origin, () => null));
+        tokenOrigins.set(call.token, tokenOrigin(call.token, (method, path) => http(call.token, method, path))
+          .catch(() => null));
       }
       // Only calls from the origin the session was issued to; the answer goes only there.
       tokenOrigins.get(call.token).then((origin) => {

@@ -38,7 +38,7 @@
   // instance's other frames fetch their content again, so every view on the page agrees.
   function emit(s, name, payload, from) {
     if (/^app-/.test(name)) {
-      for (const f of [...s._inline, s._modal && s._modal.frame]) if (f && f !== from) send(f, s, 'portal:refresh');
+      for (const f of [...s._inline, s._modal && s._modal._frame]) if (f && f !== from) send(f, s, 'portal:refresh');
     }
     for (const fn of [...(s._listeners.get(name) || [])]) {
       try {
@@ -155,13 +155,13 @@
     }
   }
 
-  const isModal = (s, frame) => s._modal && s._modal.frame === frame;
+  const isModal = (s, frame) => s._modal && s._modal._frame === frame;
 
   // Into the modal's document itself: the iframe element may already be the host's
   // activeElement while Chromium has lost the focus (or another portal frame holds it), and
   // focus() on an already active element does nothing (nor does contentWindow.focus()).
   function focusModal(s) {
-    const frame = s._modal && s._modal.frame;
+    const frame = s._modal && s._modal._frame;
     if (frame) {
       frame.blur();
       frame.focus();
@@ -183,11 +183,11 @@
     // Another portal frame (an inline view, an iframe embed) took the focus while the modal is
     // open: hand it back, so Tab, Enter and Esc never act on a view behind the modal.
     if (type === 'portal:focus') {
-      if (s._modal && source !== s._modal.frame.contentWindow) focusModal(s);
+      if (s._modal && source !== s._modal._frame.contentWindow) focusModal(s);
       return;
     }
     if (s._popups.has(source)) {
-      if (type === 'portal:connect-result') s._popups.get(source)();
+      if (type === 'portal:connect-result') s._popups.get(source)(0, payload);
       return;
     }
     if (s._rpcFrame && source === s._rpcFrame.contentWindow) {
@@ -199,7 +199,7 @@
       }
       return;
     }
-    const frame = [...s._inline, s._modal && s._modal.frame].find((f) => f && f.contentWindow === source);
+    const frame = [...s._inline, s._modal && s._modal._frame].find((f) => f && f.contentWindow === source);
     // 'ready' from the frame is ignored: the SDK emits its own once the session exists.
     if (!frame) return;
     if (/^(app-(dis)?connected|error)$/.test(type)) {
@@ -256,7 +256,7 @@
     const sentinel = () => Object.assign(create('span'), { tabIndex: 0, onfocus: () => frame.focus() });
     dialog.append(sentinel(), status, frame, sentinel(), button);
     const body = document.body;
-    s._modal = { dialog, frame, overflow: body.style.overflow, loading: [status, button] };
+    s._modal = { _dialog: dialog, _frame: frame, _overflow: body.style.overflow, _loading: [status, button] };
     body.style.overflow = 'hidden';
     body.append(dialog);
     dialog.showModal();
@@ -266,10 +266,10 @@
     const m = s._modal;
     if (!m) return;
     s._modal = null;
-    m.dialog.close();
-    m.dialog.remove();
-    document.body.style.overflow = m.overflow;
-    settleFunction(s, m.frame, cancelled());
+    m._dialog.close();
+    m._dialog.remove();
+    document.body.style.overflow = m._overflow;
+    settleFunction(s, m._frame, cancelled());
     emit(s, 'modal-closed', {});
   }
 
@@ -279,21 +279,23 @@
     settleFunction(s, frame, cancelled());
   }
 
-  // extra: {query, title, pending: [resolve, reject, name]}; resolves once the iframe has loaded.
-  async function show(s, path, mode, containerId, layout, extra) {
-    const x = extra || {};
+  // query: more of the frame's query string; pending: [resolve, reject, name] of a function
+  // form. Resolves once the iframe has loaded.
+  async function show(s, path, mode, containerId, layout, query, title, pending) {
     mode = mode || 'modal';
     layout = layout || 'wide';
     if (!/^(modal|inline)$/.test(mode) || !/^(wide|narrow)$/.test(layout)) throw invalid('Unknown renderMode or layout');
     const container = mode === 'inline' && document.getElementById(containerId);
     if (mode === 'inline' && !container) throw invalid('No element with id ' + containerId);
+    // A session already refused (or none started) rejects before anything opens.
+    if (!s._ready || s._fatal) await sessionToken(s);
     const frame = create('iframe');
-    // The token travels in the fragment: never sent to the server, never in a Referer.
-    frame.src = s._base + '/embed/' + path + '?mode=' + mode + '&layout=' + layout + (x.query || '') + (s._lang ? '&lang=' + enc(s._lang) : '') +
-      '#token=' + enc(await sessionToken(s));
+    // The document loads at once, in parallel with the session request; the token follows by
+    // postMessage once both are there (#token=post): never in a URL, a log or a Referer.
+    frame.src = s._base + '/embed/' + path + '?mode=' + mode + '&layout=' + layout + (query || '') + (s._lang ? '&lang=' + enc(s._lang) : '') + '#token=post';
     frame.style.cssText = 'display:block;width:100%;height:480px;border:0';
-    frame.title = x.title || 'Connect apps';
-    if (x.pending) s._functions.set(frame, x.pending);
+    frame.title = title || 'Connect apps';
+    if (pending) s._functions.set(frame, pending);
     const loaded = new Promise((resolve) => { frame.onload = resolve; });
     if (container) {
       for (const f of s._inline) {
@@ -304,17 +306,24 @@
     } else {
       openModal(s, frame, layout);
     }
-    await loaded;
+    try {
+      send(frame, s, 'portal:token', (await Promise.all([sessionToken(s), loaded]))[0]);
+    } catch (err) {
+      if (isModal(s, frame)) closeModal(s);
+      removeInline(s, frame);
+      throw err;
+    }
     if (isModal(s, frame)) {
-      s._modal.loading.map((el) => el.remove());
+      s._modal._loading.map((el) => el.remove());
       focusModal(s);
     }
   }
 
-  // connectApp, and reconnectApp with the account id; o: {scopes} (extra optional scopes).
-  function startConnect(s, appName, accountId, o) {
-    if (!appName || typeof appName !== 'string') return Promise.reject(invalid('appName is required'));
-    // Popup blockers honour window.open only inside the user's click, so no await before it.
+  // connectApp, and reconnectApp with the account id; o: {scopes} (extra optional scopes). An
+  // async function runs synchronously up to its first await, and popup blockers honour
+  // window.open only inside the user's click: no await before it.
+  async function startConnect(s, appName, accountId, o) {
+    need(appName, 'appName');
     const popup = open('about:blank', 'connect-portal-' + appName, 'width=520,height=700');
     const ticket = () => call(s, 'ticket', [appName, accountId, o]);
     if (popup) return connectInPopup(s, appName, popup, ticket);
@@ -322,12 +331,13 @@
     if (s._redirect) {
       ticket().then((t) => location.assign(withReturnTo(t.connect_url)), (e) => report(s, e));
     }
-    return Promise.reject(err);
+    throw err;
   }
 
-  // The attempt's outcome, from the frame: polled each second (a last time once the popup is
-  // closed), and at once when the popup posts that it is done (its message is only that
-  // signal: the outcome comes from the server).
+  // The attempt's outcome, from the frame: the result the popup's last page posts (that page is
+  // the portal's, the server's outcome rendered into it: checked here to come from the portal's
+  // origin and from this very popup), else polled every other second (a popup that lost its
+  // opener cannot post), and a last time once the popup is closed.
   async function connectInPopup(s, appName, popup, ticket) {
     try {
       const t = await ticket();
@@ -341,14 +351,17 @@
           if (err) reject(err);
           else resolve(id);
         };
-        const check = (closed) => call(s, 'attempt', [t.attempt_id, closed, appName]).then((id) => {
+        const check = (result, closed) => call(s, 'attempt', [t.attempt_id, closed, appName, result]).then((id) => {
           if (id != null) settle(null, id);
         }, settle);
-        s._popups.set(popup, (err) => (err ? settle(err) : check()));
+        s._popups.set(popup, (err, result) => (err ? settle(err) : check(result)));
+        // The server every other second (a popup that lost its opener cannot post), and once
+        // more as soon as the popup is closed.
+        let ticks = 0;
         const timer = setInterval(() => {
           const closed = popup.closed;
           if (closed) clearInterval(timer);
-          check(closed);
+          if (closed || ticks++ & 1) check(0, closed);
         }, 1000);
       });
     } catch (err) {
@@ -445,7 +458,7 @@
       if (connectedAccountId) query += '&connectedAccountId=' + enc(connectedAccountId);
       return new Promise((resolve, reject) => {
         show(s, 'functions/' + enc(functionName), renderMode, containerId, layout,
-          { query, title: 'Function form', pending: [resolve, reject, functionName] }).catch(reject);
+          query, 'Function form', [resolve, reject, functionName]).catch(reject);
       });
     }
 
@@ -460,7 +473,7 @@
     showFunctions(renderMode, containerId, layout, appName) {
       return new Promise((resolve, reject) => {
         show(privates.get(this), 'functions', renderMode, containerId, layout,
-          { query: appName ? '&app=' + enc(appName) : '', title: 'Functions', pending: [resolve, reject] }).catch(reject);
+          appName ? '&app=' + enc(appName) : '', 'Functions', [resolve, reject]).catch(reject);
       });
     }
 

@@ -43,10 +43,11 @@ def test_served_sdk_is_the_build_of_the_committed_source() -> None:
 
 
 #: A ceiling against growth of what the script tag loads (gzip -9 bytes): the size reached
-#: (3,923 B with the modal's loading state, phone sheet, focus hand-back, view refresh,
-#: origin_not_allowed, showConnectedAccounts, showFunctions, getFlows and setFlow) plus a small
-#: margin. Issue 14's target is 3,000 B (bench/sdk_size.py TARGET): not met yet.
-SDK_GZIP_CEILING = 3_975
+#: (3,958 B with the modal's loading state, phone sheet, focus hand-back, view refresh,
+#: origin_not_allowed, showConnectedAccounts, showFunctions, getFlows and setFlow, and the
+#: frame's navigation started before the session exists, its token following by postMessage)
+#: plus a small margin. Issue 14's target is 3,000 B (bench/sdk_size.py TARGET): not met yet.
+SDK_GZIP_CEILING = 3_960
 
 
 def test_sdk_size_does_not_grow() -> None:
@@ -99,14 +100,17 @@ def bench_in_subprocess(name: str) -> list[Any]:
 
 def test_time_to_ready_runs() -> None:
     rows = bench_in_subprocess("time_to_ready")
-    assert len(rows) == 5 and all(r.ratio and r.ratio > 0 for r in rows)
+    assert len(rows) == 8 and all(r.ratio and r.ratio > 0 for r in rows)
 
 
 @pytest.mark.e2e
 def test_connect_cost_runs() -> None:
     rows = bench_in_subprocess("connect_cost")
-    # Every flow makes at least the protocol's four requests.
-    assert len(rows) == 4 and all(r.ratio is not None and r.ratio >= 1 for r in rows)
+    # Every flow makes at least the protocol's four requests (and their bytes).
+    flow = [r for r in rows if r.benchmark.startswith("6 ")]
+    assert len(flow) == 4 and all(r.ratio is not None and r.ratio >= 1 for r in flow)
+    # Issue 14 item 3's count rows, first visit and second connect.
+    assert [r.benchmark.startswith("14.3 ") for r in rows] == [False, False, True] * 2
 
 
 def test_run_prints_one_table() -> None:

@@ -24,6 +24,7 @@ from portal.demo import DemoStack
 from portal.errors import ConfigurationError
 from portal.extension import PortalState
 from portal.service import config_from_env
+from portal.static_files import file_version
 
 # --------------------------------------------------------------------------- helpers
 
@@ -322,7 +323,7 @@ def test_url_prefix_is_respected(stack: DemoStack, make_app: Callable[..., Flask
     assert client.get("/connect/api/v1").status_code == 200
     assert client.get("/connect/static/portal.css").status_code == 200
     page = client.get("/connect/embed/apps").get_data(as_text=True)
-    assert 'href="/connect/static/portal.css"' in page
+    assert f'href="/connect/static/portal.css?v={file_version("portal.css")}"' in page
     assert 'data-portal-api="/connect/api/v1"' in page
 
     from portal import user_hash
@@ -412,7 +413,7 @@ def test_mounted_marketplace_shows_the_logged_in_users_accounts(tmp_path: Path) 
     assert 'data-portal-mounted="1"' in html
     assert csrf_from(html)
     assert 'id="portal-app-grid"' in html
-    assert 'href="/portal/static/portal.css"' in html
+    assert f'href="/portal/static/portal.css?v={file_version("portal.css")}"' in html
     cards = re.findall(r'<a class="portal-card([^"]*)"[^>]*>.*?</a>', html, re.S)
     titles = re.findall(r'<span class="portal-card__title">([^<]+)</span>', html)
     assert set(titles) == {"Sandbox Analytics", "Sandbox Files"}
@@ -645,7 +646,9 @@ def test_account_disconnected_signal(stack: DemoStack, sandbox: str, api: Api) -
 # --------------------------------------------------------------------------- start-up warnings
 
 
-@pytest.mark.parametrize("placeholder", ["…", "...", "<client id>", "your-client-id", "CHANGEME", ""])
+@pytest.mark.parametrize(
+    "placeholder", ["…", "...", "<client id>", "your-client-id", "CHANGEME", ""]
+)
 def test_placeholder_client_id_is_not_configured(tmp_path: Path, placeholder: str) -> None:
     """A client id copied from a README (``"…"``) does not make the app "ready"."""
     app = host_flask(

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import migrations_head
 
+from portal.static_files import file_version
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
@@ -169,9 +171,14 @@ def test_installed_wheel_serves_the_marketplace(wheel: Path, tmp_path: Path) -> 
     assert status == 200, shell[-2000:]
     assert 'id="portal-main"' in shell
     assert 'data-portal-content-url="/portal/ui/apps' in shell
-    assert '<link rel="stylesheet" href="/portal/static/portal.css">' in shell
+    # Versioned static URLs (portal.static_files), the version of the installed copy.
+    css = f"/portal/static/portal.css?v={file_version('portal.css', REPO / 'static')}"
+    assert f'<link rel="stylesheet" href="{css}">' in shell
     # The marketplace shell loads htmx after first paint (frame.js reads this attribute).
-    assert 'data-portal-htmx="/portal/static/vendor/htmx-2.0.8.min.js"' in shell
+    htmx = "vendor/htmx-2.0.8.min.js"
+    assert (
+        f'data-portal-htmx="/portal/static/{htmx}?v={file_version(htmx, REPO / "static")}"' in shell
+    )
 
     status, grid = report["grid"]
     assert status == 200, grid[-2000:]

@@ -11,7 +11,7 @@ import re
 import zlib
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, make_response, render_template, request
+from flask import Blueprint, Response, jsonify, make_response, render_template, request, url_for
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import HTTPException
@@ -30,11 +30,19 @@ from ..i18n import gettext
 from ..proxy import RESPONSE_SECURITY_HEADERS
 from ..ratelimit import retry_after
 from ..state import current_portal
+from ..static_files import SHORT_CACHE, cache_control, static_url
 
 log = logging.getLogger("portal")
 
 #: The proxy route (portal.views.proxy): its answers carry the upstream's body.
 PROXY_ENDPOINT = "portal.api_proxy"
+#: The CSP of the API's JSON answers: nothing in them may load, run or be framed (OWASP REST
+#: Security Cheat Sheet); the pages' longer policy would only add bytes to every call.
+API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
+#: The SDK's hidden frame (portal.views.ui.embed_rpc): the same bytes for everyone (no token,
+#: no CSRF value), so it may be kept briefly (portal.static_files.SHORT_CACHE): a second connect
+#: within minutes does not fetch it again.
+RPC_FRAME_ENDPOINT = "portal.embed_rpc"
 #: ``Strict-Transport-Security`` of every portal answer over HTTPS (RFC 6797 §6.1).
 HSTS = "max-age=31536000; includeSubDomains"
 #: Request headers a host page may send cross-origin: the bearer token, and the ones the proxy
@@ -128,10 +136,20 @@ def _headers(response: Response) -> Response:
             # RFC 6797: only over HTTPS; a plain-http answer must not carry it (§7.2).
             headers.setdefault("Strict-Transport-Security", HSTS)
     is_static = request.endpoint == "portal.static"
-    if not is_static:
+    if is_static and response.status_code in (200, 304):
+        # Versioned (``?v=<hash>``, portal.static_files.static_url): a year, never revalidated.
+        filename = (request.view_args or {}).get("filename")
+        headers["Cache-Control"] = cache_control(filename, request.args.get("v"))
+    elif request.endpoint == RPC_FRAME_ENDPOINT and response.status_code == 200:
+        headers["Cache-Control"] = SHORT_CACHE
+    elif not is_static or response.status_code >= 400:
         headers["Cache-Control"] = "no-store"
+    if not is_static:
         if "Content-Security-Policy" not in headers:  # the proxy's is set: not rebuilt
-            headers["Content-Security-Policy"] = content_security_policy()
+            api_json = response.mimetype == "application/json" and "/api/" in request.path
+            headers["Content-Security-Policy"] = (
+                API_CONTENT_SECURITY_POLICY if api_json else content_security_policy()
+            )
     if "/api/" in request.path and (origin := _cors_origin()) is not None:
         headers["Access-Control-Allow-Origin"] = origin
         headers["Access-Control-Allow-Headers"] = ALLOWED_CORS_HEADERS
@@ -179,6 +197,7 @@ def register(bp: Blueprint) -> None:
     bp.register_error_handler(HTTPException, _handle)
     bp.register_error_handler(Exception, _handle_unexpected)
     bp.app_context_processor(lambda: {})
+    bp.add_app_template_global(static_url, "static_url")
 
 
 def mounted_page_context(page: str) -> dict[str, Any]:
@@ -195,14 +214,16 @@ def icon_file(app: App) -> str | None:
     return app.icon_file
 
 
-def icon_url(app: App) -> str:
+def icon_url(app: App, *, versioned: bool = False) -> str:
     """Absolute URL of the app's icon (absolute because the host page shows it too);
-    ``icons/default.svg`` for an app without one."""
-    from flask import url_for
-
+    ``icons/default.svg`` for an app without one. ``versioned``: with ``?v=<hash>``
+    (:func:`portal.static_files.static_url`, cached for a year), as the portal's own pages use;
+    API payloads and events keep the plain URL."""
     icon = icon_file(app) or "default.svg"
     if icon.startswith(("https://", "http://")):  # the catalog allows http on loopback only
         return str(icon)
+    if versioned:
+        return own_origin() + static_url(f"icons/{icon}")
     return own_origin() + url_for("portal.static", filename=f"icons/{icon}")
 
 
@@ -237,7 +258,7 @@ def app_logo(app: App) -> dict[str, Any]:
     monogram); ``glyph`` is true for a simple-icons brand glyph (drawn on a neutral tile)."""
     name = icon_file(app)
     logo = monogram(app.title, app.slug)
-    logo["url"] = icon_url(app) if name else None
+    logo["url"] = icon_url(app, versioned=True) if name else None
     logo["glyph"] = bool(name) and name in _brand_glyphs()
     return logo
 
