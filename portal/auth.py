@@ -224,6 +224,8 @@ class SessionClaims:
     origin: str
     app_key: str | None
     expires_at: int  # Unix time, seconds
+    #: The session's theme keys (portal.theme.Theme.as_dict()), checked when issued.
+    theme: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -260,9 +262,19 @@ class TokenService:
         self._verified: OrderedDict[str, tuple[SessionClaims, float]] = OrderedDict()
         self._verified_lock = threading.Lock()
 
-    def issue_session(self, user_id: str, origin: str, app_key: str | None) -> tuple[str, int]:
-        """A new session token and its expiry (Unix seconds)."""
-        token = self._sessions.dumps({"u": user_id, "o": origin, "k": app_key})
+    def issue_session(
+        self,
+        user_id: str,
+        origin: str,
+        app_key: str | None,
+        theme: dict[str, str] | None = None,
+    ) -> tuple[str, int]:
+        """A new session token and its expiry (Unix seconds). ``theme``: the session's checked
+        theme keys (:meth:`portal.theme.Theme.as_dict`), carried in the token."""
+        data: dict[str, Any] = {"u": user_id, "o": origin, "k": app_key}
+        if theme:
+            data["t"] = theme
+        token = self._sessions.dumps(data)
         return token, int(time.time()) + self.session_ttl
 
     def read_session(self, token: str) -> SessionClaims:
@@ -293,6 +305,7 @@ class TokenService:
             origin=data["o"],
             app_key=data.get("k"),
             expires_at=int(signed_at.timestamp()) + self.session_ttl,
+            theme=data.get("t"),
         )
         with self._verified_lock:
             self._verified[token] = (claims, signed_at.timestamp())

@@ -112,8 +112,10 @@ DEFAULTS: dict[str, Any] = {
     "PORTAL_HEALTH_INTERVAL": 86400,
     #: Most accounts health-checked per minute, by all workers together. Default ``60``.
     "PORTAL_HEALTH_MAX_PER_MINUTE": 60,
-    #: Default colour theme of portal pages: ``"auto"`` (follows the browser), ``"light"`` or
-    #: ``"dark"``. Default ``"auto"``.
+    #: The portal's theme (:mod:`portal.theme`, README "Theming"): a dict ``{mode, accent,
+    #: radius, font, density, logo, name}`` (each optional; a session's ``theme`` overrides
+    #: it key by key) or, the older form, just the mode: ``"auto"`` (follows the browser),
+    #: ``"light"`` or ``"dark"``. Default ``"auto"``.
     "PORTAL_THEME": "auto",
     #: Redis URL shared by every process of a deployment, e.g. ``"redis://127.0.0.1:6379/0"``;
     #: rate-limit counters live there. ``None`` (default): counters in process memory.

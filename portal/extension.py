@@ -34,6 +34,7 @@ from .state import MOUNTED_PROJECT as MOUNTED_PROJECT
 from .state import PortalState as PortalState
 from .state import current_portal as current_portal
 from .store import Store
+from .theme import config_theme
 from .views import create_blueprint
 
 __all__ = ["MOUNTED_PROJECT", "ConnectPortal", "PortalState", "current_portal", "mounted_project"]
@@ -146,6 +147,7 @@ class ConnectPortal:
             if normal is None:
                 raise ConfigurationError(f"PORTAL_ALLOWED_ORIGINS: {origin!r} is not an origin.")
             origins.append(normal)
+        theme = config_theme(config["PORTAL_THEME"])
 
         keys = list(config["PORTAL_ENCRYPTION_KEYS"])
         if not keys:
@@ -195,6 +197,7 @@ class ConnectPortal:
             outbound=outbound,
             mounted_project=mounted_project(config),
             flows=load_flows_for(config, catalog),
+            theme=theme,
         )
         app.extensions["portal"] = state
 

@@ -619,6 +619,21 @@
     else addEventListener('load', inject, { once: true });
   }
 
+  // The session's theme (GET /session: PORTAL_THEME under the host's own keys): its mode
+  // forced on the page (a light host gets no dark slab), its checked stylesheet linked (a
+  // served file: the CSP allows no inline style).
+  function applyTheme(theme) {
+    if (!theme) return;
+    if (/^(light|dark|auto)$/.test(theme.mode)) document.documentElement.dataset.portalTheme = theme.mode;
+    const href = theme.stylesheet;
+    if (href && sameOrigin(href) && !document.querySelector('link[href="' + CSS.escape(href) + '"]')) {
+      const link = document.createElement('link');
+      link.rel = 'stylesheet';
+      link.href = href;
+      document.head.append(link);
+    }
+  }
+
   function startShell() {
     const match = /[#&]token=([^&]*)/.exec(location.hash);
     // Out of the URL at once: history, a reload or a copied link must not carry the token.
@@ -642,6 +657,7 @@
       booted();
     }
     request('GET', '/session').then((session) => {
+      applyTheme(session.theme);
       try {
         hostOrigin = new URL(session.origin).origin;
       } catch (err) {

@@ -20,6 +20,8 @@
   const privates = new WeakMap();
   const enc = encodeURIComponent;
   const create = (tag) => document.createElement(tag);
+  const backdrop = new CSSStyleSheet();
+  backdrop.replaceSync('dialog[data-connect-portal]::backdrop{background:rgb(0 0 0/.5)}');
 
   // An Error with {type} and, for HTTP failures, {status, body}.
   const portalError = (type, message, extra) => Object.assign(new Error(message || type), { type }, extra);
@@ -255,6 +257,10 @@
     // Tab leaving the iframe lands on a sentinel, which hands focus straight back.
     const sentinel = () => Object.assign(create('span'), { tabIndex: 0, onfocus: () => frame.focus() });
     dialog.append(sentinel(), status, frame, sentinel(), button);
+    // The backdrop dims the page. ::backdrop has no style property; a constructed sheet is
+    // CSSOM, which a strict style-src leaves alone (unlike a <style> element).
+    dialog.dataset.connectPortal = '';
+    if (!document.adoptedStyleSheets.includes(backdrop)) document.adoptedStyleSheets = [...document.adoptedStyleSheets, backdrop];
     const body = document.body;
     s._modal = { dialog, frame, overflow: body.style.overflow, loading: [status, button] };
     body.style.overflow = 'hidden';
@@ -362,7 +368,7 @@
       const o = options || {};
       const s = {
         _listeners: new Map(), _inline: new Set(), _popups: new Map(), _functions: new Map(), _calls: new Map(),
-        _redirect: o.redirectOnPopupBlocked !== false, _redirectResult: /[?&]portal_attempt=/.test(location.search) && location.search,
+        _redirect: o.redirectOnPopupBlocked !== false, _theme: o.theme, _redirectResult: /[?&]portal_attempt=/.test(location.search) && location.search,
       };
       privates.set(this, s);
       addEventListener('message', (event) => onMessage(s, event));
@@ -388,7 +394,7 @@
       // With {appKey, userId, hash} the session starts now; without, authenticate() starts it.
       if (o.appKey || o.userId || o.hash || s._baseError) {
         s._project = o.appKey;
-        s._credentials = { appKey: o.appKey, userId: o.userId, hash: o.hash };
+        s._credentials = { appKey: o.appKey, userId: o.userId, hash: o.hash, theme: o.theme };
         start(s);
       }
     }
@@ -398,7 +404,7 @@
       const s = privates.get(this);
       need(projectId, 'projectId');
       need(userToken, 'userToken');
-      Object.assign(s, { _project: projectId, _credentials: { projectId, userToken }, _expires: 0 });
+      Object.assign(s, { _project: projectId, _credentials: { projectId, userToken, theme: s._theme }, _expires: 0 });
       await start(s);
     }
 

@@ -11,9 +11,19 @@ import re
 import zlib
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, make_response, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import generate_csrf
+from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import HTTPException
 
 from .._paths import STATIC_DIR
@@ -29,9 +39,12 @@ from ..errors import PortalHTTPError, RateLimited
 from ..proxy import RESPONSE_SECURITY_HEADERS
 from ..ratelimit import retry_after
 from ..state import current_portal
+from ..theme import Theme, parse_theme
 
 log = logging.getLogger("portal")
 
+#: The theme stylesheet route (views.ui.theme_css): cached immutable, its URL names its content.
+THEME_ENDPOINT = "portal.theme_css"
 #: The proxy route (portal.views.proxy): its answers carry the upstream's body.
 PROXY_ENDPOINT = "portal.api_proxy"
 #: ``Strict-Transport-Security`` of every portal answer over HTTPS (RFC 6797 §6.1).
@@ -80,8 +93,45 @@ def page_context(page: str, mode: str = "page", layout: str = "wide") -> dict[st
         "layout": layout,
         "mounted": False,
         "csrf_token_value": None,
-        "theme": current_portal.config["PORTAL_THEME"],
+        "theme": current_portal.theme.scheme,
+        "theme_css": theme_stylesheet_url(current_portal.theme),
+        "brand": current_portal.theme,
     }
+
+
+#: The salt of theme stylesheet URLs (``GET <prefix>/theme.css?t=…``).
+THEME_SALT = "portal.theme"
+
+
+def _theme_signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key or "", salt=THEME_SALT)
+
+
+def caller_theme(caller: Caller) -> Theme:
+    """The theme a caller's pages use: the session token's keys over ``PORTAL_THEME``."""
+    base = current_portal.theme
+    if not caller.theme:
+        return base
+    return parse_theme(caller.theme).over(base)
+
+
+def theme_stylesheet_url(theme: Theme) -> str | None:
+    """The URL of ``theme``'s stylesheet, ``None`` when it styles nothing. The URL carries
+    the theme's style keys, signed, so it is the same for the same theme (cached immutable)
+    and names only themes the portal checked."""
+    keys = theme.style_keys()
+    if not keys or not theme.styled:
+        return None
+    return url_for("portal.theme_css", t=_theme_signer().dumps(keys))
+
+
+def theme_from_url(signed: str) -> Theme | None:
+    """The theme of a :func:`theme_stylesheet_url`, checked again; ``None`` when forged."""
+    try:
+        keys = _theme_signer().loads(signed)
+    except BadSignature:
+        return None
+    return parse_theme(keys)
 
 
 def content_security_policy() -> str:
@@ -127,7 +177,8 @@ def _headers(response: Response) -> Response:
             # RFC 6797: only over HTTPS; a plain-http answer must not carry it (§7.2).
             headers.setdefault("Strict-Transport-Security", HSTS)
     is_static = request.endpoint == "portal.static"
-    if not is_static:
+    # The theme stylesheet's URL names its content: it keeps its own immutable Cache-Control.
+    if not is_static and request.endpoint != THEME_ENDPOINT:
         headers["Cache-Control"] = "no-store"
         if "Content-Security-Policy" not in headers:  # the proxy's is set: not rebuilt
             headers["Content-Security-Policy"] = content_security_policy()

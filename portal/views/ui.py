@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from .. import accounts as account_service
@@ -17,12 +17,14 @@ from .. import functions as function_service
 from ..catalog import App
 from ..errors import PortalHTTPError, ResourceNotFound
 from ..state import current_portal
+from ..theme import stylesheet as theme_stylesheet
 from .common import (
     app_logo,
     app_summary,
     current_caller,
     mounted_page_context,
     page_context,
+    theme_from_url,
 )
 
 MODES = ("modal", "inline")
@@ -441,8 +443,21 @@ def function_page(name: str) -> str:
     )
 
 
+def theme_css() -> Response:
+    """``GET <prefix>/theme.css?t=<signed theme>``: a theme's custom properties
+    (:func:`portal.theme.stylesheet`). The URL names its content, so the answer is cached for a
+    year, ``immutable`` (RFC 8246). 404 for a forged or missing ``t``."""
+    theme = theme_from_url(request.args.get("t", ""))
+    if theme is None:
+        raise ResourceNotFound("There is no such theme stylesheet.")
+    response = Response(theme_stylesheet(theme), mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
 def register(bp: Blueprint) -> None:
     """Add the page routes to ``bp``."""
+    bp.add_url_rule("/theme.css", "theme_css", theme_css)
     bp.add_url_rule("/embed/apps", "embed_apps", embed_apps)
     bp.add_url_rule("/embed/apps/<app>", "embed_app", embed_app)
     bp.add_url_rule("/embed/rpc", "embed_rpc", embed_rpc)
