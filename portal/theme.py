@@ -376,8 +376,9 @@ def stylesheet(theme: Theme) -> str:
         props.update(accent)
         props["--portal-accent-text"] = light_text
     if theme.radius:
-        props["--portal-radius"] = theme.radius
-        props["--portal-radius-sm"] = _scaled(theme.radius, 2 / 3)
+        # Buttons and fields get the radius, cards and panels 1.5 times it (portal.css: 8/12).
+        props["--portal-radius-sm"] = theme.radius
+        props["--portal-radius"] = _scaled(theme.radius, 1.5)
     if theme.font:
         props["--portal-font"] = theme.font
     if theme.density == "compact":

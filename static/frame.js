@@ -32,6 +32,17 @@
   let expired = false;
   const confirming = new WeakMap();
 
+  // Connect and disconnect successes, said by screen readers: one live region outside
+  // #portal-main, there from the start (a region added with its text is often not announced)
+  // and never swapped by htmx.
+  let announcer = null;
+  function announce(text) {
+    if (!announcer) return;
+    announcer.textContent = '';
+    // The next frame: the same words twice in a row are still a change.
+    requestAnimationFrame(() => { announcer.textContent = text; });
+  }
+
   function post(type, payload) {
     const message = { source: SOURCE, version: 1, type, payload };
     if (mounted) {
@@ -323,6 +334,8 @@
       clearInterval(closedTimer);
       window.removeEventListener('message', onMessage);
       if (result.status === 'connected') {
+        // (A failure is said by the role=alert notice with its Retry, see showFailure.)
+        announce('Connected ' + (btn.dataset.portalAppTitle || app) + '.');
         const p = result.payload || {};
         post('app-connected', {
           app: p.app || { name: app },
@@ -428,6 +441,7 @@
     const old = row && row.querySelector('[data-portal-inline-error]');
     if (old) old.remove();
     request('DELETE', '/connected-accounts/' + encodeURIComponent(btn.dataset.portalAccountId)).then((data) => {
+      announce('Disconnected.');
       post('app-disconnected', data);
       reload();
     }, (err) => {
@@ -923,6 +937,12 @@
   }
 
   updateState();
+  if (mainEl) {
+    announcer = Object.assign(document.createElement('p'), { id: 'portal-announce', className: 'portal-visually-hidden' });
+    announcer.setAttribute('role', 'status');
+    announcer.setAttribute('aria-live', 'polite');
+    mainEl.after(announcer);
+  }
   if (page === 'connect-done') {
     sendConnectResult();
   } else if (page === 'rpc') {

@@ -189,7 +189,7 @@ def test_stylesheet_holds_only_parsed_values() -> None:
     css = stylesheet(theme)
     assert "--portal-accent: #facc15;" in css
     assert "--portal-accent-contrast: #000000;" in css
-    assert "--portal-radius: 6px;" in css and "--portal-radius-sm: 4px;" in css
+    assert "--portal-radius-sm: 6px;" in css and "--portal-radius: 9px;" in css
     assert '--portal-font: "Georgia", serif;' in css
     assert "--portal-space-2: 12px;" in css
     # Declarations only: one rule per mode, nothing but custom properties inside.
@@ -230,7 +230,7 @@ def test_a_session_theme_reaches_the_session_and_its_stylesheet(stack: DemoStack
     assert css.status_code == 200
     assert css.headers["Content-Type"].startswith("text/css")
     assert css.headers["Cache-Control"] == "public, max-age=31536000, immutable"
-    assert "--portal-accent: #0f766e;" in css.text and "--portal-radius: 4px;" in css.text
+    assert "--portal-accent: #0f766e;" in css.text and "--portal-radius-sm: 4px;" in css.text
     # The same theme, the same URL (a cached stylesheet serves every session of that theme).
     again = Api(stack, "theme-user", _session(stack, theme).json()["token"])
     assert again.get("/session").json()["theme"]["stylesheet"] == href
