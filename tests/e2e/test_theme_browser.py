@@ -278,3 +278,34 @@ def test_a_connect_is_announced_in_a_live_region(
     inner.locator("[data-portal-disconnect]").first.click()
     wait_event(page, "app-disconnected")
     expect(region).to_have_text("Disconnected.")
+
+
+def test_two_contrasting_themes_side_by_side(
+    themed: Any, e2e_stack: DemoStack, user_id: str
+) -> None:
+    """The README's picture (docs/themes.png is a copy of the one written here): the app page
+    with an account, inline, under TEAL (light, serif, square) and AMBER (dark, compact,
+    round). The accent of each reaches its Connect button."""
+    insert_account(e2e_stack, user_id, "ada@sandbox.test", f"readme-{user_id}")
+    parts = []
+    for theme, accent in ((TEAL, "rgb(15, 118, 110)"), (AMBER, "rgb(245, 158, 11)")):
+        page = themed(viewport={"width": 520, "height": 1000})
+        open_themed(page, e2e_stack, user_id, theme)
+        page.evaluate("document.getElementById('container').style.width = '480px'")
+        frame = themed_frame(page, "window.portal.showApp('sandbox', 'inline', 'container')")
+        expect(frame.locator("[data-portal-connect]")).to_have_css("background-color", accent)
+        frame.evaluate("document.fonts.ready.then(() => true)")
+        parts.append(page.locator("#container").screenshot(animations="disabled", caret="hide"))
+    import base64
+
+    sheet = themed(viewport={"width": 1040, "height": 1040})
+    images = "".join(
+        f'<img alt="" src="data:image/png;base64,{base64.b64encode(p).decode()}">' for p in parts
+    )
+    sheet.set_content(
+        "<body style='margin:0'><div id='sheet' style='display:inline-flex;gap:16px;"
+        f"align-items:flex-start;padding:16px;background:#e5e7eb'>{images}</div></body>"
+    )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    sheet.locator("#sheet").screenshot(path=str(SHOTS / "themes.png"))
+    assert (SHOTS / "themes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
