@@ -639,6 +639,21 @@
   function applyTheme(theme) {
     if (!theme) return;
     if (/^(light|dark|auto)$/.test(theme.mode)) document.documentElement.dataset.portalTheme = theme.mode;
+    // The host's logo and name (checked by the server; text and an https image, never HTML).
+    if ((theme.logo || theme.name) && !document.querySelector('.portal-brand')) {
+      const brand = Object.assign(document.createElement('p'), { className: 'portal-brand' });
+      if (theme.logo) {
+        const img = Object.assign(document.createElement('img'), { className: 'portal-brand__logo', src: theme.logo, alt: theme.name || '' });
+        img.height = 24;
+        brand.append(img);
+      }
+      if (theme.name) {
+        const name = Object.assign(document.createElement('span'), { className: 'portal-brand__name', textContent: theme.name });
+        if (theme.logo) name.setAttribute('aria-hidden', 'true');
+        brand.append(name);
+      }
+      document.body.prepend(brand);
+    }
     const href = theme.stylesheet;
     if (href && sameOrigin(href) && !document.querySelector('link[href="' + CSS.escape(href) + '"]')) {
       const link = document.createElement('link');

@@ -301,6 +301,23 @@ def test_the_server_theme_reaches_every_page(make_app: Any) -> None:
     assert "style=" not in page and "<style" not in page
 
 
+def test_the_server_themes_logo_and_name_head_every_page(make_app: Any) -> None:
+    app: Flask = make_app(
+        PORTAL_THEME={"name": "Acme <Corp>", "logo": "https://acme.example/logo.svg?a=1&b=2"}
+    )
+    page = app.test_client().get("/portal/embed/apps").get_data(as_text=True)
+    assert (
+        '<p class="portal-brand"><img class="portal-brand__logo" '
+        'src="https://acme.example/logo.svg?a=1&amp;b=2" alt="Acme &lt;Corp&gt;" height="24">'
+    ) in page
+    assert "Acme <Corp>" not in page
+    # Mode only (the older string form): no stylesheet, no brand.
+    plain = make_app(PORTAL_THEME="light").test_client().get("/portal/embed/apps")
+    text = plain.get_data(as_text=True)
+    assert 'data-portal-theme="light"' in text
+    assert "theme.css" not in text and "portal-brand" not in text
+
+
 def test_an_invalid_server_theme_stops_start_up(make_app: Any) -> None:
     with pytest.raises(ConfigurationError, match=r"PORTAL_THEME\.radius"):
         make_app(PORTAL_THEME={"radius": "1000px"})

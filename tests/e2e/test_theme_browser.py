@@ -136,6 +136,16 @@ def test_host_theme_reaches_the_buttons_radius_and_font(
     assert csp == [], csp
 
 
+def test_the_sessions_name_heads_the_embed(themed: Any, e2e_stack: DemoStack, user_id: str) -> None:
+    page = themed()
+    open_themed(page, e2e_stack, user_id, {"name": "Acme <b>Corp</b>", "accent": "#0f766e"})
+    frame = themed_frame(page, "window.portal.showApps('modal')")
+    brand = frame.locator(".portal-brand")
+    expect(brand).to_have_text("Acme <b>Corp</b>")
+    assert frame.locator(".portal-brand b").count() == 0
+    shoot(page, "theme-brand-name-modal")
+
+
 def test_a_yellow_accent_gets_black_text(themed: Any, e2e_stack: DemoStack, user_id: str) -> None:
     page = themed()
     open_themed(page, e2e_stack, user_id, {"accent": "#facc15"})
