@@ -20,8 +20,6 @@
   const privates = new WeakMap();
   const enc = encodeURIComponent;
   const create = (tag) => document.createElement(tag);
-  const backdrop = new CSSStyleSheet();
-  backdrop.replaceSync('dialog[data-connect-portal]::backdrop{background:rgb(0 0 0/.5)}');
 
   // An Error with {type} and, for HTTP failures, {status, body}.
   const portalError = (type, message, extra) => Object.assign(new Error(message || type), { type }, extra);
@@ -86,7 +84,7 @@
 
   async function createSession(s) {
     const res = await fetch(s._base + '/api/v1/sessions', {
-      method: 'POST', body: JSON.stringify(s._credentials),
+      method: 'POST', body: JSON.stringify({ ...s._credentials, theme: s._theme }),
       headers: { 'Content-Type': 'application/json' },
     }).catch(async (err) => {
       // A page on an origin the portal refuses gets no CORS answer, only this network error:
@@ -244,7 +242,9 @@
     });
     // Phones get a full-screen sheet (a min-width beats the user agent's max-width); elsewhere
     // the user agent's max-width and max-height keep the box inside small viewports.
-    dialog.style.cssText = 'padding:0;border:0;display:grid;place-content:center;' + (matchMedia('(max-width:480px)').matches
+    // The page behind is dimmed by the box's own outline, wider than any screen: ::backdrop has
+    // no style property, and a stylesheet of ours would need the host's CSP to allow it.
+    dialog.style.cssText = 'padding:0;border:0;display:grid;place-content:center;outline:1e4px solid #0008;' + (matchMedia('(max-width:480px)').matches
       ? 'margin:0;min-width:100%;min-height:100%'
       : 'border-radius:8px;height:720px;width:' + (layout === 'narrow' ? 420 : 960) + 'px');
     // Until its document paints over them (the portal's pages are opaque): a pulsing status and
@@ -257,10 +257,6 @@
     // Tab leaving the iframe lands on a sentinel, which hands focus straight back.
     const sentinel = () => Object.assign(create('span'), { tabIndex: 0, onfocus: () => frame.focus() });
     dialog.append(sentinel(), status, frame, sentinel(), button);
-    // The backdrop dims the page. ::backdrop has no style property; a constructed sheet is
-    // CSSOM, which a strict style-src leaves alone (unlike a <style> element).
-    dialog.dataset.connectPortal = '';
-    if (!document.adoptedStyleSheets.includes(backdrop)) document.adoptedStyleSheets = [...document.adoptedStyleSheets, backdrop];
     const body = document.body;
     s._modal = { dialog, frame, overflow: body.style.overflow, loading: [status, button] };
     body.style.overflow = 'hidden';
@@ -394,7 +390,7 @@
       // With {appKey, userId, hash} the session starts now; without, authenticate() starts it.
       if (o.appKey || o.userId || o.hash || s._baseError) {
         s._project = o.appKey;
-        s._credentials = { appKey: o.appKey, userId: o.userId, hash: o.hash, theme: o.theme };
+        s._credentials = { appKey: o.appKey, userId: o.userId, hash: o.hash };
         start(s);
       }
     }
@@ -404,7 +400,7 @@
       const s = privates.get(this);
       need(projectId, 'projectId');
       need(userToken, 'userToken');
-      Object.assign(s, { _project: projectId, _credentials: { projectId, userToken, theme: s._theme }, _expires: 0 });
+      Object.assign(s, { _project: projectId, _credentials: { projectId, userToken }, _expires: 0 });
       await start(s);
     }
 

@@ -44,9 +44,10 @@ def test_served_sdk_is_the_build_of_the_committed_source() -> None:
 
 #: A ceiling against growth of what the script tag loads (gzip -9 bytes): the size reached
 #: (3,923 B with the modal's loading state, phone sheet, focus hand-back, view refresh,
-#: origin_not_allowed, showConnectedAccounts, showFunctions, getFlows and setFlow) plus a small
+#: origin_not_allowed, showConnectedAccounts, showFunctions, getFlows and setFlow; 3,994 B once
+#: the session's theme and the modal's dimmed backdrop were added, issue 15) plus a small
 #: margin. Issue 14's target is 3,000 B (bench/sdk_size.py TARGET): not met yet.
-SDK_GZIP_CEILING = 3_975
+SDK_GZIP_CEILING = 4_000
 
 
 def test_sdk_size_does_not_grow() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,18 @@ def shoot(page: Page, name: str) -> None:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), animations="disabled", caret="hide")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+
+
+def one_pixel_red(png: bytes) -> int:
+    """The red channel of a 1x1 PNG (RFC 2083): its IDAT chunks, inflated, are one scanline,
+    a filter byte then the pixel, which every filter leaves as is when nothing is above or left."""
+    data, at = b"", 8
+    while at < len(png):
+        (length,) = struct.unpack(">I", png[at : at + 4])
+        if png[at + 4 : at + 8] == b"IDAT":
+            data += png[at + 8 : at + 8 + length]
+        at += 12 + length
+    return zlib.decompress(data)[1]
 
 
 def watch_csp(page: Page) -> list[str]:
@@ -198,10 +212,21 @@ def test_the_backdrop_dims_the_host_page_under_a_strict_csp(
     assert "style-src 'self'" in policy and "unsafe-inline" not in policy
     page.evaluate("window.portal.showApps('modal')")
     portal_frame(page)
-    backdrop = page.evaluate(
-        "getComputedStyle(document.querySelector('dialog'), '::backdrop').backgroundColor"
+    # The box's own outline, wider than any screen, dims the page around it (::backdrop has no
+    # style property; a <style> would break this host's CSP). Over the user agent's backdrop.
+    dialog = page.locator("dialog")
+    expect(dialog).to_have_css("outline-color", "rgba(0, 0, 0, 0.533)")
+    expect(dialog).to_have_css("outline-style", "solid")
+    expect(dialog).to_have_css("outline-width", "10000px")
+    assert (
+        page.evaluate(
+            "getComputedStyle(document.querySelector('dialog'), '::backdrop').backgroundColor"
+        )
+        == "rgba(0, 0, 0, 0.1)"
     )
-    assert backdrop == "rgba(0, 0, 0, 0.5)"
+    # What the user sees: a point of the white host page outside the box is about 46 % grey.
+    red = one_pixel_red(page.screenshot(clip={"x": 20, "y": 400, "width": 1, "height": 1}))
+    assert 90 <= red <= 130, red
     shoot(page, "backdrop-light-host")
     assert csp == [], csp
 
