@@ -344,3 +344,36 @@ def test_two_contrasting_themes_side_by_side(
     SHOTS.mkdir(parents=True, exist_ok=True)
     sheet.locator("#sheet").screenshot(path=str(SHOTS / "themes.png"))
     assert (SHOTS / "themes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "theme", "viewport", "show"),
+    [
+        ("amber-dark-phone-375", AMBER, {"width": 375, "height": 740}, "showApp('sandbox')"),
+        ("teal-light-narrow", TEAL, None, "showApps('modal', null, 'narrow')"),
+        ("amber-dark-wide", AMBER, None, "showApps('modal')"),
+    ],
+)
+def test_themed_screens(
+    themed: Any,
+    e2e_stack: DemoStack,
+    user_id: str,
+    name: str,
+    theme: dict[str, str],
+    viewport: dict[str, int] | None,
+    show: str,
+) -> None:
+    """Phone, narrow and wide under a theme: the mode and the accent's computed text colour are
+    the theme's, the page does not scroll sideways; screenshots for review by eye."""
+    page = themed(viewport=viewport)
+    open_themed(page, e2e_stack, user_id, theme)
+    frame = themed_frame(page, "window.portal." + show)
+    expect(frame.locator("html")).to_have_attribute("data-portal-theme", theme["mode"])
+    contrast = frame.evaluate(
+        "getComputedStyle(document.documentElement).getPropertyValue('--portal-accent-contrast')"
+    )
+    assert contrast.strip() == ("#000000" if theme is AMBER else "#ffffff")
+    # (The narrow list's one-line descriptions end in an ellipsis by design; the app page has
+    # them in full. Reflow is test_reflow_at_320_css_px's.)
+    assert frame.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    shoot(page, f"theme-{name}")
