@@ -234,10 +234,10 @@ def test_the_backdrop_dims_the_host_page_under_a_strict_csp(
 def test_a_custom_theme_passes_the_axe_audit(
     browser: Browser, e2e_stack: DemoStack, user_id: str
 ) -> None:
-    """axe-core on custom-themed screens (light and dark, a pale and a dark accent): no
-    serious or critical violation (colour contrast included)."""
+    """axe-core on custom-themed screens (light and dark, a pale and a dark accent, the host's
+    name heading the frame): no serious or critical violation (colour contrast included)."""
     insert_account(e2e_stack, user_id, "ada@sandbox.test", f"theme-a11y-{user_id}")
-    for theme in (TEAL, AMBER, {"mode": "light", "accent": "#facc15"}):
+    for theme in (TEAL, AMBER, {"mode": "light", "accent": "#facc15", "name": "Acme"}):
         ctx = new_context(browser, bypass_csp=True, reduced_motion="reduce")
         try:
             # Each screen on a page of its own (no close in between: see test_prefers_reduced_motion).
