@@ -247,6 +247,8 @@ class TicketClaims:
     opener_origin: str
     project: str | None = None
     reconnect_account_id: str | None = None
+    #: The theme keys of the session the ticket was issued to (its popup pages wear them).
+    theme: dict[str, str] | None = None
 
 
 class TokenService:
@@ -322,12 +324,13 @@ class TokenService:
         *,
         project: str,
         reconnect: str | None = None,
+        theme: dict[str, str] | None = None,
     ) -> tuple[str, str, int]:
         """A new connect ticket for ``user_id`` of ``project`` (an app key):
         ``(ticket, attempt_id, expires_at)``. With ``reconnect`` (an account id) the ticket
         re-authorizes that account instead of adding one."""
         attempt_id = secrets.token_urlsafe(24)
-        data = {
+        data: dict[str, Any] = {
             "n": attempt_id,
             "u": user_id,
             "a": app,
@@ -337,6 +340,8 @@ class TokenService:
         }
         if reconnect is not None:
             data["r"] = reconnect
+        if theme:
+            data["t"] = theme
         ticket = self._tickets.dumps(data)
         return ticket, attempt_id, int(time.time()) + self.ticket_ttl
 
@@ -366,6 +371,7 @@ class TokenService:
             opener_origin=data["p"],
             project=data.get("k"),
             reconnect_account_id=data.get("r"),
+            theme=data.get("t"),
         )
 
 

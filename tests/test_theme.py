@@ -321,3 +321,17 @@ def test_the_server_themes_logo_and_name_head_every_page(make_app: Any) -> None:
 def test_an_invalid_server_theme_stops_start_up(make_app: Any) -> None:
     with pytest.raises(ConfigurationError, match=r"PORTAL_THEME\.radius"):
         make_app(PORTAL_THEME={"radius": "1000px"})
+
+
+def test_the_popup_of_a_themed_session_wears_its_theme(stack: DemoStack) -> None:
+    """The connect ticket carries the session's theme: the popup's form page has its mode,
+    stylesheet and name (an unthemed session's popup has the server's)."""
+    theme = {"mode": "dark", "accent": "#b91c1c", "name": "Acme"}
+    api = Api(stack, "popup-theme", _session(stack, theme, "popup-theme").json()["token"])
+    page = requests.get(api.ticket("sandbox-keys")["connect_url"], timeout=10).text
+    assert '<html lang="en" data-portal-theme="dark">' in page
+    assert '<link rel="stylesheet" href="/portal/theme.css?t=' in page
+    assert '<span class="portal-brand__name">Acme</span>' in page
+    plain = Api(stack, "popup-plain", _session(stack, None, "popup-plain").json()["token"])
+    page = requests.get(plain.ticket("sandbox-keys")["connect_url"], timeout=10).text
+    assert 'data-portal-theme="auto"' in page and "theme.css" not in page

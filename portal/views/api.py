@@ -365,7 +365,12 @@ def create_connect_ticket() -> tuple[Response, int]:
     host_origin = caller.host_origin or own_origin()
     opener_origin = host_origin if opener == "host" else own_origin()
     ticket, attempt_id, expires_at = current_portal.tokens.issue_ticket(
-        caller.user_id, definition.slug, host_origin, opener_origin, project=caller.project
+        caller.user_id,
+        definition.slug,
+        host_origin,
+        opener_origin,
+        project=caller.project,
+        theme=caller.theme,
     )
     connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
     result = {
@@ -404,6 +409,7 @@ def reconnect_connected_account(account_id: str) -> tuple[Response, int]:
         opener_origin,
         project=caller.project,
         reconnect=account.id,
+        theme=caller.theme,
     )
     connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
     result = {

@@ -15,6 +15,7 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    g,
     jsonify,
     make_response,
     render_template,
@@ -93,10 +94,22 @@ def page_context(page: str, mode: str = "page", layout: str = "wide") -> dict[st
         "layout": layout,
         "mounted": False,
         "csrf_token_value": None,
-        "theme": current_portal.theme.scheme,
-        "theme_css": theme_stylesheet_url(current_portal.theme),
-        "brand": current_portal.theme,
+        "theme": page_theme().scheme,
+        "theme_css": theme_stylesheet_url(page_theme()),
+        "brand": page_theme(),
     }
+
+
+def use_theme(keys: dict[str, str] | None) -> None:
+    """This request's pages wear ``keys`` (a ticket's session theme) over ``PORTAL_THEME``."""
+    if keys:
+        g._portal_theme = parse_theme(keys).over(current_portal.theme)
+
+
+def page_theme() -> Theme:
+    """The theme of this request's pages: :func:`use_theme`'s, else ``PORTAL_THEME``."""
+    theme: Theme = g.get("_portal_theme") or current_portal.theme
+    return theme
 
 
 #: The salt of theme stylesheet URLs (``GET <prefix>/theme.css?t=…``).

@@ -40,7 +40,7 @@ from ..connect_errors import failure_message, provider_error_message
 from ..errors import CatalogError, InvalidConnectAttempt, ProviderError, ResourceNotFound
 from ..state import current_portal
 from ..store import ConnectAttempt
-from .common import app_ref, app_summary, own_origin, page_context
+from .common import app_ref, app_summary, own_origin, page_context, use_theme
 from .connect_form import asked_fields, form_fields, form_for
 
 log = logging.getLogger("portal.connect")
@@ -248,6 +248,7 @@ def connect(app: str) -> ResponseReturnValue:
     definition = _app_or_404(app)
     claims = current_portal.tokens.read_ticket(request.values.get("ticket"), definition.slug)
     _check_ticket_user(claims)
+    use_theme(claims.theme)
     return_to = safe_return_to(request.values.get("return_to"))
 
     if definition.oauth2 is not None and not asked_fields(definition):

@@ -145,6 +145,7 @@ def _app_page(slug: str, mode: str, layout: str) -> dict[str, Any]:
         caller.host_origin or own_origin(),
         own_origin(),
         project=caller.project,
+        theme=caller.theme,
     )
     return {
         "app": {**app_summary(app, len(accounts)), "logo": app_logo(app)},
