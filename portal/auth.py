@@ -224,6 +224,8 @@ class SessionClaims:
     origin: str
     app_key: str | None
     expires_at: int  # Unix time, seconds
+    #: The session's theme keys (portal.theme.Theme.as_dict()), checked when issued.
+    theme: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,8 @@ class TicketClaims:
     project: str | None = None
     reconnect_account_id: str | None = None
     scopes: tuple[str, ...] = ()
+    #: The theme keys of the session the ticket was issued to (its popup pages wear them).
+    theme: dict[str, str] | None = None
 
 
 class TokenService:
@@ -263,9 +267,19 @@ class TokenService:
         self._verified: OrderedDict[str, tuple[SessionClaims, float]] = OrderedDict()
         self._verified_lock = threading.Lock()
 
-    def issue_session(self, user_id: str, origin: str, app_key: str | None) -> tuple[str, int]:
-        """A new session token and its expiry (Unix seconds)."""
-        token = self._sessions.dumps({"u": user_id, "o": origin, "k": app_key})
+    def issue_session(
+        self,
+        user_id: str,
+        origin: str,
+        app_key: str | None,
+        theme: dict[str, str] | None = None,
+    ) -> tuple[str, int]:
+        """A new session token and its expiry (Unix seconds). ``theme``: the session's checked
+        theme keys (:meth:`portal.theme.Theme.as_dict`), carried in the token."""
+        data: dict[str, Any] = {"u": user_id, "o": origin, "k": app_key}
+        if theme:
+            data["t"] = theme
+        token = self._sessions.dumps(data)
         return token, int(time.time()) + self.session_ttl
 
     def read_session(self, token: str) -> SessionClaims:
@@ -296,6 +310,7 @@ class TokenService:
             origin=data["o"],
             app_key=data.get("k"),
             expires_at=int(signed_at.timestamp()) + self.session_ttl,
+            theme=data.get("t"),
         )
         with self._verified_lock:
             self._verified[token] = (claims, signed_at.timestamp())
@@ -313,6 +328,7 @@ class TokenService:
         project: str,
         reconnect: str | None = None,
         scopes: Sequence[str] = (),
+        theme: dict[str, str] | None = None,
     ) -> tuple[str, str, int]:
         """A new connect ticket for ``user_id`` of ``project`` (an app key):
         ``(ticket, attempt_id, expires_at)``. With ``reconnect`` (an account id) the ticket
@@ -331,6 +347,8 @@ class TokenService:
             data["r"] = reconnect
         if scopes:
             data["s"] = list(scopes)
+        if theme:
+            data["t"] = theme
         ticket = self._tickets.dumps(data)
         return ticket, attempt_id, int(time.time()) + self.ticket_ttl
 
@@ -361,6 +379,7 @@ class TokenService:
             project=data.get("k"),
             reconnect_account_id=data.get("r"),
             scopes=tuple(str(s) for s in data.get("s") or ()),
+            theme=data.get("t"),
         )
 
 

@@ -54,6 +54,8 @@ class Caller:
     via: str
     app_key: str | None = None
     project: str = ""
+    #: The session token's theme keys (``via == "session"`` only), see :mod:`portal.theme`.
+    theme: dict[str, str] | None = None
 
 
 def own_origin() -> str:
@@ -172,6 +174,7 @@ def current_caller() -> Caller:
             "session",
             app_key=claims.app_key,
             project=claims.app_key or current_portal.mounted_project,
+            theme=claims.theme,
         )
     else:
         mounted_user = current_portal.portal.load_user()

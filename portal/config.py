@@ -115,8 +115,10 @@ DEFAULTS: dict[str, Any] = {
     "PORTAL_HEALTH_INTERVAL": 86400,
     #: Most accounts health-checked per minute, by all workers together. Default ``60``.
     "PORTAL_HEALTH_MAX_PER_MINUTE": 60,
-    #: Default colour theme of portal pages: ``"auto"`` (follows the browser), ``"light"`` or
-    #: ``"dark"``. Default ``"auto"``.
+    #: The portal's theme (:mod:`portal.theme`, README "Theming"): a dict ``{mode, accent,
+    #: radius, font, density, logo, name}`` (each optional; a session's ``theme`` overrides
+    #: it key by key) or, the older form, just the mode: ``"auto"`` (follows the browser),
+    #: ``"light"`` or ``"dark"``. Default ``"auto"``.
     "PORTAL_THEME": "auto",
     #: Languages the portal's pages speak, as gettext locale names (``portal/translations/``):
     #: the ``lang`` an SDK or session asks for and the browser's Accept-Language are matched

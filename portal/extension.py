@@ -35,6 +35,7 @@ from .state import MOUNTED_PROJECT as MOUNTED_PROJECT
 from .state import PortalState as PortalState
 from .state import current_portal as current_portal
 from .store import Store
+from .theme import config_theme
 from .views import create_blueprint
 
 __all__ = ["MOUNTED_PROJECT", "ConnectPortal", "PortalState", "current_portal", "mounted_project"]
@@ -148,6 +149,7 @@ class ConnectPortal:
             if normal is None:
                 raise ConfigurationError(f"PORTAL_ALLOWED_ORIGINS: {origin!r} is not an origin.")
             origins.append(normal)
+        theme = config_theme(config["PORTAL_THEME"])
 
         keys = list(config["PORTAL_ENCRYPTION_KEYS"])
         if not keys:
@@ -197,6 +199,7 @@ class ConnectPortal:
             outbound=outbound,
             mounted_project=mounted_project(config),
             flows=load_flows_for(config, catalog),
+            theme=theme,
         )
         app.extensions["portal"] = state
 

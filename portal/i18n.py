@@ -237,6 +237,8 @@ def frame_strings() -> dict[str, str]:
         "failed": _("Connecting %s failed."),
         "confirm_disconnect": _("Confirm disconnect"),
         "disconnecting": _("Disconnecting…"),
+        "connected": _("Connected %s."),
+        "disconnected": _("Disconnected."),
     }
 
 

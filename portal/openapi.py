@@ -398,16 +398,44 @@ def _admin_log_paths(api: str) -> dict[str, Schema]:
 def _session_paths(api: str) -> dict[str, Schema]:
     """Sessions: exchanging host authentication for a token, and who the bearer is."""
     string = {"type": "string"}
-    by_hash = _object("appKey", "userId", "hash", appKey=string, userId=string, hash=string)
-    by_jwt = _object("projectId", "userToken", projectId=string, userToken=string)
-    by_secret = _object("userId", "origin", userId=string, origin=string)
+    # The session's theme (portal.theme; README "Theming"): checked strictly, 400 invalid_theme.
+    theme: Schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "mode": {"enum": ["light", "dark", "auto"]},
+            "accent": {"type": "string", "description": "#rgb, #rrggbb, rgb() or opaque rgba()"},
+            "radius": {"type": "string", "description": "0-32px or 0-2rem"},
+            "font": {"type": "string", "maxLength": 200},
+            "density": {"enum": ["compact", "comfortable"]},
+            "logo": {"type": "string", "maxLength": 1024, "description": "an https URL"},
+            "name": {"type": "string", "maxLength": 60},
+        },
+    }
+    by_hash = _object(
+        "appKey", "userId", "hash", appKey=string, userId=string, hash=string, theme=theme
+    )
+    by_jwt = _object("projectId", "userToken", projectId=string, userToken=string, theme=theme)
+    by_secret = _object("userId", "origin", userId=string, origin=string, theme=theme)
+    nullable = {"type": ["string", "null"]}
     caller = _object(
         "user_id",
         "origin",
         "via",
+        "theme",
         user_id=string,
-        origin={"type": ["string", "null"]},
+        origin=nullable,
         via=string,
+        theme=_object(
+            "mode",
+            "stylesheet",
+            "name",
+            "logo",
+            mode={"enum": ["light", "dark", "auto"]},
+            stylesheet=nullable,
+            name=nullable,
+            logo=nullable,
+        ),
     )
     return {
         f"{api}/sessions": {
@@ -415,7 +443,7 @@ def _session_paths(api: str) -> dict[str, Schema]:
                 "Exchange host authentication for a session token.",
                 {
                     "201": _json(_ref("Session"), "A session token bound to the host origin."),
-                    "400": _error("Invalid body or userId."),
+                    "400": _error("Invalid body, userId or theme (invalid_theme)."),
                     "401": _error("Wrong app key, hash, app secret or user token."),
                     "403": _error("Origin not allowed."),
                     "413": _error("Body too large."),
@@ -457,7 +485,7 @@ def _session_paths(api: str) -> dict[str, Schema]:
         },
         f"{api}/session": {
             "get": _op(
-                "Who the bearer is and the verified host origin.",
+                "Who the bearer is, the verified host origin and the session's theme.",
                 {"200": _json(caller, "The caller."), **_UNAUTHORIZED},
             )
         },

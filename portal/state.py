@@ -20,6 +20,7 @@ from .flow_types import FlowSet
 from .oauth import OAuthClients
 from .outbound import Outbound
 from .store import Store
+from .theme import Theme
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter
@@ -69,6 +70,8 @@ class PortalState:
     mounted_project: str = MOUNTED_PROJECT
     #: The host's declared flows (``PORTAL_FLOWS_PATH``, :mod:`portal.flows`).
     flows: FlowSet = field(default_factory=FlowSet)
+    #: The server's theme (``PORTAL_THEME``, :func:`portal.theme.config_theme`).
+    theme: Theme = field(default_factory=Theme)
 
     @property
     def own_origin(self) -> str | None:

@@ -37,6 +37,17 @@
   let expired = false;
   const confirming = new WeakMap();
 
+  // Connect and disconnect successes, said by screen readers: one live region outside
+  // #portal-main, there from the start (a region added with its text is often not announced)
+  // and never swapped by htmx.
+  let announcer = null;
+  function announce(text) {
+    if (!announcer) return;
+    announcer.textContent = '';
+    // The next frame: the same words twice in a row are still a change.
+    requestAnimationFrame(() => { announcer.textContent = text; });
+  }
+
   function post(type, payload) {
     const message = { source: SOURCE, version: 1, type, payload };
     if (mounted) {
@@ -330,6 +341,8 @@
       clearInterval(closedTimer);
       window.removeEventListener('message', onMessage);
       if (result.status === 'connected') {
+        // (A failure is said by the role=alert notice with its Retry, see showFailure.)
+        announce(t('connected', 'Connected %s.', btn.dataset.portalAppTitle || app));
         const p = result.payload || {};
         post('app-connected', {
           app: p.app || { name: app },
@@ -435,6 +448,7 @@
     const old = row && row.querySelector('[data-portal-inline-error]');
     if (old) old.remove();
     request('DELETE', '/connected-accounts/' + encodeURIComponent(btn.dataset.portalAccountId)).then((data) => {
+      announce(t('disconnected', 'Disconnected.'));
       post('app-disconnected', data);
       reload();
     }, (err) => {
@@ -631,17 +645,52 @@
   // every API call checks that signature, so a forged token only ever gets errors back. A
   // compressed payload (leading '.') or anything unreadable asks GET /session instead.
   // Resolves with the exact origin; rejects when there is none.
-  async function tokenOrigin(t, ask) {
-    let origin = null;
+  function tokenPayload(t) {
     try {
       const b64 = t.split('.')[0].replace(/-/g, '+').replace(/_/g, '/');
-      origin = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)))).o;
-    } catch (err) { /* not readable here: ask the server */ }
+      return JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))));
+    } catch (err) {
+      return {}; // not readable here: ask the server
+    }
+  }
+
+  async function tokenOrigin(t, ask) {
+    let origin = tokenPayload(t).o;
     if (typeof origin !== 'string') origin = (await ask('GET', '/session')).origin;
     try {
       return new URL(origin).origin;
     } catch (err) {
       throw new Error('The portal session has no valid host origin.');
+    }
+  }
+
+  // A session's own theme ("t" in its token; GET /session gives it over PORTAL_THEME): its mode
+  // forced on the page (a light host gets no dark slab), its checked stylesheet linked (a
+  // served file: the CSP allows no inline style).
+  function applyTheme(theme) {
+    if (!theme) return;
+    if (/^(light|dark|auto)$/.test(theme.mode)) document.documentElement.dataset.portalTheme = theme.mode;
+    // The host's logo and name (checked by the server; text and an https image, never HTML).
+    if ((theme.logo || theme.name) && !document.querySelector('.portal-brand')) {
+      const brand = Object.assign(document.createElement('p'), { className: 'portal-brand' });
+      if (theme.logo) {
+        const img = Object.assign(document.createElement('img'), { className: 'portal-brand__logo', src: theme.logo, alt: theme.name || '' });
+        img.height = 24;
+        brand.append(img);
+      }
+      if (theme.name) {
+        const name = Object.assign(document.createElement('span'), { className: 'portal-brand__name', textContent: theme.name });
+        if (theme.logo) name.setAttribute('aria-hidden', 'true');
+        brand.append(name);
+      }
+      document.body.prepend(brand);
+    }
+    const href = theme.stylesheet;
+    if (href && sameOrigin(href) && !document.querySelector('link[href="' + CSS.escape(href) + '"]')) {
+      const link = document.createElement('link');
+      link.rel = 'stylesheet';
+      link.href = href;
+      document.head.append(link);
     }
   }
 
@@ -698,6 +747,9 @@
     }
     (knownOrigin ? Promise.resolve(knownOrigin) : tokenOrigin(token, request)).then((origin) => {
       hostOrigin = origin;
+      // A session with a theme of its own: one request for its checked stylesheet and mode
+      // (PORTAL_THEME alone is already in the page the server rendered).
+      if (tokenPayload(token).t) request('GET', '/session').then((session) => applyTheme(session.theme), () => {});
       post('ready', { isReady: true });
       scheduleResize(true);
     }).catch((err) => {
@@ -964,6 +1016,12 @@
   }
 
   updateState();
+  if (mainEl) {
+    announcer = Object.assign(document.createElement('p'), { id: 'portal-announce', className: 'portal-visually-hidden' });
+    announcer.setAttribute('role', 'status');
+    announcer.setAttribute('aria-live', 'polite');
+    mainEl.after(announcer);
+  }
   if (page === 'connect-done') {
     sendConnectResult();
   } else if (page === 'rpc') {

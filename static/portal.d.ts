@@ -26,6 +26,24 @@ declare namespace ConnectPortal {
     redirectOnPopupBlocked?: boolean;
     /** The portal's language, e.g. "fr", "pt-BR", "ar" (one of PORTAL_LANGUAGES; anything else is ignored). Default: the browser's. */
     lang?: string;
+    /** The session's theme, over the server's PORTAL_THEME; checked by the portal (400 invalid_theme). */
+    theme?: Theme;
+  }
+
+  /** A theme (README "Theming"); every key optional. */
+  interface Theme {
+    mode?: 'light' | 'dark' | 'auto';
+    /** #rgb, #rrggbb, rgb() or opaque rgba(). */
+    accent?: string;
+    /** px (0-32) or rem (0-2), e.g. "6px". */
+    radius?: string;
+    /** A font-family list of local fonts: letters, digits, spaces, hyphens, quotes, commas. */
+    font?: string;
+    density?: 'compact' | 'comfortable';
+    /** An https URL of the host's logo. */
+    logo?: string;
+    /** The host's name, plain text (at most 60 characters). */
+    name?: string;
   }
 
   /** A connected account. Times are ISO-8601 UTC strings ending in "Z". Never carries a credential. */

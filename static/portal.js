@@ -84,7 +84,7 @@
 
   async function createSession(s) {
     const res = await fetch(s._base + '/api/v1/sessions', {
-      method: 'POST', body: JSON.stringify(s._credentials),
+      method: 'POST', body: JSON.stringify({ ...s._credentials, theme: s._theme }),
       headers: { 'Content-Type': 'application/json' },
     }).catch(async (err) => {
       // A page on an origin the portal refuses gets no CORS answer, only this network error:
@@ -242,7 +242,9 @@
     });
     // Phones get a full-screen sheet (a min-width beats the user agent's max-width); elsewhere
     // the user agent's max-width and max-height keep the box inside small viewports.
-    dialog.style.cssText = 'padding:0;border:0;display:grid;place-content:center;' + (matchMedia('(max-width:480px)').matches
+    // The page behind is dimmed by the box's own outline, wider than any screen: ::backdrop has
+    // no style property, and a stylesheet of ours would need the host's CSP to allow it.
+    dialog.style.cssText = 'padding:0;border:0;display:grid;place-content:center;outline:1e4px solid #0008;' + (matchMedia('(max-width:480px)').matches
       ? 'margin:0;min-width:100%;min-height:100%'
       : 'border-radius:8px;height:720px;width:' + (layout === 'narrow' ? 420 : 960) + 'px');
     // Until its document paints over them (the portal's pages are opaque): a pulsing status and
@@ -375,7 +377,7 @@
       const o = options || {};
       const s = {
         _listeners: new Map(), _inline: new Set(), _popups: new Map(), _functions: new Map(), _calls: new Map(),
-        _redirect: o.redirectOnPopupBlocked !== false, _lang: o.lang, _redirectResult: /[?&]portal_attempt=/.test(location.search) && location.search,
+        _redirect: o.redirectOnPopupBlocked !== false, _lang: o.lang, _theme: o.theme, _redirectResult: /[?&]portal_attempt=/.test(location.search) && location.search,
       };
       privates.set(this, s);
       addEventListener('message', (event) => onMessage(s, event));

@@ -45,9 +45,10 @@ def test_served_sdk_is_the_build_of_the_committed_source() -> None:
 #: A ceiling against growth of what the script tag loads (gzip -9 bytes): the size reached
 #: (3,958 B with the modal's loading state, phone sheet, focus hand-back, view refresh,
 #: origin_not_allowed, showConnectedAccounts, showFunctions, getFlows and setFlow, and the
-#: frame's navigation started before the session exists, its token following by postMessage)
-#: plus a small margin. Issue 14's target is 3,000 B (bench/sdk_size.py TARGET): not met yet.
-SDK_GZIP_CEILING = 3_960
+#: frame's navigation started before the session exists, its token following by postMessage;
+#: then the session's theme, the modal's dimmed backdrop, `lang` and connect `scopes`, issues 15
+#: and 19) plus a small margin. Issue 14's target is 3,000 B (bench/sdk_size.py TARGET): not met.
+SDK_GZIP_CEILING = 4_040
 
 
 def test_sdk_size_does_not_grow() -> None:

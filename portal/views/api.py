@@ -32,7 +32,16 @@ from ..errors import (
 )
 from ..oauth import extra_scopes
 from ..state import current_portal
-from .common import app_ref, app_summary, current_caller, own_origin, request_origin
+from ..theme import parse_theme
+from .common import (
+    app_ref,
+    app_summary,
+    caller_theme,
+    current_caller,
+    own_origin,
+    request_origin,
+    theme_stylesheet_url,
+)
 
 
 def _json_body() -> dict[str, Any]:
@@ -140,11 +149,19 @@ def create_session() -> tuple[Response, int]:
             raise AuthenticationFailed("`hash` is missing.", code="invalid_hash")
         if not verify_user_hash(accepted, user_id, presented_hash):
             raise AuthenticationFailed("`hash` does not match this userId.", code="invalid_hash")
-    return _issued_session(user_id, origin, app_key)
+    return _issued_session(user_id, origin, app_key, body)
 
 
-def _issued_session(user_id: str, origin: str, app_key: str | None) -> tuple[Response, int]:
-    token, expires_at = current_portal.tokens.issue_session(user_id, origin, app_key)
+def _issued_session(
+    user_id: str, origin: str, app_key: str | None, body: dict[str, Any]
+) -> tuple[Response, int]:
+    """The session token; ``body["theme"]`` (optional) is checked and carried in it.
+
+    :raises InvalidRequest: 400 ``invalid_theme`` naming the field (:func:`portal.theme.parse_theme`).
+    """
+    raw_theme = body.get("theme")
+    theme = parse_theme(raw_theme).as_dict() if raw_theme is not None else None
+    token, expires_at = current_portal.tokens.issue_session(user_id, origin, app_key, theme)
     body_out = {
         "token": token,
         "expires_at": _iso(expires_at),
@@ -174,13 +191,30 @@ def _session_for_user_token(body: dict[str, Any]) -> tuple[Response, int]:
         state.config["PORTAL_JWT_MAX_TTL"],
         max_user_id_length=state.config["PORTAL_USER_ID_MAX_LENGTH"],
     )
-    return _issued_session(user_id, origin, project_id)
+    return _issued_session(user_id, origin, project_id, body)
 
 
 def get_session() -> Response:
-    """``GET /api/v1/session``: who the bearer token is for, and its verified host origin."""
+    """``GET /api/v1/session``: who the bearer token is for, its verified host origin, and its
+    theme (the server's ``PORTAL_THEME`` under the session's own keys):
+    ``{mode, stylesheet, name, logo}``, ``stylesheet`` a URL or ``null`` (frame.js applies it).
+    """
     caller = current_caller()
-    return jsonify({"user_id": caller.user_id, "origin": caller.host_origin, "via": caller.via})
+    theme = caller_theme(caller)
+    theme_out = {
+        "mode": theme.scheme,
+        "stylesheet": theme_stylesheet_url(theme),
+        "name": theme.name,
+        "logo": theme.logo,
+    }
+    return jsonify(
+        {
+            "user_id": caller.user_id,
+            "origin": caller.host_origin,
+            "via": caller.via,
+            "theme": theme_out,
+        }
+    )
 
 
 def get_user() -> Response:
@@ -341,6 +375,7 @@ def create_connect_ticket() -> tuple[Response, int]:
         opener_origin,
         project=caller.project,
         scopes=scopes,
+        theme=caller.theme,
     )
     connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
     result = {
@@ -383,6 +418,7 @@ def reconnect_connected_account(account_id: str) -> tuple[Response, int]:
         project=caller.project,
         reconnect=account.id,
         scopes=scopes,
+        theme=caller.theme,
     )
     connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
     result = {

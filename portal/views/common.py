@@ -11,9 +11,20 @@ import re
 import zlib
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, make_response, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import generate_csrf
+from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import HTTPException
 
 from .._paths import STATIC_DIR
@@ -31,9 +42,12 @@ from ..proxy import RESPONSE_SECURITY_HEADERS
 from ..ratelimit import retry_after
 from ..state import current_portal
 from ..static_files import SHORT_CACHE, cache_control, static_url
+from ..theme import Theme, parse_theme
 
 log = logging.getLogger("portal")
 
+#: The theme stylesheet route (views.ui.theme_css): cached immutable, its URL names its content.
+THEME_ENDPOINT = "portal.theme_css"
 #: The proxy route (portal.views.proxy): its answers carry the upstream's body.
 PROXY_ENDPOINT = "portal.api_proxy"
 #: The CSP of the API's JSON answers: nothing in them may load, run or be framed (OWASP REST
@@ -89,8 +103,57 @@ def page_context(page: str, mode: str = "page", layout: str = "wide") -> dict[st
         "layout": layout,
         "mounted": False,
         "csrf_token_value": None,
-        "theme": current_portal.config["PORTAL_THEME"],
+        "theme": page_theme().scheme,
+        "theme_css": theme_stylesheet_url(page_theme()),
+        "brand": page_theme(),
     }
+
+
+def use_theme(keys: dict[str, str] | None) -> None:
+    """This request's pages wear ``keys`` (a ticket's session theme) over ``PORTAL_THEME``."""
+    if keys:
+        g._portal_theme = parse_theme(keys).over(current_portal.theme)
+
+
+def page_theme() -> Theme:
+    """The theme of this request's pages: :func:`use_theme`'s, else ``PORTAL_THEME``."""
+    theme: Theme = g.get("_portal_theme") or current_portal.theme
+    return theme
+
+
+#: The salt of theme stylesheet URLs (``GET <prefix>/theme.css?t=…``).
+THEME_SALT = "portal.theme"
+
+
+def _theme_signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key or "", salt=THEME_SALT)
+
+
+def caller_theme(caller: Caller) -> Theme:
+    """The theme a caller's pages use: the session token's keys over ``PORTAL_THEME``."""
+    base = current_portal.theme
+    if not caller.theme:
+        return base
+    return parse_theme(caller.theme).over(base)
+
+
+def theme_stylesheet_url(theme: Theme) -> str | None:
+    """The URL of ``theme``'s stylesheet, ``None`` when it styles nothing. The URL carries
+    the theme's style keys, signed, so it is the same for the same theme (cached immutable)
+    and names only themes the portal checked."""
+    keys = theme.style_keys()
+    if not keys or not theme.styled:
+        return None
+    return url_for("portal.theme_css", t=_theme_signer().dumps(keys))
+
+
+def theme_from_url(signed: str) -> Theme | None:
+    """The theme of a :func:`theme_stylesheet_url`, checked again; ``None`` when forged."""
+    try:
+        keys = _theme_signer().loads(signed)
+    except BadSignature:
+        return None
+    return parse_theme(keys)
 
 
 def content_security_policy() -> str:
@@ -142,7 +205,8 @@ def _headers(response: Response) -> Response:
         headers["Cache-Control"] = cache_control(filename, request.args.get("v"))
     elif request.endpoint == RPC_FRAME_ENDPOINT and response.status_code == 200:
         headers["Cache-Control"] = SHORT_CACHE
-    elif not is_static or response.status_code >= 400:
+    elif (not is_static or response.status_code >= 400) and request.endpoint != THEME_ENDPOINT:
+        # The theme stylesheet's URL names its content: it keeps its own immutable one.
         headers["Cache-Control"] = "no-store"
     if not is_static:
         if "Content-Security-Policy" not in headers:  # the proxy's is set: not rebuilt

@@ -41,7 +41,7 @@ from ..errors import CatalogError, InvalidConnectAttempt, ProviderError, Resourc
 from ..i18n import N_, SESSION_KEY, requested_language
 from ..state import current_portal
 from ..store import ConnectAttempt
-from .common import app_ref, app_summary, own_origin, page_context
+from .common import app_ref, app_summary, own_origin, page_context, use_theme
 from .connect_form import asked_fields, form_fields, form_for
 
 log = logging.getLogger("portal.connect")
@@ -264,6 +264,7 @@ def connect(app: str) -> ResponseReturnValue:
     definition = _app_or_404(app)
     claims = current_portal.tokens.read_ticket(request.values.get("ticket"), definition.slug)
     _check_ticket_user(claims)
+    use_theme(claims.theme)
     return_to = safe_return_to(request.values.get("return_to"))
     lang = requested_language()
     if lang:  # the popup's later pages (after the provider's redirect too) speak it

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from .. import accounts as account_service
@@ -21,6 +21,7 @@ from ..i18n import gettext as _
 from ..i18n import lazy_gettext as _l
 from ..i18n import relative_time as relative_time
 from ..state import current_portal
+from ..theme import stylesheet as theme_stylesheet
 from .common import (
     app_logo,
     app_summary,
@@ -28,6 +29,7 @@ from .common import (
     mounted_page_context,
     own_origin,
     page_context,
+    theme_from_url,
 )
 
 MODES = ("modal", "inline")
@@ -147,6 +149,7 @@ def _app_page(slug: str, mode: str, layout: str, *, reconnect_each: bool = False
             caller.host_origin or own_origin(),
             own_origin(),
             project=caller.project,
+            theme=caller.theme,
         )
         return {
             "url": url_for("portal.connect", app=app.slug, ticket=ticket, lang=page_language()),
@@ -450,8 +453,21 @@ def function_page(name: str) -> str:
     )
 
 
+def theme_css() -> Response:
+    """``GET <prefix>/theme.css?t=<signed theme>``: a theme's custom properties
+    (:func:`portal.theme.stylesheet`). The URL names its content, so the answer is cached for a
+    year, ``immutable`` (RFC 8246). 404 for a forged or missing ``t``."""
+    theme = theme_from_url(request.args.get("t", ""))
+    if theme is None:
+        raise ResourceNotFound("There is no such theme stylesheet.")
+    response = Response(theme_stylesheet(theme), mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
 def register(bp: Blueprint) -> None:
     """Add the page routes to ``bp``."""
+    bp.add_url_rule("/theme.css", "theme_css", theme_css)
     bp.add_url_rule("/embed/apps", "embed_apps", embed_apps)
     bp.add_url_rule("/embed/apps/<app>", "embed_app", embed_app)
     bp.add_url_rule("/embed/rpc", "embed_rpc", embed_rpc)

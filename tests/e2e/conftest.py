@@ -78,6 +78,7 @@ TEST_JS = """
   const save = (entry) => { log.push(entry); sessionStorage.setItem(KEY, JSON.stringify(log)); };
   const options = { appKey: ds.appKey, userId: ds.userId, hash: ds.hash, baseUrl: ds.baseUrl };
   if (ds.redirect === 'off') options.redirectOnPopupBlocked = false;
+  if (ds.theme) options.theme = JSON.parse(ds.theme);
   const portal = new ConnectPortal(options);
   window.events = [];
   window.connectResults = [];
@@ -127,6 +128,8 @@ def _test_page(portal_url: str) -> str:
         "data-hash": user_hash(DEMO_APP_SECRET, user),
         "data-base-url": f"{portal_url}/portal",
         "data-redirect": request.args.get("redirect", "on"),
+        # ?theme=<JSON>: the session's theme, passed to new ConnectPortal({theme}) as is.
+        "data-theme": request.args.get("theme", ""),
     }
     body_attrs = " ".join(f'{k}="{escape(v)}"' for k, v in attrs.items())
     return f"""<!doctype html>
