@@ -212,7 +212,7 @@ def test_the_functions_list_opens_a_form_whose_values_come_back(
     account = connect(page)
     frame = embed(page, flow_stack, "functions", app="sandbox")
     results = frame.locator("#portal-function-results")
-    expect(results).to_have_attribute("data-portal-function-total", "3")
+    expect(results).to_have_attribute("data-portal-function-total", "4")
     expect(frame.locator('[data-portal-function="sandbox-get-contact"]')).to_contain_text(
         "One contact by its id."
     )
