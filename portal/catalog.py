@@ -224,6 +224,17 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Lookup:
+    """A follow-up call after the credentials are known (catalog ``lookups:`` entry): ``GET``
+    ``url`` with the new credentials, then read ``fields`` (placeholder name -> dotted path of
+    the JSON answer), each validated like ``identity.fields``. Atlassian's
+    ``/oauth/token/accessible-resources`` gives the cloud id of the Jira/Confluence base path."""
+
+    url: str
+    fields: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Verify:
     """How the health checker (:mod:`portal.health`) asks whether stored credentials still
     work: ``method`` ``path`` under ``api.base_url``, sent through the proxy with the
@@ -349,6 +360,8 @@ class App:
     resolved_fields: Mapping[str, str] = field(default_factory=dict)
     #: The health check's verification call (``verify:``), if the app defines one.
     verify: Verify | None = None
+    #: Follow-up calls that fill placeholders after the credentials are known (``lookups:``).
+    lookups: tuple[Lookup, ...] = ()
 
     @property
     def usable(self) -> bool:
@@ -381,10 +394,17 @@ class App:
         return self.identity.fields if self.identity else {}
 
     @property
+    def lookup_fields(self) -> Mapping[str, str]:
+        """Placeholders filled from the ``lookups:`` calls: name -> dotted path."""
+        return {name: path for lookup in self.lookups for name, path in lookup.fields.items()}
+
+    @property
     def derived_fields(self) -> frozenset[str]:
         """Placeholders the provider fills (token response, callback query, identity
-        response): never asked of the end user."""
-        return frozenset({*self.token_fields, *self.callback_fields, *self.identity_fields})
+        response, lookups): never asked of the end user."""
+        return frozenset(
+            {*self.token_fields, *self.callback_fields, *self.identity_fields, *self.lookup_fields}
+        )
 
     def headers_for(self) -> dict[str, str]:
         """``api.headers`` with ``{client_id}``/``{client_secret}`` (the host's client) and
@@ -455,11 +475,13 @@ class App:
         identity = self.identity
         if identity is not None:
             identity = replace(identity, url=sub(identity.url) or identity.url)
+        lookups = tuple(replace(lk, url=sub(lk.url) or lk.url) for lk in self.lookups)
         return replace(
             self,
             oauth2=oauth2,
             client_credentials=cc,
             identity=identity,
+            lookups=lookups,
             api_base_url=sub(self.api_base_url) or "",
             resolved_fields={**self.resolved_fields, **subs},
         )
@@ -563,6 +585,7 @@ def _urls(app: App) -> list[str]:
         urls.append(app.client_credentials.token_url)
     if app.identity is not None:
         urls.append(app.identity.url)
+    urls += [lookup.url for lookup in app.lookups]
     return urls
 
 
@@ -878,6 +901,7 @@ def _build_app(
     names = [f.name for f in account_fields]
     token_fields = dict(auth.get("token_response", {}).get("fields", {}))
     identity_fields = dict((data.get("identity") or {}).get("fields", {}))
+    lookup_fields = {n: p for lk in data.get("lookups", []) for n, p in lk["fields"].items()}
     for name in auth.get("callback_fields", {}):
         if name not in names:
             raise CatalogError(
@@ -888,7 +912,7 @@ def _build_app(
     samples.update(
         {
             name: "https://x.example"
-            for name in (*token_fields, *identity_fields)
+            for name in (*token_fields, *identity_fields, *lookup_fields)
             if name not in samples
         }
     )
@@ -911,6 +935,7 @@ def _build_app(
 
     api_base_url = app_file.url(data["api"]["base_url"], "api.base_url") or ""
     identity = _identity(app_file, data.get("identity"), identity_fields, api_base_url)
+    lookups = _lookups(app_file, data.get("lookups", []), api_base_url)
     api_headers = _api_headers(app_file, data["api"].get("headers", {}))
     token_placement = _token_placement(path, auth)
     client = _client(app_file, oauth2, api_headers)
@@ -942,7 +967,41 @@ def _build_app(
         api_headers=api_headers,
         token_placement=token_placement,
         verify=verify,
+        lookups=lookups,
     )
+
+
+def _lookups(
+    app_file: _AppFile, entries: list[dict[str, Any]], api_base_url: str
+) -> tuple[Lookup, ...]:
+    """The ``lookups:`` section; a relative ``url`` is under ``api_base_url``. A lookup whose
+    URL needs a ``base_url`` nobody configured is left out (``"base_url"`` is then missing).
+
+    :raises CatalogError: a URL that uses a field a lookup fills, a field filled by two
+        lookups, or not a catalog URL.
+    """
+    path = app_file.path
+    lookups: list[Lookup] = []
+    every = [name for entry in entries for name in entry["fields"]]
+    if len(set(every)) != len(every):
+        raise CatalogError(f"{path}: lookups: a field is filled by two lookups")
+    for i, entry in enumerate(entries):
+        url: str | None = entry["url"]
+        assert url is not None
+        if not url.startswith(("http://", "https://", "{")):
+            if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", url):
+                raise CatalogError(f"{path}: lookups.{i}.url: {url!r} {URL_RULE}")
+            url = api_base_url.rstrip("/") + "/" + url.lstrip("/") if api_base_url else None
+        else:
+            url = app_file.url(url, f"lookups.{i}.url")
+        own = set(PLACEHOLDER.findall(url or "")) & set(every)
+        if own:
+            raise CatalogError(
+                f"{path}: lookups.{i}.url: cannot use {{{sorted(own)[0]}}}, which a lookup fills"
+            )
+        if url:
+            lookups.append(Lookup(url=url, fields=dict(entry["fields"])))
+    return tuple(lookups)
 
 
 def _verify(path: Path, section: Mapping[str, Any] | None) -> Verify | None:
