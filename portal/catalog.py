@@ -123,6 +123,27 @@ class TokenResponse:
 
 
 @dataclass(frozen=True)
+class Revocation:
+    """A revocation request that is not RFC 7009's (catalog ``auth.revocation``).
+
+    ``method`` ``url`` (``{client_id}`` is the host's client id, percent-encoded; account
+    field placeholders are the account's), authenticated by ``auth`` (``client_basic``: HTTP
+    Basic with the host's client id and secret, RFC 7617; ``bearer``: the token being revoked,
+    RFC 6750 §2.1; ``none``), carrying ``token`` (``access_token`` or ``refresh_token``; the
+    access token when the account has no refresh token) as ``token_param`` in ``token_in``
+    (``json`` body, ``form`` body, ``query``, or ``none``). Any 2xx answer is success (GitHub
+    answers 204), unless ``api.error_when`` matches its JSON body (Slack's ``ok: false``).
+    """
+
+    url: str
+    method: Literal["POST", "DELETE", "GET"] = "POST"
+    auth: Literal["client_basic", "bearer", "none"] = "none"
+    token_in: Literal["json", "form", "query", "none"] = "form"
+    token_param: str = "token"
+    token: Literal["access_token", "refresh_token"] = "refresh_token"
+
+
+@dataclass(frozen=True)
 class OAuth2Settings:
     """Endpoints and quirks of an OAuth 2.0 authorization-code app (RFC 6749 §4.1)."""
 
@@ -152,6 +173,9 @@ class OAuth2Settings:
     #: The provider's JWK Set (``auth.jwks_uri``) that verifies id_tokens when there is no
     #: ``server_metadata_url`` to name it.
     jwks_uri: str | None = None
+    #: A revocation request that is not RFC 7009's (``auth.revocation``), instead of
+    #: ``revoke_url``.
+    revocation: Revocation | None = None
 
 
 def requested_scopes(settings: OAuth2Settings) -> list[str]:
@@ -441,6 +465,8 @@ class App:
         :raises CatalogError: a substituted URL is not an absolute http(s) URL.
         """
         names = {n for n in PLACEHOLDER.findall(" ".join(_urls(self)))}
+        if self.oauth2 is not None and self.oauth2.revocation is not None:
+            names |= set(PLACEHOLDER.findall(self.oauth2.revocation.url)) - CLIENT_PLACEHOLDERS
         # Account fields used in api.headers values are kept for headers_for().
         header_names = set(PLACEHOLDER.findall(" ".join(self.api_headers.values())))
         if not names and not header_names:
@@ -468,6 +494,11 @@ class App:
                 server_metadata_url=sub(oauth2.server_metadata_url),
                 issuer=sub(oauth2.issuer),
                 jwks_uri=sub(oauth2.jwks_uri),
+                revocation=(
+                    replace(oauth2.revocation, url=sub(oauth2.revocation.url) or "")
+                    if oauth2.revocation
+                    else None
+                ),
             )
         cc = self.client_credentials
         if cc is not None:
@@ -1090,7 +1121,36 @@ def _oauth2(
         )
     if oauth2.custom_redirect_uri and not oauth2.redirect_uri_value:
         app_file.missing.append("redirect_uri_value")
+    if "revocation" in auth:
+        oauth2 = replace(oauth2, revocation=_revocation(app_file, auth))
     return oauth2
+
+
+_CLIENT_ID_SENTINEL = "portal-client-id-0f3a"
+
+
+def _revocation(app_file: _AppFile, auth: Mapping[str, Any]) -> Revocation | None:
+    """``auth.revocation``: its URL checked as a catalog URL, ``{client_id}`` allowed.
+
+    :raises CatalogError: a bad URL, or ``revoke_url`` given as well.
+    """
+    if "revoke_url" in auth:
+        raise CatalogError(f"{app_file.path}: auth.revocation: give revocation or revoke_url")
+    block = auth["revocation"]
+    raw: str = block["url"]
+    # {client_id} is the host's client (filled at revocation time); check the rest.
+    checked = app_file.url(raw.replace("{client_id}", _CLIENT_ID_SENTINEL), "auth.revocation.url")
+    if checked is None:
+        return None
+    url = checked.replace(_CLIENT_ID_SENTINEL, "{client_id}")
+    return Revocation(
+        url=url,
+        method=block.get("method", "POST"),
+        auth=block.get("auth", "none"),
+        token_in=block.get("token_in", "form"),
+        token_param=block.get("token_param", "token"),
+        token=block.get("token", "refresh_token"),
+    )
 
 
 def _client_credentials_grant(

@@ -153,3 +153,135 @@ def test_confluence_pins_its_site_by_lookup() -> None:
     assert lookup.url == "https://api.atlassian.com/oauth/token/accessible-resources"
     resolved = confluence.resolve({"cloud_id": CLOUD})
     assert resolved.api_base_url == f"https://api.atlassian.com/ex/confluence/{CLOUD}"
+
+
+# --------------------------------------------------------------------------- 2. revocation
+
+
+def _revoking_app(tmp_path: Path, upstream: Upstream, revocation: dict[str, Any]) -> Any:
+    _write(
+        tmp_path,
+        "acme-rev",
+        auth={**OAUTH, "revocation": revocation},
+        api={"base_url": "{base_url}/api"},
+    )
+    settings = {"base_url": upstream.url, "client_id": "Iv1.a/b", "client_secret": "sec-9"}
+    catalog = load_catalog([tmp_path], {"acme-rev": settings}, environ={})
+    app = catalog.get("acme-rev")
+    assert app is not None and app.usable
+    return catalog, app
+
+
+CREDS = {"type": "oauth2", "access_token": "at-7", "refresh_token": "rt-7"}
+
+
+@pytest.mark.parametrize(
+    ("revocation", "path", "check"),
+    [
+        (  # GitHub: DELETE /applications/{client_id}/grant, Basic client auth, JSON body
+            {
+                "method": "DELETE",
+                "url": "{base_url}/applications/{client_id}/grant",
+                "auth": "client_basic",
+                "token_in": "json",
+                "token_param": "access_token",
+                "token": "access_token",
+            },
+            "/applications/Iv1.a/b/grant",  # sent as Iv1.a%2Fb (WSGI decodes it)
+            lambda r: (
+                r.method == "DELETE"
+                and json.loads(r.body) == {"access_token": "at-7"}
+                and r.headers["authorization"] == "Basic SXYxLmEvYjpzZWMtOQ=="
+            ),
+        ),
+        (  # Slack: auth.revoke with the token as the bearer credential, nothing else
+            {
+                "url": "{base_url}/auth.revoke",
+                "auth": "bearer",
+                "token_in": "none",
+                "token": "access_token",
+            },
+            "/auth.revoke",
+            lambda r: (
+                r.method == "POST"
+                and r.headers["authorization"] == "Bearer at-7"
+                and r.body == b""
+                and r.query == ""
+            ),
+        ),
+        (  # Google style: the token as a query parameter, no client authentication
+            {"url": "{base_url}/revoke", "token_in": "query"},
+            "/revoke",
+            lambda r: r.query == "token=rt-7" and "authorization" not in r.headers,
+        ),
+    ],
+    ids=["github", "slack", "google"],
+)
+def test_declared_revocation_request(
+    tmp_path: Path, revocation: dict[str, Any], path: str, check: Any
+) -> None:
+    from portal.oauth import OAuthClients
+
+    upstream = Upstream(routes={path: _json({}, 204)})
+    try:
+        catalog, app = _revoking_app(tmp_path, upstream, revocation)
+        assert OAuthClients(catalog, 5.0).revoke(app, CREDS) is True
+        [seen] = upstream.received
+        assert check(seen), seen
+    finally:
+        upstream.stop()
+
+
+def test_declared_revocation_failure_and_no_redirect(tmp_path: Path) -> None:
+    """A 4xx is a failed revocation; a redirect is not followed (it would carry the client
+    secret to wherever it points)."""
+    from portal.oauth import OAuthClients
+
+    elsewhere = Upstream()
+    upstream = Upstream(
+        routes={
+            "/refused": _json({"message": "Not Found"}, 404),
+            "/moved": lambda request: Flask.response_class(
+                "", status=307, headers={"Location": f"{elsewhere.url}/steal"}
+            ),
+        }
+    )
+    try:
+        for url in ("{base_url}/refused", "{base_url}/moved"):
+            catalog, app = _revoking_app(tmp_path, upstream, {"url": url, "auth": "client_basic"})
+            assert OAuthClients(catalog, 5.0).revoke(app, CREDS) is False
+        assert elsewhere.count() == 0
+    finally:
+        upstream.stop()
+        elsewhere.stop()
+
+
+def test_revocation_definitions_are_checked(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "acme-bad",
+        auth={**OAUTH, "revoke_url": "{base_url}/r", "revocation": {"url": "{base_url}/r"}},
+        api={"base_url": "{base_url}/api"},
+    )
+    with pytest.raises(CatalogError, match="revocation or revoke_url"):
+        load_catalog([tmp_path], {"acme-bad": {"base_url": "https://x.example"}}, environ={})
+    _write(
+        tmp_path,
+        "acme-bad",
+        auth={**OAUTH, "revocation": {"url": "http://10.0.0.1/{client_id}"}},
+        api={"base_url": "{base_url}/api"},
+    )
+    with pytest.raises(CatalogError, match="https URL"):
+        load_catalog([tmp_path], {"acme-bad": {"base_url": "https://x.example"}}, environ={})
+
+
+def test_github_and_slack_declare_their_revocation() -> None:
+    catalog = load_catalog(
+        app_settings={"github": {"client_id": "g"}, "slack": {"client_id": "s"}}, environ={}
+    )
+    github, slack = catalog.get("github"), catalog.get("slack")
+    assert github is not None and github.oauth2 is not None and github.oauth2.revocation
+    assert github.oauth2.revocation.url == "https://api.github.com/applications/{client_id}/grant"
+    assert github.oauth2.revocation.method == "DELETE"
+    assert slack is not None and slack.oauth2 is not None and slack.oauth2.revocation
+    assert slack.oauth2.revocation.auth == "bearer"
