@@ -248,6 +248,33 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class ErrorWhen:
+    """Body-based failure detection (catalog ``api.error_when``): a 2xx JSON answer whose
+    value at the dotted ``path`` equals ``equals`` is a failure (Slack's ``{"ok": false,
+    "error": "channel_not_found"}`` with HTTP 200); ``message`` is the dotted path of the
+    provider's error text; ``status`` is the HTTP status the proxy and functions report for
+    it instead of the 2xx."""
+
+    path: str
+    equals: Any
+    message: str | None = None
+    status: int = 502
+
+    def failure(self, document: Any) -> str | None:
+        """The provider's error text (printable ASCII, at most 200 characters; ``"error"``
+        when it sent none) when ``document`` (parsed JSON) is a failure, else ``None``.
+        ``equals`` compares by JSON type too: ``false`` never matches ``0``."""
+        found = dotted(document, self.path) if isinstance(document, (dict, list)) else None
+        if found is None or type(found) is not type(self.equals) or found != self.equals:
+            return None
+        text = dotted(document, self.message) if self.message else None
+        if not isinstance(text, str):
+            return "error"
+        cleaned = "".join(c for c in text if " " <= c <= "~")[:200].strip()
+        return cleaned or "error"
+
+
+@dataclass(frozen=True)
 class Lookup:
     """A follow-up call after the credentials are known (catalog ``lookups:`` entry): ``GET``
     ``url`` with the new credentials, then read ``fields`` (placeholder name -> dotted path of
@@ -386,6 +413,8 @@ class App:
     verify: Verify | None = None
     #: Follow-up calls that fill placeholders after the credentials are known (``lookups:``).
     lookups: tuple[Lookup, ...] = ()
+    #: Body-based failure detection of 2xx answers (``api.error_when``).
+    error_when: ErrorWhen | None = None
 
     @property
     def usable(self) -> bool:
@@ -999,6 +1028,7 @@ def _build_app(
         token_placement=token_placement,
         verify=verify,
         lookups=lookups,
+        error_when=ErrorWhen(**data["api"]["error_when"]) if "error_when" in data["api"] else None,
     )
 
 

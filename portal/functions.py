@@ -6,7 +6,9 @@ templates. Invocation validates ``params`` with jsonschema (Draft 2020-12) and r
 seed's shapes (``../shared/seeds/002``):
 
 * executed: ``{"network_code": <upstream status>, "output": <body or its output path>,
-  "next_page": <cursor or "">}`` (``next_page`` only for paginated functions);
+  "next_page": <cursor or "">}`` (``next_page`` only for paginated functions); a 2xx whose
+  body the app's ``api.error_when`` marks as a failure reports ``error_when.status`` with the
+  whole body as ``output`` and adds ``error`` and ``error_details``;
 * not executed: ``{"error": <summary>, "error_details": [{"field", "message"}…]}``.
 
 Executed calls are recorded (function, account, HTTP status, duration) and listed by
@@ -252,6 +254,12 @@ def invoke(
     if function.pagination is not None:
         cursor = dotted(document, function.pagination.next_cursor) if 200 <= status < 300 else None
         result["next_page"] = "" if cursor in (None, False) else str(cursor)
+    failure = app.error_when.failure(document) if app.error_when is not None else None
+    if failure is not None and status == app.error_when.status:  # type: ignore[union-attr]
+        # api.error_when: a 2xx whose body says failure (Slack's ok: false), reported by the
+        # proxy as error_when.status; the provider's error text joins the result.
+        result["error"] = f"{app.title} answered with an error: {failure}"
+        result["error_details"] = [{"field": "", "message": failure}]
     return 200, result
 
 

@@ -207,8 +207,14 @@ def _fetch_json(
             "Please try again.",
         )
     try:
-        return response.json()
+        data = response.json()
     except ValueError as exc:
         raise ProviderError(
             "invalid_response", f"{app.title} sent an account that is not JSON."
         ) from exc
+    failure = app.error_when.failure(data) if app.error_when is not None else None
+    if failure is not None:  # api.error_when: a 200 whose body says failure (Slack)
+        raise ProviderError(
+            "server_error", f"{app.title} could not look up the account ({failure})."
+        )
+    return data

@@ -429,6 +429,14 @@ class OAuthClients:
         if not 200 <= response.status_code < 300:
             log.warning("revocation at %s answered HTTP %s", app.slug, response.status_code)
             return False
+        if app.error_when is not None and response.content:
+            try:
+                failure = app.error_when.failure(response.json())
+            except ValueError:
+                failure = None
+            if failure is not None:
+                log.warning("revocation at %s answered an error (%s)", app.slug, failure)
+                return False
         return True
 
 
@@ -457,6 +465,9 @@ def read_token(
     """
     if not isinstance(raw, dict):
         raise ProviderError("invalid_response", f"{app.title} sent no access token.")
+    failure = app.error_when.failure(raw) if app.error_when is not None else None
+    if failure is not None:  # api.error_when: Slack's {"ok": false, "error": "..."} with 200
+        raise ProviderError("access_denied", f"{app.title} refused the connection ({failure}).")
     paths = app.oauth2.token_response if app.oauth2 is not None else None
 
     def value(name: str) -> Any:
@@ -533,6 +544,13 @@ def _provider_errors(app: App, what: str) -> Iterator[None]:
     try:
         yield
     except OAuthError as exc:
+        if app.error_when is not None and exc.error and not exc.description:
+            # Authlib read the body's ``error`` member itself (Slack's {"ok": false, "error":
+            # "invalid_code"}): say it in words, as read_token does for the rest.
+            code = "".join(c for c in str(exc.error) if " " <= c <= "~")[:200]
+            raise ProviderError(
+                str(exc.error), f"{app.title} refused the connection ({code})."
+            ) from exc
         raise ProviderError(exc.error or "server_error", _describe(exc)) from exc
     except HostRefused as exc:
         raise ProviderError("upstream_refused", refused_message(app)) from exc

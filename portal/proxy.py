@@ -42,6 +42,7 @@ missing — also ``Content-Disposition: attachment`` (a navigation to it is a do
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -404,6 +405,10 @@ def forward(
     if not logs.add_to_access_line(note, fields):
         log.info("%s", note, extra=fields)
     out_headers = response_headers(response.headers.items())
+    if app.error_when is not None and method != "HEAD" and 200 <= response.status < 300:
+        checked = _declared_failure(app, response, out_headers)
+        if checked is not None:
+            return checked
     if method != "HEAD" and response.status not in (204, 304) and response.status >= 200:
         length = response.headers.get("Content-Length", "")
         # Not when encoded: a small gzip body can decode to a thousand times its size, which
@@ -433,6 +438,67 @@ def forward(
             response.release_conn()
 
     return ProxyResponse(response.status, out_headers, stream())
+
+
+#: The most bytes of a 2xx JSON answer read to apply ``api.error_when`` (a larger body is
+#: streamed through unchecked: providers that answer errors with a 2xx send them small).
+ERROR_WHEN_MAX_BYTES = 1024 * 1024
+
+
+def _declared_failure(
+    app: App, response: urllib3.BaseHTTPResponse, out_headers: list[tuple[str, str]]
+) -> ProxyResponse | None:
+    """Apply the app's ``api.error_when`` to a 2xx JSON answer: read its body (at most
+    :data:`ERROR_WHEN_MAX_BYTES`) and answer ``error_when.status`` with it unchanged when the
+    body says failure (Slack's ``{"ok": false}``), else the 2xx with the body read.
+
+    :returns: ``None`` when the answer is not JSON (streamed as usual).
+    :raises UpstreamTimeout, UpstreamError: the body could not be read.
+    """
+    assert app.error_when is not None
+    essence = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if essence != "application/json" and not essence.endswith("+json"):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        stream = response.stream(CHUNK_SIZE, decode_content=True)
+        for chunk in stream:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > ERROR_WHEN_MAX_BYTES:
+                break
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        response.close()
+        response.release_conn()
+        if isinstance(exc, urllib3.exceptions.TimeoutError):
+            raise UpstreamTimeout(f"{app.title} did not answer in time.") from exc
+        raise UpstreamError(f"{app.title} could not be reached.") from exc
+    if size > ERROR_WHEN_MAX_BYTES:
+
+        def rest() -> Iterator[bytes]:
+            done = False
+            try:
+                yield from chunks
+                yield from stream
+                done = True
+            finally:
+                if not done:
+                    response.close()
+                response.release_conn()
+
+        return ProxyResponse(response.status, out_headers, rest())
+    response.release_conn()
+    data = b"".join(chunks)
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return ProxyResponse(response.status, out_headers, [data])
+    failure = app.error_when.failure(document)
+    if failure is None:
+        return ProxyResponse(response.status, out_headers, [data])
+    log.info("proxy %s: the upstream's 2xx body reports a failure (api.error_when)", app.slug)
+    return ProxyResponse(app.error_when.status, out_headers, [data])
 
 
 def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

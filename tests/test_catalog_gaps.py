@@ -285,3 +285,178 @@ def test_github_and_slack_declare_their_revocation() -> None:
     assert github.oauth2.revocation.method == "DELETE"
     assert slack is not None and slack.oauth2 is not None and slack.oauth2.revocation
     assert slack.oauth2.revocation.auth == "bearer"
+
+
+# --------------------------------------------------------------------------- 5. error_when
+
+SLACK_LIKE_ERROR = {"path": "ok", "equals": False, "message": "error"}
+
+
+def _slack_like(tmp_path: Path, upstream: Upstream, auth: dict[str, Any] | None = None) -> None:
+    _write(
+        tmp_path,
+        "acme-chat",
+        auth=auth or {"type": "api_key", "placement": {"in": "bearer"}},
+        api={"base_url": "{base_url}/api", "error_when": SLACK_LIKE_ERROR},
+        identity={"url": "{base_url}/api/auth.test", "external_id": "team_id"},
+        functions=[
+            {
+                "name": "acme-chat-list",
+                "title": "List",
+                "method": "GET",
+                "path": "/conversations.list",
+                "params": {"type": "object", "properties": {}},
+                "output": "channels",
+                "pagination": {
+                    "cursor_param": "cursor",
+                    "next_cursor": "response_metadata.next_cursor",
+                },
+            }
+        ],
+    )
+
+
+def test_error_when_proxy_and_functions(make_app: Any, stack: DemoStack, tmp_path: Path) -> None:
+    """Slack's 200 {"ok": false} is a failure for the proxy (502, Slack's body unchanged) and
+    for functions (network_code 502, error, error_details); an ok answer is untouched."""
+    from test_auth_methods import _form_connect
+
+    answer: dict[str, Any] = {"ok": False, "error": "channel_not_found"}
+    upstream = Upstream(
+        routes={
+            "/api/auth.test": _json({"ok": True, "team_id": "T1"}),
+            "/api/chat.postMessage": lambda request: _json(answer)(request),
+            "/api/conversations.list": lambda request: _json(answer)(request),
+            "/api/text": lambda request: Flask.response_class(
+                '{"ok": false}', content_type="text/plain"
+            ),
+        }
+    )
+    try:
+        _slack_like(tmp_path, upstream)
+        app = make_app(
+            PORTAL_CATALOG_PATHS=[str(tmp_path)],
+            PORTAL_APPS={"acme-chat": {"base_url": upstream.url}},
+        )
+        client, bearer, response = _form_connect(app, stack, "acme-chat", {"api_key": "xoxb-1"})
+        assert response.status_code == 200, response.text[:500]
+        failed = client.post("/portal/api/v1/proxy/acme-chat/chat.postMessage", headers=bearer)
+        assert failed.status_code == 502
+        assert failed.json == answer  # the caller still reads Slack's own error
+        called = client.post(
+            "/portal/api/v1/functions/acme-chat-list/invoke", json={"params": {}}, headers=bearer
+        )
+        assert called.status_code == 200, called.text[:500]
+        assert called.json["network_code"] == 502
+        assert called.json["error"] == "acme-chat answered with an error: channel_not_found"
+        assert called.json["error_details"] == [{"field": "", "message": "channel_not_found"}]
+        assert called.json["next_page"] == "" and called.json["output"] == answer
+        # Not JSON: not inspected.
+        text = client.get("/portal/api/v1/proxy/acme-chat/text", headers=bearer)
+        assert text.status_code == 200
+        text.close()
+        answer.clear()
+        answer.update(
+            {"ok": True, "channels": [{"id": "C1"}], "response_metadata": {"next_cursor": "n2"}}
+        )
+        ok = client.post("/portal/api/v1/proxy/acme-chat/chat.postMessage", headers=bearer)
+        assert ok.status_code == 200 and ok.json["ok"] is True
+        listed = client.post(
+            "/portal/api/v1/functions/acme-chat-list/invoke", json={"params": {}}, headers=bearer
+        ).json
+        assert listed == {"network_code": 200, "output": [{"id": "C1"}], "next_page": "n2"}
+    finally:
+        upstream.stop()
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"ok": False, "error": "invalid_auth"}, "invalid_auth"),
+        ({"ok": False}, "error"),
+        (
+            {"ok": False, "error": "bad\r\nX-Injected: 1" + "x" * 300},
+            ("badX-Injected: 1" + "x" * 300)[:200],
+        ),
+        ({"ok": 0, "error": "x"}, None),  # same JSON type only: 0 is not false
+        ({"ok": True, "error": "x"}, None),
+        ([{"ok": False}], None),
+        ("ok", None),
+    ],
+)
+def test_error_when_reading(document: Any, expected: str | None) -> None:
+    from portal.catalog import ErrorWhen
+
+    rule = ErrorWhen(path="ok", equals=False, message="error")
+    assert rule.failure(document) == expected
+
+
+@pytest.mark.parametrize(
+    ("token_answer", "message"),
+    [
+        ({"ok": False, "error": "invalid_code"}, "refused the connection (invalid_code)."),
+        ({"ok": False, "warning": "superfluous_charset"}, "refused the connection (error)."),
+    ],
+)
+def test_error_when_fails_the_token_exchange_in_words(
+    make_app: Any, stack: DemoStack, tmp_path: Path, token_answer: Any, message: str
+) -> None:
+    upstream = Upstream(routes={"/token": _json(token_answer)})
+    try:
+        _slack_like(tmp_path, upstream, auth=OAUTH)
+        settings = {"base_url": upstream.url, "client_id": "c", "client_secret": "s"}
+        app = make_app(PORTAL_CATALOG_PATHS=[str(tmp_path)], PORTAL_APPS={"acme-chat": settings})
+        _, _, done = _connect(app, stack, "acme-chat")
+        assert "failed" in done.text and f"acme-chat {message}" in done.text, done.text[:1500]
+        assert _accounts(app) == []
+    finally:
+        upstream.stop()
+
+
+def test_error_when_fails_the_identity_lookup(
+    make_app: Any, stack: DemoStack, tmp_path: Path
+) -> None:
+    from test_auth_methods import _form_connect
+
+    upstream = Upstream(routes={"/api/auth.test": _json({"ok": False, "error": "invalid_auth"})})
+    try:
+        _slack_like(tmp_path, upstream)
+        app = make_app(
+            PORTAL_CATALOG_PATHS=[str(tmp_path)],
+            PORTAL_APPS={"acme-chat": {"base_url": upstream.url}},
+        )
+        _, _, response = _form_connect(app, stack, "acme-chat", {"api_key": "xoxb-bad"})
+        assert response.status_code == 400
+        assert "could not look up the account (invalid_auth)" in response.text
+        assert _accounts(app) == []
+    finally:
+        upstream.stop()
+
+
+def test_slack_declares_error_when() -> None:
+    slack = load_catalog(environ={}).get("slack")
+    assert slack is not None and slack.error_when is not None
+    assert slack.error_when.failure({"ok": False, "error": "not_in_channel"}) == "not_in_channel"
+
+
+def test_error_when_fails_a_declared_revocation(tmp_path: Path) -> None:
+    from portal.oauth import OAuthClients
+
+    answer = {"ok": False, "error": "invalid_auth"}
+    upstream = Upstream(routes={"/auth.revoke": lambda request: _json(answer)(request)})
+    try:
+        _write(
+            tmp_path,
+            "acme-rev",
+            auth={**OAUTH, "revocation": {"url": "{base_url}/auth.revoke", "auth": "bearer"}},
+            api={"base_url": "{base_url}/api", "error_when": SLACK_LIKE_ERROR},
+        )
+        settings = {"base_url": upstream.url, "client_id": "c", "client_secret": "s"}
+        catalog = load_catalog([tmp_path], {"acme-rev": settings}, environ={})
+        app = catalog.get("acme-rev")
+        assert app is not None
+        assert OAuthClients(catalog, 5.0).revoke(app, CREDS) is False
+        answer.update(ok=True, revoked=True)
+        assert OAuthClients(catalog, 5.0).revoke(app, CREDS) is True
+    finally:
+        upstream.stop()

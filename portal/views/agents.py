@@ -36,8 +36,6 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-
-
 def _connect_link(slug: str) -> dict[str, Any]:
     """A connect ticket URL for ``slug`` (the page opens in the user's own browser; its result
     goes to the portal's own origin)."""
