@@ -498,7 +498,7 @@ def exchange(
             f"{definition.title} did not send every account detail this app needs.",
             502,
         )
-    return Exchanged(credentials, granted_scopes(definition, token), resolved, fields, identity)
+    return Exchanged(credentials, granted_scopes(resolved, token), resolved, fields, identity)
 
 
 def check_credentials(

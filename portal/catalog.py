@@ -482,8 +482,8 @@ class App:
 
     @property
     def placeholders(self) -> frozenset[str]:
-        """Every ``{name}`` still in this App's URLs (empty once fully resolved)."""
-        return frozenset(PLACEHOLDER.findall(" ".join(_urls(self))))
+        """Every ``{name}`` still in this App's URLs and scopes (empty once fully resolved)."""
+        return frozenset(PLACEHOLDER.findall(" ".join(_urls(self)))) | self.scope_placeholders
 
     def resolve(self, values: Mapping[str, str]) -> App:
         """This app with ``{name}`` placeholders replaced by ``values`` (one account's account
@@ -494,6 +494,7 @@ class App:
         :raises CatalogError: a substituted URL is not an absolute http(s) URL.
         """
         names = {n for n in PLACEHOLDER.findall(" ".join(_urls(self)))}
+        names |= set(self.scope_placeholders)
         if self.oauth2 is not None and self.oauth2.revocation is not None:
             names |= set(PLACEHOLDER.findall(self.oauth2.revocation.url)) - CLIENT_PLACEHOLDERS
         # Account fields used in api.headers values are kept for headers_for().
@@ -516,6 +517,7 @@ class App:
         if oauth2 is not None:
             oauth2 = replace(
                 oauth2,
+                scopes=tuple(self._scope(s, subs) for s in oauth2.scopes),
                 authorize_url=sub(oauth2.authorize_url),
                 token_url=sub(oauth2.token_url),
                 revoke_url=sub(oauth2.revoke_url),
@@ -545,6 +547,29 @@ class App:
             api_base_url=sub(self.api_base_url) or "",
             resolved_fields={**self.resolved_fields, **subs},
         )
+
+    @property
+    def scope_placeholders(self) -> frozenset[str]:
+        """Account fields used in the OAuth scopes (``{org}`` in Dynamics 365's
+        ``https://{org}.crm.dynamics.com/user_impersonation``)."""
+        scopes = self.oauth2.scopes if self.oauth2 else ()
+        return frozenset(PLACEHOLDER.findall(" ".join(scopes)))
+
+    def _scope(self, scope: str, subs: Mapping[str, str]) -> str:
+        """``scope`` with account-field values filled in.
+
+        :raises CatalogError: a filled scope contains whitespace, a control character or the
+            scope separator (it would split into more scopes than the catalog asked for).
+        """
+        if "{" not in scope:
+            return scope
+        out = PLACEHOLDER.sub(lambda m: subs.get(m.group(1), m.group(0)), scope)
+        separator = self.oauth2.scope_separator if self.oauth2 else " "
+        if out != scope and (
+            re.search(r"[\x00-\x20\x7f]", out) or (separator.strip() and separator in out)
+        ):
+            raise CatalogError(f"{self.slug}: scope {scope!r} cannot take this value")
+        return out
 
     @property
     def issuer(self) -> str | None:
@@ -911,6 +936,8 @@ class _AppFile:
     names: list[str]
     samples: dict[str, str]
     missing: list[str] = field(default_factory=list)
+    #: Account fields the provider fills (callback query, identity response, lookups).
+    derived: set[str] = field(default_factory=set)
 
     def url(self, value: str | None, field_name: str) -> str | None:
         """``value`` checked as a catalog URL, placeholders kept; ``None`` when absent or when
@@ -979,6 +1006,7 @@ def _build_app(
     env_prefix = "PORTAL_" + slug.upper().replace("-", "_")
     base_url = settings.get("base_url") or env.get(f"{env_prefix}_BASE_URL") or data.get("base_url")
     app_file = _AppFile(path, env_prefix, settings, env, base_url, names, samples)
+    app_file.derived = {*auth.get("callback_fields", {}), *identity_fields, *lookup_fields}
 
     oauth2 = api_key = basic = client_credentials = None
     if auth["type"] == "oauth2":
@@ -1149,6 +1177,15 @@ def _oauth2(
             f"{app_file.path}: auth.jwks_uri: an app that requests the openid scope needs the "
             "keys that verify its id_token (jwks_uri or server_metadata_url)"
         )
+    for scope in oauth2.scopes:
+        used = set(PLACEHOLDER.findall(scope))
+        entered = set(app_file.names) - set(token_fields) - set(app_file.derived)
+        if used - entered or re.search(r"\{(?![a-z][a-z0-9_]{0,31}\})", scope):
+            raise CatalogError(
+                f"{app_file.path}: auth.scopes: {scope!r}: a scope placeholder must be an "
+                "account field the end user enters (the scopes are sent before the provider "
+                "answers anything)"
+            )
     if oauth2.custom_redirect_uri and not oauth2.redirect_uri_value:
         app_file.missing.append("redirect_uri_value")
     if "revocation" in auth:

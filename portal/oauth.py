@@ -445,7 +445,7 @@ def _oauth_placeholders(app: App) -> bool:
     if o is None:
         return False
     urls = (o.authorize_url, o.token_url, o.revoke_url, o.server_metadata_url, o.issuer, o.jwks_uri)
-    return any("{" in u for u in urls if u)
+    return any("{" in u for u in urls if u) or bool(app.scope_placeholders)
 
 
 def read_token(

@@ -5,12 +5,15 @@ body-based failure (Slack's ``ok: false``) and the functions engine's pagination
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import parse_form
 from flask import Flask
 from sqlalchemy import select
 from test_catalog_quirks import OAUTH, _session, _write
@@ -37,9 +40,20 @@ def _connect(app: Flask, stack: DemoStack, slug: str, **form: str) -> tuple[Any,
     client, bearer = _session(app, stack)
     ticket = client.post("/portal/api/v1/connect-tickets", json={"app": slug}, headers=bearer).json
     start = urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl()
-    started = client.post(start, data=form) if form else client.get(start)
-    assert started.status_code == 302, started.text[:500]
-    location = started.headers["Location"]
+    if form:
+        page = parse_form(client.get(start).text)
+        values = {f"account_{name}": value for name, value in form.items()}
+        started = client.post(page["action"], data={**page["fields"], **values})
+    else:
+        started = client.get(start)
+    if form:  # a continue page (no redirect answers a form POST): its link
+        assert started.status_code == 200, started.text[-3000:]
+        found = re.search(r'href="([^"]+)" id="portal-continue-link"', started.text)
+        assert found, started.text[-2000:]
+        location = html.unescape(found.group(1))
+    else:
+        assert started.status_code == 302, started.text[-3000:]
+        location = started.headers["Location"]
     params = parse_qs(urlsplit(location).query)
     done = client.get(f"/portal/oauth/{slug}/callback?code=c1&state={params['state'][0]}")
     done.authorize_location = location  # type: ignore[attr-defined]
@@ -460,3 +474,107 @@ def test_error_when_fails_a_declared_revocation(tmp_path: Path) -> None:
         assert OAuthClients(catalog, 5.0).revoke(app, CREDS) is True
     finally:
         upstream.stop()
+
+
+# --------------------------------------------------------------------------- 4. scopes
+
+DYNAMICS_LIKE = {
+    "account_fields": [
+        {"name": "org", "label": "Environment", "format": "dns_label"},
+        {"name": "region", "label": "Region", "format": "enum", "enum": ["crm", "crm4"]},
+    ],
+    "auth": {
+        **OAUTH,
+        "scopes": ["https://{org}.{region}.dynamics.example/user_impersonation", "offline_access"],
+    },
+    "api": {"base_url": "{base_url}/{org}/{region}/api"},
+    "identity": {"url": "{base_url}/whoami", "external_id": "UserId"},
+}
+
+
+def test_scope_placeholders_are_filled_from_the_connect_form(
+    make_app: Any, stack: DemoStack, tmp_path: Path
+) -> None:
+    upstream = Upstream(
+        routes={
+            "/token": _json(TOKEN),
+            "/whoami": _json({"UserId": "u-1"}),
+        }
+    )
+    try:
+        _write(tmp_path, "acme-dyn", **DYNAMICS_LIKE)
+        settings = {"base_url": upstream.url, "client_id": "c", "client_secret": "s"}
+        app = make_app(PORTAL_CATALOG_PATHS=[str(tmp_path)], PORTAL_APPS={"acme-dyn": settings})
+        _, _, done = _connect(app, stack, "acme-dyn", org=" Contoso ", region="crm4")
+        scope = parse_qs(urlsplit(done.authorize_location).query)["scope"]
+        assert scope == ["https://contoso.crm4.dynamics.example/user_impersonation offline_access"]
+        assert done.status_code == 200, done.text[:500]
+        [account] = _accounts(app)
+        assert account.scopes == [
+            "https://contoso.crm4.dynamics.example/user_impersonation",
+            "offline_access",
+        ]
+    finally:
+        upstream.stop()
+
+
+@pytest.mark.parametrize(
+    "org", ["contoso.evil.example/x", "a b", "contoso%20offline", "contoso,x", "localhost", ""]
+)
+def test_hostile_scope_value_is_refused_before_the_provider(
+    make_app: Any, stack: DemoStack, tmp_path: Path, org: str
+) -> None:
+    """The value goes through the field's format first: nothing that could add a scope,
+    change the resource host or reach the provider."""
+    upstream = Upstream()
+    try:
+        _write(tmp_path, "acme-dyn", **DYNAMICS_LIKE)
+        settings = {"base_url": upstream.url, "client_id": "c", "client_secret": "s"}
+        app = make_app(PORTAL_CATALOG_PATHS=[str(tmp_path)], PORTAL_APPS={"acme-dyn": settings})
+        client, bearer = _session(app, stack)
+        ticket = client.post(
+            "/portal/api/v1/connect-tickets", json={"app": "acme-dyn"}, headers=bearer
+        ).json
+        start = urlsplit(ticket["connect_url"])._replace(scheme="", netloc="").geturl()
+        page = parse_form(client.get(start).text)
+        values = {"account_org": org, "account_region": "crm4"}
+        started = client.post(page["action"], data={**page["fields"], **values})
+        assert started.status_code == 400, started.text[:300]
+        assert upstream.count() == 0
+    finally:
+        upstream.stop()
+
+
+@pytest.mark.parametrize(
+    ("extra", "scope"),
+    [
+        ({}, "https://{nope}.example/x"),  # not an account field
+        (  # filled by the identity response: only known after the scopes were sent
+            {"identity": {"url": "{base_url}/w", "external_id": "i", "fields": {"org": "o"}}},
+            "https://{org}.example/x",
+        ),
+        ({}, "https://{org.example/x"),
+    ],
+)
+def test_scope_placeholder_definitions_are_checked(
+    tmp_path: Path, extra: dict[str, Any], scope: str
+) -> None:
+    _write(
+        tmp_path,
+        "acme-bad",
+        **{**DYNAMICS_LIKE, **extra, "auth": {**OAUTH, "scopes": [scope]}},
+    )
+    with pytest.raises(CatalogError, match="scope placeholder"):
+        load_catalog([tmp_path], {"acme-bad": {"base_url": "https://x.example"}}, environ={})
+
+
+def test_a_filled_scope_never_splits() -> None:
+    catalog = load_catalog(app_settings={"dynamics-365": {"client_id": "x"}}, environ={})
+    dynamics = catalog.get("dynamics-365")
+    assert dynamics is not None and dynamics.scope_placeholders == {"org", "region"}
+    resolved = dynamics.resolve({"org": "contoso", "region": "crm"})
+    assert resolved.oauth2 is not None and resolved.oauth2.scopes[0] == (
+        "https://contoso.crm.dynamics.com/user_impersonation"
+    )
+    with pytest.raises(CatalogError, match="cannot take this value"):
+        dynamics.resolve({"org": "a b", "region": "crm"})  # never from a validated field
