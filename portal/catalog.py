@@ -41,12 +41,14 @@ SCHEMA: dict[str, Any] = json.loads(
 _VALIDATOR = Draft202012Validator(SCHEMA)
 
 AuthType = Literal["oauth2", "oauth2_client_credentials", "api_key", "basic"]
-FieldFormat = Literal["dns_label", "hostname", "enum", "digits", "uuid"]
+FieldFormat = Literal["dns_label", "hostname", "enum", "digits", "uuid", "path_prefix"]
 
 #: ``{name}`` placeholders of account fields (``{base_url}`` is substituted at load).
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]{0,31})\}")
 _DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
 _DIGITS = re.compile(r"[0-9]{1,32}", re.ASCII)
+#: One segment of a ``path_prefix`` value: RFC 3986 §2.3 unreserved characters only.
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]{1,64}", re.ASCII)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 #: Placeholders of ``api.headers`` values filled from the host's OAuth client (never logged).
 CLIENT_PLACEHOLDERS = frozenset({"client_id", "client_secret"})
@@ -725,7 +727,11 @@ def validate_field_value(spec: AccountField, raw: Any) -> str:
     * ``enum``: exactly one of the listed values.
     * ``digits``: 1-32 ASCII digits (e.g. QuickBooks' ``realmId``).
     * ``uuid``: an RFC 9562 UUID, 8-4-4-4-12 hex digits, lower-cased.
+    * ``path_prefix``: optional: ``""``, or ``/seg/seg`` of RFC 3986 unreserved characters
+      (a self-hosted instance under a path, ``https://{host}{path}``; :func:`_path_prefix`).
     """
+    if spec.format == "path_prefix":
+        return _path_prefix(spec, raw)
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidAccountField(spec.name, f"{spec.label} is required.")
     if spec.format == "enum":
@@ -758,6 +764,36 @@ def validate_field_value(spec: AccountField, raw: Any) -> str:
     if problem:
         raise InvalidAccountField(spec.name, f"{spec.label} {problem}.")
     return value
+
+
+def _path_prefix(spec: AccountField, raw: Any) -> str:
+    """A ``path_prefix`` value: ``""`` (none), else ``/seg/seg`` (a leading ``/`` added, a
+    trailing one dropped), 1-8 segments of RFC 3986 unreserved characters, case kept, no
+    ``.`` or ``..`` segment, at most 128 characters. Nothing that could leave the path:
+    no ``%``, ``?``, ``#``, ``@``, ``:``, ``\\``, ``;`` or whitespace.
+
+    :raises InvalidAccountField: any other value.
+    """
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise InvalidAccountField(spec.name, f"{spec.label} must be a path such as /jenkins.")
+    value = raw.strip().strip("/")
+    if not value:
+        return ""
+    segments = value.split("/")
+    if (
+        len(value) > 128
+        or len(segments) > 8
+        or not all(_PATH_SEGMENT.fullmatch(seg) for seg in segments)
+        or any(seg in (".", "..") for seg in segments)
+    ):
+        raise InvalidAccountField(
+            spec.name,
+            f"{spec.label} must be a path such as /jenkins: letters, digits, '-', '_', '.' "
+            "and '~' between slashes.",
+        )
+    return "/" + value
 
 
 def validate_account_fields(app: App, values: Mapping[str, Any]) -> dict[str, str]:
@@ -995,7 +1031,7 @@ def _build_app(
                 f"{path}: auth.callback_fields.{name}: not an account field (declare it in "
                 "account_fields with a format)"
             )
-    samples = {name: "x" for name in names}
+    samples = {f.name: "/x" if f.format == "path_prefix" else "x" for f in account_fields}
     samples.update(
         {
             name: "https://x.example"

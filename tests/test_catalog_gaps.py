@@ -578,3 +578,146 @@ def test_a_filled_scope_never_splits() -> None:
     )
     with pytest.raises(CatalogError, match="cannot take this value"):
         dynamics.resolve({"org": "a b", "region": "crm"})  # never from a validated field
+
+
+# --------------------------------------------------------------------------- 3. path prefix
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", ""),
+        ("  ", ""),
+        (None, ""),
+        ("/jenkins", "/jenkins"),
+        ("jenkins/", "/jenkins"),
+        ("/CI/Jenkins~2/", "/CI/Jenkins~2"),
+    ],
+)
+def test_path_prefix_accepts(raw: Any, expected: str) -> None:
+    from portal.catalog import AccountField, validate_field_value
+
+    assert validate_field_value(AccountField("path", "Path", "path_prefix"), raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/..",
+        "/a/../b",
+        "/a/./b",
+        "/%2e%2e",
+        "/a%2fb",
+        "@evil.example",
+        "/x@evil.example",
+        ":8080/x",
+        "/x?y=1",
+        "/x#f",
+        "/a;b",
+        "/a\\b",
+        "/a b",
+        "/a//b",
+        "/é",
+        "/a" * 65,
+        "/" + "a" * 65,
+        7,
+    ],
+    ids=repr,
+)
+def test_path_prefix_refuses(raw: Any) -> None:
+    from portal.catalog import AccountField, InvalidAccountField, validate_field_value
+
+    with pytest.raises(InvalidAccountField):
+        validate_field_value(AccountField("path", "Path", "path_prefix"), raw)
+
+
+@pytest.fixture
+def prefixed(make_app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A self-hosted API-key app under ``http://{host}:<port>{path}``, the host resolved by the
+    tests' resolver to a loopback upstream that ``PORTAL_OUTBOUND_ALLOWED_NETWORKS`` admits
+    (the escape hatch test_outbound.py uses; plain http to a name is admitted the same way)."""
+    import re as re_
+
+    from portal import catalog
+
+    real = catalog.is_catalog_url
+    test_url = re_.compile(r"http://[a-z0-9.-]+:\d+(/|$)")
+    monkeypatch.setattr(catalog, "is_catalog_url", lambda v: real(v) or bool(test_url.match(v)))
+    upstream = Upstream(routes={"/ci/me": _json({"id": "u-7", "name": "Ada"})})
+    base = f"http://{{host}}:{upstream.server.port}{{path}}"
+    _write(
+        tmp_path,
+        "self-path",
+        account_fields=[
+            {"name": "host", "label": "Server", "format": "hostname"},
+            {"name": "path", "label": "Path", "format": "path_prefix"},
+        ],
+        auth={"type": "api_key", "placement": {"in": "header", "name": "X-Test-Key"}},
+        api={"base_url": f"{base}/api"},
+        identity={"url": f"{base}/me", "external_id": "id", "label": "name"},
+    )
+    app = make_app(
+        PORTAL_CATALOG_PATHS=[str(tmp_path)],
+        PORTAL_OUTBOUND_ALLOWED_NETWORKS=["127.0.0.1/32"],
+    )
+    try:
+        yield app, upstream
+    finally:
+        upstream.stop()
+
+
+def test_path_prefix_reaches_the_instance_under_its_path(prefixed: Any, stack: DemoStack) -> None:
+    from test_outbound import HOST, Resolver, _bearer, _connect_form, _resolve_with
+
+    app, upstream = prefixed
+    resolver = _resolve_with(app, Resolver("127.0.0.1"))
+    response, _ = _connect_form(
+        app, stack, "self-path", {"account_path": "ci/", "api_key": "k-1"}, user="u-path"
+    )
+    assert response.status_code == 200, response.text[:800]
+    [me] = upstream.requests_to("/ci/me")
+    assert me.headers["host"] == f"{HOST}:{upstream.server.port}"
+    client = app.test_client()
+    bearer = _bearer(client, stack, "u-path")
+    proxied = client.get("/portal/api/v1/proxy/self-path/things", headers=bearer)
+    assert proxied.status_code == 200
+    proxied.close()
+    assert upstream.requests_to("/ci/api/things")
+    # The pinned base path holds: nothing climbs out of /ci/api.
+    for path in ("../me", "%2e%2e/%2e%2e/admin", "..;/x"):
+        refused = client.get(f"/portal/api/v1/proxy/self-path/{path}", headers=bearer)
+        assert refused.status_code == 400, path
+    assert set(resolver.calls) == {HOST}
+
+
+@pytest.mark.parametrize("path", ["/..", "@evil.example", "/x?y=1", "/x#f", "/%2e%2e"])
+def test_hostile_path_prefix_is_refused_before_anything_is_sent(
+    prefixed: Any, stack: DemoStack, path: str
+) -> None:
+    from test_outbound import Resolver, _connect_form, _resolve_with
+
+    app, upstream = prefixed
+    resolver = _resolve_with(app, Resolver("127.0.0.1"))
+    response, _ = _connect_form(app, stack, "self-path", {"account_path": path, "api_key": "k"})
+    assert response.status_code == 400, response.text[:500]
+    assert resolver.calls == [] and upstream.count() == 0
+
+
+def test_path_prefix_keeps_the_private_address_guard(prefixed: Any, stack: DemoStack) -> None:
+    from test_outbound import Resolver, _connect_form, _resolve_with
+
+    app, upstream = prefixed
+    _resolve_with(app, Resolver("10.0.0.5"))
+    response, _ = _connect_form(app, stack, "self-path", {"account_path": "/ci", "api_key": "k"})
+    assert response.status_code == 403 and "private network address" in response.text
+    assert upstream.count() == 0
+
+
+def test_jenkins_takes_a_path_prefix() -> None:
+    jenkins = load_catalog(environ={}).get("jenkins")
+    assert jenkins is not None
+    resolved = jenkins.resolve({"host": "ci.example.com", "path": "/jenkins"})
+    assert resolved.api_base_url == "https://ci.example.com/jenkins"
+    assert jenkins.resolve({"host": "ci.example.com", "path": ""}).api_base_url == (
+        "https://ci.example.com"
+    )
