@@ -215,15 +215,18 @@ class ClientCredentialsSettings:
 @dataclass(frozen=True)
 class ApiKeySettings:
     """Where an API key goes on each request: ``placement_in`` is header (``placement_name:
-    <prefix><key>``), query, bearer, or basic_username (HTTP Basic, key as the user name,
-    ``password`` as the password)."""
+    <prefix><key>``), query, bearer, basic_username (HTTP Basic, key as the user name,
+    ``password`` as the password) or basic_password (HTTP Basic, the fixed ``username`` and
+    the key as the password, e.g. Mailgun's ``api:<key>``)."""
 
-    placement_in: Literal["header", "query", "bearer", "basic_username"]
+    placement_in: Literal["header", "query", "bearer", "basic_username", "basic_password"]
     placement_name: str | None
     key_label: str = "API key"
     key_help: str | None = None
     prefix: str = ""
     password: str = ""
+    #: With ``basic_password``: the fixed HTTP Basic user name (Mailgun's ``api``).
+    username: str = ""
 
 
 @dataclass(frozen=True)
@@ -300,11 +303,25 @@ class Verify:
 
 @dataclass(frozen=True)
 class Pagination:
-    """Cursor pagination: where ``params.next_page`` goes, and where the next cursor is."""
+    """Cursor pagination: where ``params.next_page`` goes, and where the next cursor is.
 
-    cursor_param: str
-    next_cursor: str
+    Two more kinds, where ``next_page`` is the *URL* of the next page: ``next_url`` (dotted
+    path, or top-level key such as ``@odata.nextLink``, of that URL in the JSON body: Graph,
+    Salesforce's ``nextRecordsUrl``) and ``next_link`` (the ``Link`` header's ``rel="next"``
+    target, RFC 8288: GitHub, Shopify REST, Freshdesk). Such a URL is only ever followed on
+    the account's own API base URL (:func:`portal.functions.next_page_target`).
+    """
+
+    cursor_param: str = ""
+    next_cursor: str = ""
     cursor_in: Literal["query", "body"] = "query"
+    next_url: str | None = None
+    next_link: bool = False
+
+    @property
+    def url_based(self) -> bool:
+        """True when ``next_page`` is the next page's URL (``next_url``/``next_link``)."""
+        return bool(self.next_url) or self.next_link
 
 
 @dataclass(frozen=True)
@@ -1283,6 +1300,7 @@ def _api_key(auth: Mapping[str, Any]) -> ApiKeySettings:
         key_help=auth.get("key_help"),
         prefix=placement.get("prefix", ""),
         password=placement.get("password", ""),
+        username=placement.get("username", ""),
     )
 
 

@@ -30,7 +30,8 @@ def request_kwargs(app: App, credentials: dict[str, Any]) -> dict[str, Any]:
     ``X-Shopify-Access-Token``);
     basic uses RFC 7617; header API keys use the configured name and ``prefix``; query keys the
     configured parameter; ``basic_username`` keys go as the HTTP Basic user name with the
-    configured (default empty) password. Credential headers are set last, so a static header
+    configured (default empty) password, ``basic_password`` keys as the password with the
+    configured fixed user name (Mailgun's ``api``). Credential headers are set last, so a static header
     of the same name never replaces them. ``api.headers`` placeholders are filled by
     :meth:`App.headers_for` (the host's client id/secret, the account's validated fields).
     """
@@ -53,6 +54,8 @@ def request_kwargs(app: App, credentials: dict[str, Any]) -> dict[str, Any]:
             headers[app.api_key.placement_name or "X-API-Key"] = app.api_key.prefix + key
         elif placement == "basic_username":
             auth = (key, app.api_key.password)
+        elif placement == "basic_password":
+            auth = (app.api_key.username, key)
         else:
             params[app.api_key.placement_name or "api_key"] = key
     elif kind == "basic":

@@ -152,7 +152,7 @@ _ATTACHMENT = ("Content-Disposition", "attachment")
 _OCTET_STREAM = ("Content-Type", "application/octet-stream")
 #: Characters allowed in a ``Link`` target passed back (printable ASCII but ``<>"\`` and space).
 _LINK_TARGET_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - set('<>"\\')
-_BAD_PATH = re.compile(r"[\x00-\x20\x7f\\@]")
+_BAD_PATH = re.compile(r"[\x00-\x20\x7f\\]")
 
 
 #: One connection pool for every upstream call (keep-alive saves a TCP, and often a TLS,
@@ -191,14 +191,22 @@ class UpstreamError(PortalHTTPError):
     error_code = "upstream_error"
 
 
-def build_url(base_url: str, path: str) -> str:
+def build_url(base_url: str, path: str, *, allow_empty: bool = False) -> str:
     """``base_url`` joined with the caller's ``path``, or :class:`InvalidRequest`.
 
     ``path`` is what follows ``/proxy/<app>/`` (already percent-decoded once by the router):
     it is decoded until stable, checked, then re-quoted, so ``%2e%2e%2f`` is caught as ``../``.
+    ``@`` and ``:`` are accepted after the first segment (Teams channel ids such as
+    ``19:abc@thread.tacv2``; they go out as ``%40`` and ``:``): the path always follows
+    ``base_url`` and a ``/``, so they cannot become user info or a scheme; the first segment
+    keeps refusing both (``evil.example@``, ``javascript:``).
 
+    :param allow_empty: an empty ``path`` is ``base_url`` itself (a function whose endpoint is
+        the base URL, e.g. a GraphQL API); the proxy route never passes it.
     :raises InvalidRequest: ``invalid_path`` for anything that could leave ``base_url``.
     """
+    if allow_empty and path == "":
+        return base_url
     decoded = path
     for _ in range(3):
         again = unquote(decoded)
@@ -213,6 +221,7 @@ def build_url(base_url: str, path: str) -> str:
         or "://" in decoded
         or _BAD_PATH.search(decoded)
         or ":" in decoded.split("/", 1)[0]
+        or "@" in decoded.split("/", 1)[0]
     ):
         raise InvalidRequest("The path must be relative to the app's API.", code="invalid_path")
     # ``..;x`` is ``..`` with a path parameter to Tomcat and Jetty: the part before ``;`` counts.
@@ -346,6 +355,7 @@ def forward(
     body: bytes | None,
     account: credential_service.SealedRow | None = None,
     owner: tuple[str, str] | None = None,
+    allow_empty: bool = False,
 ) -> ProxyResponse:
     """Send one request for the account and stream the answer back.
 
@@ -353,7 +363,8 @@ def forward(
     has, to check it is the end user's): its credentials are opened from it instead of read
     again (:func:`credentials.open_cached`: no decrypt when this process opened that very blob
     moments ago). Otherwise the row is read by id, and must belong to ``owner``
-    (``(project, user_id)``) when given.
+    (``(project, user_id)``) when given. ``allow_empty``: an empty ``path`` is the base URL
+    itself (functions only, :func:`build_url`).
 
     The access token is refreshed (or, for client credentials, the grant re-run) first when it
     is about to expire; an upstream 401 forces one renewal and one retry, never more, and no
@@ -374,7 +385,7 @@ def forward(
         project, user_id = owner if owner is not None else (None, None)
         stored = credential_service.load(state, account_id, user_id, project=project)
     app = app.resolve(stored.data.get("account_fields") or {})
-    url = build_url(app.api_base_url, path)
+    url = build_url(app.api_base_url, path, allow_empty=allow_empty)
     pin = ensure_public_host(state, app, urlsplit(url).hostname or "")
     sent_headers = {k: v for k, v in headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
     creds = credential_service.fresh(state, app, account_id, current=stored)

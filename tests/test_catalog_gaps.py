@@ -721,3 +721,293 @@ def test_jenkins_takes_a_path_prefix() -> None:
     assert jenkins.resolve({"host": "ci.example.com", "path": ""}).api_base_url == (
         "https://ci.example.com"
     )
+
+
+# --------------------------------------------------------------------------- 6. functions
+
+#: Functions with URL-based pagination and the documented response each is tested against
+#: here (test_function_requests.py counts them as covered).
+URL_PAGED = {
+    "salesforce-query": (
+        # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_query.htm
+        {
+            "totalSize": 3214,
+            "done": False,
+            "nextRecordsUrl": "/services/data/v62.0/query/01gD0000002HU6KIAW-2000",
+            "records": [],
+        },
+        "/services/data/v62.0/query/01gD0000002HU6KIAW-2000",
+    ),
+}
+
+
+def test_salesforce_pages_by_next_records_url() -> None:
+    from portal.functions import _next_page, build_request
+
+    catalog = load_catalog(environ={})
+    fn = catalog.function("salesforce-query")
+    assert fn is not None and fn.pagination is not None and fn.pagination.url_based
+    base = "https://acme.my.salesforce.com/services/data/v62.0"
+    document, expected = URL_PAGED["salesforce-query"]
+    assert _next_page(fn, base, document, []) == expected
+    assert _next_page(fn, base, {"done": True, "records": []}, []) == ""
+    second = build_request(fn, {"q": "SELECT Id FROM Account", "next_page": expected}, base)
+    assert (second["method"], second["path"], second["query"]) == (
+        "GET",
+        "query/01gD0000002HU6KIAW-2000",
+        [],
+    )
+
+
+BASE = "https://graph.example.com/v1.0"
+
+
+@pytest.mark.parametrize(
+    ("value", "path", "query"),
+    [
+        (f"{BASE}/me/messages?$skip=10", "me/messages", [("$skip", "10")]),
+        ("/v1.0/query/01g-2000", "query/01g-2000", []),
+        (f"{BASE}", "", []),
+    ],
+)
+def test_next_page_target_accepts(value: str, path: str, query: list[tuple[str, str]]) -> None:
+    from portal.functions import next_page_target
+
+    assert next_page_target(BASE, value) == (path, query)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://evil.example/v1.0/me",
+        "https://graph.example.com.evil.example/v1.0/me",
+        "https://graph.example.com:444/v1.0/me",
+        "http://graph.example.com/v1.0/me",
+        "https://x@graph.example.com/v1.0/me",
+        "https://graph.example.com@evil.example/v1.0/me",
+        "//evil.example/v1.0/me",
+        "/v2.0/me",
+        "/v1.0x/me",
+        "/",
+        f"{BASE}/me#frag",
+        f"{BASE}/me\\..\\x",
+        f"{BASE}/me\r\nX: y",
+        "javascript:alert(1)",
+        "me/messages",
+        "",
+        42,
+    ],
+    ids=repr,
+)
+def test_next_page_target_refuses(value: Any) -> None:
+    from portal.errors import InvalidRequest
+    from portal.functions import next_page_target
+
+    with pytest.raises(InvalidRequest):
+        next_page_target(BASE, value)
+
+
+PAGED = [
+    {
+        "name": "acme-fn-graph",
+        "title": "Graph-style list",
+        "method": "GET",
+        "path": "/me/messages",
+        "params": {"type": "object", "properties": {"top": {"type": "integer"}}},
+        "query": {"$top": "{top}"},
+        "output": "value",
+        "pagination": {"next_url": "@odata.nextLink"},
+    },
+    {
+        "name": "acme-fn-link",
+        "title": "GitHub-style list",
+        "method": "GET",
+        "path": "/issues",
+        "params": {"type": "object", "properties": {}},
+        "pagination": {"next_link": True},
+    },
+    {
+        "name": "acme-fn-channel",
+        "title": "Channel messages",
+        "method": "GET",
+        "path": "/teams/{team}/channels/{channel}/messages",
+        "params": {
+            "type": "object",
+            "properties": {"team": {"type": "string"}, "channel": {"type": "string"}},
+        },
+    },
+    {
+        "name": "acme-fn-resource",
+        "title": "A resource by name",
+        "method": "GET",
+        "path": "/{resource}",
+        "params": {"type": "object", "properties": {"resource": {"type": "string"}}},
+    },
+    {
+        "name": "acme-fn-graphql",
+        "title": "GraphQL",
+        "method": "POST",
+        "path": "",
+        "params": {"type": "object", "properties": {"query": {"type": "string"}}},
+        "body": {"query": "{query}"},
+    },
+]
+
+
+@pytest.fixture
+def functions_app(make_app: Any, tmp_path: Path) -> Any:
+    from test_proxy import add_account
+
+    elsewhere = Upstream()
+    pages: dict[str, Any] = {}
+    upstream = Upstream(
+        routes={
+            "/api/me/messages": lambda request: _json(pages["graph"])(request),
+            "/api/issues": lambda request: Flask.response_class(
+                "[]", content_type="application/json", headers={"Link": pages["link"]}
+            ),
+        }
+    )
+    _write(
+        tmp_path,
+        "acme-fn",
+        auth={"type": "api_key", "placement": {"in": "basic_password", "username": "api"}},
+        api={"base_url": "{base_url}/api"},
+        functions=PAGED,
+    )
+    app = make_app(
+        PORTAL_CATALOG_PATHS=[str(tmp_path)], PORTAL_APPS={"acme-fn": {"base_url": upstream.url}}
+    )
+    add_account(app, "u-fn", "acme-fn", {"type": "api_key", "api_key": "key-1"})
+    try:
+        yield app, upstream, elsewhere, pages
+    finally:
+        upstream.stop()
+        elsewhere.stop()
+
+
+def _invoke(app: Flask, name: str, params: dict[str, Any]) -> Any:
+    from test_proxy import server_headers
+
+    return app.test_client().post(
+        f"/portal/api/v1/functions/{name}/invoke",
+        json={"params": params},
+        headers=server_headers("u-fn"),
+    )
+
+
+def test_next_url_pagination_follows_on_the_api_only(functions_app: Any) -> None:
+    """Graph: page 2 is the @odata.nextLink URL; a hostile upstream's next link to another host
+    is never given, and a caller's next_page on another host is refused before sending."""
+    app, upstream, elsewhere, pages = functions_app
+    own = f"{upstream.url}/api/me/messages?$top=2&$skiptoken=X%3D1"
+    pages["graph"] = {"value": [{"id": "m1"}], "@odata.nextLink": own}
+    first = _invoke(app, "acme-fn-graph", {"top": 2}).json
+    assert first == {"network_code": 200, "output": [{"id": "m1"}], "next_page": own}
+    pages["graph"] = {"value": [{"id": "m2"}]}
+    second = _invoke(app, "acme-fn-graph", {"top": 2, "next_page": own}).json
+    assert second == {"network_code": 200, "output": [{"id": "m2"}], "next_page": ""}
+    assert upstream.requests_to("/api/me/messages")[-1].query == "%24top=2&%24skiptoken=X%3D1"
+    # Hostile upstream: a next link to another host (or another path) is dropped.
+    for hostile in (f"{elsewhere.url}/api/me/messages?$skiptoken=1", f"{upstream.url}/oauth/x"):
+        pages["graph"] = {"value": [], "@odata.nextLink": hostile}
+        assert _invoke(app, "acme-fn-graph", {}).json["next_page"] == ""
+    # A caller's next_page on another host: 400, nothing sent anywhere.
+    before = upstream.count()
+    refused = _invoke(app, "acme-fn-graph", {"next_page": f"{elsewhere.url}/api/me/messages"})
+    assert refused.status_code == 400 and refused.json["error_details"][0]["field"] == "next_page"
+    assert upstream.count() == before and elsewhere.count() == 0
+
+
+def test_link_header_pagination(functions_app: Any) -> None:
+    app, upstream, elsewhere, pages = functions_app
+    own = f"{upstream.url}/api/issues?page=2&per_page=30"
+    pages["link"] = f'<{own}>; rel="next", <{upstream.url}/api/issues?page=9>; rel="last"'
+    first = _invoke(app, "acme-fn-link", {}).json
+    assert first["next_page"] == own and first["network_code"] == 200
+    pages["link"] = f'<{upstream.url}/api/issues?page=1>; rel="prev"'
+    second = _invoke(app, "acme-fn-link", {"next_page": own}).json
+    assert second["next_page"] == ""
+    assert upstream.requests_to("/api/issues")[-1].query == "page=2&per_page=30"
+    pages["link"] = f'<{elsewhere.url}/api/issues?page=2>; rel="next"'
+    assert _invoke(app, "acme-fn-link", {}).json["next_page"] == ""
+    assert elsewhere.count() == 0
+
+
+def test_at_and_colon_in_path_segments(functions_app: Any) -> None:
+    """Teams channel ids and People API resource names reach the API; nothing can leave it."""
+    app, upstream, _, _ = functions_app
+    ok = _invoke(app, "acme-fn-channel", {"team": "t-1", "channel": "19:abc@thread.tacv2"})
+    assert ok.json["network_code"] == 200, ok.json
+    [seen] = upstream.requests_to("/api/teams/t-1/channels/19:abc@thread.tacv2/messages")
+    assert seen.headers["authorization"] == "Basic YXBpOmtleS0x"  # api:key-1 (Mailgun style)
+    people = _invoke(app, "acme-fn-resource", {"resource": "people/me"})
+    assert people.json["network_code"] == 200
+    assert upstream.requests_to("/api/people/me")
+    before = upstream.count()
+    for value in (
+        "@evil.example",
+        "evil.example@x",
+        "javascript:alert(1)",
+        "..",
+        "a/../../x",
+        "%2e%2e/x",
+        "a\\b",
+    ):
+        refused = _invoke(app, "acme-fn-resource", {"resource": value})
+        assert refused.status_code == 400, value
+    assert upstream.count() == before
+
+
+def test_empty_path_is_the_base_url(functions_app: Any) -> None:
+    """monday.com's GraphQL endpoint is its API base URL itself."""
+    app, upstream, _, _ = functions_app
+    called = _invoke(app, "acme-fn-graphql", {"query": "{ me { id } }"})
+    assert called.json["network_code"] == 200
+    [seen] = upstream.requests_to("/api")
+    assert seen.method == "POST" and json.loads(seen.body) == {"query": "{ me { id } }"}
+
+
+def test_the_proxy_still_refuses_an_empty_path_and_a_first_segment_at(functions_app: Any) -> None:
+    from test_proxy import fetch, server_headers
+
+    app, upstream, _, _ = functions_app
+    client = app.test_client()
+    for path in ("@evil.example", "a:b@evil.example/x"):
+        response = fetch(
+            client, f"/portal/api/v1/proxy/acme-fn/{path}", headers=server_headers("u-fn")
+        )
+        assert response.status_code == 400, path
+    assert upstream.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("placement", "message"),
+    [
+        ({"in": "basic_password"}, "username"),
+        ({"in": "basic_username", "username": "api"}, "username"),
+        ({"in": "basic_password", "username": "a:b"}, "does not match"),
+    ],
+)
+def test_basic_password_definitions_are_checked(
+    tmp_path: Path, placement: dict[str, Any], message: str
+) -> None:
+    _write(
+        tmp_path,
+        "acme-bad",
+        auth={"type": "api_key", "placement": placement},
+        api={"base_url": "https://x.example"},
+    )
+    with pytest.raises(CatalogError, match=message):
+        load_catalog([tmp_path], environ={})
+
+
+def test_mailgun_sends_the_key_as_the_password() -> None:
+    from portal.identity import request_kwargs
+
+    mailgun = load_catalog(environ={}).get("mailgun")
+    assert mailgun is not None
+    kwargs = request_kwargs(
+        mailgun.resolve({"region": "api.eu"}), {"type": "api_key", "api_key": "k"}
+    )
+    assert kwargs["auth"] == ("api", "k")
