@@ -2,9 +2,10 @@
 
 ``build_url`` is the SSRF guard: the caller names a *path* under the app's configured API base
 URL (catalog ``api.base_url``); anything that could leave it — an absolute or scheme-relative
-URL, user info (``@``), backslashes, control characters (CR/LF), or ``.``/``..`` segments in
-any encoding, also with a path parameter (``..;``, ``%2e%2e;jsessionid=x``, which Tomcat and
-Jetty resolve as ``..``) — is refused before any outbound request. Redirects are never followed
+URL, user info or a scheme (``@``, ``:`` in the first segment), backslashes, control characters
+(CR/LF), or ``.``/``..`` segments in any encoding, also with a path parameter (``..;``,
+``%2e%2e;jsessionid=x``, which Tomcat and Jetty resolve as ``..``) — is refused before any
+outbound request. Redirects are never followed
 (a redirect to another host would carry the credential with it).
 
 For apps with account fields the base URL is the one resolved with the account's own values

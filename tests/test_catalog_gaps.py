@@ -107,6 +107,7 @@ def test_lookup_fills_the_base_path(make_app: Any, stack: DemoStack, tmp_path: P
         upstream.stop()
 
 
+@pytest.mark.security("Path that is absolute or escapes the base URL")
 @pytest.mark.parametrize(
     "answer",
     [[], [{"id": "../../admin"}], [{"id": "https://evil.example"}], {"id": CLOUD}, "x"],
@@ -134,6 +135,7 @@ def test_hostile_lookup_answer_fails_the_connect(
         upstream.stop()
 
 
+@pytest.mark.security("Catalog URLs (`docs_url`, icons, endpoints) with `javascript:` or `data:`")
 @pytest.mark.parametrize(
     ("lookups", "message"),
     [
@@ -270,6 +272,7 @@ def test_declared_revocation_failure_and_no_redirect(tmp_path: Path) -> None:
         elsewhere.stop()
 
 
+@pytest.mark.security("Catalog URLs (`docs_url`, icons, endpoints) with `javascript:` or `data:`")
 def test_revocation_definitions_are_checked(tmp_path: Path) -> None:
     _write(
         tmp_path,
@@ -666,6 +669,7 @@ def prefixed(make_app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         upstream.stop()
 
 
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 def test_path_prefix_reaches_the_instance_under_its_path(prefixed: Any, stack: DemoStack) -> None:
     from test_outbound import HOST, Resolver, _bearer, _connect_form, _resolve_with
 
@@ -690,6 +694,7 @@ def test_path_prefix_reaches_the_instance_under_its_path(prefixed: Any, stack: D
     assert set(resolver.calls) == {HOST}
 
 
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 @pytest.mark.parametrize("path", ["/..", "@evil.example", "/x?y=1", "/x#f", "/%2e%2e"])
 def test_hostile_path_prefix_is_refused_before_anything_is_sent(
     prefixed: Any, stack: DemoStack, path: str
@@ -703,6 +708,7 @@ def test_hostile_path_prefix_is_refused_before_anything_is_sent(
     assert resolver.calls == [] and upstream.count() == 0
 
 
+@pytest.mark.security("Every outbound request to an end-user-chosen host")
 def test_path_prefix_keeps_the_private_address_guard(prefixed: Any, stack: DemoStack) -> None:
     from test_outbound import Resolver, _connect_form, _resolve_with
 
@@ -776,6 +782,7 @@ def test_next_page_target_accepts(value: str, path: str, query: list[tuple[str, 
     assert next_page_target(BASE, value) == (path, query)
 
 
+@pytest.mark.security("Path that is absolute or escapes the base URL")
 @pytest.mark.parametrize(
     "value",
     [
@@ -896,6 +903,7 @@ def _invoke(app: Flask, name: str, params: dict[str, Any]) -> Any:
     )
 
 
+@pytest.mark.security("Path that is absolute or escapes the base URL")
 def test_next_url_pagination_follows_on_the_api_only(functions_app: Any) -> None:
     """Graph: page 2 is the @odata.nextLink URL; a hostile upstream's next link to another host
     is never given, and a caller's next_page on another host is refused before sending."""
@@ -919,6 +927,7 @@ def test_next_url_pagination_follows_on_the_api_only(functions_app: Any) -> None
     assert upstream.count() == before and elsewhere.count() == 0
 
 
+@pytest.mark.security("Path that is absolute or escapes the base URL")
 def test_link_header_pagination(functions_app: Any) -> None:
     app, upstream, elsewhere, pages = functions_app
     own = f"{upstream.url}/api/issues?page=2&per_page=30"
@@ -934,6 +943,7 @@ def test_link_header_pagination(functions_app: Any) -> None:
     assert elsewhere.count() == 0
 
 
+@pytest.mark.security("Path that is absolute or escapes the base URL")
 def test_at_and_colon_in_path_segments(functions_app: Any) -> None:
     """Teams channel ids and People API resource names reach the API; nothing can leave it."""
     app, upstream, _, _ = functions_app
@@ -968,6 +978,7 @@ def test_empty_path_is_the_base_url(functions_app: Any) -> None:
     assert seen.method == "POST" and json.loads(seen.body) == {"query": "{ me { id } }"}
 
 
+@pytest.mark.security("Path that is absolute or escapes the base URL")
 def test_the_proxy_still_refuses_an_empty_path_and_a_first_segment_at(functions_app: Any) -> None:
     from test_proxy import fetch, server_headers
 
