@@ -38,7 +38,7 @@ from . import accounts as account_service
 from . import signals, webhooks
 from .connect_errors import portal_error_message
 from .errors import CatalogError, InvalidConnectAttempt, ProviderError, ResourceNotFound
-from .identity import fetch_identity, lookup_identity
+from .identity import fetch_identity, lookup_identity, run_lookups
 from .oauth import granted_scopes, token_expiry
 from .store import ConnectAttempt, ConnectedAccount, utcnow
 
@@ -505,16 +505,24 @@ def exchange(
             if k in token
         },
     }
+    timeout = float(state.config["PORTAL_HTTP_TIMEOUT"])
+    if definition.lookups:
+        # Values follow-up calls fill (Atlassian's cloud id), validated by run_lookups, join
+        # the account fields before the identity, API URL and headers use them.
+        try:
+            fields = {**fields, **run_lookups(resolved, credentials, timeout, state.outbound)}
+            resolved = resolved.resolve(fields)
+        except ProviderError as exc:
+            raise AttemptFailed(exc.code, exc.message, 502) from exc
+        except CatalogError as exc:
+            raise AttemptFailed("invalid_response", unusable, 502) from exc
     identity: tuple[str, str] | None = None
     if definition.identity_fields:
         # Values the identity response fills (Mailchimp's dc, Xero's tenantId), validated by
         # lookup_identity, join the account fields before the API URL and headers use them.
         try:
             external_id, label, found = lookup_identity(
-                resolved,
-                credentials,
-                float(state.config["PORTAL_HTTP_TIMEOUT"]),
-                state.outbound,
+                resolved, credentials, timeout, state.outbound
             )
             fields = {**fields, **found}
             resolved = resolved.resolve(fields)
@@ -523,14 +531,14 @@ def exchange(
         except CatalogError as exc:
             raise AttemptFailed("invalid_response", unusable, 502) from exc
         identity = (external_id, label)
-    if resolved.placeholders or set(definition.identity_fields) - set(fields):
+    if resolved.placeholders or set(definition.derived_fields) - set(fields):
         raise AttemptFailed(
             "invalid_response",
             f"{definition.title} did not send every account detail this app needs.",
             502,
         )
     return Exchanged(
-        credentials, granted_scopes(definition, token, extra_scopes), resolved, fields, identity
+        credentials, granted_scopes(resolved, token, extra_scopes), resolved, fields, identity
     )
 
 
@@ -543,7 +551,8 @@ def check_credentials(
 ) -> Exchanged:
     """Check what the end user entered in the connect form of an API-key, client-credentials or
     Basic app: the token request of a client-credentials app (RFC 6749 §4.4), then the
-    identity lookup, whose response may fill more account fields (validated).
+    ``lookups:`` calls and the identity lookup, whose responses may fill more account fields
+    (validated).
 
     :param data: the valid form's data (``api_key``; ``client_id``/``client_secret``;
         ``username``/``password``).
@@ -559,6 +568,10 @@ def check_credentials(
         credentials["account_fields"] = fields
     timeout = float(state.config["PORTAL_HTTP_TIMEOUT"])
     try:
+        if definition.lookups:
+            fields = {**fields, **run_lookups(resolved, credentials, timeout, state.outbound)}
+            credentials["account_fields"] = fields
+            resolved = resolved.resolve(fields)
         external_id, label, found = lookup_identity(resolved, credentials, timeout, state.outbound)
         if found:  # identity.fields (validated), for API-key / Basic apps too
             fields = {**fields, **found}

@@ -42,12 +42,14 @@ SCHEMA: dict[str, Any] = json.loads(
 _VALIDATOR = Draft202012Validator(SCHEMA)
 
 AuthType = Literal["oauth2", "oauth2_client_credentials", "api_key", "basic"]
-FieldFormat = Literal["dns_label", "hostname", "enum", "digits", "uuid"]
+FieldFormat = Literal["dns_label", "hostname", "enum", "digits", "uuid", "path_prefix"]
 
 #: ``{name}`` placeholders of account fields (``{base_url}`` is substituted at load).
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]{0,31})\}")
 _DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
 _DIGITS = re.compile(r"[0-9]{1,32}", re.ASCII)
+#: One segment of a ``path_prefix`` value: RFC 3986 §2.3 unreserved characters only.
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]{1,64}", re.ASCII)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 #: Placeholders of ``api.headers`` values filled from the host's OAuth client (never logged).
 CLIENT_PLACEHOLDERS = frozenset({"client_id", "client_secret"})
@@ -124,6 +126,27 @@ class TokenResponse:
 
 
 @dataclass(frozen=True)
+class Revocation:
+    """A revocation request that is not RFC 7009's (catalog ``auth.revocation``).
+
+    ``method`` ``url`` (``{client_id}`` is the host's client id, percent-encoded; account
+    field placeholders are the account's), authenticated by ``auth`` (``client_basic``: HTTP
+    Basic with the host's client id and secret, RFC 7617; ``bearer``: the token being revoked,
+    RFC 6750 §2.1; ``none``), carrying ``token`` (``access_token`` or ``refresh_token``; the
+    access token when the account has no refresh token) as ``token_param`` in ``token_in``
+    (``json`` body, ``form`` body, ``query``, or ``none``). Any 2xx answer is success (GitHub
+    answers 204), unless ``api.error_when`` matches its JSON body (Slack's ``ok: false``).
+    """
+
+    url: str
+    method: Literal["POST", "DELETE", "GET"] = "POST"
+    auth: Literal["client_basic", "bearer", "none"] = "none"
+    token_in: Literal["json", "form", "query", "none"] = "form"
+    token_param: str = "token"
+    token: Literal["access_token", "refresh_token"] = "refresh_token"
+
+
+@dataclass(frozen=True)
 class OAuth2Settings:
     """Endpoints and quirks of an OAuth 2.0 authorization-code app (RFC 6749 §4.1)."""
 
@@ -156,6 +179,9 @@ class OAuth2Settings:
     #: The provider's JWK Set (``auth.jwks_uri``) that verifies id_tokens when there is no
     #: ``server_metadata_url`` to name it.
     jwks_uri: str | None = None
+    #: A revocation request that is not RFC 7009's (``auth.revocation``), instead of
+    #: ``revoke_url``.
+    revocation: Revocation | None = None
 
 
 def requested_scopes(settings: OAuth2Settings) -> list[str]:
@@ -193,15 +219,18 @@ class ClientCredentialsSettings:
 @dataclass(frozen=True)
 class ApiKeySettings:
     """Where an API key goes on each request: ``placement_in`` is header (``placement_name:
-    <prefix><key>``), query, bearer, or basic_username (HTTP Basic, key as the user name,
-    ``password`` as the password)."""
+    <prefix><key>``), query, bearer, basic_username (HTTP Basic, key as the user name,
+    ``password`` as the password) or basic_password (HTTP Basic, the fixed ``username`` and
+    the key as the password, e.g. Mailgun's ``api:<key>``)."""
 
-    placement_in: Literal["header", "query", "bearer", "basic_username"]
+    placement_in: Literal["header", "query", "bearer", "basic_username", "basic_password"]
     placement_name: str | None
     key_label: str = "API key"
     key_help: str | None = None
     prefix: str = ""
     password: str = ""
+    #: With ``basic_password``: the fixed HTTP Basic user name (Mailgun's ``api``).
+    username: str = ""
 
 
 @dataclass(frozen=True)
@@ -228,6 +257,44 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class ErrorWhen:
+    """Body-based failure detection (catalog ``api.error_when``): a 2xx JSON answer whose
+    value at the dotted ``path`` equals ``equals`` is a failure (Slack's ``{"ok": false,
+    "error": "channel_not_found"}`` with HTTP 200); ``message`` is the dotted path of the
+    provider's error text; ``status`` is the HTTP status the proxy and functions report for
+    it instead of the 2xx."""
+
+    path: str
+    equals: Any
+    message: str | None = None
+    status: int = 502
+
+    def failure(self, document: Any) -> str | None:
+        """The provider's error text (printable ASCII, at most 200 characters; ``"error"``
+        when it sent none) when ``document`` (parsed JSON) is a failure, else ``None``.
+        ``equals`` compares by JSON type too: ``false`` never matches ``0``."""
+        found = dotted(document, self.path) if isinstance(document, (dict, list)) else None
+        if found is None or type(found) is not type(self.equals) or found != self.equals:
+            return None
+        text = dotted(document, self.message) if self.message else None
+        if not isinstance(text, str):
+            return "error"
+        cleaned = "".join(c for c in text if " " <= c <= "~")[:200].strip()
+        return cleaned or "error"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A follow-up call after the credentials are known (catalog ``lookups:`` entry): ``GET``
+    ``url`` with the new credentials, then read ``fields`` (placeholder name -> dotted path of
+    the JSON answer), each validated like ``identity.fields``. Atlassian's
+    ``/oauth/token/accessible-resources`` gives the cloud id of the Jira/Confluence base path."""
+
+    url: str
+    fields: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Verify:
     """How the health checker (:mod:`portal.health`) asks whether stored credentials still
     work: ``method`` ``path`` under ``api.base_url``, sent through the proxy with the
@@ -240,11 +307,25 @@ class Verify:
 
 @dataclass(frozen=True)
 class Pagination:
-    """Cursor pagination: where ``params.next_page`` goes, and where the next cursor is."""
+    """Cursor pagination: where ``params.next_page`` goes, and where the next cursor is.
 
-    cursor_param: str
-    next_cursor: str
+    Two more kinds, where ``next_page`` is the *URL* of the next page: ``next_url`` (dotted
+    path, or top-level key such as ``@odata.nextLink``, of that URL in the JSON body: Graph,
+    Salesforce's ``nextRecordsUrl``) and ``next_link`` (the ``Link`` header's ``rel="next"``
+    target, RFC 8288: GitHub, Shopify REST, Freshdesk). Such a URL is only ever followed on
+    the account's own API base URL (:func:`portal.functions.next_page_target`).
+    """
+
+    cursor_param: str = ""
+    next_cursor: str = ""
     cursor_in: Literal["query", "body"] = "query"
+    next_url: str | None = None
+    next_link: bool = False
+
+    @property
+    def url_based(self) -> bool:
+        """True when ``next_page`` is the next page's URL (``next_url``/``next_link``)."""
+        return bool(self.next_url) or self.next_link
 
 
 @dataclass(frozen=True)
@@ -402,6 +483,10 @@ class App:
     resolved_fields: Mapping[str, str] = field(default_factory=dict)
     #: The health check's verification call (``verify:``), if the app defines one.
     verify: Verify | None = None
+    #: Follow-up calls that fill placeholders after the credentials are known (``lookups:``).
+    lookups: tuple[Lookup, ...] = ()
+    #: Body-based failure detection of 2xx answers (``api.error_when``).
+    error_when: ErrorWhen | None = None
 
     @property
     def usable(self) -> bool:
@@ -434,10 +519,17 @@ class App:
         return self.identity.fields if self.identity else {}
 
     @property
+    def lookup_fields(self) -> Mapping[str, str]:
+        """Placeholders filled from the ``lookups:`` calls: name -> dotted path."""
+        return {name: path for lookup in self.lookups for name, path in lookup.fields.items()}
+
+    @property
     def derived_fields(self) -> frozenset[str]:
         """Placeholders the provider fills (token response, callback query, identity
-        response): never asked of the end user."""
-        return frozenset({*self.token_fields, *self.callback_fields, *self.identity_fields})
+        response, lookups): never asked of the end user."""
+        return frozenset(
+            {*self.token_fields, *self.callback_fields, *self.identity_fields, *self.lookup_fields}
+        )
 
     def headers_for(self) -> dict[str, str]:
         """``api.headers`` with ``{client_id}``/``{client_secret}`` (the host's client) and
@@ -462,8 +554,8 @@ class App:
 
     @property
     def placeholders(self) -> frozenset[str]:
-        """Every ``{name}`` still in this App's URLs (empty once fully resolved)."""
-        return frozenset(PLACEHOLDER.findall(" ".join(_urls(self))))
+        """Every ``{name}`` still in this App's URLs and scopes (empty once fully resolved)."""
+        return frozenset(PLACEHOLDER.findall(" ".join(_urls(self)))) | self.scope_placeholders
 
     def resolve(self, values: Mapping[str, str]) -> App:
         """This app with ``{name}`` placeholders replaced by ``values`` (one account's account
@@ -474,6 +566,9 @@ class App:
         :raises CatalogError: a substituted URL is not an absolute http(s) URL.
         """
         names = {n for n in PLACEHOLDER.findall(" ".join(_urls(self)))}
+        names |= set(self.scope_placeholders)
+        if self.oauth2 is not None and self.oauth2.revocation is not None:
+            names |= set(PLACEHOLDER.findall(self.oauth2.revocation.url)) - CLIENT_PLACEHOLDERS
         # Account fields used in api.headers values are kept for headers_for().
         header_names = set(PLACEHOLDER.findall(" ".join(self.api_headers.values())))
         if not names and not header_names:
@@ -494,6 +589,7 @@ class App:
         if oauth2 is not None:
             oauth2 = replace(
                 oauth2,
+                scopes=tuple(self._scope(s, subs) for s in oauth2.scopes),
                 authorize_url=sub(oauth2.authorize_url),
                 token_url=sub(oauth2.token_url),
                 revoke_url=sub(oauth2.revoke_url),
@@ -501,6 +597,11 @@ class App:
                 server_metadata_url=sub(oauth2.server_metadata_url),
                 issuer=sub(oauth2.issuer),
                 jwks_uri=sub(oauth2.jwks_uri),
+                revocation=(
+                    replace(oauth2.revocation, url=sub(oauth2.revocation.url) or "")
+                    if oauth2.revocation
+                    else None
+                ),
             )
         cc = self.client_credentials
         if cc is not None:
@@ -508,14 +609,39 @@ class App:
         identity = self.identity
         if identity is not None:
             identity = replace(identity, url=sub(identity.url) or identity.url)
+        lookups = tuple(replace(lk, url=sub(lk.url) or lk.url) for lk in self.lookups)
         return replace(
             self,
             oauth2=oauth2,
             client_credentials=cc,
             identity=identity,
+            lookups=lookups,
             api_base_url=sub(self.api_base_url) or "",
             resolved_fields={**self.resolved_fields, **subs},
         )
+
+    @property
+    def scope_placeholders(self) -> frozenset[str]:
+        """Account fields used in the OAuth scopes (``{org}`` in Dynamics 365's
+        ``https://{org}.crm.dynamics.com/user_impersonation``)."""
+        scopes = self.oauth2.scopes if self.oauth2 else ()
+        return frozenset(PLACEHOLDER.findall(" ".join(scopes)))
+
+    def _scope(self, scope: str, subs: Mapping[str, str]) -> str:
+        """``scope`` with account-field values filled in.
+
+        :raises CatalogError: a filled scope contains whitespace, a control character or the
+            scope separator (it would split into more scopes than the catalog asked for).
+        """
+        if "{" not in scope:
+            return scope
+        out = PLACEHOLDER.sub(lambda m: subs.get(m.group(1), m.group(0)), scope)
+        separator = self.oauth2.scope_separator if self.oauth2 else " "
+        if out != scope and (
+            re.search(r"[\x00-\x20\x7f]", out) or (separator.strip() and separator in out)
+        ):
+            raise CatalogError(f"{self.slug}: scope {scope!r} cannot take this value")
+        return out
 
     @property
     def issuer(self) -> str | None:
@@ -616,6 +742,7 @@ def _urls(app: App) -> list[str]:
         urls.append(app.client_credentials.token_url)
     if app.identity is not None:
         urls.append(app.identity.url)
+    urls += [lookup.url for lookup in app.lookups]
     return urls
 
 
@@ -670,7 +797,11 @@ def validate_field_value(spec: AccountField, raw: Any) -> str:
     * ``enum``: exactly one of the listed values.
     * ``digits``: 1-32 ASCII digits (e.g. QuickBooks' ``realmId``).
     * ``uuid``: an RFC 9562 UUID, 8-4-4-4-12 hex digits, lower-cased.
+    * ``path_prefix``: optional: ``""``, or ``/seg/seg`` of RFC 3986 unreserved characters
+      (a self-hosted instance under a path, ``https://{host}{path}``; :func:`_path_prefix`).
     """
+    if spec.format == "path_prefix":
+        return _path_prefix(spec, raw)
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidAccountField(spec.name, f"{spec.label} is required.")
     if spec.format == "enum":
@@ -703,6 +834,36 @@ def validate_field_value(spec: AccountField, raw: Any) -> str:
     if problem:
         raise InvalidAccountField(spec.name, f"{spec.label} {problem}.")
     return value
+
+
+def _path_prefix(spec: AccountField, raw: Any) -> str:
+    """A ``path_prefix`` value: ``""`` (none), else ``/seg/seg`` (a leading ``/`` added, a
+    trailing one dropped), 1-8 segments of RFC 3986 unreserved characters, case kept, no
+    ``.`` or ``..`` segment, at most 128 characters. Nothing that could leave the path:
+    no ``%``, ``?``, ``#``, ``@``, ``:``, ``\\``, ``;`` or whitespace.
+
+    :raises InvalidAccountField: any other value.
+    """
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise InvalidAccountField(spec.name, f"{spec.label} must be a path such as /jenkins.")
+    value = raw.strip().strip("/")
+    if not value:
+        return ""
+    segments = value.split("/")
+    if (
+        len(value) > 128
+        or len(segments) > 8
+        or not all(_PATH_SEGMENT.fullmatch(seg) for seg in segments)
+        or any(seg in (".", "..") for seg in segments)
+    ):
+        raise InvalidAccountField(
+            spec.name,
+            f"{spec.label} must be a path such as /jenkins: letters, digits, '-', '_', '.' "
+            "and '~' between slashes.",
+        )
+    return "/" + value
 
 
 def validate_account_fields(app: App, values: Mapping[str, Any]) -> dict[str, str]:
@@ -889,6 +1050,8 @@ class _AppFile:
     names: list[str]
     samples: dict[str, str]
     missing: list[str] = field(default_factory=list)
+    #: Account fields the provider fills (callback query, identity response, lookups).
+    derived: set[str] = field(default_factory=set)
 
     def url(self, value: str | None, field_name: str) -> str | None:
         """``value`` checked as a catalog URL, placeholders kept; ``None`` when absent or when
@@ -939,23 +1102,25 @@ def _build_app(
     names = [f.name for f in account_fields]
     token_fields = dict(auth.get("token_response", {}).get("fields", {}))
     identity_fields = dict((data.get("identity") or {}).get("fields", {}))
+    lookup_fields = {n: p for lk in data.get("lookups", []) for n, p in lk["fields"].items()}
     for name in auth.get("callback_fields", {}):
         if name not in names:
             raise CatalogError(
                 f"{path}: auth.callback_fields.{name}: not an account field (declare it in "
                 "account_fields with a format)"
             )
-    samples = {name: "x" for name in names}
+    samples = {f.name: "/x" if f.format == "path_prefix" else "x" for f in account_fields}
     samples.update(
         {
             name: "https://x.example"
-            for name in (*token_fields, *identity_fields)
+            for name in (*token_fields, *identity_fields, *lookup_fields)
             if name not in samples
         }
     )
     env_prefix = "PORTAL_" + slug.upper().replace("-", "_")
     base_url = settings.get("base_url") or env.get(f"{env_prefix}_BASE_URL") or data.get("base_url")
     app_file = _AppFile(path, env_prefix, settings, env, base_url, names, samples)
+    app_file.derived = {*auth.get("callback_fields", {}), *identity_fields, *lookup_fields}
 
     oauth2 = api_key = basic = client_credentials = None
     if auth["type"] == "oauth2":
@@ -972,6 +1137,7 @@ def _build_app(
 
     api_base_url = app_file.url(data["api"]["base_url"], "api.base_url") or ""
     identity = _identity(app_file, data.get("identity"), identity_fields, api_base_url)
+    lookups = _lookups(app_file, data.get("lookups", []), api_base_url)
     api_headers = _api_headers(app_file, data["api"].get("headers", {}))
     token_placement = _token_placement(path, auth)
     client = _client(app_file, oauth2, api_headers)
@@ -1003,7 +1169,42 @@ def _build_app(
         api_headers=api_headers,
         token_placement=token_placement,
         verify=verify,
+        lookups=lookups,
+        error_when=ErrorWhen(**data["api"]["error_when"]) if "error_when" in data["api"] else None,
     )
+
+
+def _lookups(
+    app_file: _AppFile, entries: list[dict[str, Any]], api_base_url: str
+) -> tuple[Lookup, ...]:
+    """The ``lookups:`` section; a relative ``url`` is under ``api_base_url``. A lookup whose
+    URL needs a ``base_url`` nobody configured is left out (``"base_url"`` is then missing).
+
+    :raises CatalogError: a URL that uses a field a lookup fills, a field filled by two
+        lookups, or not a catalog URL.
+    """
+    path = app_file.path
+    lookups: list[Lookup] = []
+    every = [name for entry in entries for name in entry["fields"]]
+    if len(set(every)) != len(every):
+        raise CatalogError(f"{path}: lookups: a field is filled by two lookups")
+    for i, entry in enumerate(entries):
+        url: str | None = entry["url"]
+        assert url is not None
+        if not url.startswith(("http://", "https://", "{")):
+            if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", url):
+                raise CatalogError(f"{path}: lookups.{i}.url: {url!r} {URL_RULE}")
+            url = api_base_url.rstrip("/") + "/" + url.lstrip("/") if api_base_url else None
+        else:
+            url = app_file.url(url, f"lookups.{i}.url")
+        own = set(PLACEHOLDER.findall(url or "")) & set(every)
+        if own:
+            raise CatalogError(
+                f"{path}: lookups.{i}.url: cannot use {{{sorted(own)[0]}}}, which a lookup fills"
+            )
+        if url:
+            lookups.append(Lookup(url=url, fields=dict(entry["fields"])))
+    return tuple(lookups)
 
 
 def _verify(path: Path, section: Mapping[str, Any] | None) -> Verify | None:
@@ -1091,9 +1292,47 @@ def _oauth2(
             f"{app_file.path}: auth.jwks_uri: an app that requests the openid scope needs the "
             "keys that verify its id_token (jwks_uri or server_metadata_url)"
         )
+    for scope in oauth2.scopes:
+        used = set(PLACEHOLDER.findall(scope))
+        entered = set(app_file.names) - set(token_fields) - set(app_file.derived)
+        if used - entered or re.search(r"\{(?![a-z][a-z0-9_]{0,31}\})", scope):
+            raise CatalogError(
+                f"{app_file.path}: auth.scopes: {scope!r}: a scope placeholder must be an "
+                "account field the end user enters (the scopes are sent before the provider "
+                "answers anything)"
+            )
     if oauth2.custom_redirect_uri and not oauth2.redirect_uri_value:
         app_file.missing.append("redirect_uri_value")
+    if "revocation" in auth:
+        oauth2 = replace(oauth2, revocation=_revocation(app_file, auth))
     return oauth2
+
+
+_CLIENT_ID_SENTINEL = "portal-client-id-0f3a"
+
+
+def _revocation(app_file: _AppFile, auth: Mapping[str, Any]) -> Revocation | None:
+    """``auth.revocation``: its URL checked as a catalog URL, ``{client_id}`` allowed.
+
+    :raises CatalogError: a bad URL, or ``revoke_url`` given as well.
+    """
+    if "revoke_url" in auth:
+        raise CatalogError(f"{app_file.path}: auth.revocation: give revocation or revoke_url")
+    block = auth["revocation"]
+    raw: str = block["url"]
+    # {client_id} is the host's client (filled at revocation time); check the rest.
+    checked = app_file.url(raw.replace("{client_id}", _CLIENT_ID_SENTINEL), "auth.revocation.url")
+    if checked is None:
+        return None
+    url = checked.replace(_CLIENT_ID_SENTINEL, "{client_id}")
+    return Revocation(
+        url=url,
+        method=block.get("method", "POST"),
+        auth=block.get("auth", "none"),
+        token_in=block.get("token_in", "form"),
+        token_param=block.get("token_param", "token"),
+        token=block.get("token", "refresh_token"),
+    )
 
 
 def _client_credentials_grant(
@@ -1123,6 +1362,7 @@ def _api_key(auth: Mapping[str, Any]) -> ApiKeySettings:
         key_help=auth.get("key_help"),
         prefix=placement.get("prefix", ""),
         password=placement.get("password", ""),
+        username=placement.get("username", ""),
     )
 
 

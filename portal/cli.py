@@ -113,6 +113,8 @@ def describe_app(app: Any, redirect: str | None) -> list[str]:
         ]
         if o.revoke_url:
             lines.append(f"  revoke_url:    {o.revoke_url}")
+        if o.revocation:
+            lines.append(f"  revocation:    {o.revocation.method} {o.revocation.url}")
         if o.server_metadata_url:
             lines.append(f"  metadata:      {o.server_metadata_url}")
         lines += [

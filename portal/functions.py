@@ -6,7 +6,9 @@ templates. Invocation validates ``params`` with jsonschema (Draft 2020-12) and r
 seed's shapes (``../shared/seeds/002``):
 
 * executed: ``{"network_code": <upstream status>, "output": <body or its output path>,
-  "next_page": <cursor or "">}`` (``next_page`` only for paginated functions);
+  "next_page": <cursor or "">}`` (``next_page`` only for paginated functions); a 2xx whose
+  body the app's ``api.error_when`` marks as a failure reports ``error_when.status`` with the
+  whole body as ``output`` and adds ``error`` and ``error_details``;
 * not executed: ``{"error": <summary>, "error_details": [{"field", "message"}…]}``.
 
 Executed calls are recorded (function, account, HTTP status, duration) and listed by
@@ -17,14 +19,16 @@ credential injection and token refresh are the proxy's.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from jsonschema import Draft202012Validator
+from requests.utils import parse_header_links
 
 from . import oplog
 from .accounts import list_accounts
@@ -35,6 +39,8 @@ from .store import FunctionCall, utcnow
 
 if TYPE_CHECKING:
     from .state import PortalState
+
+log = logging.getLogger(__name__)
 
 _WHOLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MISSING = object()
@@ -112,9 +118,59 @@ def _set_dotted(target: dict[str, Any], path: str, value: Any) -> None:
     target[last] = value
 
 
-def build_request(function: Function, params: Mapping[str, Any]) -> dict[str, Any]:
+def next_page_target(base_url: str, value: Any) -> tuple[str, list[tuple[str, str]]]:
+    """The ``(path, query)`` of a next-page URL (``pagination.next_url``/``next_link``) under
+    ``base_url`` (the account's API base URL): ``path`` relative to it, still percent-encoded
+    (:func:`portal.proxy.build_url` checks it again), ``query`` as pairs.
+
+    ``value`` is an absolute URL with the base URL's scheme, host and port (compared exactly,
+    no user info) whose path is under the base URL's path, or a path starting with ``/`` on
+    the base URL's origin (Salesforce's ``nextRecordsUrl``). Anything else, a URL on another
+    host above all, is refused: the credential is only ever sent to the app's own API.
+
+    :raises InvalidRequest: ``invalid_params``, naming ``next_page``.
+    """
+    refused = InvalidRequest(
+        "params.next_page is not a page of this app's API.",
+        code="invalid_params",
+        details=[{"field": NEXT_PAGE, "message": "not a next page of this app's API"}],
+    )
+    if not isinstance(value, str) or not value or len(value) > 8192:
+        raise refused
+    if re.search(r"[\x00-\x20\x7f\\]", value):
+        raise refused
+    base = urlsplit(base_url)
+    try:
+        if value.startswith("/") and not value.startswith("//"):
+            target = urlsplit(f"{base.scheme}://{base.netloc}{value}")
+        else:
+            target = urlsplit(value)
+        target.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise refused from exc
+    if (target.scheme, target.netloc) != (base.scheme, base.netloc) or target.fragment:
+        raise refused
+    prefix = base.path.rstrip("/") + "/"
+    if target.path.rstrip("/") == prefix.rstrip("/"):
+        path = ""
+    elif target.path.startswith(prefix):
+        path = target.path[len(prefix) :]
+    else:
+        raise refused
+    return path, parse_qsl(target.query, keep_blank_values=True)
+
+
+def build_request(
+    function: Function, params: Mapping[str, Any], base_url: str | None = None
+) -> dict[str, Any]:
     """The HTTP request a call makes: ``{method, path, query: [(k, v)…], body: bytes|None,
-    content_type}``. ``path`` is relative to the app's API base URL."""
+    content_type}``. ``path`` is relative to the app's API base URL.
+
+    For a URL-based pagination (``next_url``/``next_link``) with ``params.next_page``, the
+    path and query are those of that URL, held to ``base_url`` (:func:`next_page_target`).
+
+    :raises InvalidRequest: a path param is missing, or a next-page URL is refused.
+    """
     values = with_defaults(function, params)
 
     def path_value(match: re.Match[str]) -> str:
@@ -131,8 +187,12 @@ def build_request(function: Function, params: Mapping[str, Any]) -> dict[str, An
     query = render(function.query or {}, values)
     body = render(function.body, values) if function.body is not None else None
     cursor = params.get(NEXT_PAGE)
+    next_pairs: list[tuple[str, str]] | None = None
     if function.pagination is not None and cursor not in (None, ""):
-        if function.pagination.cursor_in == "body":
+        if function.pagination.url_based:
+            # The next URL carries the whole query (Graph's $skiptoken, GitHub's page=2).
+            path, next_pairs = next_page_target(base_url or "", cursor)
+        elif function.pagination.cursor_in == "body":
             body = dict(body or {})
             _set_dotted(body, function.pagination.cursor_param, cursor)
         else:
@@ -148,6 +208,8 @@ def build_request(function: Function, params: Mapping[str, Any]) -> dict[str, An
         )
         for k, v in query.items()
     ]
+    if next_pairs is not None:
+        query_items = next_pairs
     content_type = None
     raw: bytes | None = None
     if body is not None and function.method not in ("GET", "DELETE"):
@@ -248,10 +310,10 @@ def invoke(
         return 404, not_executed("No such connected account.")
     check_scopes(function, app, connected_account_id, granted[connected_account_id])
     try:
-        spec = build_request(function, params)
-        # The proxy's SSRF guard, before recording, on the account's own base URL.
         owned = account_app(state, app, connected_account_id, (project, user_id))
-        build_url(owned.api_base_url, spec["path"])
+        spec = build_request(function, params, owned.api_base_url)
+        # The proxy's SSRF guard, before recording, on the account's own base URL.
+        build_url(owned.api_base_url, spec["path"], allow_empty=True)
     except InvalidRequest as exc:
         return 400, not_executed(
             "Invalid params.", exc.details or [{"field": "", "message": str(exc.description)}]
@@ -272,6 +334,7 @@ def invoke(
             headers=headers,
             body=spec["body"],
             owner=(project, user_id),
+            allow_empty=True,
         )
         status = response.status
         raw = b"".join(response.body)
@@ -291,9 +354,58 @@ def invoke(
     )
     result: dict[str, Any] = {"network_code": status, "output": output}
     if function.pagination is not None:
-        cursor = dotted(document, function.pagination.next_cursor) if 200 <= status < 300 else None
-        result["next_page"] = "" if cursor in (None, False) else str(cursor)
+        result["next_page"] = (
+            _next_page(function, owned.api_base_url, document, response.headers)
+            if 200 <= status < 300
+            else ""
+        )
+    failure = app.error_when.failure(document) if app.error_when is not None else None
+    if failure is not None and status == app.error_when.status:  # type: ignore[union-attr]
+        # api.error_when: a 2xx whose body says failure (Slack's ok: false), reported by the
+        # proxy as error_when.status; the provider's error text joins the result.
+        result["error"] = f"{app.title} answered with an error: {failure}"
+        result["error_details"] = [{"field": "", "message": failure}]
     return 200, result
+
+
+def _next_page(
+    function: Function, base_url: str, document: Any, headers: list[tuple[str, str]]
+) -> str:
+    """The ``next_page`` of an executed 2xx call: the cursor at ``next_cursor``, or the next
+    page's URL (``next_url`` in the body, ``next_link`` in the ``Link`` header), which is
+    given only when :func:`next_page_target` accepts it (else ``""``: a hostile or confused
+    upstream cannot steer the next call, and its credential, to another host)."""
+    pagination = function.pagination
+    assert pagination is not None
+    if not pagination.url_based:
+        cursor = dotted(document, pagination.next_cursor)
+        return "" if cursor in (None, False) else str(cursor)
+    found: Any = None
+    if pagination.next_url:
+        if isinstance(document, Mapping) and pagination.next_url in document:
+            found = document[pagination.next_url]  # "@odata.nextLink": a key with a dot
+        else:
+            found = dotted(document, pagination.next_url)
+    else:
+        for name, value in headers:
+            if name.lower() == "link":
+                found = next(
+                    (
+                        link.get("url")
+                        for link in parse_header_links(value)
+                        if "next" in str(link.get("rel", "")).split()
+                    ),
+                    None,
+                )
+                break
+    if found in (None, ""):
+        return ""
+    try:
+        next_page_target(base_url, found)
+    except InvalidRequest:
+        log.warning("function %s: the next page is not on the app's API; not given", function.name)
+        return ""
+    return str(found)
 
 
 def _record(

@@ -30,7 +30,8 @@ def request_kwargs(app: App, credentials: dict[str, Any]) -> dict[str, Any]:
     ``X-Shopify-Access-Token``);
     basic uses RFC 7617; header API keys use the configured name and ``prefix``; query keys the
     configured parameter; ``basic_username`` keys go as the HTTP Basic user name with the
-    configured (default empty) password. Credential headers are set last, so a static header
+    configured (default empty) password, ``basic_password`` keys as the password with the
+    configured fixed user name (Mailgun's ``api``). Credential headers are set last, so a static header
     of the same name never replaces them. ``api.headers`` placeholders are filled by
     :meth:`App.headers_for` (the host's client id/secret, the account's validated fields).
     """
@@ -53,6 +54,8 @@ def request_kwargs(app: App, credentials: dict[str, Any]) -> dict[str, Any]:
             headers[app.api_key.placement_name or "X-API-Key"] = app.api_key.prefix + key
         elif placement == "basic_username":
             auth = (key, app.api_key.password)
+        elif placement == "basic_password":
+            auth = (app.api_key.username, key)
         else:
             params[app.api_key.placement_name or "api_key"] = key
     elif kind == "basic":
@@ -105,28 +108,83 @@ def lookup_identity(
             credentials.get("username") or credentials.get("client_id") or f"{app.title} account"
         )
         return digest, str(label)[:255], {}
+    data = _fetch_json(
+        app,
+        credentials,
+        timeout,
+        outbound,
+        method=app.identity.method,
+        url=app.identity.url,
+        body=(app.identity.body,)
+        if app.identity.method == "POST" and app.identity.has_body
+        else (),
+    )
+    external_id = dotted(data, app.identity.external_id)
+    if external_id in (None, ""):
+        raise ProviderError("invalid_response", f"{app.title} did not say which account this is.")
+    label = dotted(data, app.identity.label) if app.identity.label else None
+    fields: dict[str, str] = {}
+    for name, path in app.identity.fields.items():
+        try:
+            fields[name] = validate_token_field(app, name, dotted(data, path))
+        except InvalidAccountField as exc:
+            raise ProviderError("invalid_response", exc.message) from exc
+    return str(external_id)[:255], str(label or external_id)[:255], fields
+
+
+def run_lookups(
+    app: App, credentials: dict[str, Any], timeout: float, outbound: Outbound | None = None
+) -> dict[str, str]:
+    """The placeholders the app's ``lookups:`` calls fill, in order: ``GET`` each lookup's URL
+    with the new credentials (as the identity lookup, through ``outbound`` for end-user-chosen
+    hosts) and read its ``fields`` by dotted path, each validated by
+    :func:`~portal.catalog.validate_token_field` before anything splices it into a URL.
+    ``app`` is resolved with the account fields known so far.
+
+    :returns: ``{name: validated value}`` (``{}`` for an app without lookups).
+    :raises ProviderError: as :func:`lookup_identity`; ``invalid_response`` also when a value
+        is missing or fails validation (e.g. an account with no Atlassian site).
+    """
+    found: dict[str, str] = {}
+    for lookup in app.lookups:
+        data = _fetch_json(app, credentials, timeout, outbound, method="GET", url=lookup.url)
+        for name, path in lookup.fields.items():
+            try:
+                found[name] = validate_token_field(app, name, dotted(data, path))
+            except InvalidAccountField as exc:
+                raise ProviderError("invalid_response", exc.message) from exc
+    return found
+
+
+def _fetch_json(
+    app: App,
+    credentials: dict[str, Any],
+    timeout: float,
+    outbound: Outbound | None,
+    *,
+    method: str,
+    url: str,
+    body: tuple[Any, ...] = (),
+) -> Any:
+    """One call with the account's credentials (``body``: ``(json_value,)`` to send one), no
+    redirect followed; the parsed JSON of its 200 answer.
+
+    :raises ProviderError: as :func:`lookup_identity`.
+    """
     kwargs = request_kwargs(app, credentials)
     kwargs["headers"].setdefault("Accept", "application/json")
-    if app.identity.method == "POST" and app.identity.has_body:
-        kwargs["data"] = json.dumps(app.identity.body).encode()
+    if body:
+        kwargs["data"] = json.dumps(body[0]).encode()
         kwargs["headers"]["Content-Type"] = "application/json"
     try:
         if user_chosen(app):
             with (outbound or Outbound()).session() as session:
                 response = session.request(
-                    app.identity.method,
-                    app.identity.url,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    **kwargs,
+                    method, url, timeout=timeout, allow_redirects=False, **kwargs
                 )
         else:
             response = requests.request(
-                app.identity.method,
-                app.identity.url,
-                timeout=timeout,
-                allow_redirects=False,
-                **kwargs,
+                method, url, timeout=timeout, allow_redirects=False, **kwargs
             )
     except HostRefused as exc:
         raise ProviderError("upstream_refused", refused_message(app)) from exc
@@ -157,14 +215,9 @@ def lookup_identity(
         raise ProviderError(
             "invalid_response", f"{app.title} sent an account that is not JSON."
         ) from exc
-    external_id = dotted(data, app.identity.external_id)
-    if external_id in (None, ""):
-        raise ProviderError("invalid_response", f"{app.title} did not say which account this is.")
-    label = dotted(data, app.identity.label) if app.identity.label else None
-    fields: dict[str, str] = {}
-    for name, path in app.identity.fields.items():
-        try:
-            fields[name] = validate_token_field(app, name, dotted(data, path))
-        except InvalidAccountField as exc:
-            raise ProviderError("invalid_response", exc.message) from exc
-    return str(external_id)[:255], str(label or external_id)[:255], fields
+    failure = app.error_when.failure(data) if app.error_when is not None else None
+    if failure is not None:  # api.error_when: a 200 whose body says failure (Slack)
+        raise ProviderError(
+            "server_error", f"{app.title} could not look up the account ({failure})."
+        )
+    return data

@@ -46,6 +46,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from authlib.common.security import generate_token
@@ -62,6 +63,7 @@ from .catalog import (
     App,
     Catalog,
     InvalidAccountField,
+    Revocation,
     dotted,
     requested_scopes,
     validate_token_field,
@@ -367,6 +369,8 @@ class OAuthClients:
         settings = app.oauth2
         if settings is None or not app.usable:
             return False
+        if settings.revocation is not None:
+            return self._revoke_declared(app, settings.revocation, credentials)
         url = settings.revoke_url
         try:
             if url is None and settings.server_metadata_url:
@@ -395,13 +399,60 @@ class OAuthClients:
             log.warning("revocation at %s failed: %s", app.slug, type(exc).__name__)
             return False
 
+    def _revoke_declared(self, app: App, spec: Revocation, credentials: dict[str, Any]) -> bool:
+        """Revoke as ``auth.revocation`` says (GitHub's ``DELETE
+        /applications/{client_id}/grant`` with HTTP Basic and a JSON body, Slack's
+        ``auth.revoke`` with the token as bearer, Google's ``?token=``). No redirect is
+        followed; the request goes through the outbound policy when the host is end-user
+        chosen. Never raises.
+
+        :returns: True on a 2xx answer that ``api.error_when`` does not mark as failed.
+        """
+        token = credentials.get(spec.token) or credentials.get("access_token")
+        if not token:
+            return False
+        url = spec.url.replace("{client_id}", quote(app.client.client_id or "", safe=""))
+        kwargs: dict[str, Any] = {"headers": {"Accept": "application/json"}}
+        if spec.auth == "client_basic":
+            kwargs["auth"] = (app.client.client_id or "", app.client.client_secret or "")
+        elif spec.auth == "bearer":
+            kwargs["headers"]["Authorization"] = f"Bearer {token}"
+        if spec.token_in == "json":
+            kwargs["json"] = {spec.token_param: token}
+        elif spec.token_in == "form":
+            kwargs["data"] = {spec.token_param: token}
+        elif spec.token_in == "query":
+            kwargs["params"] = {spec.token_param: token}
+        try:
+            with requests.Session() as session:
+                if user_chosen(app):
+                    self.outbound.mount(session)
+                response = session.request(
+                    spec.method, url, timeout=self.timeout, allow_redirects=False, **kwargs
+                )
+        except requests.RequestException as exc:
+            log.warning("revocation at %s failed: %s", app.slug, type(exc).__name__)
+            return False
+        if not 200 <= response.status_code < 300:
+            log.warning("revocation at %s answered HTTP %s", app.slug, response.status_code)
+            return False
+        if app.error_when is not None and response.content:
+            try:
+                failure = app.error_when.failure(response.json())
+            except ValueError:
+                failure = None
+            if failure is not None:
+                log.warning("revocation at %s answered an error (%s)", app.slug, failure)
+                return False
+        return True
+
 
 def _oauth_placeholders(app: App) -> bool:
     o = app.oauth2
     if o is None:
         return False
     urls = (o.authorize_url, o.token_url, o.revoke_url, o.server_metadata_url, o.issuer, o.jwks_uri)
-    return any("{" in u for u in urls if u)
+    return any("{" in u for u in urls if u) or bool(app.scope_placeholders)
 
 
 def read_token(
@@ -421,6 +472,9 @@ def read_token(
     """
     if not isinstance(raw, dict):
         raise ProviderError("invalid_response", f"{app.title} sent no access token.")
+    failure = app.error_when.failure(raw) if app.error_when is not None else None
+    if failure is not None:  # api.error_when: Slack's {"ok": false, "error": "..."} with 200
+        raise ProviderError("access_denied", f"{app.title} refused the connection ({failure}).")
     paths = app.oauth2.token_response if app.oauth2 is not None else None
 
     def value(name: str) -> Any:
@@ -540,6 +594,13 @@ def _provider_errors(app: App, what: str) -> Iterator[None]:
     try:
         yield
     except OAuthError as exc:
+        if app.error_when is not None and exc.error and not exc.description:
+            # Authlib read the body's ``error`` member itself (Slack's {"ok": false, "error":
+            # "invalid_code"}): say it in words, as read_token does for the rest.
+            code = "".join(c for c in str(exc.error) if " " <= c <= "~")[:200]
+            raise ProviderError(
+                str(exc.error), f"{app.title} refused the connection ({code})."
+            ) from exc
         raise ProviderError(exc.error or "server_error", _describe(exc)) from exc
     except HostRefused as exc:
         raise ProviderError("upstream_refused", refused_message(app)) from exc

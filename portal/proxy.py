@@ -2,9 +2,10 @@
 
 ``build_url`` is the SSRF guard: the caller names a *path* under the app's configured API base
 URL (catalog ``api.base_url``); anything that could leave it — an absolute or scheme-relative
-URL, user info (``@``), backslashes, control characters (CR/LF), or ``.``/``..`` segments in
-any encoding, also with a path parameter (``..;``, ``%2e%2e;jsessionid=x``, which Tomcat and
-Jetty resolve as ``..``) — is refused before any outbound request. Redirects are never followed
+URL, user info or a scheme (``@``, ``:`` in the first segment), backslashes, control characters
+(CR/LF), or ``.``/``..`` segments in any encoding, also with a path parameter (``..;``,
+``%2e%2e;jsessionid=x``, which Tomcat and Jetty resolve as ``..``) — is refused before any
+outbound request. Redirects are never followed
 (a redirect to another host would carry the credential with it).
 
 For apps with account fields the base URL is the one resolved with the account's own values
@@ -42,6 +43,7 @@ missing — also ``Content-Disposition: attachment`` (a navigation to it is a do
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -151,7 +153,7 @@ _ATTACHMENT = ("Content-Disposition", "attachment")
 _OCTET_STREAM = ("Content-Type", "application/octet-stream")
 #: Characters allowed in a ``Link`` target passed back (printable ASCII but ``<>"\`` and space).
 _LINK_TARGET_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - set('<>"\\')
-_BAD_PATH = re.compile(r"[\x00-\x20\x7f\\@]")
+_BAD_PATH = re.compile(r"[\x00-\x20\x7f\\]")
 
 
 #: One connection pool for every upstream call (keep-alive saves a TCP, and often a TLS,
@@ -190,14 +192,22 @@ class UpstreamError(PortalHTTPError):
     error_code = "upstream_error"
 
 
-def build_url(base_url: str, path: str) -> str:
+def build_url(base_url: str, path: str, *, allow_empty: bool = False) -> str:
     """``base_url`` joined with the caller's ``path``, or :class:`InvalidRequest`.
 
     ``path`` is what follows ``/proxy/<app>/`` (already percent-decoded once by the router):
     it is decoded until stable, checked, then re-quoted, so ``%2e%2e%2f`` is caught as ``../``.
+    ``@`` and ``:`` are accepted after the first segment (Teams channel ids such as
+    ``19:abc@thread.tacv2``; they go out as ``%40`` and ``:``): the path always follows
+    ``base_url`` and a ``/``, so they cannot become user info or a scheme; the first segment
+    keeps refusing both (``evil.example@``, ``javascript:``).
 
+    :param allow_empty: an empty ``path`` is ``base_url`` itself (a function whose endpoint is
+        the base URL, e.g. a GraphQL API); the proxy route never passes it.
     :raises InvalidRequest: ``invalid_path`` for anything that could leave ``base_url``.
     """
+    if allow_empty and path == "":
+        return base_url
     decoded = path
     for _ in range(3):
         again = unquote(decoded)
@@ -212,6 +222,7 @@ def build_url(base_url: str, path: str) -> str:
         or "://" in decoded
         or _BAD_PATH.search(decoded)
         or ":" in decoded.split("/", 1)[0]
+        or "@" in decoded.split("/", 1)[0]
     ):
         raise InvalidRequest("The path must be relative to the app's API.", code="invalid_path")
     # ``..;x`` is ``..`` with a path parameter to Tomcat and Jetty: the part before ``;`` counts.
@@ -345,6 +356,7 @@ def forward(
     body: bytes | None,
     account: credential_service.SealedRow | None = None,
     owner: tuple[str, str] | None = None,
+    allow_empty: bool = False,
 ) -> ProxyResponse:
     """Send one request for the account and stream the answer back.
 
@@ -352,7 +364,8 @@ def forward(
     has, to check it is the end user's): its credentials are opened from it instead of read
     again (:func:`credentials.open_cached`: no decrypt when this process opened that very blob
     moments ago). Otherwise the row is read by id, and must belong to ``owner``
-    (``(project, user_id)``) when given.
+    (``(project, user_id)``) when given. ``allow_empty``: an empty ``path`` is the base URL
+    itself (functions only, :func:`build_url`).
 
     The access token is refreshed (or, for client credentials, the grant re-run) first when it
     is about to expire; an upstream 401 forces one renewal and one retry, never more, and no
@@ -373,7 +386,7 @@ def forward(
         project, user_id = owner if owner is not None else (None, None)
         stored = credential_service.load(state, account_id, user_id, project=project)
     app = app.resolve(stored.data.get("account_fields") or {})
-    url = build_url(app.api_base_url, path)
+    url = build_url(app.api_base_url, path, allow_empty=allow_empty)
     pin = ensure_public_host(state, app, urlsplit(url).hostname or "")
     sent_headers = {k: v for k, v in headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
     creds = credential_service.fresh(state, app, account_id, current=stored)
@@ -404,6 +417,10 @@ def forward(
     if not logs.add_to_access_line(note, fields):
         log.info("%s", note, extra=fields)
     out_headers = response_headers(response.headers.items())
+    if app.error_when is not None and method != "HEAD" and 200 <= response.status < 300:
+        checked = _declared_failure(app, response, out_headers)
+        if checked is not None:
+            return checked
     if method != "HEAD" and response.status not in (204, 304) and response.status >= 200:
         length = response.headers.get("Content-Length", "")
         # Not when encoded: a small gzip body can decode to a thousand times its size, which
@@ -433,6 +450,67 @@ def forward(
             response.release_conn()
 
     return ProxyResponse(response.status, out_headers, stream())
+
+
+#: The most bytes of a 2xx JSON answer read to apply ``api.error_when`` (a larger body is
+#: streamed through unchecked: providers that answer errors with a 2xx send them small).
+ERROR_WHEN_MAX_BYTES = 1024 * 1024
+
+
+def _declared_failure(
+    app: App, response: urllib3.BaseHTTPResponse, out_headers: list[tuple[str, str]]
+) -> ProxyResponse | None:
+    """Apply the app's ``api.error_when`` to a 2xx JSON answer: read its body (at most
+    :data:`ERROR_WHEN_MAX_BYTES`) and answer ``error_when.status`` with it unchanged when the
+    body says failure (Slack's ``{"ok": false}``), else the 2xx with the body read.
+
+    :returns: ``None`` when the answer is not JSON (streamed as usual).
+    :raises UpstreamTimeout, UpstreamError: the body could not be read.
+    """
+    assert app.error_when is not None
+    essence = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if essence != "application/json" and not essence.endswith("+json"):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        stream = response.stream(CHUNK_SIZE, decode_content=True)
+        for chunk in stream:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > ERROR_WHEN_MAX_BYTES:
+                break
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        response.close()
+        response.release_conn()
+        if isinstance(exc, urllib3.exceptions.TimeoutError):
+            raise UpstreamTimeout(f"{app.title} did not answer in time.") from exc
+        raise UpstreamError(f"{app.title} could not be reached.") from exc
+    if size > ERROR_WHEN_MAX_BYTES:
+
+        def rest() -> Iterator[bytes]:
+            done = False
+            try:
+                yield from chunks
+                yield from stream
+                done = True
+            finally:
+                if not done:
+                    response.close()
+                response.release_conn()
+
+        return ProxyResponse(response.status, out_headers, rest())
+    response.release_conn()
+    data = b"".join(chunks)
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return ProxyResponse(response.status, out_headers, [data])
+    failure = app.error_when.failure(document)
+    if failure is None:
+        return ProxyResponse(response.status, out_headers, [data])
+    log.info("proxy %s: the upstream's 2xx body reports a failure (api.error_when)", app.slug)
+    return ProxyResponse(app.error_when.status, out_headers, [data])
 
 
 def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

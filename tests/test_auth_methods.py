@@ -793,7 +793,9 @@ def test_authorize_url_of_every_shipped_oauth_app(slug: str) -> None:
     assert params["response_type"] == ["code"]
     assert params["state"] == ["state-123"]
     if settings.scopes:
-        assert params["scope"] == [settings.scope_separator.join(settings.scopes)]
+        # Scope placeholders (Dynamics 365's {org}) are filled like the URLs: the resolved app's.
+        assert params["scope"] == [settings.scope_separator.join(resolved.oauth2.scopes)]
+        assert "{" not in params["scope"][0]
     else:
         assert "scope" not in params
     if settings.pkce:
