@@ -654,9 +654,16 @@
     }
   }
 
-  async function tokenOrigin(t, ask) {
-    let origin = tokenPayload(t).o;
-    if (typeof origin !== 'string') origin = (await ask('GET', '/session')).origin;
+  // With onTheme, a session with a theme of its own ("t", or a compressed payload that only
+  // the server reads) asks GET /session for it too, and hands it to onTheme.
+  async function tokenOrigin(t, ask, onTheme) {
+    const payload = tokenPayload(t);
+    let origin = payload.o;
+    if (typeof origin !== 'string' || (onTheme && payload.t)) {
+      const session = await ask('GET', '/session');
+      origin = session.origin;
+      if (onTheme) onTheme(session.theme);
+    }
     try {
       return new URL(origin).origin;
     } catch (err) {
@@ -745,11 +752,12 @@
       reload();
       booted();
     }
-    (knownOrigin ? Promise.resolve(knownOrigin) : tokenOrigin(token, request)).then((origin) => {
+    // A session with a theme of its own costs one request, for its checked stylesheet and mode
+    // (PORTAL_THEME alone is already in the page the server rendered).
+    const payload = tokenPayload(token);
+    const themed = payload.t || typeof payload.o !== 'string';
+    (knownOrigin && !themed ? Promise.resolve(knownOrigin) : tokenOrigin(token, request, applyTheme)).then((origin) => {
       hostOrigin = origin;
-      // A session with a theme of its own: one request for its checked stylesheet and mode
-      // (PORTAL_THEME alone is already in the page the server rendered).
-      if (tokenPayload(token).t) request('GET', '/session').then((session) => applyTheme(session.theme), () => {});
       post('ready', { isReady: true });
       scheduleResize(true);
     }).catch((err) => {
