@@ -5,6 +5,7 @@ violation of impact ``serious`` or ``critical``, naming rule, impact, target and
 Screens: the marketplace (modal and inline, wide and narrow, light and dark), the app page with
 an account (light and dark), the API-key and basic-auth forms with an error, the popup's result
 pages (connected and failed), the operators' page (signed out and in) and showFunction's form.
+And the Arabic (right-to-left) marketplace and app page, light and dark.
 
 The audit's contexts bypass the pages' Content-Security-Policy (``bypass_csp``) only so that
 axe's script can be injected; the same pages run under their CSP in every other e2e test."""
@@ -323,3 +324,31 @@ def test_keyboard_only(page: Page, e2e_stack: DemoStack, user_id: str) -> None:
     press_away(inner)
     wait_event(page, "modal-closed")
     expect(page.locator("[role=dialog]")).to_have_count(0)
+
+
+# A second SDK instance on the host page, speaking `lang` (README "Languages").
+SHOW_IN = """([lang, app]) => {
+  const d = document.body.dataset;
+  const sdk = new ConnectPortal({ appKey: d.appKey, userId: d.userId, hash: d.hash, baseUrl: d.baseUrl, lang });
+  return app ? sdk.showApp(app, 'modal') : sdk.showApps('modal');
+}"""
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+@pytest.mark.parametrize("app", ["", "sandbox"], ids=["marketplace", "app-page"])
+def test_right_to_left_pages(
+    audit_browser: Any, e2e_stack: DemoStack, user_id: str, app: str, dark: bool
+) -> None:
+    """The Arabic (right-to-left) marketplace and app page, with an account on the latter."""
+    if app:
+        insert_account(e2e_stack, user_id, "ada@sandbox.test", f"a11y-rtl-{user_id}")
+    page = audit_browser(WIDE, dark)
+    open_host(page, e2e_stack, user_id)
+    page.evaluate(SHOW_IN, ["ar", app])
+    frame = portal_frame(page)
+    assert frame.evaluate("document.documentElement.dir") == "rtl"
+    if app:
+        expect(page.frame_locator("iframe").first.locator(".portal-account")).to_have_count(1)
+    else:
+        expect(page.frame_locator("iframe").first.locator("a.portal-card").first).to_be_visible()
+    audit(frame, f"rtl {app or 'marketplace'} {'dark' if dark else 'light'}")
