@@ -236,17 +236,20 @@ def wait_event(page: Page, type_: str, count: int = 1) -> dict[str, Any]:
 
 def click_away(target: Locator) -> None:
     """Click ``target`` when the click removes its own iframe (the modal's Close or Cancel, a
-    submit that closes the modal). After a click Playwright checks, inside the target's frame,
-    that the click hit the target; when that frame is detached meanwhile the check can stall
-    until the timeout (seen under load with ``-n 2``: "performing click action" never done).
-    ``no_wait_after`` alone did not cure it (a clean-clone CI run hung on the paragon card's
-    Close), because the stall is Playwright's hit-target check, which runs in the removed frame.
-    So the actionability checks run first, as their own waits, and the click itself is a real
-    mouse click at the element's centre (``force``) with no check that needs the frame
-    afterwards; the test then waits on the outcome's state."""
+    submit that closes the modal).
+
+    Playwright's mouse click stalled until its timeout when the click's handlers removed the
+    clicked frame: first in the hit-target check after the click ("performing click action"
+    never done, even with ``no_wait_after``), then, with ``force``, in the mouse dispatch itself
+    (seen in a clean-clone CI run and beside stress-ng, on the paragon card's Close). So the
+    actionability checks run as waits of their own, and the click is the DOM's: a ``click``
+    event dispatched on the element (activation behaviour included, so a submit button
+    submits), which returns before the host page's message handler removes the frame. The
+    handlers under test are the same; only Chromium's input routing is skipped. The test then
+    waits on the outcome's state."""
     expect(target).to_be_visible()
     expect(target).to_be_enabled()
-    target.click(force=True, no_wait_after=True)
+    target.dispatch_event("click")
 
 
 def press_away(frame: FrameLocator, key: str = "Escape") -> None:
