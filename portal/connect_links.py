@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import ColumnElement, CursorResult, select, update
 
 from .auth import origin_of_url
 from .errors import InvalidConnectAttempt, InvalidRequest, ResourceNotFound
@@ -183,25 +183,17 @@ def spend(state: PortalState, link_id: str, attempt_id: str | None) -> None:
     :raises InvalidConnectAttempt: ``invalid_link``, it was used, revoked or expired meanwhile.
     """
     now = utcnow()
-    with state.store.session() as db:
-        result = cast(
-            "CursorResult[Any]",
-            db.execute(
-                update(ConnectLink)
-                .where(
-                    ConnectLink.id == link_id,
-                    ConnectLink.used_at.is_(None),
-                    ConnectLink.revoked_at.is_(None),
-                    ConnectLink.expires_at > now,
-                )
-                .values(used_at=now, attempt_id=attempt_id)
-            ),
-        )
-        if not result.rowcount:
-            raise InvalidConnectAttempt(
-                "This connect link is not valid any more. Ask for a new one.",
-                code="invalid_link",
-            )
+    _update_or_refuse(
+        state,
+        link_id,
+        (
+            ConnectLink.used_at.is_(None),
+            ConnectLink.revoked_at.is_(None),
+            ConnectLink.expires_at > now,
+        ),
+        {"used_at": now, "attempt_id": attempt_id},
+        "This connect link is not valid any more. Ask for a new one.",
+    )
 
 
 def opened_marketplace(state: PortalState, link_id: str | None) -> Opened:
@@ -237,25 +229,41 @@ def pick(state: PortalState, link_id: str, app: str, attempt_id: str) -> None:
     :raises InvalidConnectAttempt: ``invalid_link``, the link already named its attempt (a
         second pick, from another tab or the back button) or was revoked meanwhile.
     """
+    _update_or_refuse(
+        state,
+        link_id,
+        (
+            ConnectLink.app.is_(None),
+            ConnectLink.used_at.is_not(None),
+            ConnectLink.attempt_id.is_(None),
+            ConnectLink.revoked_at.is_(None),
+        ),
+        {"attempt_id": attempt_id, "app": app},
+        "This connect link was already used. Ask for a new one.",
+    )
+
+
+def _update_or_refuse(
+    state: PortalState,
+    link_id: str,
+    conditions: tuple[ColumnElement[bool], ...],
+    values: dict[str, Any],
+    refusal: str,
+) -> None:
+    """Set ``values`` on link ``link_id`` in one conditional UPDATE, only while every one of
+    ``conditions`` holds, so of two requests at once only one goes on.
+
+    :raises InvalidConnectAttempt: ``invalid_link`` with ``refusal`` when no row matched.
+    """
     with state.store.session() as db:
         result = cast(
             "CursorResult[Any]",
             db.execute(
-                update(ConnectLink)
-                .where(
-                    ConnectLink.id == link_id,
-                    ConnectLink.app.is_(None),
-                    ConnectLink.used_at.is_not(None),
-                    ConnectLink.attempt_id.is_(None),
-                    ConnectLink.revoked_at.is_(None),
-                )
-                .values(attempt_id=attempt_id, app=app)
+                update(ConnectLink).where(ConnectLink.id == link_id, *conditions).values(**values)
             ),
         )
         if not result.rowcount:
-            raise InvalidConnectAttempt(
-                "This connect link was already used. Ask for a new one.", code="invalid_link"
-            )
+            raise InvalidConnectAttempt(refusal, code="invalid_link")
 
 
 def error_url(state: PortalState, attempt_id: str) -> tuple[bool, str | None]:
