@@ -453,13 +453,25 @@ def test_user_token_works_as_bearer(stack: DemoStack, host_key: KeyPair, user_id
         headers={"Authorization": f"Bearer {token}", "Origin": stack.host.url},
         timeout=10,
     )
-    assert from_page.json() == {"user_id": user_id, "origin": stack.host.url, "via": "jwt"}
+    # No theme of its own: the server's (PORTAL_THEME unset: mode auto, no stylesheet).
+    unthemed = {"mode": "auto", "stylesheet": None, "name": None, "logo": None}
+    assert from_page.json() == {
+        "user_id": user_id,
+        "origin": stack.host.url,
+        "via": "jwt",
+        "theme": unthemed,
+    }
     from_backend = requests.get(
         f"{stack.portal.url}/portal/api/v1/session",
         headers={"Authorization": f"Bearer {token}"},
         timeout=10,
     )
-    assert from_backend.json() == {"user_id": user_id, "origin": None, "via": "jwt"}
+    assert from_backend.json() == {
+        "user_id": user_id,
+        "origin": None,
+        "via": "jwt",
+        "theme": unthemed,
+    }
     evil = requests.get(
         user_url(stack),
         headers={"Authorization": f"Bearer {token}", "Origin": "https://evil.example"},

@@ -293,7 +293,7 @@ def test_the_server_theme_reaches_every_page(make_app: Any) -> None:
     )
     client = app.test_client()
     page = client.get("/portal/embed/apps").get_data(as_text=True)
-    assert '<html lang="en" data-portal-theme="dark">' in page
+    assert '<html lang="en" dir="ltr" data-portal-theme="dark">' in page
     href = re.search(r'<link rel="stylesheet" href="(/portal/theme\.css\?t=[^"]+)">', page)
     assert href is not None
     css = client.get(href.group(1).replace("&amp;", "&"))
@@ -329,7 +329,7 @@ def test_the_popup_of_a_themed_session_wears_its_theme(stack: DemoStack) -> None
     theme = {"mode": "dark", "accent": "#b91c1c", "name": "Acme"}
     api = Api(stack, "popup-theme", _session(stack, theme, "popup-theme").json()["token"])
     page = requests.get(api.ticket("sandbox-keys")["connect_url"], timeout=10).text
-    assert '<html lang="en" data-portal-theme="dark">' in page
+    assert '<html lang="en" dir="ltr" data-portal-theme="dark">' in page
     assert '<link rel="stylesheet" href="/portal/theme.css?t=' in page
     assert '<span class="portal-brand__name">Acme</span>' in page
     plain = Api(stack, "popup-plain", _session(stack, None, "popup-plain").json()["token"])
