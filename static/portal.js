@@ -238,7 +238,10 @@
       role: 'dialog', ariaModal: 'true', ariaLabel: frame.title,
       // A click on the dialog itself (not its iframe) is a click on the backdrop.
       onclick: (e) => { if (e.target === dialog) close(); },
-      onclose: close,
+      // Chromium fires 'close' at the next animation frame, not in close() itself: the event
+      // of a dialog closed a moment ago may arrive once the next one is open, and must not
+      // close that one.
+      onclose: () => isModal(s, frame) && close(),
     });
     // Phones get a full-screen sheet (a min-width beats the user agent's max-width); elsewhere
     // the user agent's max-width and max-height keep the box inside small viewports.

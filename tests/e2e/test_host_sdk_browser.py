@@ -22,6 +22,7 @@ from portal.demo import DEMO_APP_KEY, DEMO_APP_SECRET, DemoStack
 from .conftest import (
     ServerFactory,
     click_away,
+    events,
     insert_account,
     new_context,
     open_host,
@@ -234,6 +235,36 @@ def test_modal_shows_loading_state_and_closes_while_its_frame_loads(
     portal_ready(page.frame_locator(f"{DIALOG} iframe"))
     expect(status).to_have_count(0)
     expect(dialog.locator("> button")).to_have_count(0)
+
+
+# In the host page: the next two animation frames have run (Chromium fires a closed dialog's
+# 'close' event at the next one).
+TWO_FRAMES = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
+def test_a_modal_opened_as_the_last_one_closes_stays_open(
+    page: Page, e2e_stack: DemoStack, user_id: str
+) -> None:
+    """The host closes a modal and opens the next one at once (a Cancel, then another form):
+    the closed dialog's 'close' event, which Chromium fires at the next animation frame, must
+    not close the new one. It did: a clean-clone CI run saw a function form vanish as it
+    opened, right after the previous one was cancelled."""
+    open_host(page, e2e_stack, user_id)
+    page.evaluate("() => { window.portal.showApps('modal'); }")
+    portal_ready(page.frame_locator(f"{DIALOG} iframe"))
+    # One task: the first modal closes, the second opens before any animation frame.
+    page.evaluate("() => { window.portal.close(); window.portal.showApps('modal', null, 'narrow'); }")
+    page.evaluate(TWO_FRAMES)
+    expect(page.locator(DIALOG)).to_have_count(1)
+    frame = page.frame_locator(f"{DIALOG} iframe")
+    portal_ready(frame)
+    assert len(events(page, "modal-closed")) == 1
+    # The second modal still closes by its own means, once.
+    press_away(frame)
+    expect(page.locator(DIALOG)).to_have_count(0)
+    wait_event(page, "modal-closed", count=2)
+    page.evaluate(TWO_FRAMES)
+    assert len(events(page, "modal-closed")) == 2
 
 
 def test_modal_is_a_full_screen_sheet_on_a_phone(
