@@ -22,6 +22,7 @@ from ..auth import (
     verify_user_token,
 )
 from ..callers import MAX_BODY as MAX_BODY
+from ..callers import Caller
 from ..catalog import App
 from ..disconnect import disconnect
 from ..errors import (
@@ -360,31 +361,7 @@ def create_connect_ticket() -> tuple[Response, int]:
     slug = body.get("app")
     if not isinstance(slug, str):
         raise InvalidRequest("`app` is required.", code="invalid_app")
-    definition = _app_or_404(slug)
-    opener = body.get("opener", "host")
-    if opener not in ("host", "frame"):
-        raise InvalidRequest("`opener` must be 'host' or 'frame'.")
-    scopes = extra_scopes(definition, body.get("scopes"))
-    # A JWT bearer sent without a browser Origin has no host origin: the portal's own stands in.
-    host_origin = caller.host_origin or own_origin()
-    opener_origin = host_origin if opener == "host" else own_origin()
-    ticket, attempt_id, expires_at = current_portal.tokens.issue_ticket(
-        caller.user_id,
-        definition.slug,
-        host_origin,
-        opener_origin,
-        project=caller.project,
-        scopes=scopes,
-        theme=caller.theme,
-    )
-    connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
-    result = {
-        "ticket": ticket,
-        "connect_url": connect_url,
-        "attempt_id": attempt_id,
-        "expires_at": _iso(expires_at),
-    }
-    return jsonify(result), 201
+    return _ticket(caller, _app_or_404(slug), body), 201
 
 
 def reconnect_connected_account(account_id: str) -> tuple[Response, int]:
@@ -406,8 +383,24 @@ def reconnect_connected_account(account_id: str) -> tuple[Response, int]:
     account = account_service.user_account(
         current_portal.store, caller.user_id, account_id, project=caller.project
     )
-    definition = _app_or_404(account.app)
+    return _ticket(caller, _app_or_404(account.app), body, reconnect=account.id), 201
+
+
+def _ticket(
+    caller: Caller, definition: App, body: dict[str, Any], reconnect: str | None = None
+) -> Response:
+    """Issue a connect ticket (or a reconnect ticket for the account ``reconnect``) from the
+    request body's ``opener`` and ``scopes``: ``{ticket, connect_url, attempt_id,
+    expires_at}``, plus ``connectedAccountId`` for a reconnect.
+
+    :raises InvalidRequest: an ``opener`` other than ``host`` or ``frame``; an extra scope
+        that is not one of the app's ``optional_scopes`` (``invalid_scope``).
+    """
+    opener = body.get("opener", "host")
+    if opener not in ("host", "frame"):
+        raise InvalidRequest("`opener` must be 'host' or 'frame'.")
     scopes = extra_scopes(definition, body.get("scopes"))
+    # A JWT bearer sent without a browser Origin has no host origin: the portal's own stands in.
     host_origin = caller.host_origin or own_origin()
     opener_origin = host_origin if opener == "host" else own_origin()
     ticket, attempt_id, expires_at = current_portal.tokens.issue_ticket(
@@ -416,19 +409,19 @@ def reconnect_connected_account(account_id: str) -> tuple[Response, int]:
         host_origin,
         opener_origin,
         project=caller.project,
-        reconnect=account.id,
+        reconnect=reconnect,
         scopes=scopes,
         theme=caller.theme,
     )
-    connect_url = own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket)
-    result = {
+    result: dict[str, Any] = {
         "ticket": ticket,
-        "connect_url": connect_url,
+        "connect_url": own_origin() + url_for("portal.connect", app=definition.slug, ticket=ticket),
         "attempt_id": attempt_id,
         "expires_at": _iso(expires_at),
-        "connectedAccountId": account.id,
     }
-    return jsonify(result), 201
+    if reconnect is not None:
+        result["connectedAccountId"] = reconnect
+    return jsonify(result)
 
 
 def _server_project() -> str:
