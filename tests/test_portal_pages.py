@@ -58,7 +58,9 @@ def app_page(stack: DemoStack, api: Api, app: str) -> str:
 
 def account_row(page: str, account_id: str) -> str:
     match = re.search(
-        rf'<li class="portal-account" data-portal-account="{account_id}">(.*?)</li>', page, re.S
+        rf'<li class="portal-account" data-portal-account="{account_id}"[^>]*>(.*?)</li>',
+        page,
+        re.S,
     )
     assert match, page[:2000]
     return match.group(1)
