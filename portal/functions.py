@@ -52,7 +52,10 @@ NEXT_PAGE = "next_page"
 def signature(function: Function) -> dict[str, Any]:
     """The function's signature, as ``getFunction`` returns it.
 
-    :returns: ``{name, app, title, description, parameters: <JSON Schema>, paginated: bool}``.
+    :returns: ``{name, app, title, description, parameters: <JSON Schema>, paginated: bool,
+        required_scopes: [str]}``; ``required_scopes`` are the scopes an account must have
+        been granted for the function to run (else 403 ``insufficient_scope``): a host can
+        ask for them up front with ``connectApp``/``reconnectApp``'s ``scopes``.
     """
     return {
         "name": function.name,
@@ -61,6 +64,7 @@ def signature(function: Function) -> dict[str, Any]:
         "description": function.description,
         "parameters": dict(function.params),
         "paginated": function.pagination is not None,
+        "required_scopes": list(function.required_scopes),
     }
 
 

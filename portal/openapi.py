@@ -125,7 +125,15 @@ SCHEMAS: dict[str, Schema] = {
     },
     "FunctionSignature": {
         "type": "object",
-        "required": ["name", "app", "title", "description", "parameters", "paginated"],
+        "required": [
+            "name",
+            "app",
+            "title",
+            "description",
+            "parameters",
+            "paginated",
+            "required_scopes",
+        ],
         "properties": {
             "name": {"type": "string"},
             "app": {"type": "string"},
@@ -133,6 +141,12 @@ SCHEMAS: dict[str, Schema] = {
             "description": {"type": "string"},
             "parameters": {"type": "object", "description": "JSON Schema of params."},
             "paginated": {"type": "boolean"},
+            "required_scopes": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Scopes the account must have been granted (else 403"
+                " insufficient_scope); ask for them with connectApp's scopes.",
+            },
         },
     },
     "FunctionExecuted": {

@@ -964,8 +964,23 @@ def test_get_function_signature(api: Api, catalog: Catalog) -> None:
     response = api.get("/functions/sandbox-list-contacts")
     assert response.status_code == 200
     signature = response.json()
-    assert set(signature) == {"name", "app", "title", "description", "parameters", "paginated"}
+    assert set(signature) == {
+        "name",
+        "app",
+        "title",
+        "description",
+        "parameters",
+        "paginated",
+        "required_scopes",
+    }
     assert signature["name"] == "sandbox-list-contacts" and signature["app"] == "sandbox"
+    assert signature["required_scopes"] == []
+    # A function that needs a scope says which, so a host can ask for it before the call.
+    delete = api.get("/functions/sandbox-delete-contact").json()
+    assert delete["required_scopes"] == list(
+        function(catalog, "sandbox-delete-contact").required_scopes
+    )
+    assert delete["required_scopes"], delete
     assert signature["paginated"] is True
     assert signature["parameters"] == dict(function(catalog, "sandbox-list-contacts").params)
     create = api.get("/functions/sandbox-create-contact").json()

@@ -162,7 +162,7 @@ def test_get_function_and_request_through_the_proxy(host: Page) -> None:
     signature = call(page, "getFunction", "sandbox-create-contact")["value"]
     assert signature["name"] == "sandbox-create-contact" and signature["app"] == "sandbox"
     assert signature["parameters"]["required"] == ["name", "email"]
-    assert signature["paginated"] is False
+    assert signature["paginated"] is False and signature["required_scopes"] == []
 
     listed = call(page, "request", "sandbox", "contacts?limit=2")
     assert listed["ok"], listed
