@@ -19,6 +19,7 @@ loaded :class:`App`; :meth:`App.resolve` substitutes one account's values (check
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -557,6 +558,18 @@ class App:
         """Every ``{name}`` still in this App's URLs and scopes (empty once fully resolved)."""
         return frozenset(PLACEHOLDER.findall(" ".join(_urls(self)))) | self.scope_placeholders
 
+    @functools.cached_property
+    def _placeholders(self) -> tuple[frozenset[str], frozenset[str]]:
+        """``(names, header_names)``: the ``{name}`` placeholders :meth:`resolve` fills in the
+        app's URLs and scopes, and those of its ``api.headers`` values (kept for
+        ``headers_for()``); found once per app, not on every call."""
+        names = set(PLACEHOLDER.findall(" ".join(_urls(self))))
+        names |= set(self.scope_placeholders)
+        if self.oauth2 is not None and self.oauth2.revocation is not None:
+            names |= set(PLACEHOLDER.findall(self.oauth2.revocation.url)) - CLIENT_PLACEHOLDERS
+        header_names = set(PLACEHOLDER.findall(" ".join(self.api_headers.values())))
+        return frozenset(names), frozenset(header_names)
+
     def resolve(self, values: Mapping[str, str]) -> App:
         """This app with ``{name}`` placeholders replaced by ``values`` (one account's account
         field and token-response values, already validated) in the OAuth, token, revocation,
@@ -565,14 +578,9 @@ class App:
 
         :raises CatalogError: a substituted URL is not an absolute http(s) URL.
         """
-        names = {n for n in PLACEHOLDER.findall(" ".join(_urls(self)))}
-        names |= set(self.scope_placeholders)
-        if self.oauth2 is not None and self.oauth2.revocation is not None:
-            names |= set(PLACEHOLDER.findall(self.oauth2.revocation.url)) - CLIENT_PLACEHOLDERS
-        # Account fields used in api.headers values are kept for headers_for().
-        header_names = set(PLACEHOLDER.findall(" ".join(self.api_headers.values())))
+        names, header_names = self._placeholders
         if not names and not header_names:
-            return self
+            return self  # most apps: every proxied call passes here
         subs = {k: str(v) for k, v in values.items() if k in names | header_names}
 
         def sub(url: str | None) -> str | None:

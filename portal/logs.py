@@ -134,14 +134,17 @@ TRIGGER_WORDS = tuple(
 )
 
 
+#: Any of :data:`TRIGGER_WORDS` (one search instead of a scan per word: every log line is tested).
+_TRIGGER = re.compile("|".join(re.escape(word) for word in TRIGGER_WORDS))
+
+
 def may_hold_secret(text: str) -> bool:
     """False only when a rule of :func:`redact` cannot match in ``text``: it is ASCII and
     contains none of :data:`TRIGGER_WORDS` in any case. Non-ASCII text always counts (the
     rules' case-insensitive matching also takes ``\u017f`` for ``s``, ``\u212a`` for ``k``)."""
     if not text.isascii():
         return True
-    lower = text.lower()
-    return any(word in lower for word in TRIGGER_WORDS)
+    return _TRIGGER.search(text.lower()) is not None
 
 
 def redact(text: str) -> str:
@@ -159,6 +162,8 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 def printable(text: str) -> str:
     """``text`` with control characters (CR, LF, …) as ``\\xNN``/``\\uNNNN``: a caller's path can
     never start a forged line in a text log."""
+    if text.isprintable():  # none of _UNPRINTABLE's characters is printable: nothing to do
+        return text
     return _UNPRINTABLE.sub(_escape, text)
 
 
@@ -201,40 +206,31 @@ def end_request(response: Response) -> Response:
     The access line is ``portal.access`` at INFO (WARNING for 5xx) with ``extra`` fields
     ``status`` and ``duration_ms`` (time until the response object is ready; a streamed body
     is not included), followed by what the request's services added
-    (:func:`add_to_access_line`: the proxy's upstream status and time).
+    (:func:`add_to_access_line`: the proxy's upstream status and time). The record carries the
+    request's id, method and path already (:class:`RequestContextFilter` does not look again).
     """
     rid = request_id()
     if rid is not None:
         # setdefault: a proxied upstream answer keeps its own X-Request-Id (it passes through
         # as it is); the portal's id is in the access line either way.
         response.headers.setdefault(REQUEST_ID_HEADER, rid)
+    status = response.status_code
+    level = logging.WARNING if status >= 500 else logging.INFO
+    if not access_log.isEnabledFor(level):
+        return response
     started = g.get("_portal_request_start")
     duration = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-    level = logging.WARNING if response.status_code >= 500 else logging.INFO
-    extra: dict[str, Any] = {"status": response.status_code, "duration_ms": round(duration, 3)}
+    method, path = request.method, request.path
+    extra: dict[str, Any] = {"request_id": rid, "method": method, "path": path}
+    extra["status"], extra["duration_ms"] = status, round(duration, 3)
+    line = "%s %s %d %.1f ms"
+    args: list[Any] = [printable(method), printable(path), status, duration]
     notes: list[str] | None = g.get("_portal_access_notes")
-    if notes is None:
-        access_log.log(
-            level,
-            "%s %s %d %.1f ms",
-            printable(request.method),
-            printable(request.path),
-            response.status_code,
-            duration,
-            extra=extra,
-        )
-        return response
-    extra.update(g._portal_access_fields)
-    access_log.log(
-        level,
-        "%s %s %d %.1f ms; %s",
-        printable(request.method),
-        printable(request.path),
-        response.status_code,
-        duration,
-        "; ".join(notes),
-        extra=extra,
-    )
+    if notes is not None:
+        extra.update(g._portal_access_fields)
+        line += "; %s"
+        args.append("; ".join(notes))
+    access_log.log(level, line, *args, extra=extra)
     return response
 
 

@@ -66,6 +66,7 @@ from .store import ConnectedAccount
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.sql.compiler import Compiled
+    from werkzeug.datastructures import Headers
 
     from .catalog import App
     from .state import PortalState
@@ -352,7 +353,7 @@ def forward(
     method: str,
     path: str,
     query: list[tuple[str, str]],
-    headers: Mapping[str, str],
+    headers: Mapping[str, str] | Headers,
     body: bytes | None,
     account: credential_service.SealedRow | None = None,
     owner: tuple[str, str] | None = None,

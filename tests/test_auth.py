@@ -132,6 +132,28 @@ def test_disallowed_origin_gets_no_session_and_no_cors(stack: DemoStack) -> None
     assert "Authorization" in allowed.headers["Access-Control-Allow-Headers"]
 
 
+def test_only_a_preflight_answer_carries_the_preflight_headers(stack: DemoStack) -> None:
+    # Fetch Standard: Allow-Headers, Allow-Methods and Max-Age are read from a preflight's
+    # answer only; an actual answer needs Access-Control-Allow-Origin (and Vary: Origin).
+    preflight_only = (
+        "Access-Control-Allow-Headers",
+        "Access-Control-Allow-Methods",
+        "Access-Control-Max-Age",
+    )
+    preflight = requests.options(
+        f"{stack.portal.url}/portal/api/v1/sessions",
+        headers={"Origin": stack.host.url, "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert preflight.status_code == 204
+    assert all(name in preflight.headers for name in preflight_only)
+    actual = create_session(stack, browser_body("alice"), stack.host.url)
+    assert actual.status_code == 201
+    assert actual.headers["Access-Control-Allow-Origin"] == stack.host.url
+    assert "Origin" in actual.headers["Vary"]
+    assert not [name for name in preflight_only if name in actual.headers]
+
+
 @pytest.mark.security("Oversized token or header (1 MB)")
 def test_oversized_token_and_body_are_refused_quickly(stack: DemoStack) -> None:
     huge = "a" * (1024 * 1024)

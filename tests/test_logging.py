@@ -630,3 +630,23 @@ def test_demo_console_carries_no_query_secret(tmp_path: Path) -> None:
     assert "/portal/oauth/sandbox/callback" in output  # the portal's access line, path only
     leaked = [s for s in _secrets() if s in output]
     assert leaked == [], output
+
+
+@pytest.mark.parametrize(
+    "char", [chr(c) for c in range(0x20)] + ["\x7f", "\x85", "\x9f", "\u2028", "\u2029"]
+)
+def test_printable_escapes_every_line_breaking_character(char: str) -> None:
+    # printable() returns a text as it is when str.isprintable() says so (the access line of
+    # every call); every character the escape pattern covers must still be escaped.
+    from portal.logs import printable
+
+    escaped = printable(f"/portal/api{char}x")
+    assert char not in escaped
+    assert escaped.startswith("/portal/api\\") and escaped.endswith("x")
+
+
+def test_printable_keeps_ordinary_paths_as_they_are() -> None:
+    from portal.logs import printable
+
+    for text in ("/portal/api/v1/proxy/slack/chat.postMessage", "/café/ünïcode/路径", ""):
+        assert printable(text) is text

@@ -25,6 +25,7 @@ from flask import (
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature, URLSafeSerializer
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from .._paths import STATIC_DIR
@@ -182,45 +183,76 @@ def _preflight() -> Response | None:
     return None
 
 
+#: CORS headers only a preflight's answer is read for (Fetch Standard, "CORS-preflight fetch"):
+#: an actual answer needs only ``Access-Control-Allow-Origin``.
+_PREFLIGHT_HEADERS = (
+    ("Access-Control-Allow-Headers", ALLOWED_CORS_HEADERS),
+    ("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS"),
+    ("Access-Control-Max-Age", "600"),
+)
+#: What the proxy's answers are given over the upstream's headers.
+_PROXY_HEADERS = (*RESPONSE_SECURITY_HEADERS, ("Referrer-Policy", "no-referrer"))
+#: What the portal's own answers carry unless the view set it.
+_PAGE_DEFAULTS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"))
+
+
 def _headers(response: Response) -> Response:
-    headers = response.headers
-    if request.endpoint == PROXY_ENDPOINT:
+    """``after_request``: the security, cache and CORS headers of every portal answer.
+
+    The headers the portal decides are collected first and written in one pass over the
+    response's list (``assigned`` replace any of the same name, ``defaults`` fill only a gap),
+    rather than one scan of the list per header: this runs on every proxied call.
+    """
+    req = request._get_current_object()  # type: ignore[attr-defined]  # read a dozen times
+    endpoint, path, status = req.endpoint, req.path, response.status_code
+    api = "/api/" in path
+    assigned: dict[str, tuple[str, str]] = {}
+    defaults: list[tuple[str, str]] = []
+    if endpoint == PROXY_ENDPOINT:
         # The body is the upstream's: the portal's headers are assigned over anything else, and
         # the CSP is a sandbox without scripts (portal.proxy.RESPONSE_SECURITY_HEADERS).
-        for name, value in RESPONSE_SECURITY_HEADERS:
-            headers[name] = value
-        headers["Referrer-Policy"] = "no-referrer"
-        if request.is_secure:
-            headers["Strict-Transport-Security"] = HSTS
+        for name, value in _PROXY_HEADERS:
+            assigned[name.lower()] = (name, value)
     else:
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        if request.is_secure:
-            # RFC 6797: only over HTTPS; a plain-http answer must not carry it (§7.2).
-            headers.setdefault("Strict-Transport-Security", HSTS)
-    is_static = request.endpoint == "portal.static"
-    if is_static and response.status_code in (200, 304):
+        defaults.extend(_PAGE_DEFAULTS)
+    if req.is_secure:
+        # RFC 6797: only over HTTPS; a plain-http answer must not carry it (§7.2).
+        hsts = ("Strict-Transport-Security", HSTS)
+        if endpoint == PROXY_ENDPOINT:
+            assigned["strict-transport-security"] = hsts
+        else:
+            defaults.append(hsts)
+    is_static = endpoint == "portal.static"
+    if is_static and status in (200, 304):
         # Versioned (``?v=<hash>``, portal.static_files.static_url): a year, never revalidated.
-        filename = (request.view_args or {}).get("filename")
-        headers["Cache-Control"] = cache_control(filename, request.args.get("v"))
-    elif request.endpoint == RPC_FRAME_ENDPOINT and response.status_code == 200:
-        headers["Cache-Control"] = SHORT_CACHE
-    elif (not is_static or response.status_code >= 400) and request.endpoint != THEME_ENDPOINT:
+        filename = (req.view_args or {}).get("filename")
+        assigned["cache-control"] = ("Cache-Control", cache_control(filename, req.args.get("v")))
+    elif endpoint == RPC_FRAME_ENDPOINT and status == 200:
+        assigned["cache-control"] = ("Cache-Control", SHORT_CACHE)
+    elif (not is_static or status >= 400) and endpoint != THEME_ENDPOINT:
         # The theme stylesheet's URL names its content: it keeps its own immutable one.
-        headers["Cache-Control"] = "no-store"
-    if not is_static:
-        if "Content-Security-Policy" not in headers:  # the proxy's is set: not rebuilt
-            api_json = response.mimetype == "application/json" and "/api/" in request.path
-            headers["Content-Security-Policy"] = (
-                API_CONTENT_SECURITY_POLICY if api_json else content_security_policy()
-            )
-    if "/api/" in request.path and (origin := _cors_origin()) is not None:
-        headers["Access-Control-Allow-Origin"] = origin
-        headers["Access-Control-Allow-Headers"] = ALLOWED_CORS_HEADERS
-        headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-        headers["Access-Control-Max-Age"] = "600"
-    if "/api/" in request.path or is_static:
-        headers.add("Vary", "Origin")
+        assigned["cache-control"] = ("Cache-Control", "no-store")
+    if not is_static and endpoint != PROXY_ENDPOINT:  # the proxy's CSP is assigned above
+        api_json = api and response.mimetype == "application/json"
+        csp = API_CONTENT_SECURITY_POLICY if api_json else content_security_policy()
+        defaults.append(("Content-Security-Policy", csp))
+    if api and (origin := _cors_origin()) is not None:
+        assigned["access-control-allow-origin"] = ("Access-Control-Allow-Origin", origin)
+        if req.method == "OPTIONS":
+            for name, value in _PREFLIGHT_HEADERS:
+                assigned[name.lower()] = (name, value)
+    kept: list[tuple[str, str]] = []
+    present: set[str] = set()
+    for name, value in response.headers.items():
+        lower = name.lower()
+        if lower not in assigned:
+            kept.append((name, value))
+            present.add(lower)
+    kept.extend(assigned.values())
+    kept.extend(item for item in defaults if item[0].lower() not in present)
+    if api or is_static:
+        kept.append(("Vary", "Origin"))
+    response.headers = Headers(kept)
     return response
 
 

@@ -54,7 +54,7 @@ def proxy_request(app: str, path: str) -> Response:
         method=request.method,
         path=path,
         query=query,
-        headers=dict(request.headers),
+        headers=request.headers,  # forward() picks the few it passes on: no copy
         body=body,
         account=account,
         owner=(caller.project, caller.user_id),
