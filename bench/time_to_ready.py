@@ -51,6 +51,14 @@ FCP = """() => new Promise((resolve) => {
 })"""
 
 
+# The frame document's Navigation Timing (epoch ms): first byte, last byte, domInteractive (the
+# parser done). Where a gap between the portal and the bare page lies: the server, or the parse.
+NAVIGATION = """() => {
+  const n = performance.getEntriesByType('navigation')[0], o = performance.timeOrigin;
+  return [o + n.responseStart, o + n.responseEnd, o + n.domInteractive];
+}"""
+
+
 def catalog(folder: Path, count: int, sandbox_url: str) -> list[str]:
     """``count`` API-key app definitions in ``folder``; returns their slugs."""
     source = (ROOT / "portal/apps/sandbox-keys.yaml").read_text("utf-8")
@@ -101,9 +109,9 @@ def add_bare_route(stack: Any, folder: Path) -> None:
     )
 
 
-def measure(context: Any, stack: Any, kind: str) -> tuple[float, float, float]:
-    """One fresh page: (ms to ready, ms to painted, ms to first contentful paint) from the
-    call."""
+def measure(context: Any, stack: Any, kind: str) -> tuple[float, ...]:
+    """One fresh page: ms from the call to ready, to painted, to first contentful paint, and to
+    the frame document's first byte, last byte and ``domInteractive``."""
     page = context.new_page()
     try:
         page.goto(f"{stack.host.url}/bench")
@@ -117,19 +125,21 @@ def measure(context: Any, stack: Any, kind: str) -> tuple[float, float, float]:
         frame = info.value
         painted = frame.wait_for_function(PAINTED, polling="raf", timeout=30000).json_value()
         fcp = frame.evaluate(FCP)
+        first_byte, last_byte, interactive = frame.evaluate(NAVIGATION)
         ready = page.wait_for_function("window.run.ready", timeout=30000).json_value()
         errors = page.evaluate("window.run.errors")
         assert not errors, errors
-        return ready - start, painted - start, fcp - start
+        marks = (ready, painted, fcp, first_byte, last_byte, interactive)
+        return tuple(mark - start for mark in marks)
     finally:
         page.close()
 
 
-Times = dict[tuple[int, str], list[tuple[float, float, float]]]
+Times = dict[tuple[int, str], list[tuple[float, ...]]]
 
 
 def measure_all(quick: bool, rounds: int = 5) -> Times:
-    """Per (catalog size, "portal" | "bare"): one (ready, painted, FCP) triple per round."""
+    """Per (catalog size, "portal" | "bare"): one :func:`measure` tuple per round."""
     from playwright.sync_api import sync_playwright
 
     full = max(120, len(list((ROOT / "portal/apps").glob("*.yaml"))))
@@ -212,6 +222,31 @@ def rows_of(times: Times, label: str = "") -> list[Row]:
                 fcp / bare_fcp,
                 "<= 1.20",
                 fcp / bare_fcp <= 1.2,
+            )
+        )
+    for n in sizes:
+        # Where the first paint's gap lies (information): the server's answer, or the parse.
+        first, bare_first = m(n, "portal", 3), m(n, "bare", 3)
+        rows.append(
+            Row(
+                f"14.4 frame document's first byte, {n} apps",
+                f"{first:.0f} ms",
+                f"{bare_first:.0f} ms bare iframe",
+                first / bare_first,
+                "information",
+                None,
+            )
+        )
+        parse = m(n, "portal", 5) - m(n, "portal", 4)
+        bare_parse = m(n, "bare", 5) - m(n, "bare", 4)
+        rows.append(
+            Row(
+                f"14.4 frame document's parse (last byte to domInteractive), {n} apps",
+                f"{parse:.0f} ms",
+                f"{bare_parse:.0f} ms bare iframe",
+                parse / bare_parse,
+                "information",
+                None,
             )
         )
     for big in sizes[1:]:

@@ -101,7 +101,11 @@ def bench_in_subprocess(name: str) -> list[Any]:
 
 def test_time_to_ready_runs() -> None:
     rows = bench_in_subprocess("time_to_ready")
-    assert len(rows) == 8 and all(r.ratio and r.ratio > 0 for r in rows)
+    assert len(rows) == 12 and all(r.ratio and r.ratio > 0 for r in rows)
+    # The frame's first byte and parse time, portal against the bare page, per catalog size.
+    names = [r.benchmark for r in rows]
+    assert sum(n.startswith("14.4 frame document's first byte") for n in names) == 2
+    assert sum(n.startswith("14.4 frame document's parse") for n in names) == 2
 
 
 @pytest.mark.e2e
