@@ -21,7 +21,7 @@ from portal import accounts as account_service
 from portal.demo import DEMO_APP_KEY, DemoStack
 from portal.store import ConnectedAccount
 
-from .conftest import SCREENSHOTS, consent, open_host, wait_event
+from .conftest import SCREENSHOTS, click_while_page_settles, consent, open_host, wait_event
 
 SHOTS = Path(os.environ.get("E2E_SHOTS") or SCREENSHOTS)
 SCOPED_BUTTON = """() => {
@@ -111,11 +111,11 @@ def test_demo_page_shows_a_connect_link_an_unhealthy_account_and_a_reconnect(
     item = page.locator(f'#lifecycle-accounts [data-account-id="{account_id}"]')
     expect(item).to_have_attribute("data-status", "active")
 
-    page.click("#make-link")
+    click_while_page_settles(page.locator("#make-link"))
     link = page.locator("#connect-link-url")
     expect(link).to_contain_text(f"{stack.portal.url}/portal/link?token=")
 
-    page.click("#fault-on")
+    click_while_page_settles(page.locator("#fault-on"))
     expect(item).to_have_attribute("data-status", "needs_reauth")
     expect(item.locator(".demo-account__reason")).to_contain_text("401")
     card = page.locator("section[aria-labelledby=lifecycle-title]")
@@ -124,7 +124,7 @@ def test_demo_page_shows_a_connect_link_an_unhealthy_account_and_a_reconnect(
     card.screenshot(path=str(SHOTS / "lifecycle-card-375.png"))
     page.set_viewport_size({"width": 1280, "height": 800})
 
-    page.click("#fault-off")
+    click_while_page_settles(page.locator("#fault-off"))
     expect(page.locator("#lifecycle-status")).to_contain_text("API keys work again")
     with page.expect_popup() as info:
         item.get_by_role("button", name="Reconnect").click()
