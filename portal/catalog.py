@@ -563,8 +563,7 @@ class App:
         """``(names, header_names)``: the ``{name}`` placeholders :meth:`resolve` fills in the
         app's URLs and scopes, and those of its ``api.headers`` values (kept for
         ``headers_for()``); found once per app, not on every call."""
-        names = set(PLACEHOLDER.findall(" ".join(_urls(self))))
-        names |= set(self.scope_placeholders)
+        names = set(self.placeholders)
         if self.oauth2 is not None and self.oauth2.revocation is not None:
             names |= set(PLACEHOLDER.findall(self.oauth2.revocation.url)) - CLIENT_PLACEHOLDERS
         header_names = set(PLACEHOLDER.findall(" ".join(self.api_headers.values())))
